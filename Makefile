@@ -1,0 +1,62 @@
+# nbviz: two entry points, each doing its own set-up on a fresh machine.
+#   make demo   JupyterLab on the tour notebook
+#   make test   every test: JS unit, Python unit, notebooks, JupyterLab in headless Chromium
+# Both are idempotent: set-up steps rerun only when their inputs change.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The local CPU build; installed before anything that depends on torch so that
+# a bare `torch` requirement never pulls a multi-GB CUDA build.
+TORCH ?= torch==2.13.0
+JS_SOURCES := $(wildcard js/src/*.js js/src/*.css js/src/lib/*.js) js/build.mjs
+BUNDLES := nbviz/static/confusion.js
+PYTEST_ARGS ?=
+
+.PHONY: demo test js chromium lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet $(TORCH)
+
+js/node_modules/.package-lock.json: js/package.json js/package-lock.json
+	npm --prefix js ci --no-audit --no-fund
+	@touch $@
+
+$(BUNDLES): js/node_modules/.package-lock.json $(JS_SOURCES)
+	npm --prefix js run build
+
+js: $(BUNDLES)
+
+# The bundles must exist for the editable install (hatch's ensured-targets),
+# but rebuilding them needs no reinstall: order-only prerequisite.
+$(VENV)/.demo-installed: $(BIN)/python pyproject.toml | $(BUNDLES)
+	$(BIN)/python -m pip install --quiet -e ".[lab]"
+	@touch $@
+
+$(VENV)/.test-installed: $(BIN)/python pyproject.toml | $(BUNDLES)
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	@touch $@
+
+# Debian's Chromium for the browser tests, unless NBVIZ_CHROMIUM names another
+# Chromium/Chrome. Installed only when missing and we may install packages.
+chromium:
+	@if [ -n "$$NBVIZ_CHROMIUM" ] || command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; \
+	else echo "No Chromium found: install Debian's 'chromium' or set NBVIZ_CHROMIUM; browser tests will fail."; fi
+
+demo: $(VENV)/.demo-installed js
+	$(BIN)/jupyter lab notebooks/01_tour.ipynb
+
+test: $(VENV)/.test-installed js chromium
+	npm --prefix js test
+	$(BIN)/python -m ruff check nbviz tests benchmarks
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.test-installed
+	$(BIN)/python -m ruff check nbviz tests benchmarks
+	$(BIN)/python -m ruff format --check nbviz tests benchmarks
+
+clean:
+	rm -rf $(VENV) js/node_modules nbviz/static test-artifacts

@@ -1,0 +1,542 @@
+// @ts-check
+// Live confusion matrix (nbviz/confusion/widget.py). Everything a person does
+// here (normalise, hover, scrub epochs, open a cell's examples) uses data
+// already in the browser, so it works while the kernel is busy training.
+import "./confusion.css";
+import { decodeArray } from "./lib/arrays.js";
+import { colorTable, css, rgbAt, textColorOn } from "./lib/colors.js";
+import { denseFromSparse, formatValue, maxOf, normalize, summary } from "./lib/confusion-math.js";
+import { el as h, themeColors, watchTheme } from "./lib/dom.js";
+
+/**
+ * @typedef {import("./lib/arrays.js").WireArray} WireArray
+ * @typedef {"none" | "true" | "pred"} Mode
+ * @typedef {Object} ConfusionState
+ * @property {string[]} classes       class names, index = class
+ * @property {string} title
+ * @property {Mode} normalize         initial colouring chosen in Python
+ * @property {WireArray} counts_index flat cells (true * K + pred) of the live epoch
+ * @property {WireArray} counts_value their counts
+ * @property {number} epoch           1-based number of the live epoch
+ * @property {boolean} epoch_open     live counts belong to an unfinished epoch
+ * @property {WireArray | null} history_index   closed epochs, concatenated sparse
+ * @property {WireArray | null} history_value
+ * @property {WireArray | null} history_offsets epoch e owns [offsets[e], offsets[e+1])
+ * @property {WireArray | null} examples_cells  flat cell of each thumbnail
+ * @property {WireArray | null} examples_images (M, h, w, 3) uint8 thumbnails
+ */
+
+const MODES = /** @type {const} */ ([
+  ["none", "counts"],
+  ["true", "% of true class (recall)"],
+  ["pred", "% of predicted class (precision)"],
+]);
+const MAX_CELL = 56; // px: small matrices stay compact
+const LABELS_MAX_K = 60; // beyond this, names live in the tooltip only
+const TABLE_MAX_K = 40; // accessible table twin of the canvas
+const BAR = 56; // px: recall bars (right) and precision bars (below)
+const GAP = 8;
+const LEGEND = 52;
+const viridis = colorTable();
+
+/** @param {{ model: any, el: HTMLElement }} ctx */
+function render({ model, el }) {
+  const root = h("div", { class: "nbviz-confusion" });
+  el.appendChild(root);
+
+  const title = h("div", { class: "nbviz-confusion__title" });
+  const stats = h("div", { class: "nbviz-confusion__stats", role: "status" });
+  const modeSelect = /** @type {HTMLSelectElement} */ (
+    h("select", { class: "nbviz-confusion__mode", "aria-label": "colour cells by" })
+  );
+  for (const [value, label] of MODES) modeSelect.appendChild(h("option", { value }, label));
+  const slider = /** @type {HTMLInputElement} */ (
+    h("input", { class: "nbviz-confusion__epoch", type: "range", min: "1", max: "1", step: "1", "aria-label": "epoch" })
+  );
+  const epochLabel = h("span", { class: "nbviz-confusion__epoch-label" });
+  const controls = h("div", { class: "nbviz-confusion__controls" }, [
+    h("label", {}, ["colour ", modeSelect]),
+    h("label", {}, ["epoch ", slider]),
+    epochLabel,
+  ]);
+  const base = /** @type {HTMLCanvasElement} */ (h("canvas", { class: "nbviz-confusion__matrix", role: "img" }));
+  const overlay = /** @type {HTMLCanvasElement} */ (h("canvas", { class: "nbviz-confusion__overlay" }));
+  const stage = h("div", { class: "nbviz-confusion__stage" }, [base, overlay]);
+  const tooltip = h("div", { class: "nbviz-confusion__tooltip", role: "tooltip" });
+  const gallery = h("div", { class: "nbviz-confusion__gallery" });
+  const table = /** @type {HTMLTableElement} */ (h("table", { class: "nbviz-sr-only nbviz-confusion__table" }));
+  root.append(title, stats, controls, stage, tooltip, gallery, table);
+
+  /** View state: lives here, never sent back to the kernel. */
+  const view = {
+    mode: /** @type {Mode} */ (model.get("normalize") || "none"),
+    followLatest: true,
+    position: 0, // index into epochs()
+    hover: /** @type {null | {r: number, c: number} | {bar: "recall" | "precision", k: number}} */ (null),
+    selected: /** @type {null | {r: number, c: number}} */ (null),
+  };
+  modeSelect.value = view.mode;
+
+  /** @type {{K: number, closed: Float64Array[], live: Float64Array | null, examples: Map<number, number[]>, images: any}} */
+  let data = { K: 0, closed: [], live: null, examples: new Map(), images: null };
+  let geom = /** @type {ReturnType<typeof layout> | null} */ (null);
+
+  function readData() {
+    const classes = model.get("classes") || [];
+    const K = classes.length;
+    const idx = decodeArray(model.get("counts_index"));
+    const val = decodeArray(model.get("counts_value"));
+    const hi = decodeArray(model.get("history_index"));
+    const hv = decodeArray(model.get("history_value"));
+    const ho = decodeArray(model.get("history_offsets"));
+    const closed = [];
+    if (hi && hv && ho) {
+      for (let e = 0; e + 1 < ho.data.length; e++) {
+        closed.push(denseFromSparse(K, hi.data, hv.data, ho.data[e], ho.data[e + 1]));
+      }
+    }
+    const live = model.get("epoch_open") && idx && val ? denseFromSparse(K, idx.data, val.data) : null;
+    const cells = decodeArray(model.get("examples_cells"));
+    const images = decodeArray(model.get("examples_images"));
+    /** @type {Map<number, number[]>} */
+    const examples = new Map();
+    if (cells) {
+      for (let i = 0; i < cells.data.length; i++) {
+        const c = cells.data[i];
+        if (!examples.has(c)) examples.set(c, []);
+        examples.get(c)?.push(i);
+      }
+    }
+    data = { K, closed, live, examples, images };
+  }
+
+  /** Positions on the epoch slider: closed epochs, then the live one. */
+  function epochs() {
+    const list = data.closed.map((m, i) => ({ matrix: m, label: `epoch ${i + 1}`, live: false }));
+    if (data.live) list.push({ matrix: data.live, label: `epoch ${model.get("epoch")} (in progress)`, live: true });
+    return list;
+  }
+
+  function current() {
+    const list = epochs();
+    if (!list.length) return { matrix: new Float64Array(data.K * data.K), label: "no data yet", live: true, n: 0 };
+    if (view.followLatest || view.position >= list.length) view.position = list.length - 1;
+    return { ...list[view.position], n: list.length };
+  }
+
+  function syncControls() {
+    const list = epochs();
+    slider.max = String(Math.max(1, list.length));
+    slider.value = String(view.position + 1);
+    slider.disabled = list.length < 2;
+  }
+
+  /** Geometry in CSS pixels for the current width and K. */
+  function layout(ctx, K, classes, showLabels) {
+    const width = Math.max(320, Math.floor(root.clientWidth || 640));
+    ctx.font = "12px " + themeColors(root).font;
+    let labelW = 0;
+    if (showLabels) for (const c of classes) labelW = Math.max(labelW, ctx.measureText(c).width);
+    labelW = Math.min(130, Math.ceil(labelW));
+    const axis = 18;
+    const rowLabelW = showLabels ? labelW + 6 : 0;
+    const colLabelH = showLabels ? Math.ceil(labelW * 0.71) + 10 : 0;
+    const x0 = GAP + axis + rowLabelW;
+    const y0 = GAP + axis + colLabelH;
+    const room = width - x0 - GAP - BAR - GAP - LEGEND - GAP;
+    const side = Math.max(K, Math.min(room, 640, K * MAX_CELL));
+    const cell = side / K;
+    const height = y0 + side + GAP + BAR + 22;
+    return { width, height, x0, y0, side, cell, axis, rowLabelW, colLabelH, labelW };
+  }
+
+  function draw() {
+    const classes = model.get("classes") || [];
+    const K = data.K;
+    const cur = current();
+    syncControls();
+    const theme = themeColors(root);
+    const values = normalize(cur.matrix, K, view.mode);
+    const s = summary(cur.matrix, K);
+    const vmax = view.mode === "none" ? maxOf(values) : 1;
+    const showLabels = K <= LABELS_MAX_K;
+
+    title.textContent = model.get("title") || "";
+    title.hidden = !title.textContent;
+    const acc = Number.isNaN(s.accuracy) ? "–" : `${(100 * s.accuracy).toFixed(1)} %`;
+    stats.textContent = `accuracy ${acc} · ${s.total.toLocaleString("en-US")} samples · ${cur.label}`;
+    epochLabel.textContent = `${cur.n ? view.position + 1 : 0} / ${cur.n}`;
+    root.dataset.total = String(s.total);
+    root.dataset.epoch = cur.label;
+
+    const ctx = /** @type {CanvasRenderingContext2D} */ (base.getContext("2d"));
+    geom = layout(ctx, K, classes, showLabels);
+    const g = geom;
+    const dpr = window.devicePixelRatio || 1;
+    for (const c of [base, overlay]) {
+      c.width = Math.round(g.width * dpr);
+      c.height = Math.round(g.height * dpr);
+      c.style.width = `${g.width}px`;
+      c.style.height = `${g.height}px`;
+    }
+    stage.style.height = `${g.height}px`;
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, g.width, g.height);
+
+    // Cells: one pixel per cell, scaled up without smoothing (fast at K = 1,000).
+    const img = new ImageData(K, K);
+    for (let i = 0; i < K * K; i++) {
+      const [r, gg, b] = rgbAt(viridis, values[i] / vmax);
+      img.data[4 * i] = r;
+      img.data[4 * i + 1] = gg;
+      img.data[4 * i + 2] = b;
+      img.data[4 * i + 3] = 255;
+    }
+    const small = document.createElement("canvas");
+    small.width = K;
+    small.height = K;
+    /** @type {CanvasRenderingContext2D} */ (small.getContext("2d")).putImageData(img, 0, 0);
+    ctx.imageSmoothingEnabled = false;
+    ctx.drawImage(small, g.x0, g.y0, g.side, g.side);
+
+    if (g.cell >= 12) {
+      ctx.strokeStyle = theme.background;
+      ctx.lineWidth = 1;
+      ctx.beginPath();
+      for (let k = 1; k < K; k++) {
+        const p = Math.round(g.x0 + k * g.cell) + 0.5;
+        ctx.moveTo(p, g.y0);
+        ctx.lineTo(p, g.y0 + g.side);
+        const q = Math.round(g.y0 + k * g.cell) + 0.5;
+        ctx.moveTo(g.x0, q);
+        ctx.lineTo(g.x0 + g.side, q);
+      }
+      ctx.stroke();
+    }
+    if (g.cell >= 22) {
+      const size = Math.min(13, Math.floor(g.cell * 0.34));
+      ctx.font = `${size}px ${theme.font}`;
+      ctx.textAlign = "center";
+      ctx.textBaseline = "middle";
+      for (let r = 0; r < K; r++) {
+        for (let c = 0; c < K; c++) {
+          const v = values[r * K + c];
+          const text = formatValue(v, view.mode);
+          if (ctx.measureText(text).width > g.cell - 4) continue;
+          ctx.fillStyle = textColorOn(rgbAt(viridis, v / vmax));
+          ctx.fillText(text, g.x0 + (c + 0.5) * g.cell, g.y0 + (r + 0.5) * g.cell);
+        }
+      }
+    }
+
+    // Class names (canvas text is text: nothing in a name is interpreted).
+    ctx.fillStyle = theme.foreground;
+    ctx.font = `12px ${theme.font}`;
+    if (showLabels) {
+      const step = Math.max(1, Math.ceil(14 / g.cell));
+      ctx.textAlign = "right";
+      ctx.textBaseline = "middle";
+      for (let k = 0; k < K; k += step) {
+        ctx.fillText(fit(ctx, classes[k], g.labelW), g.x0 - 6, g.y0 + (k + 0.5) * g.cell);
+      }
+      ctx.textAlign = "left";
+      for (let k = 0; k < K; k += step) {
+        ctx.save();
+        ctx.translate(g.x0 + (k + 0.5) * g.cell, g.y0 - 6);
+        ctx.rotate(-Math.PI / 4);
+        ctx.fillText(fit(ctx, classes[k], g.labelW), 0, 0);
+        ctx.restore();
+      }
+    }
+    ctx.fillStyle = theme.muted;
+    ctx.font = `11px ${theme.font}`;
+    ctx.textAlign = "center";
+    ctx.textBaseline = "top";
+    ctx.fillText("predicted class", g.x0 + g.side / 2, GAP);
+    ctx.save();
+    ctx.translate(GAP, g.y0 + g.side / 2);
+    ctx.rotate(-Math.PI / 2);
+    ctx.fillText("true class", 0, 0);
+    ctx.restore();
+
+    // Per-class recall (right of each row) and precision (below each column).
+    const bx = g.x0 + g.side + GAP;
+    const by = g.y0 + g.side + GAP;
+    ctx.fillStyle = theme.track;
+    ctx.fillRect(bx, g.y0, BAR, g.side);
+    ctx.fillRect(g.x0, by, g.side, BAR);
+    ctx.fillStyle = theme.accent;
+    const thick = Math.max(1, g.cell - (g.cell >= 6 ? 2 : 0));
+    const inset = (g.cell - thick) / 2;
+    for (let k = 0; k < K; k++) {
+      ctx.fillRect(bx, g.y0 + k * g.cell + inset, s.recall[k] * BAR, thick);
+      ctx.fillRect(g.x0 + k * g.cell + inset, by, thick, s.precision[k] * BAR);
+    }
+    ctx.fillStyle = theme.muted;
+    ctx.textAlign = "center";
+    ctx.textBaseline = "bottom";
+    ctx.fillText("recall", bx + BAR / 2, g.y0 - 2);
+    ctx.textAlign = "right";
+    ctx.textBaseline = "top";
+    ctx.fillText("precision", g.x0 - 6, by);
+
+    // Colour legend.
+    const lx = bx + BAR + GAP + 6;
+    const grad = ctx.createLinearGradient(0, g.y0 + g.side, 0, g.y0);
+    for (let i = 0; i <= 10; i++) grad.addColorStop(i / 10, css(rgbAt(viridis, i / 10)));
+    ctx.fillStyle = grad;
+    ctx.fillRect(lx, g.y0, 12, g.side);
+    ctx.fillStyle = theme.muted;
+    ctx.textAlign = "left";
+    ctx.textBaseline = "middle";
+    const top = view.mode === "none" ? String(Math.round(vmax)) : "100%";
+    ctx.fillText(top, lx + 16, g.y0 + 6);
+    ctx.fillText(view.mode === "none" ? "0" : "0%", lx + 16, g.y0 + g.side - 6);
+
+    base.setAttribute("aria-label", `confusion matrix of ${K} classes, ${stats.textContent}`);
+    fillTable(cur.matrix, classes, K);
+    drawOverlay();
+    showGallery();
+  }
+
+  function drawOverlay() {
+    if (!geom) return;
+    const g = geom;
+    const ctx = /** @type {CanvasRenderingContext2D} */ (overlay.getContext("2d"));
+    const dpr = window.devicePixelRatio || 1;
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, g.width, g.height);
+    const theme = themeColors(root);
+    /** @param {number} r @param {number} c @param {string} color */
+    const outline = (r, c, color) => {
+      ctx.strokeStyle = color;
+      ctx.lineWidth = 2;
+      const w = Math.max(g.cell, 3);
+      ctx.strokeRect(g.x0 + c * g.cell - 1, g.y0 + r * g.cell - 1, w + 2, w + 2);
+    };
+    if (view.selected) outline(view.selected.r, view.selected.c, theme.accent);
+    if (view.hover && "r" in view.hover) outline(view.hover.r, view.hover.c, theme.foreground);
+  }
+
+  /** @param {MouseEvent} ev */
+  function hitTest(ev) {
+    if (!geom) return null;
+    const g = geom;
+    const rect = overlay.getBoundingClientRect();
+    const x = ev.clientX - rect.left;
+    const y = ev.clientY - rect.top;
+    const c = Math.floor((x - g.x0) / g.cell);
+    const r = Math.floor((y - g.y0) / g.cell);
+    const inCols = c >= 0 && c < data.K;
+    const inRows = r >= 0 && r < data.K;
+    if (inRows && inCols) return { r, c, x, y };
+    const bx = g.x0 + g.side + GAP;
+    if (inRows && x >= bx && x < bx + BAR) return { bar: /** @type {const} */ ("recall"), k: r, x, y };
+    const by = g.y0 + g.side + GAP;
+    if (inCols && y >= by && y < by + BAR) return { bar: /** @type {const} */ ("precision"), k: c, x, y };
+    return null;
+  }
+
+  /** @param {MouseEvent} ev */
+  function onMove(ev) {
+    const hit = hitTest(ev);
+    view.hover = hit;
+    if (!hit) {
+      tooltip.style.display = "none";
+      drawOverlay();
+      return;
+    }
+    const classes = model.get("classes") || [];
+    const cur = current();
+    const K = data.K;
+    const s = summary(cur.matrix, K);
+    let lines;
+    if ("r" in hit) {
+      const n = cur.matrix[hit.r * K + hit.c];
+      const ofTrue = s.rows[hit.r] > 0 ? (100 * n) / s.rows[hit.r] : 0;
+      const ofPred = s.cols[hit.c] > 0 ? (100 * n) / s.cols[hit.c] : 0;
+      lines = [
+        `true: ${classes[hit.r]}`,
+        `predicted: ${classes[hit.c]}`,
+        `count: ${n.toLocaleString("en-US")}`,
+        `${ofTrue.toFixed(1)} % of true ${classes[hit.r]}`,
+        `${ofPred.toFixed(1)} % of predicted ${classes[hit.c]}`,
+      ];
+    } else {
+      const k = hit.k;
+      lines = [
+        `class: ${classes[k]}`,
+        `recall: ${(100 * s.recall[k]).toFixed(1)} % of ${s.rows[k]} true`,
+        `precision: ${(100 * s.precision[k]).toFixed(1)} % of ${s.cols[k]} predicted`,
+      ];
+    }
+    tooltip.textContent = lines.join("\n");
+    tooltip.style.display = "block";
+    const stageTop = stage.offsetTop;
+    const stageLeft = stage.offsetLeft;
+    const tw = tooltip.offsetWidth;
+    const left = hit.x + 14 + tw > root.clientWidth ? hit.x - tw - 10 : hit.x + 14;
+    tooltip.style.left = `${stageLeft + Math.max(0, left)}px`;
+    tooltip.style.top = `${stageTop + hit.y + 14}px`;
+    drawOverlay();
+  }
+
+  function onLeave() {
+    view.hover = null;
+    tooltip.style.display = "none";
+    drawOverlay();
+  }
+
+  /** @param {MouseEvent} ev */
+  function onClick(ev) {
+    const hit = hitTest(ev);
+    if (!hit || !("r" in hit)) return;
+    const same = view.selected && view.selected.r === hit.r && view.selected.c === hit.c;
+    view.selected = same ? null : { r: hit.r, c: hit.c };
+    drawOverlay();
+    showGallery();
+  }
+
+  function showGallery() {
+    gallery.replaceChildren();
+    if (!view.selected) {
+      gallery.hidden = true;
+      return;
+    }
+    gallery.hidden = false;
+    const classes = model.get("classes") || [];
+    const { r, c } = view.selected;
+    const K = data.K;
+    const cur = current();
+    const n = cur.matrix[r * K + c];
+    const ids = data.examples.get(r * K + c) || [];
+    const close = h("button", { class: "nbviz-confusion__close", type: "button", "aria-label": "close examples" }, "×");
+    close.addEventListener("click", () => {
+      view.selected = null;
+      drawOverlay();
+      showGallery();
+    });
+    const latest = model.get("epoch");
+    const note = cur.live || cur.n === 0 || view.position === cur.n - 1 ? "" : ` · examples from epoch ${latest}`;
+    const head = h("div", { class: "nbviz-confusion__gallery-head" }, [
+      h("span", {}, `true ${classes[r]} → predicted ${classes[c]}: ${n.toLocaleString("en-US")} samples, ${ids.length} shown${note}`),
+      close,
+    ]);
+    gallery.appendChild(head);
+    const grid = h("div", { class: "nbviz-confusion__thumbs" });
+    if (!ids.length) {
+      grid.appendChild(
+        h("span", { class: "nbviz-confusion__empty" }, "no examples: pass inputs= to update() to sample images"),
+      );
+    }
+    const images = data.images;
+    for (const i of ids) {
+      const [, th, tw] = images.shape;
+      const canvas = /** @type {HTMLCanvasElement} */ (h("canvas", { class: "nbviz-confusion__thumb" }));
+      canvas.width = tw;
+      canvas.height = th;
+      const im = new ImageData(tw, th);
+      const off = i * th * tw * 3;
+      for (let p = 0; p < th * tw; p++) {
+        im.data[4 * p] = images.data[off + 3 * p];
+        im.data[4 * p + 1] = images.data[off + 3 * p + 1];
+        im.data[4 * p + 2] = images.data[off + 3 * p + 2];
+        im.data[4 * p + 3] = 255;
+      }
+      /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d")).putImageData(im, 0, 0);
+      grid.appendChild(canvas);
+    }
+    gallery.appendChild(grid);
+  }
+
+  /** The drawn numbers as a table, for screen readers (and tests). */
+  function fillTable(matrix, classes, K) {
+    table.replaceChildren();
+    if (K > TABLE_MAX_K) return;
+    const head = h("tr", {}, [h("th", {}, "true \\ predicted")]);
+    for (const c of classes) head.appendChild(h("th", { scope: "col" }, c));
+    table.appendChild(head);
+    for (let r = 0; r < K; r++) {
+      const row = h("tr", {}, [h("th", { scope: "row" }, classes[r])]);
+      for (let c = 0; c < K; c++) row.appendChild(h("td", {}, String(matrix[r * K + c])));
+      table.appendChild(row);
+    }
+  }
+
+  // Coalesce bursts of model changes into one draw per animation frame.
+  let frame = 0;
+  let dirtyData = true;
+  function schedule(withData = false) {
+    dirtyData = dirtyData || withData;
+    if (frame) return;
+    frame = requestAnimationFrame(() => {
+      frame = 0;
+      if (dirtyData) readData();
+      dirtyData = false;
+      draw();
+    });
+  }
+
+  const dataTraits = [
+    "classes",
+    "counts_index",
+    "counts_value",
+    "epoch",
+    "epoch_open",
+    "history_index",
+    "history_value",
+    "history_offsets",
+    "examples_cells",
+    "examples_images",
+    "title",
+  ];
+  const onData = () => schedule(true);
+  const onNormalize = () => {
+    view.mode = model.get("normalize") || "none";
+    modeSelect.value = view.mode;
+    schedule();
+  };
+  for (const t of dataTraits) model.on(`change:${t}`, onData);
+  model.on("change:normalize", onNormalize);
+
+  modeSelect.addEventListener("change", () => {
+    view.mode = /** @type {Mode} */ (modeSelect.value);
+    schedule();
+  });
+  slider.addEventListener("input", () => {
+    const n = epochs().length;
+    view.position = Number(slider.value) - 1;
+    view.followLatest = view.position >= n - 1;
+    schedule();
+  });
+  overlay.addEventListener("mousemove", onMove);
+  overlay.addEventListener("mouseleave", onLeave);
+  overlay.addEventListener("click", onClick);
+  const resize = new ResizeObserver(() => schedule());
+  resize.observe(root);
+  const unwatch = watchTheme(() => schedule());
+  schedule(true);
+
+  return () => {
+    for (const t of dataTraits) model.off(`change:${t}`, onData);
+    model.off("change:normalize", onNormalize);
+    resize.disconnect();
+    unwatch();
+    if (frame) cancelAnimationFrame(frame);
+  };
+}
+
+/** Shorten text with an ellipsis to fit width px. */
+function fit(ctx, text, width) {
+  if (ctx.measureText(text).width <= width) return text;
+  let lo = 0;
+  let hi = text.length;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (ctx.measureText(text.slice(0, mid) + "…").width <= width) lo = mid;
+    else hi = mid - 1;
+  }
+  return text.slice(0, lo) + "…";
+}
+
+export default { render };

@@ -1,0 +1,55 @@
+// @ts-check
+// Small DOM helpers shared by the widgets. Strings always become text nodes:
+// user text (class names, module names) is never parsed as HTML.
+
+/**
+ * @param {string} tag
+ * @param {Record<string, string>} [attrs]
+ * @param {string | Node | (string | Node)[]} [children]
+ * @returns {HTMLElement}
+ */
+export function el(tag, attrs = {}, children = []) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else node.setAttribute(k, v);
+  }
+  const list = Array.isArray(children) ? children : [children];
+  for (const child of list) node.append(typeof child === "string" ? document.createTextNode(child) : child);
+  return node;
+}
+
+/**
+ * Theme colours for canvas drawing, read from the widget's CSS custom
+ * properties (which follow JupyterLab's variables, with fallbacks).
+ * @param {HTMLElement} root
+ */
+export function themeColors(root) {
+  const style = getComputedStyle(root);
+  /** @param {string} name @param {string} fallback */
+  const read = (name, fallback) => style.getPropertyValue(name).trim() || fallback;
+  return {
+    foreground: read("--nbviz-fg", "#222"),
+    muted: read("--nbviz-muted", "#666"),
+    background: read("--nbviz-bg", "#fff"),
+    accent: read("--nbviz-accent", "#1976d2"),
+    track: read("--nbviz-track", "#eee"),
+    font: style.fontFamily || "sans-serif",
+  };
+}
+
+/**
+ * Calls back when the host switches theme (JupyterLab sets data attributes
+ * on <body>; VS Code and Colab switch classes). Returns a function that stops.
+ * @param {() => void} callback
+ */
+export function watchTheme(callback) {
+  const observer = new MutationObserver(callback);
+  observer.observe(document.body, { attributes: true, attributeFilter: ["class", "data-jp-theme-light", "data-jp-theme-name"] });
+  const media = window.matchMedia?.("(prefers-color-scheme: dark)");
+  media?.addEventListener?.("change", callback);
+  return () => {
+    observer.disconnect();
+    media?.removeEventListener?.("change", callback);
+  };
+}

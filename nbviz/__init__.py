@@ -1,0 +1,20 @@
+"""nbviz: see inside a live PyTorch model from a notebook.
+
+>>> import nbviz
+>>> cm = nbviz.ConfusionMatrix(classes=["cat", "dog"])  # doctest: +SKIP
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from . import datasets
+from ._widget import warn_if_bundles_missing
+from .confusion import ConfusionMatrix
+
+try:
+    __version__ = version("nbviz")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+warn_if_bundles_missing(["confusion"])
+
+__all__ = ["ConfusionMatrix", "datasets", "__version__"]

@@ -1,0 +1,214 @@
+"""``ConfusionMatrix``: a live confusion matrix widget.
+
+Python counts and keeps the epoch history; the browser receives sparse counts
+(non-zero cells only, so K = 1,000 stays cheap) and does everything else
+itself: normalisation, hover, the epoch slider, the example gallery.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import traitlets
+
+from .._widget import Array, LiveWidget, Throttle
+from .core import ArrayLike, ConfusionCounter, accuracy, per_class_metrics, predicted_labels
+from .reservoir import ExampleReservoir, check_images
+
+NORMALIZE = ("none", "true", "pred")
+
+
+class ConfusionMatrix(LiveWidget):
+    """A confusion matrix that updates live while a training cell runs.
+
+    >>> import nbviz, torch
+    >>> cm = nbviz.ConfusionMatrix(classes=["cat", "dog", "bird"])
+    >>> cm.update(torch.tensor([[2.0, 0.1, 0.3], [0.2, 0.1, 3.0]]), torch.tensor([0, 1]))
+    >>> cm.matrix.tolist()
+    [[1, 0, 0], [0, 0, 1], [0, 0, 0]]
+    >>> cm.end_epoch()  # doctest: +SKIP
+
+    Rows are true classes, columns predicted classes (sklearn's convention).
+    ``update`` may be called on every batch; the view refreshes at most
+    ``max_rate`` times a second, at ``end_epoch()`` and when the cell ends.
+    """
+
+    _bundle = "confusion"
+
+    classes = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    title = traitlets.Unicode("").tag(sync=True)
+    normalize = traitlets.Enum(NORMALIZE, default_value="none").tag(sync=True)
+    # The epoch in progress (or, right after end_epoch, the epoch just closed).
+    counts_index = Array()
+    counts_value = Array()
+    epoch = traitlets.Int(1).tag(sync=True)  # 1-based number of the epoch shown live
+    epoch_open = traitlets.Bool(False).tag(sync=True)
+    # Closed epochs, concatenated sparse: epoch e owns [offsets[e], offsets[e+1]).
+    history_index = Array()
+    history_value = Array()
+    history_offsets = Array()
+    # Example thumbnails of the current epoch: examples_images[i] landed in cell examples_cells[i].
+    examples_cells = Array()
+    examples_images = Array()
+
+    def __init__(
+        self,
+        classes: Sequence[str] | None = None,
+        *,
+        num_classes: int | None = None,
+        normalize: str = "none",
+        title: str = "",
+        examples_per_cell: int = 16,
+        max_examples: int = 4096,
+        thumbnail_size: int = 32,
+        max_rate: float | None = 10.0,
+        examples_interval: float = 2.0,
+        seed: int = 0,
+        **widget_kwargs,
+    ):
+        names = _class_names(classes, num_classes)
+        if normalize not in NORMALIZE:
+            raise ValueError(f"normalize must be one of {NORMALIZE}, got {normalize!r}")
+        if set(widget_kwargs) - {"layout"}:
+            unknown = ", ".join(sorted(set(widget_kwargs) - {"layout"}))
+            raise TypeError(f"ConfusionMatrix got unexpected keyword argument(s): {unknown}")
+        self._counter = ConfusionCounter(len(names))
+        self._examples = ExampleReservoir(examples_per_cell, max_examples, thumbnail_size, seed)
+        self._examples_throttle = Throttle(1.0 / examples_interval if examples_interval else None)
+        self._history: list[tuple[np.ndarray, np.ndarray]] = []
+        self._closed = False
+        self._history_dirty = self._examples_dirty = False
+        super().__init__(
+            max_rate=max_rate, classes=names, normalize=normalize, title=str(title), **widget_kwargs
+        )
+        self._changed(force=True)  # initial empty state in the first message
+
+    # ---------------------------------------------------------------- data in
+    @property
+    def num_classes(self) -> int:
+        return self._counter.num_classes
+
+    def update(self, outputs: ArrayLike, targets: ArrayLike, inputs: ArrayLike | None = None):
+        """Count one batch.
+
+        ``outputs``: logits or probabilities ``(N, K)`` or predicted labels
+        ``(N,)``; ``targets``: integer labels ``(N,)``; ``inputs`` (optional):
+        the batch's images ``(N, C, H, W)``, sampled into each cell's gallery.
+        Torch tensors on any device, or numpy arrays. Bad input raises before
+        anything is counted; an empty batch changes nothing.
+        """
+        checked = predicted_labels(outputs, targets, self.num_classes)
+        if checked is None:
+            return
+        pred, tgt = checked
+        images = None
+        if inputs is not None:
+            images = check_images(inputs, tgt.shape[0])
+            self._examples.check(images)
+        if self._closed:  # the first batch of a new epoch
+            self._counter.reset()
+            self._examples.reset()
+            self._closed = False
+        self._counter._count(pred, tgt)
+        if images is not None:
+            cells = (tgt * self.num_classes + pred).cpu().numpy()
+            self._examples.add(cells, images)
+            self._examples_dirty = True
+        self._changed()
+
+    def end_epoch(self) -> np.ndarray:
+        """Close the epoch: store its matrix in ``history`` and push the view.
+
+        The next ``update()`` starts a fresh count; until then ``matrix`` still
+        holds the closed epoch. Calling it again without updates does nothing.
+        """
+        if not self._closed and self._counter.samples > 0:
+            self._history.append(self._counter.sparse())
+            self._closed = True
+            self._history_dirty = True
+            self._changed(force=True)
+        return self.matrix
+
+    def reset(self) -> None:
+        """Forget all counts, the history and the examples."""
+        self._counter.reset()
+        self._examples.reset()
+        self._history.clear()
+        self._closed = False
+        self._history_dirty = self._examples_dirty = True
+        self._changed(force=True)
+
+    # --------------------------------------------------------------- data out
+    @property
+    def matrix(self) -> np.ndarray:
+        """``(K, K)`` int64 counts of the epoch in progress (rows true, columns predicted)."""
+        return self._counter.compute()
+
+    @property
+    def history(self) -> list[np.ndarray]:
+        """Dense ``(K, K)`` matrices of the closed epochs, oldest first."""
+        K = self.num_classes
+        out = []
+        for idx, val in self._history:
+            m = np.zeros(K * K, np.int64)
+            m[idx] = val
+            out.append(m.reshape(K, K))
+        return out
+
+    @property
+    def accuracy(self) -> float:
+        return accuracy(self.matrix)
+
+    def per_class(self) -> dict[str, np.ndarray]:
+        """Per-class ``precision``, ``recall``, ``f1`` and ``support`` arrays (index = class)."""
+        return per_class_metrics(self.matrix)
+
+    def examples(self, true: int, predicted: int) -> np.ndarray:
+        """The sampled thumbnails ``(M, h, w, 3)`` uint8 of one cell."""
+        K = self.num_classes
+        if not (0 <= true < K and 0 <= predicted < K):
+            raise ValueError(f"true and predicted must be class indices in [0, {K}), got ({true}, {predicted})")
+        store = self._examples.slots.get(true * K + predicted, [])
+        if not store:
+            return np.zeros((0, 1, 1, 3), np.uint8)
+        return np.stack(store)
+
+    # ---------------------------------------------------------------- syncing
+    def _push(self, final: bool) -> None:
+        idx, val = self._counter.sparse()
+        self.counts_index, self.counts_value = idx, val
+        self.epoch = len(self._history) + (0 if self._closed else 1)
+        self.epoch_open = not self._closed and self._counter.samples > 0
+        if self._history_dirty:
+            self._history_dirty = False
+            sizes = [len(i) for i, _ in self._history]
+            self.history_offsets = np.r_[0, np.cumsum(sizes)].astype(np.int64)
+            self.history_index = np.concatenate([i for i, _ in self._history] or [np.zeros(0, np.int64)])
+            self.history_value = np.concatenate([v for _, v in self._history] or [np.zeros(0, np.int64)])
+        if self._examples_dirty:
+            if final or self._examples_throttle.ready():
+                self._examples_dirty = False
+                self._examples_throttle.mark()
+                self.examples_cells, self.examples_images = self._examples.arrays()
+            else:
+                self._dirty = True  # still owed: the end-of-cell flush sends it
+
+
+def _class_names(classes, num_classes) -> list[str]:
+    if classes is None and num_classes is None:
+        raise ValueError("ConfusionMatrix needs classes=[names...] or num_classes=K")
+    if classes is not None:
+        if isinstance(classes, (str, bytes)) or not isinstance(classes, Sequence | np.ndarray):
+            raise TypeError(f"classes must be a sequence of class names, got {type(classes).__name__}")
+        names = [str(c) for c in classes]
+        if num_classes is not None and num_classes != len(names):
+            raise ValueError(f"num_classes={num_classes} but {len(names)} class names were given")
+    else:
+        if not isinstance(num_classes, (int, np.integer)) or isinstance(num_classes, bool):
+            raise TypeError(f"num_classes must be an int, got {type(num_classes).__name__}")
+        names = [str(i) for i in range(num_classes)]
+    if len(names) < 2:
+        raise ValueError(f"a confusion matrix needs at least 2 classes, got {len(names)}")
+    return names
+

@@ -1,0 +1,85 @@
+"""Example reservoirs: bounded, uniform, and thumbnails that look like the input."""
+
+import numpy as np
+import pytest
+import torch
+
+from nbviz.confusion.reservoir import ExampleReservoir, thumbnails
+
+
+def tagged(ids):
+    """uint8 images (N, 3, 2, 2) whose first two channels encode their id."""
+    ids = np.asarray(ids)
+    x = np.zeros((len(ids), 3, 2, 2), np.uint8)
+    x[:, 0] = (ids // 256)[:, None, None]
+    x[:, 1] = (ids % 256)[:, None, None]
+    return torch.from_numpy(x)
+
+
+def ids_of(thumbs):
+    return thumbs[:, 0, 0, 0].astype(int) * 256 + thumbs[:, 0, 0, 1].astype(int)
+
+
+def test_fills_in_order_then_stays_bounded():
+    r = ExampleReservoir(per_cell=4, max_total=100, size=8, seed=0)
+    r.add(np.zeros(3, int), tagged([0, 1, 2]))
+    assert sorted(ids_of(np.stack(r.slots[0]))) == [0, 1, 2]
+    for start in range(3, 200, 7):
+        ids = np.arange(start, start + 7)
+        r.add(np.zeros(7, int), tagged(ids))
+    assert len(r.slots[0]) == 4 and r.seen[0] == 3 + 7 * len(range(3, 200, 7))
+
+
+def test_sample_is_uniform():
+    # Each of 40 items should be kept with probability 4/40 = 0.1.
+    hits = np.zeros(40)
+    trials = 1500
+    for seed in range(trials):
+        r = ExampleReservoir(per_cell=4, max_total=100, size=8, seed=seed)
+        for chunk in np.array_split(np.arange(40), 5):  # batches, incl. several per cell
+            r.add(np.zeros(len(chunk), int), tagged(chunk))
+        hits[ids_of(np.stack(r.slots[0]))] += 1
+    freq = hits / trials
+    # binomial std = sqrt(.1 * .9 / 1500) ~ 0.0077; 5 sigma band
+    assert np.all(np.abs(freq - 0.1) < 0.04), freq
+    # first and last items are not favoured
+    assert abs(freq[:10].mean() - freq[-10:].mean()) < 0.02
+
+
+def test_total_budget_shrinks_every_cell():
+    r = ExampleReservoir(per_cell=16, max_total=64, size=8, seed=0)
+    cells = np.repeat(np.arange(32), 10)
+    r.add(cells, tagged(np.arange(len(cells))))
+    assert len(r) <= 64 and r.cap == 2
+    assert all(1 <= len(s) <= 2 for s in r.slots.values())
+    cells_arr, images = r.arrays()
+    assert images.shape == (len(r), 2, 2, 3) and images.dtype == np.uint8
+    assert len(cells_arr) == len(r)
+    # each thumbnail is one of its cell's images
+    for c, i in zip(cells_arr, ids_of(images)):
+        assert cells[i] == c
+
+
+def test_thumbnails_of_unit_range_normalised_grey_and_large_images():
+    x = torch.rand(2, 3, 8, 8)
+    t = thumbnails(x, 32)
+    assert t.shape == (2, 8, 8, 3) and t.dtype == np.uint8
+    np.testing.assert_allclose(t / 255.0, x.permute(0, 2, 3, 1).numpy(), atol=1 / 255)
+    z = torch.randn(1, 3, 8, 8) * 3  # normalised input: min-max scaled
+    tz = thumbnails(z, 32)
+    assert tz.min() == 0 and tz.max() == 255
+    g = thumbnails(torch.rand(1, 1, 8, 8), 32)
+    assert (g[..., 0] == g[..., 1]).all() and (g[..., 1] == g[..., 2]).all()
+    big = thumbnails(torch.rand(1, 3, 128, 64), 32)
+    assert big.shape == (1, 32, 16, 3)
+    hw = thumbnails(torch.rand(2, 10, 10), 32)  # (N, H, W)
+    assert hw.shape == (2, 10, 10, 3)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="per_cell"):
+        ExampleReservoir(per_cell=0)
+    r = ExampleReservoir()
+    r.add(np.array([0]), torch.rand(1, 3, 8, 8))
+    with pytest.raises(ValueError, match=r"image shape of earlier batches \(3, 8, 8\), got \(3, 9, 9\)"):
+        r.check(torch.rand(1, 3, 9, 9))
