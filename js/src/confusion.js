@@ -144,9 +144,9 @@ function render({ model, el }) {
     const x0 = GAP + axis + rowLabelW;
     const y0 = GAP + axis + colLabelH;
     const room = width - x0 - GAP - BAR - GAP - LEGEND - GAP;
-    const side = Math.max(K, Math.min(room, 640, K * MAX_CELL));
+    const side = Math.max(120, Math.min(room, 640, K * MAX_CELL));
     const cell = side / K;
-    const height = y0 + side + GAP + BAR + 22;
+    const height = y0 + side + GAP + BAR + 20;
     return { width, height, x0, y0, side, cell, axis, rowLabelW, colLabelH, labelW };
   }
 
@@ -168,6 +168,8 @@ function render({ model, el }) {
     epochLabel.textContent = `${cur.n ? view.position + 1 : 0} / ${cur.n}`;
     root.dataset.total = String(s.total);
     root.dataset.epoch = cur.label;
+    root.dataset.mode = view.mode;
+    const started = performance.now();
 
     const ctx = /** @type {CanvasRenderingContext2D} */ (base.getContext("2d"));
     geom = layout(ctx, K, classes, showLabels);
@@ -196,7 +198,9 @@ function render({ model, el }) {
     small.width = K;
     small.height = K;
     /** @type {CanvasRenderingContext2D} */ (small.getContext("2d")).putImageData(img, 0, 0);
-    ctx.imageSmoothingEnabled = false;
+    // Crisp cells when enlarged; averaged when K exceeds the pixels available.
+    ctx.imageSmoothingEnabled = g.cell < 1;
+    ctx.imageSmoothingQuality = "high";
     ctx.drawImage(small, g.x0, g.y0, g.side, g.side);
 
     if (g.cell >= 12) {
@@ -276,9 +280,8 @@ function render({ model, el }) {
     ctx.textAlign = "center";
     ctx.textBaseline = "bottom";
     ctx.fillText("recall", bx + BAR / 2, g.y0 - 2);
-    ctx.textAlign = "right";
     ctx.textBaseline = "top";
-    ctx.fillText("precision", g.x0 - 6, by);
+    ctx.fillText("precision", g.x0 + g.side / 2, by + BAR + 3);
 
     // Colour legend.
     const lx = bx + BAR + GAP + 6;
@@ -294,6 +297,9 @@ function render({ model, el }) {
     ctx.fillText(view.mode === "none" ? "0" : "0%", lx + 16, g.y0 + g.side - 6);
 
     base.setAttribute("aria-label", `confusion matrix of ${K} classes, ${stats.textContent}`);
+    // Where the cells are, for scripted interaction (tests, automation).
+    overlay.dataset.geometry = JSON.stringify({ x0: g.x0, y0: g.y0, cell: g.cell, k: K });
+    root.dataset.drawMs = (performance.now() - started).toFixed(1);
     fillTable(cur.matrix, classes, K);
     drawOverlay();
     showGallery();

@@ -41,7 +41,7 @@ test("accuracy, precision and recall", () => {
 
 test("cell text: counts as integers, fractions as percentages", () => {
   assert.equal(formatValue(12, "none"), "12");
-  assert.equal(formatValue(0.5, "true"), "50");
-  assert.equal(formatValue(0.034, "pred"), "3.4");
-  assert.equal(formatValue(0, "pred"), "0");
+  assert.equal(formatValue(0.5, "true"), "50%");
+  assert.equal(formatValue(0.034, "pred"), "3.4%");
+  assert.equal(formatValue(0, "pred"), "0%");
 });

@@ -84,6 +84,6 @@ export function maxOf(v) {
 export function formatValue(v, mode) {
   if (mode === "none") return String(Math.round(v));
   const p = v * 100;
-  if (p === 0) return "0";
-  return p >= 9.95 ? `${Math.round(p)}` : p.toFixed(1);
+  if (p === 0) return "0%";
+  return p >= 9.95 ? `${Math.round(p)}%` : `${p.toFixed(1)}%`;
 }
