@@ -75,7 +75,9 @@ def main() -> None:
     print("| loop | median epoch | overhead |")
     print("|---|---|---|")
     print(f"| bare | {bare:.2f} s | |")
-    print(f"| with a displayed live ConfusionMatrix | {live:.2f} s | {100 * (live / bare - 1):+.1f} % |")
+    print(
+        f"| with a displayed live ConfusionMatrix | {live:.2f} s | {100 * (live / bare - 1):+.1f} % |"
+    )
 
 
 if __name__ == "__main__":

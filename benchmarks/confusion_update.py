@@ -73,9 +73,13 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=256)
     args = ap.parse_args()
     rounds, reps = (3, 2) if args.quick else (15, 10)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
+    )
     print(f"batch {args.batch}, logits, CPU; median of {rounds} rounds\n")
-    print("| K | nbviz widget | nbviz core | torchmetrics | sklearn | torchmetrics / nbviz | sklearn / nbviz |")
+    print(
+        "| K | nbviz widget | nbviz core | torchmetrics | sklearn | torchmetrics / nbviz | sklearn / nbviz |"
+    )
     print("|---|---|---|---|---|---|---|")
     for K in (10, 1000):
         r = run(K, args.batch, rounds, reps)

@@ -70,7 +70,11 @@ def array_to_json(arr: Any, widget: Any = None) -> dict | None:
     if arr is None:
         return None
     arr = np.ascontiguousarray(_narrow(np.asarray(arr)))
-    return {"buffer": memoryview(arr.reshape(-1)), "dtype": str(arr.dtype), "shape": list(arr.shape)}
+    return {
+        "buffer": memoryview(arr.reshape(-1)),
+        "dtype": str(arr.dtype),
+        "shape": list(arr.shape),
+    }
 
 
 def array_from_json(value: dict | None, widget: Any = None) -> np.ndarray | None:
@@ -138,7 +142,9 @@ class LiveWidget(anywidget.AnyWidget):
                 f"{BUILD_HINT}."
             )
         if max_rate is not None and (not isinstance(max_rate, (int, float)) or max_rate < 0):
-            raise ValueError(f"max_rate must be a number of refreshes per second >= 0 or None, got {max_rate!r}")
+            raise ValueError(
+                f"max_rate must be a number of refreshes per second >= 0 or None, got {max_rate!r}"
+            )
         self._throttle = Throttle(max_rate)
         self._dirty = False
         self._unhook = None

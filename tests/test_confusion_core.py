@@ -84,14 +84,24 @@ def test_sparse_view_matches_dense():
 BAD = [
     ("targets out of range", torch.randn(4, 3), torch.tensor([0, 1, 2, 3]), r"\[0, 3\), got 3"),
     ("negative target", torch.randn(4, 3), torch.tensor([0, -1, 2, 1]), r"got -1"),
-    ("float targets", torch.randn(4, 3), torch.tensor([0.0, 1.0, 2.0, 1.0]), "integer class indices"),
+    (
+        "float targets",
+        torch.randn(4, 3),
+        torch.tensor([0.0, 1.0, 2.0, 1.0]),
+        "integer class indices",
+    ),
     ("bool targets", torch.randn(2, 3), torch.tensor([True, False]), "integer class indices"),
     ("2-D targets", torch.randn(4, 3), torch.zeros(4, 1, dtype=torch.long), r"shape \(N,\)"),
     ("wrong K", torch.randn(4, 5), torch.tensor([0, 1, 2, 1]), "K = 3 columns"),
     ("count mismatch", torch.randn(4, 3), torch.tensor([0, 1, 2]), "4 outputs and 3 targets"),
     ("NaN", torch.tensor([[0.0, 1.0, 2.0], [float("nan"), 0.0, 0.0]]), torch.tensor([0, 1]), "NaN"),
     ("float labels", torch.tensor([0.0, 1.0]), torch.tensor([0, 1]), "integer predicted labels"),
-    ("labels out of range", torch.tensor([0, 7]), torch.tensor([0, 1]), r"predicted labels .* got 7"),
+    (
+        "labels out of range",
+        torch.tensor([0, 7]),
+        torch.tensor([0, 1]),
+        r"predicted labels .* got 7",
+    ),
     ("3-D outputs", torch.randn(2, 3, 1), torch.tensor([0, 1]), "scores of shape"),
 ]
 

@@ -56,7 +56,7 @@ def test_total_budget_shrinks_every_cell():
     assert images.shape == (len(r), 2, 2, 3) and images.dtype == np.uint8
     assert len(cells_arr) == len(r)
     # each thumbnail is one of its cell's images
-    for c, i in zip(cells_arr, ids_of(images)):
+    for c, i in zip(cells_arr, ids_of(images), strict=True):
         assert cells[i] == c
 
 
@@ -81,5 +81,7 @@ def test_bad_arguments():
         ExampleReservoir(per_cell=0)
     r = ExampleReservoir()
     r.add(np.array([0]), torch.rand(1, 3, 8, 8))
-    with pytest.raises(ValueError, match=r"image shape of earlier batches \(3, 8, 8\), got \(3, 9, 9\)"):
+    with pytest.raises(
+        ValueError, match=r"image shape of earlier batches \(3, 8, 8\), got \(3, 9, 9\)"
+    ):
         r.check(torch.rand(1, 3, 9, 9))

@@ -110,7 +110,12 @@ def test_accuracy_and_per_class():
         (torch.randn(4, 4), torch.tensor([0, 1, 2, 1]), None, "K = 3"),
         (torch.randn(4, 3), torch.tensor([0, 1, 2]), None, "4 outputs and 3 targets"),
         (torch.full((4, 3), float("nan")), torch.tensor([0, 1, 2, 1]), None, "NaN"),
-        (torch.randn(4, 3), torch.tensor([0, 1, 2, 1]), torch.rand(3, 3, 8, 8), "expected 4 images"),
+        (
+            torch.randn(4, 3),
+            torch.tensor([0, 1, 2, 1]),
+            torch.rand(3, 3, 8, 8),
+            "expected 4 images",
+        ),
         (torch.randn(4, 3), torch.tensor([0, 1, 2, 1]), torch.rand(4, 8), r"\(N, C, H, W\)"),
         (torch.randn(4, 3), torch.tensor([0, 1, 2, 1]), torch.rand(4, 3, 9, 9), "image shape"),
     ],

@@ -24,7 +24,9 @@ def stdout_of(nb) -> str:
 def test_notebook_runs(path, tmp_path):
     nb = nbformat.read(path, as_version=4)
     assert nb.metadata["kernelspec"]["name"] == "python3"
-    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     text = stdout_of(nb)
     if path.name == "01_tour.ipynb":
         # The tour promises a model that learns: check the story holds.

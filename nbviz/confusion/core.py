@@ -23,9 +23,7 @@ def _as_tensor(x: ArrayLike, name: str) -> torch.Tensor:
         if x.dtype == object:
             raise TypeError(f"{name} must be a numeric array, got an object array")
         return torch.from_numpy(np.ascontiguousarray(x))
-    raise TypeError(
-        f"{name} must be a torch.Tensor or numpy.ndarray, got {type(x).__name__}"
-    )
+    raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(x).__name__}")
 
 
 def _is_integer(t: torch.Tensor) -> bool:
@@ -119,7 +117,13 @@ def predicted_labels(outputs: ArrayLike, targets: ArrayLike, num_classes: int):
             pred, nan_flag = out, torch.zeros((), dtype=torch.bool, device=out.device)
             prange = list(torch.aminmax(pred.long()))
         # One host sync for all checks.
-        stats = torch.stack([*torch.aminmax(tgt.long()), *prange, torch.as_tensor(nan_flag, device=out.device).long()])
+        stats = torch.stack(
+            [
+                *torch.aminmax(tgt.long()),
+                *prange,
+                torch.as_tensor(nan_flag, device=out.device).long(),
+            ]
+        )
         lo, hi, plo, phi, has_nan = stats.tolist()
     if has_nan:
         rows = torch.isnan(out).any(dim=1).nonzero().flatten()[:5].tolist()

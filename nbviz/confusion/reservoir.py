@@ -120,7 +120,7 @@ class ExampleReservoir:
         j = (self._rng.random(n) * count).astype(np.int64)
         slot = np.where(count <= self.cap, count - 1, j)
         take = np.flatnonzero(slot < self.cap)
-        for c, k in zip(*np.unique(cells, return_counts=True)):
+        for c, k in zip(*np.unique(cells, return_counts=True), strict=True):
             self.seen[int(c)] = self.seen.get(int(c), 0) + int(k)
         if take.size == 0:
             return

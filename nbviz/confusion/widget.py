@@ -168,7 +168,9 @@ class ConfusionMatrix(LiveWidget):
         """The sampled thumbnails ``(M, h, w, 3)`` uint8 of one cell."""
         K = self.num_classes
         if not (0 <= true < K and 0 <= predicted < K):
-            raise ValueError(f"true and predicted must be class indices in [0, {K}), got ({true}, {predicted})")
+            raise ValueError(
+                f"true and predicted must be class indices in [0, {K}), got ({true}, {predicted})"
+            )
         store = self._examples.slots.get(true * K + predicted, [])
         if not store:
             return np.zeros((0, 1, 1, 3), np.uint8)
@@ -184,8 +186,12 @@ class ConfusionMatrix(LiveWidget):
             self._history_dirty = False
             sizes = [len(i) for i, _ in self._history]
             self.history_offsets = np.r_[0, np.cumsum(sizes)].astype(np.int64)
-            self.history_index = np.concatenate([i for i, _ in self._history] or [np.zeros(0, np.int64)])
-            self.history_value = np.concatenate([v for _, v in self._history] or [np.zeros(0, np.int64)])
+            self.history_index = np.concatenate(
+                [i for i, _ in self._history] or [np.zeros(0, np.int64)]
+            )
+            self.history_value = np.concatenate(
+                [v for _, v in self._history] or [np.zeros(0, np.int64)]
+            )
         if self._examples_dirty:
             if final or self._examples_throttle.ready():
                 self._examples_dirty = False
@@ -200,7 +206,9 @@ def _class_names(classes, num_classes) -> list[str]:
         raise ValueError("ConfusionMatrix needs classes=[names...] or num_classes=K")
     if classes is not None:
         if isinstance(classes, (str, bytes)) or not isinstance(classes, Sequence | np.ndarray):
-            raise TypeError(f"classes must be a sequence of class names, got {type(classes).__name__}")
+            raise TypeError(
+                f"classes must be a sequence of class names, got {type(classes).__name__}"
+            )
         names = [str(c) for c in classes]
         if num_classes is not None and num_classes != len(names):
             raise ValueError(f"num_classes={num_classes} but {len(names)} class names were given")
@@ -211,4 +219,3 @@ def _class_names(classes, num_classes) -> list[str]:
     if len(names) < 2:
         raise ValueError(f"a confusion matrix needs at least 2 classes, got {len(names)}")
     return names
-

@@ -45,7 +45,9 @@ def widget(lab: Lab, i: int):
 
 
 def geometry(lab: Lab, i: int) -> dict:
-    return json.loads(widget(lab, i).locator(".nbviz-confusion__overlay").get_attribute("data-geometry"))
+    return json.loads(
+        widget(lab, i).locator(".nbviz-confusion__overlay").get_attribute("data-geometry")
+    )
 
 
 def cell_point(lab: Lab, i: int, r: int, c: int) -> tuple[float, float]:
@@ -96,7 +98,9 @@ def test_live_confusion_matrix_in_jupyterlab(lab: Lab):
     # normalise over the true class: the colour scale becomes 0-100 %
     before = canvas_pixels(lab, 0)
     widget(lab, 0).locator(".nbviz-confusion__mode").select_option("true")
-    lab.page.wait_for_function("(el) => el.dataset.mode === 'true'", arg=widget(lab, 0).element_handle())
+    lab.page.wait_for_function(
+        "(el) => el.dataset.mode === 'true'", arg=widget(lab, 0).element_handle()
+    )
     assert canvas_pixels(lab, 0) != before
 
     # hover a diagonal cell, then the hostile class's row: tooltips read as text
@@ -108,7 +112,9 @@ def test_live_confusion_matrix_in_jupyterlab(lab: Lab):
     assert "true: triangle" in text and "predicted: triangle" in text and "count:" in text
     x, y = cell_point(lab, 0, 0, 1)
     lab.page.mouse.move(x, y)
-    lab.page.wait_for_function("(t) => t.textContent.includes('true: <img')", arg=tip.element_handle())
+    lab.page.wait_for_function(
+        "(t) => t.textContent.includes('true: <img')", arg=tip.element_handle()
+    )
     assert f"true: {EVIL}" in tip.inner_text()
     assert widget(lab, 0).locator("img").count() == 0
     lab.screenshot(widget(lab, 0), "confusion-live-hover")
@@ -138,12 +144,16 @@ def test_live_confusion_matrix_in_jupyterlab(lab: Lab):
         arg=[widget(lab, 0).element_handle(), sum(map(sum, state["matrix"]))],
     )
     assert drawn_table(lab, 0) == state["matrix"]
-    assert f"epoch {state['epochs']}" in widget(lab, 0).locator(".nbviz-confusion__stats").inner_text()
+    assert (
+        f"epoch {state['epochs']}" in widget(lab, 0).locator(".nbviz-confusion__stats").inner_text()
+    )
 
     # --- click an off-diagonal cell: its example thumbnails -----------------------------
     lab.start_counting_kernel_messages()
     m = state["matrix"]
-    r, c = max(((r, c) for r in range(6) for c in range(6) if r != c), key=lambda rc: m[rc[0]][rc[1]])
+    r, c = max(
+        ((r, c) for r in range(6) for c in range(6) if r != c), key=lambda rc: m[rc[0]][rc[1]]
+    )
     assert m[r][c] > 0
     lab.page.mouse.click(*cell_point(lab, 0, r, c))
     gallery = widget(lab, 0).locator(".nbviz-confusion__gallery")

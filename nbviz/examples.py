@@ -1,0 +1,292 @@
+"""A small CNN and a plain training loop, for notebooks and tests (not the core API).
+
+The loop has two hooks so that live views can watch training: ``on_batch(outputs,
+targets, inputs)`` after every optimisation step (for example a confusion matrix's
+``update``) and ``on_epoch(epoch, stats)`` after every epoch.
+
+Example:
+    >>> from nbviz.datasets import shapes
+    >>> from nbviz.examples import SmallCNN, evaluate, train
+    >>> data = shapes(n=120, size=32, seed=0)
+    >>> model = SmallCNN(num_classes=len(data.classes))
+    >>> history = train(model, data.images, data.labels, epochs=1)
+    >>> sorted(history[0])
+    ['accuracy', 'epoch', 'loss', 'seconds']
+    >>> 0.0 <= evaluate(model, data.images, data.labels) <= 1.0
+    True
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["SmallCNN", "batches", "evaluate", "train"]
+
+
+class SmallCNN(nn.Module):
+    """Conv blocks (conv-bn-relu-maxpool), then global pooling and a linear layer.
+
+    Module paths read ``features.block1.conv``, ``features.block1.bn``,
+    ``features.block1.relu``, ``features.block1.pool``, ..., ``features.block4.pool``,
+    ``classifier.pool``, ``classifier.flatten``, ``classifier.fc``. Block ``i`` has
+    ``width * 2**(i-1)`` channels. Each block halves the resolution, so inputs need at
+    least ``2**depth`` pixels a side (16 x 16 with the default four blocks).
+
+    Args:
+        num_classes: outputs of the final linear layer.
+        in_channels: channels of the input images.
+        width: channels of the first block.
+        depth: number of conv blocks.
+        pool: global pooling before the linear layer, ``"max"`` (default) or ``"avg"``.
+            On the shapes data set, global max pooling learns far faster: a class is
+            told by the presence of a local feature (a corner, a hole, a spike), and
+            averaging dilutes that with the object's size and the cluttered background.
+
+    Example:
+        >>> import torch
+        >>> model = SmallCNN(num_classes=6)
+        >>> model(torch.zeros(2, 3, 64, 64)).shape
+        torch.Size([2, 6])
+        >>> model.features.block1.conv
+        Conv2d(3, 16, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False)
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 6,
+        in_channels: int = 3,
+        width: int = 16,
+        depth: int = 4,
+        pool: str = "max",
+    ):
+        super().__init__()
+        for name, value in (
+            ("num_classes", num_classes),
+            ("in_channels", in_channels),
+            ("width", width),
+            ("depth", depth),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        pools = {"max": nn.AdaptiveMaxPool2d, "avg": nn.AdaptiveAvgPool2d}
+        if pool not in pools:
+            raise ValueError(f"pool must be 'max' or 'avg', got {pool!r}")
+        channels = [in_channels] + [width * 2**i for i in range(depth)]
+        blocks = OrderedDict(
+            (f"block{i + 1}", self._block(channels[i], channels[i + 1])) for i in range(depth)
+        )
+        self.features = nn.Sequential(blocks)
+        self.classifier = nn.Sequential(
+            OrderedDict(
+                pool=pools[pool](1),
+                flatten=nn.Flatten(),
+                fc=nn.Linear(channels[-1], num_classes),
+            )
+        )
+
+    @staticmethod
+    def _block(c_in: int, c_out: int) -> nn.Sequential:
+        return nn.Sequential(
+            OrderedDict(
+                conv=nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False),
+                bn=nn.BatchNorm2d(c_out),
+                relu=nn.ReLU(inplace=True),
+                pool=nn.MaxPool2d(2),
+            )
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+def _as_tensors(images: Any, labels: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    images = torch.as_tensor(images)
+    labels = torch.as_tensor(labels)
+    if images.ndim < 1 or labels.ndim != 1 or len(images) != len(labels):
+        raise ValueError(
+            "expected images (N, ...) and labels (N,) of the same length, got shapes "
+            f"{tuple(images.shape)} and {tuple(labels.shape)}"
+        )
+    return images, labels
+
+
+def _check_batch_size(batch_size: int) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    return batch_size
+
+
+def batches(
+    images: Any,
+    labels: Any,
+    batch_size: int = 64,
+    shuffle: bool = True,
+    seed: int = 0,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield ``(x, y)`` minibatches; the last one may be smaller.
+
+    With ``shuffle`` the order is a permutation drawn from a local generator seeded with
+    ``seed`` (the same seed gives the same batches; global random state is untouched).
+
+    Example:
+        >>> import torch
+        >>> x, y = torch.zeros(10, 3, 8, 8), torch.arange(10)
+        >>> [len(yb) for _, yb in batches(x, y, batch_size=4)]
+        [4, 4, 2]
+    """
+    images, labels = _as_tensors(images, labels)
+    batch_size = _check_batch_size(batch_size)
+    n = len(labels)
+    if shuffle:
+        generator = torch.Generator().manual_seed(int(seed))
+        order = torch.randperm(n, generator=generator)
+    else:
+        order = torch.arange(n)
+    for start in range(0, n, batch_size):
+        idx = order[start : start + batch_size]
+        yield images[idx], labels[idx]
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    for tensor in model.parameters():
+        return tensor.device
+    return torch.device("cpu")
+
+
+class _ModeRestorer:
+    """Remember every submodule's ``training`` flag and put them all back on exit."""
+
+    def __init__(self, model: nn.Module, training: bool):
+        self.model = model
+        self.training = training
+
+    def __enter__(self) -> None:
+        self.saved = [(m, m.training) for m in self.model.modules()]
+        self.model.train(self.training)
+
+    def __exit__(self, *exc: object) -> None:
+        for module, mode in self.saved:
+            module.training = mode
+
+
+def train(
+    model: nn.Module,
+    images: Any,
+    labels: Any,
+    epochs: int = 3,
+    batch_size: int = 64,
+    lr: float = 3e-3,
+    seed: int = 0,
+    on_batch: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], Any] | None = None,
+    on_epoch: Callable[[int, dict], Any] | None = None,
+    *,
+    val: tuple[Any, Any] | None = None,
+) -> list[dict]:
+    """Train ``model`` with Adam and cross-entropy; return one stats dict per epoch.
+
+    The model is in train mode during training; afterwards every submodule's mode is put
+    back as it was. Batches are moved to the device of the model's parameters.
+
+    Args:
+        model: a classifier returning logits ``(B, num_classes)``.
+        images, labels: the training data, ``(N, C, H, W)`` and ``(N,)``.
+        epochs: number of passes over the data.
+        batch_size: minibatch size.
+        lr: Adam's learning rate.
+        seed: seeds the shuffling (epoch ``e`` uses its own seed derived from it).
+        on_batch: called after each optimisation step as ``on_batch(outputs, targets,
+            inputs)`` with the batch's detached logits, its targets and its inputs.
+        on_epoch: called after each epoch as ``on_epoch(epoch, stats)``, ``epoch``
+            counting from 1 and ``stats`` the dict appended to the history.
+        val: optional ``(images, labels)``; if given, each epoch's stats also hold
+            ``val_accuracy`` from :func:`evaluate`.
+
+    Returns:
+        A list with a dict per epoch: ``epoch`` (from 1), ``loss`` (mean training loss),
+        ``accuracy`` (training accuracy over the epoch, measured on the fly),
+        ``seconds`` (the epoch's time, ``on_batch`` and validation included) and, with ``val``,
+        ``val_accuracy``.
+
+    Example:
+        >>> from nbviz.datasets import shapes
+        >>> data = shapes(n=60, size=32)
+        >>> model = SmallCNN()
+        >>> seen = []
+        >>> history = train(model, data.images, data.labels, epochs=1, batch_size=32,
+        ...                 on_batch=lambda out, y, x: seen.append(tuple(out.shape)))
+        >>> seen
+        [(32, 6), (28, 6)]
+    """
+    images, labels = _as_tensors(images, labels)
+    batch_size = _check_batch_size(batch_size)
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+        raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
+    device = _device_of(model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    history: list[dict] = []
+    for epoch in range(1, epochs + 1):
+        start = time.perf_counter()
+        total_loss = 0.0
+        correct = 0
+        seen = 0
+        epoch_seed = int(np.random.SeedSequence([int(seed), epoch]).generate_state(1)[0])
+        with _ModeRestorer(model, training=True):
+            for x, y in batches(images, labels, batch_size, shuffle=True, seed=epoch_seed):
+                x = x.to(device, non_blocking=True)
+                y = y.to(device, non_blocking=True)
+                outputs = model(x)
+                loss = F.cross_entropy(outputs, y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                outputs = outputs.detach()
+                total_loss += float(loss.detach()) * len(y)
+                correct += int((outputs.argmax(dim=1) == y).sum())
+                seen += len(y)
+                if on_batch is not None:
+                    on_batch(outputs, y, x)
+        stats: dict[str, float] = {
+            "epoch": epoch,
+            "loss": total_loss / max(seen, 1),
+            "accuracy": correct / max(seen, 1),
+        }
+        if val is not None:
+            stats["val_accuracy"] = evaluate(model, *val)
+        stats["seconds"] = time.perf_counter() - start
+        history.append(stats)
+        if on_epoch is not None:
+            on_epoch(epoch, stats)
+    return history
+
+
+def evaluate(model: nn.Module, images: Any, labels: Any, batch_size: int = 256) -> float:
+    """Accuracy of ``model`` on ``(images, labels)``, in eval mode and under ``no_grad``.
+
+    Every submodule's train/eval mode is restored afterwards.
+
+    Example:
+        >>> import torch
+        >>> model = SmallCNN(num_classes=2)
+        >>> acc = evaluate(model, torch.rand(8, 3, 16, 16), torch.zeros(8, dtype=torch.long))
+        >>> 0.0 <= acc <= 1.0
+        True
+    """
+    images, labels = _as_tensors(images, labels)
+    batch_size = _check_batch_size(batch_size)
+    if len(labels) == 0:
+        raise ValueError("evaluate needs at least one sample, got 0")
+    device = _device_of(model)
+    correct = 0
+    with _ModeRestorer(model, training=False), torch.no_grad():
+        for x, y in batches(images, labels, batch_size, shuffle=False):
+            outputs = model(x.to(device))
+            correct += int((outputs.argmax(dim=1) == y.to(device)).sum())
+    return correct / len(labels)

@@ -1,0 +1,232 @@
+"""Tests of nbviz.examples: SmallCNN, batches, train and evaluate."""
+
+from __future__ import annotations
+
+import doctest
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import nbviz.examples
+from nbviz.datasets import shapes
+from nbviz.examples import SmallCNN, batches, evaluate, train
+
+
+def _model(seed: int = 0, **kwargs) -> SmallCNN:
+    with torch.random.fork_rng():  # seeded init without touching the global state
+        torch.manual_seed(seed)
+        return SmallCNN(**kwargs)
+
+
+@pytest.fixture(scope="module")
+def small():
+    return shapes(600, size=32, seed=0), shapes(300, size=32, seed=1)
+
+
+# --- SmallCNN --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [16, 32, 64])
+def test_forward_shape(size):
+    model = _model()
+    out = model(torch.rand(5, 3, size, size))
+    assert out.shape == (5, 6)
+
+
+def test_constructor_options():
+    model = _model(num_classes=4, in_channels=1, width=8, depth=3, pool="avg")
+    assert model(torch.rand(2, 1, 24, 24)).shape == (2, 4)
+    assert isinstance(model.classifier.pool, nn.AdaptiveAvgPool2d)
+    assert isinstance(SmallCNN().classifier.pool, nn.AdaptiveMaxPool2d)
+    assert len(model.features) == 3
+
+
+def test_module_paths_read_well():
+    names = dict(_model().named_modules())
+    for block in ("block1", "block2", "block3", "block4"):
+        for part, kind in (
+            ("conv", nn.Conv2d),
+            ("bn", nn.BatchNorm2d),
+            ("relu", nn.ReLU),
+            ("pool", nn.MaxPool2d),
+        ):
+            assert isinstance(names[f"features.{block}.{part}"], kind)
+    assert isinstance(names["classifier.fc"], nn.Linear)
+    assert names["features.block1.conv"].out_channels == 16
+    assert names["features.block4.conv"].out_channels == 128
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"num_classes": 0}, {"width": 0}, {"depth": 0}, {"in_channels": 2.0}, {"pool": "mean"}],
+)
+def test_constructor_validates(kwargs):
+    with pytest.raises(ValueError):
+        SmallCNN(**kwargs)
+
+
+# --- batches ---------------------------------------------------------------------------------
+
+
+def test_batches_cover_everything_once():
+    x = torch.arange(10).float().view(10, 1)
+    y = torch.arange(10)
+    got = list(batches(x, y, batch_size=4, seed=3))
+    assert [len(yb) for _, yb in got] == [4, 4, 2]
+    ys = torch.cat([yb for _, yb in got])
+    assert sorted(ys.tolist()) == list(range(10))
+    for xb, yb in got:  # images and labels stay paired
+        assert torch.equal(xb[:, 0].long(), yb)
+
+
+def test_batches_seeded_and_shuffled():
+    x, y = torch.zeros(50, 2), torch.arange(50)
+
+    def order(**kw):
+        return torch.cat([yb for _, yb in batches(x, y, batch_size=8, **kw)]).tolist()
+
+    assert order(seed=1) == order(seed=1)
+    assert order(seed=1) != order(seed=2)
+    assert order(shuffle=False) == list(range(50))
+    state = torch.get_rng_state()
+    order(seed=5)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_batches_validate():
+    with pytest.raises(ValueError, match="same length"):
+        list(batches(torch.zeros(3, 2), torch.zeros(4)))
+    with pytest.raises(ValueError, match="batch_size"):
+        list(batches(torch.zeros(3, 2), torch.zeros(3), batch_size=0))
+
+
+# --- train -----------------------------------------------------------------------------------
+
+
+def test_train_learns_and_calls_hooks(small):
+    data, held_out = small
+    model = _model(width=8)
+    model.eval()
+    calls = []
+    epochs_seen = []
+
+    def on_batch(outputs, targets, inputs):
+        assert model.training  # in train mode during training
+        calls.append((tuple(outputs.shape), tuple(targets.shape), tuple(inputs.shape)))
+        assert outputs.grad_fn is None and not outputs.requires_grad
+        assert outputs.dtype == torch.float32 and targets.dtype == torch.int64
+
+    def on_epoch(epoch, stats):
+        epochs_seen.append((epoch, dict(stats)))
+
+    epochs, batch_size = 8, 32
+    history = train(
+        model,
+        data.images,
+        data.labels,
+        epochs=epochs,
+        batch_size=batch_size,
+        on_batch=on_batch,
+        on_epoch=on_epoch,
+        seed=0,
+    )
+
+    assert not model.training  # back in eval mode, as before
+    per_epoch = math.ceil(len(data.labels) / batch_size)
+    assert len(calls) == epochs * per_epoch
+    assert calls[0] == ((32, 6), (32,), (32, 3, 32, 32))
+    last = len(data.labels) - (per_epoch - 1) * batch_size
+    assert calls[per_epoch - 1] == ((last, 6), (last,), (last, 3, 32, 32))
+
+    assert len(history) == epochs
+    assert [e for e, _ in epochs_seen] == list(range(1, epochs + 1))
+    assert [s for _, s in epochs_seen] == history
+    for stats in history:
+        assert {"epoch", "loss", "accuracy", "seconds"} <= set(stats)
+        assert 0.0 <= stats["accuracy"] <= 1.0 and stats["loss"] > 0
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert history[-1]["accuracy"] > history[0]["accuracy"]
+
+    chance = 1 / 6
+    assert evaluate(model, data.images, data.labels) > 0.5
+    assert evaluate(model, held_out.images, held_out.labels) > chance + 0.08
+
+
+def test_train_val_reports_accuracy(small):
+    data, held_out = small
+    model = _model(width=4)
+    history = train(
+        model,
+        data.images[:64],
+        data.labels[:64],
+        epochs=1,
+        val=(held_out.images[:50], held_out.labels[:50]),
+    )
+    assert 0.0 <= history[0]["val_accuracy"] <= 1.0
+
+
+def test_train_is_deterministic(small):
+    data, _ = small
+    x, y = data.images[:96], data.labels[:96]
+    a, b = _model(width=4), _model(width=4)
+    train(a, x, y, epochs=1, batch_size=32, seed=4)
+    train(b, x, y, epochs=1, batch_size=32, seed=4)
+    for pa, pb in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
+        assert torch.equal(pa, pb)
+
+
+@pytest.mark.parametrize("start_training", [True, False])
+def test_train_restores_modes(small, start_training):
+    data, _ = small
+    model = _model(width=4)
+    model.train(start_training)
+    model.features.block2.bn.eval()  # a frozen submodule keeps its own mode
+    train(model, data.images[:40], data.labels[:40], epochs=1, batch_size=20)
+    assert model.training is start_training
+    assert model.features.block2.bn.training is False
+    assert model.features.block1.bn.training is start_training
+
+
+def test_train_zero_epochs(small):
+    data, _ = small
+    model = _model(width=4)
+    before = [p.clone() for p in model.parameters()]
+    assert train(model, data.images[:8], data.labels[:8], epochs=0) == []
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+# --- evaluate --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("start_training", [True, False])
+def test_evaluate_restores_mode_and_uses_no_grad(start_training):
+    model = _model(width=4)
+    model.train(start_training)
+    seen = []
+    model.features.block1.register_forward_hook(
+        lambda module, inputs, output: seen.append((module.training, torch.is_grad_enabled()))
+    )
+    x = torch.rand(10, 3, 16, 16)
+    y = torch.randint(0, 6, (10,))
+    acc = evaluate(model, x, y, batch_size=4)
+    assert isinstance(acc, float) and 0.0 <= acc <= 1.0
+    assert seen == [(False, False)] * 3  # three batches, eval mode, no grad
+    assert model.training is start_training
+    assert torch.is_grad_enabled()
+
+
+def test_evaluate_matches_manual_accuracy():
+    model = _model(width=4).eval()
+    x = torch.rand(37, 3, 16, 16)
+    with torch.no_grad():
+        pred = model(x).argmax(dim=1)
+    y = pred.clone()
+    y[:10] = (y[:10] + 1) % 6  # ten wrong
+    assert evaluate(model, x, y, batch_size=8) == pytest.approx(27 / 37)
+
+
+def test_docstring_examples():
+    result = doctest.testmod(nbviz.examples, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0
