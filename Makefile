@@ -46,8 +46,9 @@ chromium:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; \
 	else echo "No Chromium found: install Debian's 'chromium' or set NBVIZ_CHROMIUM; browser tests will fail."; fi
 
+# As root (containers, CI-like machines) Jupyter insists on --allow-root.
 demo: $(VENV)/.demo-installed js
-	$(BIN)/jupyter lab notebooks/01_tour.ipynb
+	$(BIN)/jupyter lab $$([ "$$(id -u)" = 0 ] && echo --allow-root) notebooks/01_tour.ipynb
 
 test: $(VENV)/.test-installed js chromium
 	npm --prefix js test

@@ -45,7 +45,11 @@ def check(dev: str) -> None:
     c = core.ConfusionCounter(3)
     bad = [
         (torch.randn(4, 3, device=dev), torch.tensor([0, 1, 2, 3], device=dev), "got 3"),
-        (torch.tensor([[0.0, float("nan"), 1.0]], device=dev), torch.tensor([0], device=dev), "NaN"),
+        (
+            torch.tensor([[0.0, float("nan"), 1.0]], device=dev),
+            torch.tensor([0], device=dev),
+            "NaN",
+        ),
         (torch.tensor([0, 5], device=dev), torch.tensor([0, 1], device=dev), "got 5"),
     ]
     for x, y, msg in bad:
@@ -77,7 +81,10 @@ def bench(dev: str) -> None:
     for K in (10, 1000):
         g = torch.Generator().manual_seed(0)
         batches = [
-            (torch.randn(256, K, generator=g).to(dev), torch.randint(0, K, (256,), generator=g).to(dev))
+            (
+                torch.randn(256, K, generator=g).to(dev),
+                torch.randint(0, K, (256,), generator=g).to(dev),
+            )
             for _ in range(8)
         ]
         ours = core.ConfusionCounter(K)

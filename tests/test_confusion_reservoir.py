@@ -85,3 +85,12 @@ def test_bad_arguments():
         ValueError, match=r"image shape of earlier batches \(3, 8, 8\), got \(3, 9, 9\)"
     ):
         r.check(torch.rand(1, 3, 9, 9))
+
+
+def test_thumbnails_leave_the_inputs_alone():
+    for x in (torch.rand(2, 3, 16, 16), torch.randn(2, 3, 16, 16), torch.rand(2, 3, 64, 64)):
+        before = x.clone()
+        thumbnails(x, 32)
+        assert torch.equal(x, before)
+    u = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8)
+    np.testing.assert_array_equal(thumbnails(u, 32), u.permute(0, 2, 3, 1).numpy())

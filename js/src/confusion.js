@@ -270,7 +270,8 @@ function render({ model, el }) {
     ctx.fillRect(bx, g.y0, BAR, g.side);
     ctx.fillRect(g.x0, by, g.side, BAR);
     ctx.fillStyle = theme.accent;
-    const thick = Math.max(1, g.cell - (g.cell >= 6 ? 2 : 0));
+    // Slim bars read as a chart; below ~3 px per class they fill their row.
+    const thick = g.cell >= 3 ? Math.min(12, Math.max(2, g.cell * 0.5)) : Math.max(1, g.cell);
     const inset = (g.cell - thick) / 2;
     for (let k = 0; k < K; k++) {
       ctx.fillRect(bx, g.y0 + k * g.cell + inset, s.recall[k] * BAR, thick);

@@ -24,30 +24,42 @@ def thumbnails(images: torch.Tensor, size: int) -> np.ndarray:
     x = images.detach()
     if x.ndim == 3:
         x = x.unsqueeze(1)
-    x = x.float()
-    if images.dtype == torch.uint8:
-        x = x / 255.0
-    else:
-        flat = x.flatten(1)
-        lo, hi = flat.min(dim=1).values, flat.max(dim=1).values
-        in_unit = (lo >= 0) & (hi <= 1)
-        scale = torch.where(in_unit, torch.ones_like(hi), 1.0 / (hi - lo).clamp_min(1e-12))
-        shift = torch.where(in_unit, torch.zeros_like(lo), lo)
-        x = (x - shift[:, None, None, None]) * scale[:, None, None, None]
     c = x.shape[1]
-    if c == 1:
-        x = x.expand(-1, 3, -1, -1)
-    elif c == 4:
+    if c == 4:
         x = x[:, :3]
-    elif c != 3:
-        x = x.mean(dim=1, keepdim=True).expand(-1, 3, -1, -1)
-    h, w = x.shape[-2:]
-    if max(h, w) > size:
-        scale = size / max(h, w)
-        out = (max(1, round(h * scale)), max(1, round(w * scale)))
-        x = F.interpolate(x, size=out, mode="bilinear", antialias=True, align_corners=False)
-    x = (x.clamp(0, 1) * 255).round().to(torch.uint8)
+    elif c not in (1, 3):
+        x = x.float().mean(dim=1, keepdim=True)
+    x = _shrink(x.float(), size)
+    # (No in-place ops before a fresh tensor exists: x may still be the caller's.)
+    if images.dtype == torch.uint8:
+        x = x + 0.5  # averages of bytes: round back to bytes
+    else:
+        lo, hi = torch.aminmax(x)
+        if lo < 0 or hi > 1:  # e.g. normalised inputs: min-max scale each image
+            lo, hi = torch.aminmax(x.flatten(1), dim=1)
+            in_unit = ((lo >= 0) & (hi <= 1))[:, None, None, None]
+            lo, span = lo[:, None, None, None], (hi - lo).clamp_min(1e-12)[:, None, None, None]
+            x = torch.where(in_unit, x, (x - lo) / span)
+        x = (x * 255).add_(0.5)  # truncation after +0.5 rounds
+    x = x.to(torch.uint8)
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
     return x.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def _shrink(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Area-average ``x`` so its longest side is at most ``size``."""
+    h, w = x.shape[-2:]
+    f = -(-max(h, w) // size)  # ceil
+    if f == 1:
+        return x
+    if f <= 4:
+        # Summing f*f strided views: ~4x faster than torch's pooling kernels on
+        # small CPU batches (0.19 vs 0.73 ms for 64 x 3 x 64 x 64 here).
+        x = x[..., : h // f * f, : w // f * f]
+        acc = sum(x[..., i::f, j::f] for i in range(f) for j in range(f))
+        return acc / (f * f)
+    return F.adaptive_avg_pool2d(x, (max(1, h // f), max(1, w // f)))
 
 
 def check_images(inputs, n: int) -> torch.Tensor:
@@ -107,27 +119,27 @@ class ExampleReservoir:
         if n == 0:
             return
         self.image_shape = tuple(images.shape[1:])
-        # Position of each sample among this batch's samples of the same cell.
-        order = np.argsort(cells, kind="stable")
-        sorted_cells = cells[order]
-        starts = np.r_[0, np.flatnonzero(np.diff(sorted_cells)) + 1]
-        rank_sorted = np.arange(n) - np.repeat(starts, np.diff(np.r_[starts, n]))
+        # Rank of each sample among this batch's samples of the same cell.
+        uniq, inverse, per_cell = np.unique(cells, return_inverse=True, return_counts=True)
+        order = np.argsort(inverse, kind="stable")
+        starts = np.repeat(np.cumsum(per_cell) - per_cell, per_cell)
         rank = np.empty(n, np.int64)
-        rank[order] = rank_sorted
-        before = np.array([self.seen.get(int(c), 0) for c in cells], dtype=np.int64)
-        count = before + rank + 1  # this sample is the count-th of its cell
+        rank[order] = np.arange(n) - starts
+        seen = self.seen
+        before = np.array([seen.get(c, 0) for c in uniq.tolist()], dtype=np.int64)
+        for c, total in zip(uniq.tolist(), (before + per_cell).tolist(), strict=True):
+            seen[c] = total
+        count = before[inverse] + rank + 1  # this sample is the count-th of its cell
         # Algorithm R: fill while count <= cap, then replace slot j ~ U[0, count).
         j = (self._rng.random(n) * count).astype(np.int64)
         slot = np.where(count <= self.cap, count - 1, j)
         take = np.flatnonzero(slot < self.cap)
-        for c, k in zip(*np.unique(cells, return_counts=True), strict=True):
-            self.seen[int(c)] = self.seen.get(int(c), 0) + int(k)
         if take.size == 0:
             return
-        thumbs = thumbnails(images[torch.from_numpy(take)], self.size)
-        for t, i in enumerate(take):  # in batch order, so later samples win
-            store = self.slots.setdefault(int(cells[i]), [])
-            s = int(slot[i])
+        chosen = images if take.size == n else images[torch.from_numpy(take)]
+        thumbs = thumbnails(chosen, self.size)
+        for t, (c, s) in enumerate(zip(cells[take].tolist(), slot[take].tolist(), strict=True)):
+            store = self.slots.setdefault(c, [])  # in batch order, so later samples win
             if s < len(store):
                 store[s] = thumbs[t]
             else:

@@ -104,7 +104,7 @@ class ConfusionMatrix(LiveWidget):
         pred, tgt = checked
         images = None
         if inputs is not None:
-            images = check_images(inputs, tgt.shape[0])
+            images = check_images(inputs, len(tgt))
             self._examples.check(images)
         if self._closed:  # the first batch of a new epoch
             self._counter.reset()
@@ -112,7 +112,8 @@ class ConfusionMatrix(LiveWidget):
             self._closed = False
         self._counter._count(pred, tgt)
         if images is not None:
-            cells = (tgt * self.num_classes + pred).cpu().numpy()
+            cells = tgt * self.num_classes + pred
+            cells = cells if isinstance(cells, np.ndarray) else cells.cpu().numpy()
             self._examples.add(cells, images)
             self._examples_dirty = True
         self._changed()

@@ -8,6 +8,7 @@ happens while the kernel is busy.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -119,16 +120,36 @@ def test_live_confusion_matrix_in_jupyterlab(lab: Lab):
     assert widget(lab, 0).locator("img").count() == 0
     lab.screenshot(widget(lab, 0), "confusion-live-hover")
 
-    assert lab.cell_running(1), "training ended before the interactions: make it longer"
-    assert lab.kernel_messages_sent("comm_msg") == 0  # all of it in the browser alone
-
-    # --- stop training after a few epochs; the final view equals cm.matrix --------------
+    # scrub back to epoch 1 while later epochs keep arriving, then return to the latest
     lab.page.wait_for_function(
         "(el) => /epoch ([4-9]|\\d\\d)/.test(el.dataset.epoch)",
         arg=widget(lab, 0).element_handle(),
         timeout=120_000,
     )
-    assert lab.cell_running(1)
+    slider = widget(lab, 0).locator(".nbviz-confusion__epoch")
+    slider.fill("1")
+    lab.page.wait_for_function(
+        "(el) => el.dataset.epoch === 'epoch 1'", arg=widget(lab, 0).element_handle()
+    )
+    lab.page.wait_for_timeout(600)  # several pushes arrive: the view stays on epoch 1
+    assert widget(lab, 0).get_attribute("data-epoch") == "epoch 1"
+    slider.press("End")  # keyboard, as a person would: to the newest position
+    lab.page.wait_for_function(
+        "(el) => el.dataset.epoch.endsWith('(in progress)')", arg=widget(lab, 0).element_handle()
+    )
+
+    # open a cell's examples while training (thumbnails arrive every ~2 s)
+    lab.page.mouse.click(*cell_point(lab, 0, 3, 3))
+    widget(lab, 0).locator(".nbviz-confusion__thumb").first.wait_for(
+        state="visible", timeout=30_000
+    )
+    widget(lab, 0).locator(".nbviz-confusion__close").click()
+    widget(lab, 0).locator(".nbviz-confusion__gallery").wait_for(state="hidden")
+
+    assert lab.cell_running(1), "training ended before the interactions: make it longer"
+    assert lab.kernel_messages_sent("comm_msg") == 0  # all of it in the browser alone
+
+    # --- stop training; the final view equals cm.matrix --------------------------------
     (Path(lab.root_dir) / "stop").write_text("")
     lab.wait_cell(1, timeout=120)
     lab.page.mouse.move(0, 0)
@@ -164,7 +185,6 @@ def test_live_confusion_matrix_in_jupyterlab(lab: Lab):
     assert f"{m[r][c]} samples" in gallery.inner_text()
 
     # --- the epoch slider goes back to epoch 1 -----------------------------------------
-    slider = widget(lab, 0).locator(".nbviz-confusion__epoch")
     slider.fill("1")
     lab.page.wait_for_function(
         "(el) => el.dataset.epoch === 'epoch 1'", arg=widget(lab, 0).element_handle()
@@ -174,11 +194,14 @@ def test_live_confusion_matrix_in_jupyterlab(lab: Lab):
     slider.fill(str(state["epochs"]))  # back to the latest for the pictures
 
     # --- pictures, light and dark ----------------------------------------------------------
+    lab.page.mouse.move(0, 0)  # no tooltip over the matrix
+    lab.page.set_viewport_size({"width": 1280, "height": 1300})  # the whole widget in view
+    widget(lab, 0).scroll_into_view_if_needed()
     shots = {"light": lab.screenshot(widget(lab, 0), "confusion-light")}
     lab.set_theme("dark")
     lab.page.wait_for_timeout(300)  # one animation frame for the canvas to redraw in the new theme
     shots["dark"] = lab.screenshot(widget(lab, 0), "confusion-dark")
-    if DOCS.is_dir():
+    if os.environ.get("NBVIZ_UPDATE_DOCS"):  # refresh the README's pictures
         for theme, path in shots.items():
             shutil.copy(path, DOCS / f"confusion-{theme}.png")
     assert dialogs == []  # nothing in a class name ever ran
