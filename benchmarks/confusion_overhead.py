@@ -79,7 +79,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
-    n, size, rounds = (600, 64, 2) if args.quick else (1500, 64, 12)
+    n, size, rounds = (600, 64, 2) if args.quick else (1500, 64, 30)
     res = run_in_kernel(n, size, rounds)
     ratios = [r["live"][0] / r["bare"][0] for r in res]
     share = [r["live"][1] / r["live"][0] for r in res]
@@ -87,6 +87,8 @@ def main() -> None:
     live = statistics.median(r["live"][0] for r in res)
     print(f"demo CNN on shapes n={n} size={size}, batch 64; {rounds} rounds, order alternated")
     print("per-round live/bare:", " ".join(f"{x:.3f}" for x in ratios))
+    q1, _, q3 = statistics.quantiles(ratios, n=4)
+    print(f"paired ratio: median {statistics.median(ratios):.3f}, quartiles {q1:.3f} to {q3:.3f}")
     print("| loop | median pass | overhead |")
     print("|---|---|---|")
     print(f"| bare | {bare:.2f} s | |")
