@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 # a bare `torch` requirement never pulls a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
 JS_SOURCES := $(wildcard js/src/*.js js/src/*.css js/src/lib/*.js) js/build.mjs
-BUNDLES := nbviz/static/confusion.js
+BUNDLES := nbviz/static/confusion.js nbviz/static/graph.js
 PYTEST_ARGS ?=
 
 .PHONY: demo test js chromium lint clean
@@ -23,7 +23,7 @@ js/node_modules/.package-lock.json: js/package.json js/package-lock.json
 	npm --prefix js ci --no-audit --no-fund
 	@touch $@
 
-$(BUNDLES): js/node_modules/.package-lock.json $(JS_SOURCES)
+$(BUNDLES) &: js/node_modules/.package-lock.json $(JS_SOURCES)
 	npm --prefix js run build
 
 js: $(BUNDLES)

@@ -953,6 +953,10 @@ class Lab:
             arg=theme == "light",
             timeout=timeout * 1000,
         )
+        # Lab covers the page with its splash screen while it swaps themes.
+        self.page.wait_for_function(
+            "() => !document.getElementById('jupyterlab-splash')", timeout=timeout * 1000
+        )
 
     def screenshot(self, locator=None, name: str = "screenshot") -> Path:
         """Save a PNG of ``locator`` (or the whole page when None) to

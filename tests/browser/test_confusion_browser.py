@@ -34,7 +34,7 @@ TRAIN = """
 for epoch in range(200):
     train(model, data.images, data.labels, epochs=1, seed=epoch, on_batch=cm.update)
     cm.end_epoch()
-    if os.path.exists("stop"):
+    if os.path.exists("stop-confusion"):
         break
 """
 
@@ -150,7 +150,7 @@ def test_live_confusion_matrix_in_jupyterlab(lab: Lab):
     assert lab.kernel_messages_sent("comm_msg") == 0  # all of it in the browser alone
 
     # --- stop training; the final view equals cm.matrix --------------------------------
-    (Path(lab.root_dir) / "stop").write_text("")
+    (Path(lab.root_dir) / "stop-confusion").write_text("")
     lab.wait_cell(1, timeout=120)
     lab.page.mouse.move(0, 0)
     state = json.loads(

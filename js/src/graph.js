@@ -1,0 +1,1180 @@
+// @ts-check
+// Layer graph of a traced PyTorch model (nbviz.ModelGraph). Everything a
+// person does here (open modules, unfold repeats, search, pan, zoom, details,
+// export) works on data already in the browser, so it keeps working while the
+// kernel is busy; overlay updates only restyle, they never lay out again.
+import "./graph.css";
+import ELK from "elkjs/lib/elk.bundled.js";
+import { colorTable, css, rgbAt, textColorOn } from "./lib/colors.js";
+import { el as h, watchTheme } from "./lib/dom.js";
+import * as gv from "./lib/graph-view.js";
+
+/**
+ * @typedef {import("./lib/graph-view.js").GraphData} GraphData
+ * @typedef {import("./lib/graph-view.js").GraphIndex} GraphIndex
+ * @typedef {import("./lib/graph-view.js").VisGraph} VisGraph
+ * @typedef {import("./lib/graph-view.js").VisNode} VisNode
+ * @typedef {import("./lib/graph-view.js").GNode} GNode
+ * @typedef {Object} GraphState
+ * @property {GraphData | null} graph  nbviz.Graph.to_dict() (see the schema in nbviz/graph)
+ * @property {number} depth            initial expansion depth (0: the whole model is one box)
+ * @property {{label: string, values: Record<string, number | null>} | null} overlay_data
+ *                                     a value per module path, colours module boxes; changes often
+ * @property {string} title
+ */
+
+const SVG = "http://www.w3.org/2000/svg";
+const BOX = gv.BOX;
+const FONTS = {
+  name: "600 12px",
+  op: "600 11px",
+  type: "11px",
+  small: "10px",
+};
+const MIN_ZOOM = 0.02;
+const MAX_ZOOM = 4;
+const BIG = 400; // visible boxes beyond which "laying out…" shows first
+const viridis = colorTable();
+let uid = 0;
+
+/** @type {any} */
+let elkInstance = null;
+function elk() {
+  if (!elkInstance) elkInstance = new ELK();
+  return elkInstance;
+}
+/** @type {Promise<boolean> | null} */
+let transposedProbe = null;
+// ELK is compiled Java: its first few layouts run cold and take 2-3x longer.
+// After the first paint, a few throwaway layouts in idle time (once per page)
+// make the first clicks as quick as the later ones.
+const WARM_RUNS = 4;
+let warmRuns = 0;
+/** @param {() => any} makeGraph @param {() => boolean} stop */
+function warmUp(makeGraph, stop) {
+  const idle = /** @type {any} */ (globalThis).requestIdleCallback || ((/** @type {() => void} */ f) => setTimeout(f, 200));
+  const next = () =>
+    idle(() => {
+      if (warmRuns >= WARM_RUNS || stop()) return;
+      warmRuns++;
+      const g = makeGraph();
+      if (!g) return;
+      elk()
+        .layout(g)
+        .then(next, () => undefined);
+    });
+  next();
+}
+/** Whether this ELK reads compound minimum sizes transposed (checked once). */
+function elkTransposed() {
+  if (!transposedProbe) {
+    transposedProbe = elk()
+      .layout(gv.probeGraph())
+      .then(gv.minimumIsTransposed)
+      .catch(() => false);
+  }
+  return /** @type {Promise<boolean>} */ (transposedProbe);
+}
+
+/**
+ * @param {string} tag
+ * @param {Record<string, string | number>} [attrs]
+ * @param {string} [text]
+ * @returns {SVGElement}
+ */
+function s(tag, attrs = {}, text) {
+  const node = /** @type {SVGElement} */ (document.createElementNS(SVG, tag));
+  for (const k in attrs) node.setAttribute(k, String(attrs[k]));
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+/** @param {{ model: any, el: HTMLElement }} ctx */
+function render({ model, el }) {
+  const id = ++uid;
+  const root = h("div", { class: "nbviz-graph" });
+  el.appendChild(root);
+
+  // ---- skeleton -----------------------------------------------------------
+  const title = h("div", { class: "nbviz-graph__title" });
+  const banner = h("div", { class: "nbviz-graph__banner", role: "alert" });
+  banner.hidden = true;
+  const depthSelect = /** @type {HTMLSelectElement} */ (h("select", { class: "nbviz-graph__depth", "aria-label": "expand to depth" }));
+  const foldBox = /** @type {HTMLInputElement} */ (h("input", { type: "checkbox", class: "nbviz-graph__fold-all" }));
+  foldBox.checked = true;
+  const foldLabel = h("label", { class: "nbviz-graph__fold-label", title: "show each run of identical blocks as one ×N box" }, [foldBox, "fold repeats"]);
+  const collapseBtn = h("button", { class: "nbviz-graph__button", type: "button", title: "collapse every module and fold every repeat" }, "collapse all");
+  const searchBox = /** @type {HTMLInputElement} */ (
+    h("input", { class: "nbviz-graph__search", type: "search", placeholder: "search modules", "aria-label": "search modules by path, name or type" })
+  );
+  const matchCount = h("span", { class: "nbviz-graph__matches", role: "status" });
+  const fitBtn = h("button", { class: "nbviz-graph__button", type: "button", title: "fit the graph to the width" }, "fit");
+  const svgBtn = h("button", { class: "nbviz-graph__button", type: "button" }, "export SVG");
+  const pngBtn = h("button", { class: "nbviz-graph__button", type: "button" }, "export PNG");
+  const stats = h("span", { class: "nbviz-graph__stats" });
+  const toolbar = h("div", { class: "nbviz-graph__toolbar" }, [
+    h("label", {}, ["expand to depth ", depthSelect]),
+    foldLabel,
+    collapseBtn,
+    h("span", { class: "nbviz-graph__search-wrap" }, [searchBox, matchCount]),
+    fitBtn,
+    svgBtn,
+    pngBtn,
+    stats,
+  ]);
+  const svg = /** @type {SVGSVGElement} */ (s("svg", { class: "nbviz-graph__svg", role: "img" }));
+  const markerId = `nbviz-graph-arrow-${id}-${Math.random().toString(36).slice(2, 8)}`;
+  const defs = s("defs");
+  const marker = s("marker", { id: markerId, viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "7", markerHeight: "7", orient: "auto-start-reverse", markerUnits: "userSpaceOnUse" });
+  marker.appendChild(s("path", { d: "M0,1 L10,5 L0,9 z", class: "nbviz-graph__arrow" }));
+  defs.appendChild(marker);
+  const scene = s("g", { class: "nbviz-graph__scene" });
+  svg.append(defs, scene);
+  const busy = h("div", { class: "nbviz-graph__busy" }, "laying out…");
+  busy.hidden = true;
+  const legend = h("div", { class: "nbviz-graph__legend" });
+  legend.hidden = true;
+  const empty = h("div", { class: "nbviz-graph__empty" });
+  const viewport = h("div", { class: "nbviz-graph__viewport" }, [svg, legend, busy, empty]);
+  const details = h("aside", { class: "nbviz-graph__details", "aria-label": "details" });
+  details.hidden = true;
+  const body = h("div", { class: "nbviz-graph__body" }, [viewport, details]);
+  root.append(title, banner, toolbar, body);
+
+  // ---- state (view state lives here, never sent back to the kernel) -------
+  /** @type {GraphIndex | null} */
+  let index = null;
+  /** @type {Set<string>} */
+  let expanded = new Set();
+  /** @type {Set<string>} */
+  let folded = new Set();
+  const found = { query: "", matches: new Set(), expand: new Set(), unfold: new Set() };
+  /** @type {ReturnType<typeof gv.errorInfo>} */
+  let failure = null;
+  /** @type {VisGraph | null} */
+  let vis = null;
+  /** @type {ReturnType<typeof gv.readLayout> | null} */
+  let laid = null;
+  const view = { x: 0, y: 0, k: 1 };
+  /** @type {string | null} */
+  let selected = null;
+  /** @type {Map<string, SVGGElement>} */
+  let groups = new Map();
+  /** @type {Map<string, string>} */
+  let lastFill = new Map();
+  let layoutSeq = 0;
+  /** @type {string | null} */
+  let pendingReveal = null; // after a search, bring the first match into view
+  let layouts = 0;
+  let firstLayout = true;
+  let disposed = false;
+
+  // ---- text measuring (canvas; cached) ------------------------------------
+  const measureCtx = /** @type {CanvasRenderingContext2D} */ (document.createElement("canvas").getContext("2d"));
+  /** @type {Map<string, number>} */
+  const widths = new Map();
+  let family = "sans-serif";
+  /** @type {gv.Measure} */
+  const measure = (text, font) => {
+    if (!text) return 0;
+    const key = font + "\u0000" + text;
+    let w = widths.get(key);
+    if (w === undefined) {
+      measureCtx.font = `${FONTS[font]} ${family}`;
+      w = measureCtx.measureText(text).width;
+      widths.set(key, w);
+    }
+    return w;
+  };
+  /** Text shortened with "…" to at most maxW px. @param {string} text @param {keyof FONTS} font @param {number} maxW */
+  const fitText = (text, font, maxW) => {
+    if (measure(text, font) <= maxW) return text;
+    let lo = 0;
+    let hi = text.length;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (measure(text.slice(0, mid) + "…", font) <= maxW) lo = mid;
+      else hi = mid - 1;
+    }
+    return text.slice(0, lo) + "…";
+  };
+
+  let depth = 1; // the depth last asked for (trait, select, collapse all)
+  function traitDepth() {
+    const d = Math.floor(Number(model.get("depth") ?? 1));
+    return Number.isFinite(d) ? Math.max(0, d) : 1;
+  }
+
+  // ---- the effective view -------------------------------------------------
+  function effectiveExpanded() {
+    const out = new Set(expanded);
+    for (const x of found.expand) out.add(x);
+    return out;
+  }
+  function effectiveFolded() {
+    const out = new Set(folded);
+    for (const x of found.unfold) out.delete(x);
+    return out;
+  }
+  /** A person changed the view by hand: search expansions become theirs. */
+  function materialize() {
+    expanded = effectiveExpanded();
+    folded = effectiveFolded();
+    found.expand = new Set();
+    found.unfold = new Set();
+  }
+
+  function readGraph() {
+    /** @type {GraphData | null} */
+    const graph = model.get("graph");
+    if (!graph || !Array.isArray(graph.nodes)) {
+      index = null;
+      failure = null;
+      return;
+    }
+    index = gv.indexGraph(graph);
+    failure = gv.errorInfo(index);
+    depth = traitDepth();
+    expanded = gv.expandedToDepth(index, depth);
+    folded = gv.allRuns(index);
+    if (failure) {
+      for (const a of failure.expand) expanded.add(a);
+      for (const r of failure.unfold) folded.delete(r);
+    }
+    found.expand = new Set();
+    found.unfold = new Set();
+    found.matches = new Set();
+    if (found.query) applySearch(found.query, false);
+    selected = null;
+    details.hidden = true;
+    firstLayout = true;
+  }
+
+  function syncChrome() {
+    title.textContent = model.get("title") || "";
+    title.hidden = !title.textContent;
+    if (failure) {
+      banner.textContent = failure.text;
+      banner.hidden = false;
+    } else banner.hidden = true;
+    const max = index ? index.maxDepth : 0;
+    if (depthSelect.options.length !== max + 1) {
+      depthSelect.replaceChildren();
+      for (let d = 0; d <= max; d++) depthSelect.appendChild(h("option", { value: String(d) }, d === max && d > 0 ? `${d} (all)` : String(d)));
+    }
+    depthSelect.value = String(Math.min(max, depth));
+    foldLabel.hidden = !index || index.runs.size === 0;
+    if (index) {
+      const eff = effectiveFolded();
+      foldBox.checked = eff.size > 0;
+      foldBox.indeterminate = eff.size > 0 && eff.size < index.runs.size;
+      const g = index.graph;
+      const rootNode = g.root ? index.byId.get(g.root) : null;
+      const parts = [`${index.graph.nodes.length.toLocaleString("en-US")} nodes`];
+      if (rootNode) {
+        parts.push(`${gv.formatCount(rootNode.params_total ?? 0)} params`);
+        if (rootNode.flops != null) parts.push(gv.formatFlops(rootNode.flops));
+      }
+      stats.textContent = parts.join(" · ");
+    } else stats.textContent = "";
+    empty.textContent = index ? "" : "no graph yet";
+    empty.hidden = !!index;
+  }
+
+  // ---- layout -------------------------------------------------------------
+  /** @type {string[] | null} */
+  let pendingAnchor = null;
+  let layoutQueued = false;
+  let layoutRunning = false;
+  let layoutDirty = false;
+
+  /**
+   * Lays out again (coalesced); anchors: ids whose box should stay put on screen.
+   * @param {string[]} [anchors]
+   */
+  function requestLayout(anchors) {
+    if (anchors && !pendingAnchor) pendingAnchor = anchors;
+    layoutDirty = true;
+    if (layoutQueued || layoutRunning) return; // runLayout picks it up when done
+    layoutQueued = true;
+    requestAnimationFrame(() => {
+      layoutQueued = false;
+      void runLayout();
+    });
+  }
+
+  async function runLayout() {
+    if (disposed) return;
+    layoutDirty = false;
+    layoutRunning = true;
+    try {
+      await layoutOnce();
+    } finally {
+      layoutRunning = false;
+      busy.hidden = true;
+      if (layoutDirty && !disposed) requestLayout();
+    }
+  }
+
+  async function layoutOnce() {
+    const seq = ++layoutSeq;
+    const anchors = pendingAnchor;
+    pendingAnchor = null;
+    syncChrome();
+    if (!index) {
+      scene.replaceChildren();
+      groups = new Map();
+      vis = null;
+      laid = null;
+      root.dataset.visible = "0";
+      return;
+    }
+    const fam = getComputedStyle(root).fontFamily || "sans-serif";
+    if (fam !== family) widths.clear();
+    family = fam;
+    /** @type {{x: number, y: number, id: string} | null} */
+    let anchorAt = null;
+    if (anchors && laid) {
+      for (const a of anchors) {
+        const b = laid.boxes.get(a);
+        if (b) {
+          anchorAt = { x: view.x + view.k * b.x, y: view.y + view.k * b.y, id: a };
+          break;
+        }
+      }
+    }
+    const started = performance.now();
+    const nextVis = gv.visibleGraph(index, effectiveExpanded(), effectiveFolded());
+    if (nextVis.nodes.length > BIG) {
+      busy.hidden = false;
+      await new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
+    }
+    let result;
+    const t = { elk: 0, laid: 0, painted: 0, styled: 0 };
+    try {
+      const transposed = await elkTransposed();
+      const eg = gv.toElk(index, nextVis, { measure, transposed });
+      t.elk = performance.now();
+      result = await elk().layout(eg);
+      t.laid = performance.now();
+    } catch (err) {
+      banner.textContent = `layout failed: ${err instanceof Error ? err.message : String(err)}`;
+      banner.hidden = false;
+      return;
+    }
+    busy.hidden = true;
+    if (disposed || seq !== layoutSeq) return;
+    vis = nextVis;
+    laid = gv.readLayout(result);
+    paint();
+    t.painted = performance.now();
+    restyle();
+    t.styled = performance.now();
+    if (firstLayout) {
+      firstLayout = false;
+      fit(true);
+      if (warmRuns < WARM_RUNS) warmUp(warmGraph, () => disposed);
+      if (failure?.node && laid.boxes.has(failure.node)) reveal(failure.node);
+    } else if (anchorAt) {
+      const candidates = [anchorAt.id, ...(anchors || [])];
+      for (const a of candidates) {
+        const b = laid.boxes.get(a);
+        if (b) {
+          view.x = anchorAt.x - view.k * b.x;
+          view.y = anchorAt.y - view.k * b.y;
+          break;
+        }
+      }
+      applyTransform();
+    } else applyTransform();
+    if (pendingReveal) {
+      reveal(pendingReveal);
+      pendingReveal = null;
+    }
+    root.dataset.visible = String(vis.nodes.length);
+    requestAnimationFrame(() =>
+      setTimeout(() => {
+        if (seq !== layoutSeq) return;
+        root.dataset.layoutMs = (performance.now() - started).toFixed(1);
+        // ms spent: preparing, in ELK, building the SVG, restyling, until the frame was painted
+        root.dataset.layoutParts = [t.elk - started, t.laid - t.elk, t.painted - t.laid, t.styled - t.painted, performance.now() - t.styled]
+          .map((x) => x.toFixed(0))
+          .join(",");
+        root.dataset.layouts = String(++layouts);
+      }, 0),
+    );
+    if (selected && !vis.byId.has(selected)) selected = null;
+  }
+
+  /** The graph one level deeper than now (what a click is likely to ask for), capped in size. */
+  function warmGraph() {
+    if (!index) return null;
+    const idx = index;
+    const next = effectiveExpanded();
+    for (const v of vis?.nodes || []) if (v.kind === "module" && !v.open && gv.canExpand(idx, v.id)) next.add(v.id);
+    let g = gv.visibleGraph(idx, next, effectiveFolded());
+    if (g.nodes.length > 400) g = gv.visibleGraph(idx, effectiveExpanded(), effectiveFolded());
+    return gv.toElk(idx, g, { measure });
+  }
+
+  // ---- painting -----------------------------------------------------------
+  function paint() {
+    if (!index || !vis || !laid) return;
+    const idx = index;
+    const containers = s("g", { class: "nbviz-graph__containers" });
+    const edges = s("g", { class: "nbviz-graph__edges" });
+    const labels = s("g", { class: "nbviz-graph__edge-labels" });
+    const leaves = s("g", { class: "nbviz-graph__leaves" });
+    groups = new Map();
+    lastFill = new Map();
+    const errorNode = failure?.node ?? null;
+
+    const open = vis.nodes.filter((v) => v.open);
+    open.sort((a, b) => (idx.depth.get(a.id) ?? 0) - (idx.depth.get(b.id) ?? 0));
+    for (const v of open) containers.appendChild(drawNode(idx, v, errorNode));
+    for (const v of vis.nodes) if (!v.open) leaves.appendChild(drawNode(idx, v, errorNode));
+
+    const spots = gv.placeLabels(vis, laid, measure);
+    for (const e of vis.edges) {
+      const pts = laid.paths.get(e.id);
+      if (!pts || pts.length < 2) continue;
+      const p = s("path", { class: "nbviz-graph__edge", d: roundedPath(pts, 5), "marker-end": `url(#${markerId})` });
+      p.dataset.source = e.source;
+      p.dataset.target = e.target;
+      if (e.count > 1) p.classList.add("nbviz-graph__edge--multi");
+      edges.appendChild(p);
+      const spot = spots.get(e.id);
+      if (spot) {
+        /** @type {Record<string, string>} */
+        const attrs = { class: "nbviz-graph__edge-label", x: spot.x.toFixed(1), y: spot.y.toFixed(1) };
+        if (spot.anchor === "end") attrs["text-anchor"] = "end";
+        labels.appendChild(s("text", attrs, e.label));
+      }
+    }
+    // Edges under the (translucent) containers: a header band is never crossed by a line over its text.
+    scene.replaceChildren(edges, containers, labels, leaves);
+    svg.setAttribute("aria-label", `layer graph of ${idx.graph.model || "the model"}, ${vis.nodes.length} boxes shown`);
+  }
+
+  /**
+   * One box: a <g> translated to its place, with data-id/data-path and state classes.
+   * @param {GraphIndex} idx @param {VisNode} v @param {string | null} errorNode
+   */
+  function drawNode(idx, v, errorNode) {
+    const b = /** @type {{x: number, y: number, width: number, height: number}} */ (laid?.boxes.get(v.id));
+    const n = v.node;
+    const g = /** @type {SVGGElement} */ (s("g", { transform: `translate(${b.x.toFixed(1)},${b.y.toFixed(1)})` }));
+    const kindClass = v.kind === "fold" || v.kind === "module" ? "module" : v.kind === "op" ? "op" : "io";
+    g.setAttribute("class", `nbviz-graph__node nbviz-graph__node--${kindClass}`);
+    if (v.kind === "input" || v.kind === "output") g.classList.add(`nbviz-graph__node--${v.kind}`);
+    if (v.open) g.classList.add("nbviz-graph__node--expanded");
+    if (v.kind === "fold") g.classList.add("nbviz-graph__node--folded");
+    if (n.inplace) g.classList.add("nbviz-graph__node--inplace");
+    const isError = (errorNode != null && (v.id === errorNode || (v.members || []).includes(errorNode))) || !!n.error;
+    if (isError) g.classList.add("nbviz-graph__node--error");
+    g.dataset.id = v.id;
+    g.dataset.path = n.path;
+    groups.set(v.id, g);
+    g.dataset.kind = v.kind;
+    if (v.members) g.dataset.members = String(v.members.length);
+    const expandable = v.kind === "module" && gv.canExpand(idx, v.id);
+    if (expandable) g.classList.add("nbviz-graph__node--expandable");
+    const t = gv.boxText(idx, v);
+    const w = b.width;
+    const hgt = b.height;
+    const tip = [n.kind === "module" ? n.path || n.name : `${n.name} (${n.type})`, n.kind === "module" ? n.type : n.path ? `in ${n.path}` : ""]
+      .filter(Boolean)
+      .join(" · ");
+    g.appendChild(s("title", {}, v.kind === "fold" ? `${t.title} (${t.badge}) · ${n.type}` : tip));
+
+    if (v.open) {
+      g.appendChild(s("rect", { class: "nbviz-graph__container", width: w, height: hgt, rx: 6 }));
+      const head = s("g", { class: "nbviz-graph__header", "data-action": "collapse" });
+      head.appendChild(s("path", { class: "nbviz-graph__header-band", d: `M0,${BOX.header} V6 Q0,0 6,0 H${w - 6} Q${w},0 ${w},6 V${BOX.header} Z` }));
+      const refold = v.run !== undefined ? BOX.badge : 0;
+      const room = w - 2 * BOX.padX - BOX.info - refold - BOX.chevron;
+      const text = s("text", { class: "nbviz-graph__label", x: BOX.padX, y: 18 });
+      text.appendChild(s("tspan", { class: "nbviz-graph__chevron" }, "▾ "));
+      const nameText = fitText(t.title, "name", room);
+      text.appendChild(s("tspan", { class: "nbviz-graph__name" }, nameText));
+      const left = room - measure(nameText, "name") - 8;
+      if (left > 20) text.appendChild(s("tspan", { class: "nbviz-graph__type", dx: 8 }, fitText(t.subtitle, "type", left)));
+      const left2 = left - measure(t.subtitle, "type") - 8;
+      if (left2 > 30 && t.detail) text.appendChild(s("tspan", { class: "nbviz-graph__detail", dx: 6 }, fitText(`· ${t.detail}`, "small", left2)));
+      head.appendChild(text);
+      g.appendChild(head);
+      if (refold) g.appendChild(refoldBadge(idx, v, w - BOX.info - BOX.badge - 2, 5));
+      g.appendChild(infoButton(w - 11, 14));
+      g.dataset.fill = "header";
+      return g;
+    }
+
+    if (v.kind === "module" || v.kind === "fold") {
+      const fold = v.kind === "fold";
+      const bw = fold ? w - BOX.foldExtra : w;
+      const bh = BOX.moduleH;
+      if (fold) {
+        g.appendChild(s("rect", { class: "nbviz-graph__stack", x: 6, y: 6, width: bw, height: bh, rx: 4 }));
+        g.appendChild(s("rect", { class: "nbviz-graph__stack", x: 3, y: 3, width: bw, height: bh, rx: 4 }));
+      }
+      g.appendChild(s("rect", { class: "nbviz-graph__box", width: bw, height: bh, rx: 4 }));
+      const refold = !fold && v.run !== undefined ? BOX.badge : 0;
+      const right = (fold ? BOX.badge : 0) + refold + BOX.info;
+      const chevron = expandable ? BOX.chevron : 0;
+      const room = bw - 2 * BOX.padX - right - chevron;
+      const line1 = s("text", { class: "nbviz-graph__label", x: BOX.padX, y: 16 });
+      if (expandable) line1.appendChild(s("tspan", { class: "nbviz-graph__chevron" }, "▸ "));
+      const nameText = fitText(t.title, "name", room);
+      line1.appendChild(s("tspan", { class: "nbviz-graph__name" }, nameText));
+      const left = room - measure(nameText, "name") - 8;
+      if (left > 16) line1.appendChild(s("tspan", { class: "nbviz-graph__type", dx: 8 }, fitText(t.subtitle, "type", left)));
+      g.appendChild(line1);
+      if (t.detail) g.appendChild(s("text", { class: "nbviz-graph__detail", x: BOX.padX, y: 31 }, fitText(t.detail, "small", bw - 2 * BOX.padX - right + BOX.info)));
+      if (fold) {
+        const bg = s("g", { class: "nbviz-graph__badge", "data-action": "unfold", transform: `translate(${bw - BOX.badge - 4},${bh / 2 - 9})` });
+        bg.appendChild(s("title", {}, `show the ${(v.members || []).length} repeats one by one`));
+        bg.appendChild(s("rect", { width: BOX.badge, height: 18, rx: 9 }));
+        bg.appendChild(s("text", { x: BOX.badge / 2, y: 13 }, t.badge));
+        g.appendChild(bg);
+      } else {
+        if (refold) g.appendChild(refoldBadge(idx, v, bw - BOX.info - BOX.badge, bh / 2 - 9));
+        g.appendChild(infoButton(bw - 10, 11));
+      }
+      g.dataset.fill = "box";
+      return g;
+    }
+
+    // op / input / output
+    const io = v.kind !== "op";
+    g.appendChild(s("rect", { class: "nbviz-graph__box", width: w, height: hgt, rx: io ? hgt / 2 : 3 }));
+    const x0 = BOX.padX + (io ? 4 : 0);
+    const text = s("text", { class: "nbviz-graph__label", x: x0, y: io ? 17 : 16 });
+    const nameFont = io ? "name" : "op";
+    const nameText = fitText(t.title, nameFont, w - 2 * x0);
+    text.appendChild(s("tspan", { class: "nbviz-graph__name" }, nameText));
+    const left = w - 2 * x0 - measure(nameText, nameFont) - 6;
+    if (t.detail && left > 16) text.appendChild(s("tspan", { class: "nbviz-graph__detail", dx: 6 }, fitText(t.detail, "small", left)));
+    g.appendChild(text);
+    return g;
+  }
+
+  /** @param {number} x @param {number} y */
+  function infoButton(x, y) {
+    const g = s("g", { class: "nbviz-graph__info", "data-action": "info", transform: `translate(${x},${y})` });
+    g.appendChild(s("title", {}, "details"));
+    g.appendChild(s("circle", { r: 6.5 }));
+    g.appendChild(s("text", { y: 3.5 }, "i"));
+    return g;
+  }
+
+  /** @param {GraphIndex} idx @param {VisNode} v @param {number} x @param {number} y */
+  function refoldBadge(idx, v, x, y) {
+    const members = idx.runs.get(/** @type {string} */ (v.run)) || [];
+    const i = members.indexOf(v.id);
+    const g = s("g", { class: "nbviz-graph__badge nbviz-graph__badge--refold", "data-action": "refold", transform: `translate(${x},${y})` });
+    g.appendChild(s("title", {}, `fold the ${members.length} repeats back into one box`));
+    g.appendChild(s("rect", { width: BOX.badge - 4, height: 18, rx: 9 }));
+    g.appendChild(s("text", { x: (BOX.badge - 4) / 2, y: 13 }, `${i + 1}/${members.length}`));
+    return g;
+  }
+
+  // ---- restyle: overlay, matches, selection (no layout) -------------------
+  /**
+   * The overlay: trait `overlay_data` (Python's `ModelGraph.overlay()` sets it).
+   * @returns {{label?: string, values?: Record<string, number | null>} | null}
+   */
+  function readOverlay() {
+    const v = model.get("overlay_data");
+    return v && typeof v === "object" ? v : null;
+  }
+
+  function restyle() {
+    if (!index || !vis) return;
+    const ov = readOverlay();
+    const values = ov && ov.values ? ov.values : null;
+    const scale = gv.overlayScale(values);
+    for (const [nid, g] of groups.size ? groups : collectGroups()) {
+      const v = vis.byId.get(nid);
+      if (!v) continue;
+      g.classList.toggle("nbviz-graph__node--match", found.matches.has(nid));
+      g.classList.toggle("nbviz-graph__node--selected", selected === nid);
+      if (v.kind !== "module" && v.kind !== "fold") continue;
+      let value = NaN;
+      if (scale && values) {
+        if (v.kind === "fold") {
+          let sum = 0;
+          let cnt = 0;
+          for (const m of v.members || []) {
+            const x = values[index.byId.get(m)?.path ?? ""];
+            if (typeof x === "number" && Number.isFinite(x)) {
+              sum += x;
+              cnt++;
+            }
+          }
+          if (cnt) value = sum / cnt;
+        } else {
+          const x = values[v.node.path];
+          if (typeof x === "number" && Number.isFinite(x)) value = x;
+        }
+      }
+      const fill = scale && Number.isFinite(value) ? css(rgbAt(viridis, scale.t(value))) : "";
+      if (fill) g.dataset.value = String(value);
+      else delete g.dataset.value;
+      if (lastFill.get(nid) === fill) continue;
+      lastFill.set(nid, fill);
+      const target = /** @type {SVGElement | null} */ (g.querySelector(g.dataset.fill === "header" ? ":scope > .nbviz-graph__header > .nbviz-graph__header-band" : ":scope > .nbviz-graph__box"));
+      if (target) target.style.fill = fill;
+      g.classList.toggle("nbviz-graph__node--valued", !!fill);
+      if (fill) {
+        const dark = textColorOn(rgbAt(viridis, scale ? scale.t(value) : 0)) === "#fff";
+        g.classList.toggle("nbviz-graph__node--on-dark", dark);
+        g.classList.toggle("nbviz-graph__node--on-light", !dark);
+      } else {
+        g.classList.remove("nbviz-graph__node--on-dark", "nbviz-graph__node--on-light");
+      }
+    }
+    drawLegend(ov, scale);
+    root.dataset.matches = String(found.matches.size);
+  }
+
+  function collectGroups() {
+    groups = new Map();
+    for (const g of /** @type {NodeListOf<SVGGElement>} */ (scene.querySelectorAll("g.nbviz-graph__node"))) {
+      if (g.dataset.id) groups.set(g.dataset.id, g);
+    }
+    return groups;
+  }
+
+  /** @param {any} ov @param {ReturnType<typeof gv.overlayScale>} scale */
+  function drawLegend(ov, scale) {
+    if (!ov || !scale) {
+      legend.hidden = true;
+      return;
+    }
+    legend.hidden = false;
+    const stops = [];
+    for (let i = 0; i <= 10; i++) stops.push(css(rgbAt(viridis, i / 10)));
+    legend.replaceChildren(
+      h("div", { class: "nbviz-graph__legend-label" }, String(ov.label ?? "")),
+      h("div", { class: "nbviz-graph__legend-bar", style: `background: linear-gradient(to right, ${stops.join(", ")})` }),
+      h("div", { class: "nbviz-graph__legend-range" }, [
+        h("span", {}, gv.formatValue(scale.min)),
+        h("span", {}, scale.log ? "log scale" : ""),
+        h("span", {}, gv.formatValue(scale.max)),
+      ]),
+    );
+  }
+
+  // ---- pan / zoom ---------------------------------------------------------
+  let transformQueued = false;
+  function applyTransform() {
+    scene.setAttribute("transform", `translate(${view.x.toFixed(2)},${view.y.toFixed(2)}) scale(${view.k.toFixed(5)})`);
+    root.dataset.zoom = view.k.toFixed(3);
+  }
+  function scheduleTransform() {
+    if (transformQueued) return;
+    transformQueued = true;
+    requestAnimationFrame(() => {
+      transformQueued = false;
+      applyTransform();
+    });
+  }
+
+  /** Fits the graph to the width (and the height too when it stays readable). @param {boolean} [sizeViewport] */
+  function fit(sizeViewport = false) {
+    if (!laid) return;
+    const W = viewport.clientWidth || 800;
+    const gw = Math.max(1, laid.width);
+    const gh = Math.max(1, laid.height);
+    const kw = Math.min(1.25, W / gw);
+    if (sizeViewport) {
+      const want = Math.round(Math.min(640, Math.max(220, gh * kw + 8)));
+      viewport.style.height = `${want}px`;
+    }
+    const H = viewport.clientHeight || 500;
+    let k = Math.min(kw, H / gh);
+    if (k < 0.85 * Math.min(1, kw)) k = Math.min(1, kw); // shrinking to the height would hurt reading: fit the width, top aligned
+    view.k = Math.max(MIN_ZOOM, k);
+    view.x = (W - gw * view.k) / 2;
+    view.y = gh * view.k <= H ? (H - gh * view.k) / 2 : 0;
+    applyTransform();
+  }
+
+  /** Pans so that a box is in view (keeps the zoom). @param {string} nid */
+  function reveal(nid) {
+    const b = laid?.boxes.get(nid);
+    if (!b) return;
+    const W = viewport.clientWidth || 800;
+    const H = viewport.clientHeight || 500;
+    const x = view.x + view.k * b.x;
+    const y = view.y + view.k * b.y;
+    if (x >= 0 && y >= 0 && x + view.k * b.width <= W && y + view.k * b.height <= H) return;
+    view.x = W / 2 - view.k * (b.x + b.width / 2);
+    view.y = H / 3 - view.k * (b.y + b.height / 2);
+    applyTransform();
+  }
+
+  /** @type {{x: number, y: number, vx: number, vy: number, moved: boolean, pointer: number} | null} */
+  let drag = null;
+  /** @param {PointerEvent} ev */
+  function onPointerDown(ev) {
+    if (ev.button !== 0) return;
+    drag = { x: ev.clientX, y: ev.clientY, vx: view.x, vy: view.y, moved: false, pointer: ev.pointerId };
+  }
+  /** @param {PointerEvent} ev */
+  function onPointerMove(ev) {
+    if (!drag || ev.pointerId !== drag.pointer) return;
+    const dx = ev.clientX - drag.x;
+    const dy = ev.clientY - drag.y;
+    if (!drag.moved && Math.hypot(dx, dy) < 4) return;
+    if (!drag.moved) {
+      drag.moved = true;
+      try {
+        svg.setPointerCapture(ev.pointerId);
+      } catch {
+        // the pointer may already be gone
+      }
+      root.classList.add("nbviz-graph--dragging");
+    }
+    view.x = drag.vx + dx;
+    view.y = drag.vy + dy;
+    scheduleTransform();
+  }
+  /** @param {PointerEvent} ev */
+  function onPointerUp(ev) {
+    if (!drag || ev.pointerId !== drag.pointer) return;
+    const wasDrag = drag.moved;
+    drag = null;
+    root.classList.remove("nbviz-graph--dragging");
+    if (!wasDrag) onActivate(/** @type {Element} */ (ev.target));
+  }
+  function onPointerCancel() {
+    drag = null;
+    root.classList.remove("nbviz-graph--dragging");
+  }
+  /** @param {WheelEvent} ev */
+  function onWheel(ev) {
+    ev.preventDefault();
+    const r = svg.getBoundingClientRect();
+    const px = ev.clientX - r.left;
+    const py = ev.clientY - r.top;
+    const unit = ev.deltaMode === 1 ? 0.05 : ev.deltaMode === 2 ? 1 : 0.0015;
+    const k = Math.min(MAX_ZOOM, Math.max(MIN_ZOOM, view.k * Math.exp(-ev.deltaY * unit)));
+    view.x = px - ((px - view.x) * k) / view.k;
+    view.y = py - ((py - view.y) * k) / view.k;
+    view.k = k;
+    scheduleTransform();
+  }
+
+  // ---- clicks -------------------------------------------------------------
+  /** @param {Element | null} target */
+  function onActivate(target) {
+    if (!index || !target || !target.closest) return;
+    const g = /** @type {SVGGElement | null} */ (target.closest("g.nbviz-graph__node"));
+    if (!g || !g.dataset.id) return;
+    const nid = g.dataset.id;
+    const v = vis?.byId.get(nid);
+    if (!v) return;
+    const action = /** @type {HTMLElement | null} */ (target.closest("[data-action]"))?.dataset.action;
+    if (action === "info") return showDetails(v.kind === "fold" ? v.node.id : nid);
+    if (action === "unfold" && v.run) return toggleFold(v.run, false, [nid, v.run]);
+    if (action === "refold" && v.run) return toggleFold(v.run, true, [gv.FOLD_PREFIX + v.run, nid]);
+    if (v.open) {
+      if (action === "collapse") toggleExpand(nid, false);
+      return;
+    }
+    if (v.kind === "fold") return showDetails(v.node.id);
+    if (v.kind === "module" && gv.canExpand(index, nid)) return toggleExpand(nid, true);
+    showDetails(nid);
+  }
+
+  /** @param {string} nid @param {boolean} open */
+  function toggleExpand(nid, open) {
+    materialize();
+    if (open) expanded.add(nid);
+    else expanded.delete(nid);
+    requestLayout([nid]);
+  }
+
+  /** @param {string} run @param {boolean} fold @param {string[]} anchors */
+  function toggleFold(run, fold, anchors) {
+    materialize();
+    if (fold) folded.add(run);
+    else folded.delete(run);
+    requestLayout(anchors);
+  }
+
+  // ---- search -------------------------------------------------------------
+  /** @param {string} query @param {boolean} relayout */
+  function applySearch(query, relayout = true) {
+    found.query = query;
+    if (!index) return;
+    const r = gv.search(index, query);
+    found.matches = new Set(r.matches);
+    found.expand = new Set(r.expand);
+    found.unfold = new Set(r.unfold);
+    const k = r.matches.length;
+    matchCount.textContent = query.trim() ? (k === 1 ? "1 match" : `${k} matches`) : "";
+    if (relayout) {
+      pendingReveal = r.matches[0] ?? null;
+      requestLayout();
+    }
+  }
+  let searchTimer = 0;
+  searchBox.addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = window.setTimeout(() => applySearch(searchBox.value), 200);
+  });
+  searchBox.addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter") {
+      clearTimeout(searchTimer);
+      applySearch(searchBox.value);
+    } else if (ev.key === "Escape") {
+      searchBox.value = "";
+      clearTimeout(searchTimer);
+      applySearch("");
+    }
+  });
+
+  // ---- details panel ------------------------------------------------------
+  /** @param {string} nid */
+  function showDetails(nid) {
+    if (!index) return;
+    const n = index.byId.get(nid);
+    if (!n) return;
+    selected = vis?.byId.has(nid) ? nid : null;
+    const mod = n.kind === "module" ? index.graph.modules?.[n.path] : undefined;
+    const close = h("button", { class: "nbviz-graph__close", type: "button", "aria-label": "close details" }, "×");
+    close.addEventListener("click", closeDetails);
+    const heading = n.kind === "module" ? n.path || n.name || n.type : n.name;
+    /** @type {(string | Node)[]} */
+    const parts = [
+      h("div", { class: "nbviz-graph__details-head" }, [
+        h("div", {}, [h("strong", {}, heading), " ", h("span", { class: "nbviz-graph__muted" }, n.type)]),
+        close,
+      ]),
+    ];
+    /** @type {[string, string][]} */
+    const facts = [];
+    if (n.kind === "module") {
+      if (n.call) facts.push(["call", `#${n.call + 1} of this module`]);
+      facts.push(["own params", gv.formatInt(mod?.params_own ?? n.params ?? 0)]);
+      facts.push(["total params", gv.formatInt(mod?.params_total ?? n.params_total ?? 0)]);
+      facts.push(["FLOPs", n.flops == null ? "not counted" : `${gv.formatFlops(n.flops)} (${gv.formatInt(n.flops)})`]);
+    } else {
+      facts.push(["kind", n.kind]);
+      if (n.kind === "op") facts.push(["in module", n.path || index.graph.model || "(root)"]);
+      if (n.kind === "op" && n.flops) facts.push(["FLOPs", `${gv.formatFlops(n.flops)} (${gv.formatInt(n.flops)})`]);
+      if (n.inplace) facts.push(["in place", "yes: modifies its input"]);
+    }
+    if (n.error) facts.push(["error", n.error]);
+    parts.push(h("dl", { class: "nbviz-graph__facts" }, facts.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])));
+    /** @param {string} label @param {{shape: number[] | null, dtype: string}[] | undefined} list */
+    const tensors = (label, list) => {
+      if (!list || !list.length) return;
+      parts.push(h("h4", {}, label));
+      parts.push(h("ul", { class: "nbviz-graph__tensors" }, list.map((t) => h("li", {}, [h("code", {}, t.shape ? `[${t.shape.join(", ")}]` : "–"), ` ${t.dtype ?? ""}`]))));
+    };
+    tensors("inputs", n.inputs);
+    tensors("outputs", n.outputs);
+    if (mod) {
+      if (mod.params && mod.params.length) {
+        parts.push(h("h4", {}, "parameters"));
+        const rows = mod.params.map((p) =>
+          h("tr", {}, [h("td", {}, p.name), h("td", {}, h("code", {}, `[${(p.shape || []).join(", ")}]`)), h("td", { class: "nbviz-graph__num" }, gv.formatInt(p.numel)), h("td", {}, p.dtype ?? "")]),
+        );
+        parts.push(
+          h("table", { class: "nbviz-graph__params" }, [
+            h("thead", {}, h("tr", {}, [h("th", {}, "name"), h("th", {}, "shape"), h("th", { class: "nbviz-graph__num" }, "count"), h("th", {}, "dtype")])),
+            h("tbody", {}, rows),
+          ]),
+        );
+      }
+      if (mod.params && mod.params.length) {
+        parts.push(h("h4", {}, "weights"));
+        parts.push(mod.histogram ? histogram(mod.histogram) : h("div", { class: "nbviz-graph__muted" }, "no values on the meta device"));
+      }
+      if (mod.repr) {
+        parts.push(h("h4", {}, "repr"));
+        parts.push(h("pre", { class: "nbviz-graph__repr" }, mod.repr));
+      }
+    }
+    details.replaceChildren(...parts);
+    details.hidden = false;
+    details.dataset.id = nid;
+    restyle();
+  }
+
+  function closeDetails() {
+    selected = null;
+    details.hidden = true;
+    delete details.dataset.id;
+    restyle();
+  }
+
+  /** Weight histogram as small SVG bars. @param {{counts: number[], edges: number[]}} hist */
+  function histogram(hist) {
+    const W = 260;
+    const H = 64;
+    const counts = hist.counts || [];
+    const max = Math.max(1, ...counts);
+    const out = s("svg", { class: "nbviz-graph__hist", width: W, height: H + 16, viewBox: `0 0 ${W} ${H + 16}`, role: "img" });
+    const bw = W / Math.max(1, counts.length);
+    counts.forEach((c, i) => {
+      const bh = c > 0 ? Math.max(1, (H * c) / max) : 0;
+      const r = s("rect", { x: (i * bw + 0.5).toFixed(1), y: (H - bh).toFixed(1), width: Math.max(0.5, bw - 1).toFixed(1), height: bh.toFixed(1) });
+      r.appendChild(s("title", {}, `[${fmt(hist.edges?.[i])}, ${fmt(hist.edges?.[i + 1])}): ${c.toLocaleString("en-US")}`));
+      out.appendChild(r);
+    });
+    out.appendChild(s("line", { x1: 0, x2: W, y1: H + 0.5, y2: H + 0.5 }));
+    const edges = hist.edges || [];
+    if (edges.length) {
+      out.appendChild(s("text", { x: 0, y: H + 13 }, fmt(edges[0])));
+      out.appendChild(s("text", { x: W, y: H + 13, "text-anchor": "end" }, fmt(edges[edges.length - 1])));
+      if (edges[0] < 0 && edges[edges.length - 1] > 0) {
+        const x0 = (W * -edges[0]) / (edges[edges.length - 1] - edges[0]);
+        out.appendChild(s("text", { x: x0.toFixed(1), y: H + 13, "text-anchor": "middle" }, "0"));
+      }
+    }
+    out.setAttribute("aria-label", `histogram of weight values from ${fmt(edges[0])} to ${fmt(edges[edges.length - 1])}`);
+    return out;
+  }
+  /** @param {number | undefined} x */
+  const fmt = (x) => (x == null ? "?" : gv.formatValue(x));
+
+  // ---- export -------------------------------------------------------------
+  const STYLE_PROPS = ["fill", "fill-opacity", "stroke", "stroke-width", "stroke-opacity", "stroke-dasharray", "opacity", "font-family", "font-size", "font-weight", "font-style", "text-anchor", "dominant-baseline", "paint-order", "stroke-linejoin", "display", "visibility"];
+
+  /** A standalone SVG of the whole graph as it is now, colours resolved. */
+  function exportSvgText() {
+    if (!laid || !index) return null;
+    const style = getComputedStyle(root);
+    const bg = style.getPropertyValue("--nbviz-bg").trim() || "#ffffff";
+    const fg = style.getPropertyValue("--nbviz-fg").trim() || "#1f1f1f";
+    const pad = 16;
+    const titleText = model.get("title") || index.graph.model || "";
+    const top = titleText ? 28 : 0;
+    const legendH = legend.hidden ? 0 : 44;
+    const W = Math.ceil(laid.width + 2 * pad);
+    const H = Math.ceil(laid.height + 2 * pad + top + legendH);
+    const out = /** @type {SVGSVGElement} */ (s("svg", { xmlns: SVG, width: W, height: H, viewBox: `0 0 ${W} ${H}`, "font-family": style.fontFamily || "sans-serif" }));
+    out.appendChild(s("rect", { width: W, height: H, fill: bg }));
+    const d = /** @type {SVGElement} */ (defs.cloneNode(true));
+    inlineStyles(defs, d);
+    out.appendChild(d);
+    if (titleText) out.appendChild(s("text", { x: pad, y: pad + 10, fill: fg, "font-size": 14, "font-weight": 600 }, titleText));
+    const clone = /** @type {SVGGElement} */ (scene.cloneNode(true));
+    inlineStyles(scene, clone);
+    for (const t of clone.querySelectorAll("title")) t.remove();
+    clone.setAttribute("transform", `translate(${pad},${pad + top})`);
+    out.appendChild(clone);
+    if (legendH) {
+      const ov = readOverlay();
+      const scale = gv.overlayScale(ov?.values);
+      if (scale) {
+        const y = pad + top + laid.height + 8;
+        const lg = s("g", { transform: `translate(${pad},${y})` });
+        const gradId = `nbviz-graph-legend-${id}`;
+        const grad = s("linearGradient", { id: gradId });
+        for (let i = 0; i <= 10; i++) grad.appendChild(s("stop", { offset: `${i * 10}%`, "stop-color": css(rgbAt(viridis, i / 10)) }));
+        d.appendChild(grad);
+        lg.appendChild(s("text", { x: 0, y: 10, fill: fg, "font-size": 11 }, String(ov?.label ?? "")));
+        lg.appendChild(s("rect", { x: 0, y: 16, width: 180, height: 10, fill: `url(#${gradId})` }));
+        lg.appendChild(s("text", { x: 0, y: 38, fill: fg, "font-size": 10 }, gv.formatValue(scale.min)));
+        lg.appendChild(s("text", { x: 180, y: 38, fill: fg, "font-size": 10, "text-anchor": "end" }, gv.formatValue(scale.max) + (scale.log ? " (log)" : "")));
+        out.appendChild(lg);
+      }
+    }
+    return { text: new XMLSerializer().serializeToString(out), width: W, height: H };
+  }
+
+  /** Copies computed presentation styles of live elements onto their clones. @param {Element} live @param {Element} clone */
+  function inlineStyles(live, clone) {
+    const a = [live, ...live.querySelectorAll("*")];
+    const b = [clone, ...clone.querySelectorAll("*")];
+    /** @type {Map<string, string>} */
+    const cache = new Map();
+    for (let i = 0; i < a.length && i < b.length; i++) {
+      const src = a[i];
+      const dst = b[i];
+      if (src.tagName === "title" || src.tagName === "defs" || src.tagName === "marker") continue;
+      // Elements with the same classes under a parent with the same classes style alike.
+      const own = /** @type {HTMLElement} */ (/** @type {unknown} */ (src)).style?.cssText || "";
+      const key = `${src.tagName}|${src.getAttribute("class") || ""}|${src.getAttribute("text-anchor") || ""}|${src.parentElement?.getAttribute("class") || ""}|${src.parentElement?.parentElement?.getAttribute("class") || ""}|${own}`;
+      let text = cache.get(key);
+      if (text === undefined) {
+        const cs = getComputedStyle(src);
+        text = STYLE_PROPS.map((p) => `${p}:${cs.getPropertyValue(p)}`).join(";");
+        cache.set(key, text);
+      }
+      dst.setAttribute("style", text);
+      dst.removeAttribute("class");
+    }
+  }
+
+  /** @param {Blob} blob @param {string} name */
+  function download(blob, name) {
+    const url = URL.createObjectURL(blob);
+    const a = /** @type {HTMLAnchorElement} */ (h("a", { href: url, download: name }));
+    a.style.display = "none";
+    root.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  }
+  function fileBase() {
+    const base = String(model.get("title") || index?.graph.model || "graph");
+    return base.replace(/[^\w.-]+/g, "_").slice(0, 80) || "graph";
+  }
+  svgBtn.addEventListener("click", () => {
+    const out = exportSvgText();
+    if (out) download(new Blob([out.text], { type: "image/svg+xml" }), `${fileBase()}.svg`);
+  });
+  pngBtn.addEventListener("click", () => {
+    const out = exportSvgText();
+    if (!out) return;
+    // 2x for crisp text, within what canvases allow (16k px a side, ~120M px).
+    const scale = Math.max(0.05, Math.min(2, 16000 / out.width, 16000 / out.height, Math.sqrt(1.2e8 / (out.width * out.height))));
+    const img = new Image();
+    const url = URL.createObjectURL(new Blob([out.text], { type: "image/svg+xml" }));
+    img.onload = () => {
+      const canvas = document.createElement("canvas");
+      canvas.width = Math.round(out.width * scale);
+      canvas.height = Math.round(out.height * scale);
+      const ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d"));
+      ctx.scale(scale, scale);
+      ctx.drawImage(img, 0, 0);
+      URL.revokeObjectURL(url);
+      canvas.toBlob((blob) => blob && download(blob, `${fileBase()}.png`), "image/png");
+    };
+    img.onerror = () => URL.revokeObjectURL(url);
+    img.src = url;
+  });
+  // For scripted checks: the standalone SVG text that "export SVG" downloads.
+  /** @type {any} */ (root).nbvizExportSvg = () => exportSvgText()?.text ?? null;
+
+  // ---- toolbar ------------------------------------------------------------
+  depthSelect.addEventListener("change", () => {
+    if (!index) return;
+    depth = Number(depthSelect.value);
+    expanded = gv.expandedToDepth(index, depth);
+    if (failure) for (const a of failure.expand) expanded.add(a);
+    found.expand = new Set();
+    found.unfold = new Set();
+    firstLayout = true;
+    requestLayout();
+  });
+  collapseBtn.addEventListener("click", () => {
+    if (!index) return;
+    depth = 1;
+    expanded = gv.expandedToDepth(index, 1);
+    folded = gv.allRuns(index);
+    found.expand = new Set();
+    found.unfold = new Set();
+    firstLayout = true;
+    requestLayout();
+  });
+  fitBtn.addEventListener("click", () => fit(false));
+  foldBox.addEventListener("change", () => {
+    if (!index) return;
+    materialize();
+    folded = foldBox.checked ? gv.allRuns(index) : new Set();
+    if (!foldBox.checked) found.unfold = new Set();
+    requestLayout();
+  });
+
+  // ---- wiring -------------------------------------------------------------
+  svg.addEventListener("pointerdown", onPointerDown);
+  svg.addEventListener("pointermove", onPointerMove);
+  svg.addEventListener("pointerup", onPointerUp);
+  svg.addEventListener("pointercancel", onPointerCancel);
+  svg.addEventListener("wheel", onWheel, { passive: false });
+
+  const onGraph = () => {
+    readGraph();
+    requestLayout();
+  };
+  const onDepth = () => {
+    depth = traitDepth();
+    if (!index) return;
+    expanded = gv.expandedToDepth(index, depth);
+    if (failure) for (const a of failure.expand) expanded.add(a);
+    firstLayout = true;
+    requestLayout();
+  };
+  let restyleQueued = false;
+  const onOverlay = () => {
+    if (restyleQueued) return;
+    restyleQueued = true;
+    requestAnimationFrame(() => {
+      restyleQueued = false;
+      restyle();
+    });
+  };
+  const onTitle = () => syncChrome();
+  model.on("change:graph", onGraph);
+  model.on("change:depth", onDepth);
+  model.on("change:overlay_data", onOverlay);
+  model.on("change:title", onTitle);
+  const unwatch = watchTheme(() => {
+    lastFill = new Map(); // re-derive text colours on fills
+    onOverlay();
+  });
+
+  // Keep the picture centred when the viewport changes width (details panel, cell resize).
+  let lastWidth = 0;
+  const resize = new ResizeObserver(() => {
+    const w = viewport.clientWidth;
+    if (lastWidth && w && w !== lastWidth && laid) {
+      view.x += (w - lastWidth) / 2;
+      scheduleTransform();
+    }
+    lastWidth = w;
+  });
+  resize.observe(viewport);
+
+  void elkTransposed(); // starts ELK (its first run is the slow one) while the first frame is pending
+  readGraph();
+  requestLayout();
+
+  return () => {
+    resize.disconnect();
+    disposed = true;
+    model.off("change:graph", onGraph);
+    model.off("change:depth", onDepth);
+    model.off("change:overlay_data", onOverlay);
+    model.off("change:title", onTitle);
+    unwatch();
+    clearTimeout(searchTimer);
+    root.remove();
+  };
+}
+
+/**
+ * An orthogonal polyline with rounded corners.
+ * @param {number[][]} pts @param {number} r
+ */
+function roundedPath(pts, r) {
+  let d = `M${pts[0][0].toFixed(1)},${pts[0][1].toFixed(1)}`;
+  for (let i = 1; i < pts.length - 1; i++) {
+    const [x0, y0] = pts[i - 1];
+    const [x1, y1] = pts[i];
+    const [x2, y2] = pts[i + 1];
+    const l1 = Math.hypot(x1 - x0, y1 - y0);
+    const l2 = Math.hypot(x2 - x1, y2 - y1);
+    const rr = Math.min(r, l1 / 2, l2 / 2);
+    if (rr < 0.5) {
+      d += `L${x1.toFixed(1)},${y1.toFixed(1)}`;
+      continue;
+    }
+    const ax = x1 - ((x1 - x0) / l1) * rr;
+    const ay = y1 - ((y1 - y0) / l1) * rr;
+    const bx = x1 + ((x2 - x1) / l2) * rr;
+    const by = y1 + ((y2 - y1) / l2) * rr;
+    d += `L${ax.toFixed(1)},${ay.toFixed(1)}Q${x1.toFixed(1)},${y1.toFixed(1)} ${bx.toFixed(1)},${by.toFixed(1)}`;
+  }
+  const last = pts[pts.length - 1];
+  return d + `L${last[0].toFixed(1)},${last[1].toFixed(1)}`;
+}
+
+export default { render };

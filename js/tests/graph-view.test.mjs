@@ -1,0 +1,483 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import ELK from "elkjs/lib/elk.bundled.js";
+import {
+  FOLD_PREFIX,
+  allRuns,
+  boxSize,
+  boxText,
+  canExpand,
+  displayName,
+  edgeLabel,
+  errorInfo,
+  expandedToDepth,
+  foldLabel,
+  formatCount,
+  formatFlops,
+  formatShape,
+  formatValue,
+  indexGraph,
+  placeLabels,
+  minimumIsTransposed,
+  overlayScale,
+  probeGraph,
+  readLayout,
+  search,
+  toElk,
+  visibleGraph,
+} from "../src/lib/graph-view.js";
+
+// ---------------------------------------------------------------------------
+// Small graphs in the schema of nbviz.Graph.to_dict(), written by hand.
+
+const f32 = (shape) => ({ shape, dtype: "float32" });
+
+/** Fills in node defaults; an op's path defaults to its parent module's path. */
+function graphOf({ model = "Net", nodes, edges, repeats = [], modules = {}, error = null }) {
+  const byId = new Map();
+  const full = nodes.map((n) => {
+    const parent = n.parent ?? null;
+    const node = {
+      kind: "op",
+      type: n.kind === "module" ? "Module" : "torch.op",
+      path: parent ? byId.get(parent).path : "",
+      call: 0,
+      inputs: [],
+      outputs: [f32([1, 4])],
+      params: 0,
+      params_total: 0,
+      flops: null,
+      inplace: false,
+      error: null,
+      ...n,
+      parent,
+    };
+    byId.set(node.id, node);
+    return node;
+  });
+  const root = full.find((n) => n.kind === "module" && n.parent === null);
+  return { model, nodes: full, edges, modules, repeats, root: root ? root.id : null, error };
+}
+
+/** x -> Residual(conv(x) -> relu -> add(x)) -> output */
+const residual = () =>
+  graphOf({
+    model: "Residual",
+    nodes: [
+      { id: "in", kind: "input", name: "x", type: "Tensor" },
+      { id: "m0", kind: "module", name: "Residual", type: "Residual", path: "", params_total: 40 },
+      { id: "m1", kind: "module", name: "conv", type: "Conv2d", path: "conv", parent: "m0", params: 40, params_total: 40 },
+      { id: "o1", kind: "op", name: "conv2d", type: "F.conv2d", parent: "m1" },
+      { id: "o2", kind: "op", name: "relu", type: "F.relu", parent: "m0" },
+      { id: "o3", kind: "op", name: "add", type: "Tensor.__add__", parent: "m0" },
+      { id: "out", kind: "output", name: "output", type: "Tensor" },
+    ],
+    edges: [
+      { source: "in", target: "o1", ...f32([1, 4]) },
+      { source: "o1", target: "o2", ...f32([1, 4]) },
+      { source: "o2", target: "o3", ...f32([1, 4]) },
+      { source: "in", target: "o3", ...f32([1, 4]) },
+      { source: "o3", target: "out", ...f32([1, 4]) },
+    ],
+  });
+
+/** x -> layers (Sequential of 3 identical Blocks, each running linear) -> output */
+const repeated = () =>
+  graphOf({
+    model: "Stack",
+    nodes: [
+      { id: "in", kind: "input", name: "x", type: "Tensor" },
+      { id: "m0", kind: "module", name: "Stack", type: "Stack", path: "" },
+      { id: "m1", kind: "module", name: "layers", type: "Sequential", path: "layers", parent: "m0" },
+      { id: "b0", kind: "module", name: "0", type: "Block", path: "layers.0", parent: "m1", params_total: 20 },
+      { id: "l0", kind: "op", name: "linear", type: "F.linear", parent: "b0" },
+      { id: "b1", kind: "module", name: "1", type: "Block", path: "layers.1", parent: "m1", params_total: 20 },
+      { id: "l1", kind: "op", name: "linear", type: "F.linear", parent: "b1" },
+      { id: "b2", kind: "module", name: "2", type: "Block", path: "layers.2", parent: "m1", params_total: 20 },
+      { id: "l2", kind: "op", name: "linear", type: "F.linear", parent: "b2" },
+      { id: "out", kind: "output", name: "output", type: "Tensor" },
+    ],
+    edges: [
+      { source: "in", target: "l0", ...f32([1, 8]) },
+      { source: "l0", target: "l1", ...f32([1, 8]) },
+      { source: "l1", target: "l2", ...f32([1, 8]) },
+      { source: "l2", target: "out", ...f32([1, 8]) },
+    ],
+    repeats: [["b0", "b1", "b2"]],
+  });
+
+/** The same encoder module called on two inputs, results concatenated. */
+const twice = () =>
+  graphOf({
+    model: "Siamese",
+    nodes: [
+      { id: "a", kind: "input", name: "a", type: "Tensor" },
+      { id: "b", kind: "input", name: "b", type: "Tensor" },
+      { id: "m0", kind: "module", name: "Siamese", type: "Siamese", path: "" },
+      { id: "e0", kind: "module", name: "enc", type: "Linear", path: "enc", parent: "m0", call: 0 },
+      { id: "x0", kind: "op", name: "linear", type: "F.linear", parent: "e0" },
+      { id: "e1", kind: "module", name: "enc", type: "Linear", path: "enc", parent: "m0", call: 1 },
+      { id: "x1", kind: "op", name: "linear", type: "F.linear", parent: "e1" },
+      { id: "c", kind: "op", name: "cat", type: "torch.cat", parent: "m0", outputs: [f32([1, 16])] },
+      { id: "out", kind: "output", name: "output", type: "Tensor" },
+    ],
+    edges: [
+      { source: "a", target: "x0", ...f32([1, 4]) },
+      { source: "b", target: "x1", ...f32([1, 4]) },
+      { source: "x0", target: "c", ...f32([1, 8]) },
+      { source: "x1", target: "c", ...f32([1, 8]) },
+      { source: "c", target: "out", ...f32([1, 16]) },
+    ],
+  });
+
+/** Ops at several depths: root runs add; a.b runs mul; a runs two views. */
+const nested = () =>
+  graphOf({
+    model: "Deep",
+    nodes: [
+      { id: "in", kind: "input", name: "x", type: "Tensor" },
+      { id: "m0", kind: "module", name: "Deep", type: "Deep", path: "" },
+      { id: "add", kind: "op", name: "add", type: "Tensor.__add__", parent: "m0" },
+      { id: "ma", kind: "module", name: "a", type: "Outer", path: "a", parent: "m0" },
+      { id: "v1", kind: "op", name: "view", type: "Tensor.view", parent: "ma", outputs: [f32([4])] },
+      { id: "mb", kind: "module", name: "b", type: "Inner", path: "a.b", parent: "ma" },
+      { id: "mul", kind: "op", name: "mul", type: "Tensor.__mul__", parent: "mb", outputs: [f32([4])] },
+      { id: "v2", kind: "op", name: "view", type: "Tensor.view", parent: "ma", outputs: [f32([2, 2])] },
+      { id: "out", kind: "output", name: "output", type: "Tensor" },
+    ],
+    edges: [
+      { source: "in", target: "add", ...f32([2, 2]) },
+      { source: "add", target: "v1", ...f32([2, 2]) },
+      { source: "v1", target: "mul", ...f32([4]) },
+      { source: "mul", target: "v2", ...f32([4]) },
+      { source: "v2", target: "out", ...f32([2, 2]) },
+      { source: "add", target: "out", ...f32([2, 2]) },
+    ],
+  });
+
+const ids = (vis) => vis.nodes.map((v) => v.id);
+const pairs = (vis) => vis.edges.map((e) => `${e.source}>${e.target}`).sort();
+
+// ---------------------------------------------------------------------------
+
+test("index: children in execution order, depths, deepest depth", () => {
+  const idx = indexGraph(nested());
+  assert.deepEqual(idx.children.get("m0"), ["add", "ma"]);
+  assert.deepEqual(idx.children.get("ma"), ["v1", "mb", "v2"]);
+  assert.equal(idx.depth.get("m0"), 0);
+  assert.equal(idx.depth.get("ma"), 1);
+  assert.equal(idx.depth.get("mb"), 2);
+  assert.equal(idx.maxDepth, 3); // a.b (depth 2) still opens onto its mul
+  assert.ok(canExpand(idx, "mb"));
+  assert.ok(!canExpand(idx, "add"));
+});
+
+test("expand to depth: 0 is one box, leaf modules stay closed until the deepest depth", () => {
+  const idx = indexGraph(nested());
+  assert.deepEqual([...expandedToDepth(idx, 0)], []);
+  assert.deepEqual([...expandedToDepth(idx, 1)].sort(), ["m0"]);
+  assert.deepEqual([...expandedToDepth(idx, 2)].sort(), ["m0", "ma"]);
+  assert.deepEqual([...expandedToDepth(idx, 3)].sort(), ["m0", "ma", "mb"]);
+  const r = indexGraph(residual());
+  assert.equal(r.maxDepth, 2);
+  assert.deepEqual([...expandedToDepth(r, 1)], ["m0"]); // conv only holds an op
+  assert.deepEqual([...expandedToDepth(r, 2)].sort(), ["m0", "m1"]);
+});
+
+test("depth 0: the model is one box between its inputs and outputs", () => {
+  const idx = indexGraph(residual());
+  const vis = visibleGraph(idx, new Set(), new Set());
+  assert.deepEqual(ids(vis), ["in", "m0", "out"]);
+  assert.deepEqual(pairs(vis), ["in>m0", "m0>out"]);
+  // two graph edges (x -> conv2d, x -> add) lift onto one
+  const e = vis.edges.find((x) => x.source === "in");
+  assert.equal(e.count, 2);
+  assert.equal(e.label, "1×4");
+  assert.equal(e.container, "");
+});
+
+test("residual block: the skip connection survives lifting to a collapsed conv", () => {
+  const idx = indexGraph(residual());
+  const vis = visibleGraph(idx, new Set(["m0"]), new Set());
+  assert.deepEqual(ids(vis), ["in", "m0", "m1", "o2", "o3", "out"]);
+  assert.equal(vis.byId.get("m0").open, true);
+  assert.equal(vis.byId.get("m1").open, false);
+  assert.equal(vis.byId.get("m1").parent, "m0");
+  assert.deepEqual(pairs(vis), ["in>m1", "in>o3", "m1>o2", "o2>o3", "o3>out"]);
+  // edges between the root's children live in the root container
+  assert.equal(vis.edges.find((e) => e.source === "m1").container, "m0");
+  assert.equal(vis.edges.find((e) => e.source === "in" && e.target === "o3").container, "");
+  assert.equal(vis.rep("o1"), "m1");
+});
+
+test("fully open: every op shows and edges are the graph's own", () => {
+  const idx = indexGraph(residual());
+  const vis = visibleGraph(idx, new Set(["m0", "m1"]), new Set());
+  assert.equal(vis.nodes.length, 7);
+  assert.deepEqual(pairs(vis), ["in>o1", "in>o3", "o1>o2", "o2>o3", "o3>out"]);
+  assert.ok(vis.edges.every((e) => e.count === 1));
+  assert.equal(vis.edges.find((e) => e.source === "o1").container, "m0");
+});
+
+test("a 3x repeated block folds into one box and unfolds into three", () => {
+  const idx = indexGraph(repeated());
+  assert.deepEqual([...idx.runs.keys()], ["b0"]);
+  const open = new Set(["m0", "m1"]);
+  const folded = visibleGraph(idx, open, allRuns(idx));
+  assert.deepEqual(ids(folded), ["in", "m0", "m1", `${FOLD_PREFIX}b0`, "out"]);
+  const fold = folded.byId.get(`${FOLD_PREFIX}b0`);
+  assert.equal(fold.kind, "fold");
+  assert.deepEqual(fold.members, ["b0", "b1", "b2"]);
+  assert.equal(fold.parent, "m1");
+  // edges between members vanish, edges in and out attach to the fold
+  assert.deepEqual(pairs(folded), [`${FOLD_PREFIX}b0>out`, `in>${FOLD_PREFIX}b0`]);
+  assert.equal(foldLabel(idx, fold.members), "layers.0 … layers.2");
+  const t = boxText(idx, fold);
+  assert.equal(t.badge, "×3");
+  assert.equal(t.subtitle, "Block");
+
+  const unfolded = visibleGraph(idx, open, new Set());
+  assert.deepEqual(ids(unfolded), ["in", "m0", "m1", "b0", "b1", "b2", "out"]);
+  assert.deepEqual(pairs(unfolded), ["b0>b1", "b1>b2", "b2>out", "in>b0"]);
+  assert.equal(unfolded.byId.get("b1").run, "b0");
+
+  // a folded run hides even members someone expanded
+  const inside = visibleGraph(idx, new Set(["m0", "m1", "b1"]), allRuns(idx));
+  assert.ok(!inside.byId.has("l1"));
+  assert.equal(inside.rep("l1"), `${FOLD_PREFIX}b0`);
+  // ... and shows them once unfolded
+  const shown = visibleGraph(idx, new Set(["m0", "m1", "b1"]), new Set());
+  assert.ok(shown.byId.has("l1"));
+  assert.deepEqual(pairs(shown), ["b0>l1", "b2>out", "in>b0", "l1>b2"]);
+});
+
+test("a module called twice: two boxes, expanded one call at a time", () => {
+  const idx = indexGraph(twice());
+  const vis = visibleGraph(idx, new Set(["m0"]), new Set());
+  assert.deepEqual(ids(vis), ["a", "b", "m0", "e0", "e1", "c", "out"]);
+  assert.equal(vis.byId.get("e0").node.path, vis.byId.get("e1").node.path);
+  assert.equal(displayName(idx.byId.get("e0")), "enc");
+  assert.equal(displayName(idx.byId.get("e1")), "enc (call 2)");
+  assert.deepEqual(pairs(vis), ["a>e0", "b>e1", "c>out", "e0>c", "e1>c"]);
+  // repeated calls of one module read as calls in a fold's label
+  assert.equal(foldLabel(idx, ["e0", "e1"]), "enc (calls 1–2)");
+  const one = visibleGraph(idx, new Set(["m0", "e1"]), new Set());
+  assert.ok(one.byId.has("x1") && !one.byId.has("x0"));
+  assert.deepEqual(pairs(one), ["a>e0", "b>x1", "c>out", "e0>c", "x1>c"]);
+});
+
+test("ops nested in modules lift to the outermost collapsed module", () => {
+  const idx = indexGraph(nested());
+  const d1 = visibleGraph(idx, new Set(["m0"]), new Set());
+  assert.deepEqual(ids(d1), ["in", "m0", "add", "ma", "out"]);
+  assert.deepEqual(pairs(d1), ["add>ma", "add>out", "in>add", "ma>out"]);
+  assert.equal(d1.rep("mul"), "ma");
+  const d2 = visibleGraph(idx, new Set(["m0", "ma"]), new Set());
+  assert.deepEqual(pairs(d2), ["add>out", "add>v1", "in>add", "mb>v2", "v1>mb", "v2>out"]);
+  assert.equal(d2.edges.find((e) => e.source === "v1").container, "ma");
+  // the edge from add (in the root) to v1 (in a) lives in the root container
+  assert.equal(d2.edges.find((e) => e.target === "v1").container, "m0");
+  // expanding a child of a collapsed module shows nothing new
+  const hidden = visibleGraph(idx, new Set(["m0", "mb"]), new Set());
+  assert.deepEqual(ids(hidden), ids(d1));
+});
+
+test("duplicate graph edges merge; mixed shapes are listed", () => {
+  const g = twice();
+  const idx = indexGraph(g);
+  const closed = visibleGraph(idx, new Set(), new Set());
+  assert.deepEqual(pairs(closed), ["a>m0", "b>m0", "m0>out"]);
+  assert.equal(edgeLabel(["1×4"], 3), "1×4");
+  assert.equal(edgeLabel(["1×4", "1×8"], 2), "1×4, 1×8");
+  assert.equal(edgeLabel(["a", "b", "c"], 4), "4 tensors");
+  assert.equal(edgeLabel([], 2), "2 tensors");
+  assert.equal(edgeLabel([], 1), "");
+});
+
+test("search: case-insensitive over path, name and type; opens ancestors and runs", () => {
+  const idx = indexGraph(repeated());
+  const r = search(idx, "LAYERS.1");
+  assert.deepEqual(r.matches, ["b1"]);
+  assert.deepEqual(r.expand.sort(), ["m0", "m1"]);
+  assert.deepEqual(r.unfold, ["b0"]);
+  const byType = search(idx, "block");
+  assert.deepEqual(byType.matches, ["b0", "b1", "b2"]);
+  const byName = search(idx, "sequential");
+  assert.deepEqual(byName.matches, ["m1"]);
+  assert.deepEqual(byName.unfold, []);
+  assert.deepEqual(search(idx, "  ").matches, []);
+  assert.deepEqual(search(idx, "nothing-like-this").matches, []);
+  // ops are not matched, only modules
+  assert.deepEqual(search(indexGraph(nested()), "mul").matches, []);
+  const deep = search(indexGraph(nested()), "a.b");
+  assert.deepEqual(deep.matches, ["mb"]);
+  assert.deepEqual(deep.expand, ["m0", "ma"]);
+  // names are data, never markup
+  const g = residual();
+  g.nodes[2].name = "<img src=x onerror=alert(1)>";
+  assert.deepEqual(search(indexGraph(g), "<IMG").matches, ["m1"]);
+});
+
+test("error: banner text and what to open so the failing node shows", () => {
+  const g = repeated();
+  g.error = { type: "RuntimeError", message: "shapes cannot be multiplied", node: "l1" };
+  const info = errorInfo(indexGraph(g));
+  assert.equal(info.node, "l1");
+  assert.equal(info.text, "forward failed at linear in layers.1: RuntimeError: shapes cannot be multiplied");
+  assert.deepEqual(info.expand, ["m0", "m1", "b1"]);
+  assert.deepEqual(info.unfold, ["b0"]);
+  const m = repeated();
+  m.error = { type: "ValueError", message: "bad", node: "b2" };
+  assert.equal(errorInfo(indexGraph(m)).text, "forward failed at layers.2: ValueError: bad");
+  const none = repeated();
+  none.error = { type: "KeyError", message: "'x'", node: null };
+  assert.equal(errorInfo(indexGraph(none)).text, "forward failed: KeyError: 'x'");
+  assert.equal(errorInfo(indexGraph(repeated())), null);
+});
+
+test("ELK graph: open modules are compound nodes, edges sit in the innermost common container", () => {
+  const idx = indexGraph(nested());
+  const vis = visibleGraph(idx, new Set(["m0", "ma"]), new Set());
+  const elk = toElk(idx, vis);
+  assert.equal(elk.layoutOptions["elk.algorithm"], "layered");
+  assert.equal(elk.layoutOptions["elk.direction"], "DOWN");
+  assert.equal(elk.layoutOptions["elk.hierarchyHandling"], "INCLUDE_CHILDREN");
+  assert.equal(elk.layoutOptions["elk.edgeRouting"], "ORTHOGONAL");
+  assert.equal(elk.layoutOptions["elk.layered.considerModelOrder.strategy"], "NODES_AND_EDGES");
+  assert.deepEqual(elk.children.map((c) => c.id), ["in", "m0", "out"]);
+  const m0 = elk.children[1];
+  assert.deepEqual(m0.children.map((c) => c.id), ["add", "ma"]); // execution order
+  const ma = m0.children[1];
+  assert.deepEqual(ma.children.map((c) => c.id), ["v1", "mb", "v2"]);
+  assert.equal(ma.width, undefined); // ELK sizes containers
+  assert.ok(ma.layoutOptions["elk.padding"].includes("top="));
+  assert.ok(ma.children.every((c) => c.width > 0 && c.height > 0));
+  assert.deepEqual(ma.edges.map((e) => e.id).sort(), ["e:mb>v2", "e:v1>mb"]);
+  assert.deepEqual(m0.edges.map((e) => e.id), ["e:add>v1"]);
+  assert.deepEqual(elk.edges.map((e) => e.id).sort(), ["e:add>out", "e:in>add", "e:v2>out"]);
+  assert.equal(ma.edges[0].labels, undefined); // labels are placed after layout by default
+  const labelled = toElk(idx, vis, { edgeLabels: true });
+  assert.equal(labelled.children[1].children[1].edges[0].labels[0].text, "4");
+  // spacing is not inherited in ELK: containers carry it too
+  assert.equal(ma.layoutOptions["elk.layered.spacing.nodeNodeBetweenLayers"], elk.layoutOptions["elk.layered.spacing.nodeNodeBetweenLayers"]);
+});
+
+test("ELK lays the graph out; coordinates come back absolute and ids are kept", async () => {
+  const elk = new ELK();
+  const transposed = minimumIsTransposed(await elk.layout(probeGraph()));
+  const idx = indexGraph(residual());
+  const vis = visibleGraph(idx, new Set(["m0", "m1"]), new Set());
+  const laid = readLayout(await elk.layout(toElk(idx, vis, { transposed })));
+  for (const v of vis.nodes) assert.ok(laid.boxes.has(v.id), v.id);
+  for (const e of vis.edges) assert.ok(laid.paths.get(e.id).length >= 2, e.id);
+  const inside = (a, b) => a.x >= b.x && a.y >= b.y && a.x + a.width <= b.x + b.width && a.y + a.height <= b.y + b.height;
+  const box = (id) => laid.boxes.get(id);
+  assert.ok(inside(box("o1"), box("m1")), "conv2d inside conv");
+  assert.ok(inside(box("m1"), box("m0")), "conv inside the root");
+  // downward: input above the model, output below
+  assert.ok(box("in").y + box("in").height <= box("m0").y);
+  assert.ok(box("out").y >= box("m0").y + box("m0").height);
+  // an open container is at least as wide as its header wants
+  const want = boxSize(idx, vis.byId.get("m0")).width;
+  assert.ok(box("m0").width >= want - 0.5, `${box("m0").width} >= ${want}`);
+  // edge paths start at their source box and end at their target box (absolute frame)
+  const e = vis.edges.find((x) => x.source === "o1");
+  const pts = laid.paths.get(e.id);
+  const near = (p, b) => p[0] >= b.x - 1 && p[0] <= b.x + b.width + 1 && p[1] >= b.y - 1 && p[1] <= b.y + b.height + 1;
+  assert.ok(near(pts[0], box("o1")));
+  assert.ok(near(pts[pts.length - 1], box("o2")));
+});
+
+test("edge labels sit beside their edge, clear of boxes, headers and other edges", () => {
+  // in -> a (below), in -> b (further below, same tensor: labelled once), a -> b with a short run
+  const vis = {
+    nodes: [
+      { id: "in", kind: "input", open: false },
+      { id: "c", kind: "module", open: true },
+      { id: "a", kind: "op", open: false },
+      { id: "b", kind: "op", open: false },
+    ],
+    edges: [
+      { id: "e1", source: "in", target: "a", label: "1×4" },
+      { id: "e2", source: "in", target: "b", label: "1×4" },
+      { id: "e3", source: "a", target: "b", label: "2×2" },
+      { id: "e4", source: "b", target: "a", label: "" },
+    ],
+  };
+  const boxes = new Map([
+    ["in", { x: 0, y: 0, width: 40, height: 20 }],
+    ["c", { x: -10, y: 40, width: 140, height: 200 }],
+    ["a", { x: 0, y: 120, width: 40, height: 20 }],
+    ["b", { x: 0, y: 150, width: 40, height: 20 }],
+  ]);
+  const paths = new Map([
+    ["e1", [[20, 20], [20, 120]]],
+    ["e2", [[30, 20], [30, 30], [100, 30], [100, 150]]],
+    ["e3", [[20, 140], [20, 150]]],
+    ["e4", [[5, 150], [5, 140]]],
+  ]);
+  const measure = (t) => t.length * 6;
+  const spots = placeLabels(vis, { boxes, paths }, measure);
+  const s1 = spots.get("e1");
+  assert.ok(s1, "e1 labelled");
+  // beside its own vertical run, below the container's header band (y 40..68), not inside a box
+  assert.ok(Math.abs(s1.x - 24) < 0.01 || Math.abs(s1.x - 16) < 0.01);
+  assert.ok(s1.y - 5.5 >= 20 + 2 && (s1.y + 5.5 <= 40 || s1.y - 5.5 >= 40 + 28), `y ${s1.y}`);
+  assert.ok(!spots.has("e2"), "the same tensor from the same node is labelled once");
+  assert.ok(!spots.has("e3"), "no room on a 10 px run");
+  assert.ok(!spots.has("e4"), "no label, no spot");
+  // a label never overlaps another edge: the run of e2 at x = 30 is to the right of e1's
+  if (s1.anchor === "start") assert.ok(s1.x + measure("1×4") + 2 <= 30 - 1.5 || s1.y + 5.5 <= 30 - 1.5);
+});
+
+test("box sizes: folds are wider than a module, ops are smaller", () => {
+  const idx = indexGraph(repeated());
+  const vis = visibleGraph(idx, new Set(["m0", "m1"]), allRuns(idx));
+  const fold = boxSize(idx, vis.byId.get(`${FOLD_PREFIX}b0`));
+  const un = visibleGraph(idx, new Set(["m0", "m1"]), new Set());
+  const single = boxSize(idx, un.byId.get("b0"));
+  const op = boxSize(idx, visibleGraph(idx, new Set(["m0", "m1", "b0"]), new Set()).byId.get("l0"));
+  assert.ok(fold.width > single.width - 40);
+  assert.ok(fold.height > single.height);
+  assert.ok(op.height < single.height);
+});
+
+test("numbers: parameter counts, FLOPs, shapes", () => {
+  assert.equal(formatCount(0), "0");
+  assert.equal(formatCount(950), "950");
+  assert.equal(formatCount(1728), "1.7k");
+  assert.equal(formatCount(23_500), "23.5k");
+  assert.equal(formatCount(9408), "9.4k");
+  assert.equal(formatCount(1_200_000), "1.2M");
+  assert.equal(formatCount(25_557_032), "25.6M");
+  assert.equal(formatCount(124_439_808), "124M");
+  assert.equal(formatCount(999_999), "1M");
+  assert.equal(formatCount(7_000_000_000), "7B");
+  assert.equal(formatCount(null), "–");
+  assert.equal(formatFlops(4.1e9), "4.1 GFLOPs");
+  assert.equal(formatFlops(820e6), "820 MFLOPs");
+  assert.equal(formatFlops(12), "12 FLOPs");
+  assert.equal(formatFlops(1.5e12), "1.5 TFLOPs");
+  assert.equal(formatFlops(null), "–");
+  assert.equal(formatShape([1, 64, 56, 56]), "1×64×56×56");
+  assert.equal(formatShape([]), "scalar");
+  assert.equal(formatShape(null), "");
+  assert.equal(formatValue(0.000012), "1.20e-5");
+  assert.equal(formatValue(3.14159), "3.14");
+});
+
+test("overlay scale: linear, or log when values span more than 3 decades", () => {
+  const lin = overlayScale({ a: 2, b: 4, c: 6, d: NaN });
+  assert.equal(lin.log, false);
+  assert.equal(lin.min, 2);
+  assert.equal(lin.max, 6);
+  assert.equal(lin.t(4), 0.5);
+  const log = overlayScale({ a: 1e-6, b: 1e-3, c: 1 });
+  assert.equal(log.log, true);
+  assert.ok(Math.abs(log.t(1e-3) - 0.5) < 1e-12);
+  const neg = overlayScale({ a: -1, b: 1e6 });
+  assert.equal(neg.log, false); // logs need positive values
+  assert.equal(overlayScale({ a: 5 }).t(5), 0.5);
+  assert.equal(overlayScale(null), null);
+  assert.equal(overlayScale({}), null);
+});

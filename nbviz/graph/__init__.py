@@ -1,0 +1,13 @@
+"""The expandable layer graph: record a forward pass (`trace`) as a `Graph`.
+
+>>> import torch, nbviz
+>>> g = nbviz.trace(torch.nn.Linear(3, 2), torch.zeros(1, 3))  # doctest: +SKIP
+>>> g.total_params  # doctest: +SKIP
+8
+"""
+
+from .model import Graph
+from .trace import trace
+from .widget import ModelGraph
+
+__all__ = ["Graph", "ModelGraph", "trace"]

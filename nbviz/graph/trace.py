@@ -1,0 +1,702 @@
+"""Record one forward pass of a model as a layer graph.
+
+`trace` runs the model's real ``forward`` once and records every tensor
+operation (torch functions, Tensor methods and operators, seen through a
+`TorchFunctionMode`) together with the stack of module calls at that moment
+(forward pre/post hooks on every module). Each tensor is mapped to the node that
+produced it, so the edges are the real data flow of this call, control flow as
+taken. By default the pass runs on fake tensors (shapes only, no arithmetic),
+so tracing a large model costs about as much as walking its Python code.
+
+>>> import torch, nbviz
+>>> g = nbviz.trace(torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU()),
+...                 torch.zeros(2, 4))  # doctest: +SKIP
+>>> [n["name"] for n in g.nodes]  # doctest: +SKIP
+['input', 'Sequential', '0', 'linear', '1', 'relu', 'output']
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import inspect
+import logging
+import math
+import sys
+import weakref
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+from torch.utils.weak import WeakIdKeyDictionary
+
+from .model import Graph, Node, find_repeats
+
+MODES = ("auto", "fake", "real")
+_REPR_LIMIT = 2000
+_BINS = 30
+
+
+def trace(
+    model: nn.Module, *args: Any, device: Any = None, mode: str = "auto", **kwargs: Any
+) -> Graph:
+    """Run ``model(*args, **kwargs)`` once and return its layer graph.
+
+    ``mode="fake"`` runs on fake tensors (shapes and dtypes only, parameters
+    untouched), ``"real"`` on real tensors, ``"auto"`` (default) tries fake and
+    falls back to real when the model needs real values (e.g. it branches on
+    one); ``graph.mode`` tells which ran. A model with parameters on the meta
+    device always runs on meta inputs (``graph.mode == "meta"``). Input tensors
+    are moved to ``device``, by default the device of the model's parameters.
+
+    The model is left as found: hooks removed, train/eval flags, parameters,
+    buffers (BatchNorm statistics included) and gradients unchanged. If the
+    forward raises, the graph recorded so far comes back with ``graph.error``
+    set instead of the exception.
+
+    >>> import torch, nbviz
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU())
+    >>> g = nbviz.trace(net, torch.randn(1, 3, 32, 32))  # doctest: +SKIP
+    >>> g.node(g.root)["outputs"]  # doctest: +SKIP
+    [{'shape': [1, 8, 30, 30], 'dtype': 'float32'}]
+    >>> print(g.summary())  # doctest: +SKIP
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"trace expects a torch.nn.Module, got {type(model).__name__}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
+    if any(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters()):
+        # Tracing would materialise them, changing the model: the user's call to make.
+        raise ValueError(
+            "trace expects initialised parameters; this model has lazy modules: "
+            "run one forward pass first"
+        )
+    home = _model_device(model)
+    if home is not None and home.type == "meta":  # no values anywhere: meta inputs
+        return _Tracer(model, "meta", home).run(args, kwargs)
+    target = torch.device(device) if device is not None else home
+    if mode in ("auto", "fake"):
+        graph = _Tracer(model, "fake", target).run(args, kwargs)
+        if graph.error is None or mode == "fake":
+            return graph
+        # Values were needed (a branch on a tensor, .item(), .numpy()...) or the model
+        # really fails: the real run tells which, and its error is the one to report.
+    return _Tracer(model, "real", target).run(args, kwargs)
+
+
+# --- the tracer ----------------------------------------------------------------------------------
+
+
+class _Tracer:
+    """State of one trace: the nodes so far, who produced each tensor, open module calls."""
+
+    def __init__(self, model: nn.Module, mode: str, device: torch.device | None) -> None:
+        self.model = model
+        self.mode = mode
+        self.device = device
+        self.nodes: list[Node] = []
+        self.edges: list[dict[str, Any]] = []
+        self._edge_keys: set[tuple[str, str]] = set()
+        self.producer = WeakIdKeyDictionary()  # tensor -> id of the node that produced it
+        # Open module calls: module, node, FLOPs so far, the exception being handled then.
+        self.stack: list[tuple[nn.Module, Node, int | None, BaseException | None]] = []
+        self.calls: dict[nn.Module, int] = {}  # module -> calls so far
+        self.failed: dict[int, tuple[BaseException, str]] = {}  # id(exception) -> its node
+        self.flops: FlopCounterMode | None = None
+        self.counts = {"m": 0, "n": 0}
+        # Static facts about the modules, looked up at every call.
+        self.paths: dict[nn.Module, str] = {}
+        self.own: dict[nn.Module, int] = {}
+        self.total: dict[nn.Module, int] = {}
+        for path, m in model.named_modules():
+            self.paths[m] = path
+            self.own[m] = sum(p.numel() for p in m._parameters.values() if p is not None)
+            self.total[m] = sum(p.numel() for p in m.parameters())
+        # Parameters and buffers are state, not activations: never a node input or an edge.
+        self.state_ids = {id(t) for t in model.parameters()} | {id(t) for t in model.buffers()}
+
+    # --- running -------------------------------------------------------------------------------
+
+    def run(self, args: tuple, kwargs: dict) -> Graph:
+        error = None
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(torch.no_grad())
+            stack.callback(_keep_state(self.model, copy_values=self.mode != "meta"))
+            if self.mode == "real":
+                stack.enter_context(torch.random.fork_rng(devices=_cuda_devices(self.device)))
+            try:
+                args, kwargs = _map_tensors((args, kwargs), self._converter(stack))
+                self._add_inputs(args, kwargs)
+                self.flops = stack.enter_context(_flop_counter())
+                for m in self.paths:
+                    if not isinstance(m, torch.jit.ScriptModule):  # no hooks there: opaque
+                        stack.enter_context(self._hooks(m))
+                stack.enter_context(_Recorder(self))
+                output = self.model(*args, **kwargs)
+            except Exception as exc:
+                error = exc
+            else:
+                stack.close()  # leave the modes before recording outputs
+                self._add_outputs(output)
+        graph = self._graph(error)
+        self.producer = WeakIdKeyDictionary()  # drop every reference into this pass
+        self.failed.clear()
+        return graph
+
+    def _converter(self, stack: contextlib.ExitStack):
+        """How to turn an input tensor into one for this mode (on the target device)."""
+        device = self.device
+        if self.mode == "fake":
+            from torch._subclasses.fake_tensor import FakeTensorMode
+
+            # An op that can't run on fake tensors is logged by torch as an error; here it
+            # only means "retry with real tensors", so keep the notebook quiet.
+            log = logging.getLogger("torch._subclasses.fake_tensor")
+            stack.callback(log.setLevel, log.level)
+            log.setLevel(logging.CRITICAL)
+
+            # Real parameters may meet fake inputs: they are faked op by op, never written.
+            fake = stack.enter_context(FakeTensorMode(allow_non_fake_inputs=True))
+
+            def to_fake(t: torch.Tensor) -> torch.Tensor:
+                if t.is_meta:  # a shape-only input: make an empty fake one
+                    return torch.empty_strided(
+                        t.shape, t.stride(), dtype=t.dtype, device=device or "cpu"
+                    )
+                t = fake.from_tensor(t)
+                return t.to(device) if device is not None else t
+
+            return to_fake
+        return lambda t: t.to(device) if device is not None else t
+
+    def _hooks(self, module: nn.Module) -> contextlib.AbstractContextManager:
+        """Forward pre/post hooks on one module, removed when the context closes."""
+        handles = [
+            module.register_forward_pre_hook(self._enter, with_kwargs=True, prepend=True),
+            module.register_forward_hook(self._exit, with_kwargs=True, always_call=True),
+        ]
+        stack = contextlib.ExitStack()
+        for h in handles:
+            stack.callback(h.remove)
+        return stack
+
+    # --- recording -----------------------------------------------------------------------------
+
+    def _new_node(self, kind: str, name: str, type_: str, path: str, inputs: list) -> Node:
+        prefix = "m" if kind == "module" else "n"
+        node_id = f"{prefix}{self.counts[prefix]}"
+        self.counts[prefix] += 1
+        parent = self.stack[-1][1] if self.stack else None
+        node = {
+            "id": node_id,
+            "kind": kind,
+            "name": name,
+            "type": type_,
+            "path": path,
+            "parent": parent["id"] if parent and kind not in ("input", "output") else None,
+            "call": 0,
+            "inputs": [_meta(t) for t in inputs],
+            "outputs": [],
+            "params": 0,
+            "params_total": 0,
+            "flops": 0,
+            "inplace": False,
+            "error": None,
+        }
+        self.nodes.append(node)
+        return node
+
+    def _consume(self, node: Node, tensors: list[torch.Tensor]) -> None:
+        """Edges from the producers of ``tensors`` to ``node`` (one per producer)."""
+        for t in tensors:
+            source = self.producer.get(t)
+            if source is not None and (source, node["id"]) not in self._edge_keys:
+                self._edge_keys.add((source, node["id"]))
+                self.edges.append({"source": source, "target": node["id"], **_meta(t)})
+
+    def _produce(self, node: Node, tensors: list[torch.Tensor]) -> None:
+        for t in tensors:
+            if id(t) not in self.state_ids:
+                self.producer[t] = node["id"]
+
+    def _add_inputs(self, args: tuple, kwargs: dict) -> None:
+        for name, t in _named_inputs(self.model.forward, args, kwargs):
+            node = self._new_node("input", name, "input", "", [])
+            node["outputs"] = [_meta(t)]
+            if t not in self.producer:  # the same tensor passed twice: its first name wins
+                self._produce(node, [t])
+
+    def _add_outputs(self, output: Any) -> None:
+        for path, t in _leaves(output, "output"):
+            node = self._new_node("output", path, "output", "", [t])
+            node["outputs"] = [_meta(t)]
+            self._consume(node, [t])
+
+    def _enter(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        with torch._C.DisableTorchFunction():  # our own bookkeeping is not part of the graph
+            path = self.paths[module]
+            name = path.rpartition(".")[2] if path else type(module).__name__
+            tensors = [t for t in _tensors((args, kwargs)) if id(t) not in self.state_ids]
+            node = self._new_node("module", name, type(module).__name__, path, tensors)
+            node["call"] = self.calls.get(module, 0)
+            self.calls[module] = node["call"] + 1
+            node["params"] = self.own[module]
+            node["params_total"] = self.total[module]
+            self.stack.append((module, node, self._flop_total(), sys.exc_info()[1]))
+
+    def _exit(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+        with torch._C.DisableTorchFunction():
+            # Pop up to this module's call: calls left open by an exception caught inside.
+            while self.stack:
+                m, node, start, handled = self.stack.pop()
+                if m is module:
+                    break
+            else:
+                return
+            # Hooks with always_call run inside the `except` of Module.__call__ when the
+            # forward raised: a new exception, not one the caller was already handling.
+            exc = sys.exc_info()[1]
+            if exc is not None and exc is not handled:
+                self.failed.setdefault(id(exc), (exc, node["id"]))
+                node["flops"] = None  # an unfinished call
+                return
+            node["outputs"] = [_meta(t) for t in _tensors(output)]
+            end = self._flop_total()
+            node["flops"] = end - start if end is not None and start is not None else None
+
+    def _op(self, func: Any, args: tuple, kwargs: dict, out: Any, flops: int | None) -> None:
+        """Record one torch call; skip those that only read metadata (size, dim, shape...)."""
+        target = _inplace_target(func, args, kwargs)
+        outputs = _tensors(out)
+        if not outputs and target is None:
+            return
+        written = kwargs.get("out")
+        inputs = [
+            t
+            for t in _tensors((args, kwargs))
+            if id(t) not in self.state_ids and (written is None or t is not written)
+        ]
+        name, type_ = _op_names(func)
+        path = self.stack[-1][1]["path"] if self.stack else ""
+        node = self._new_node("op", name, type_, path, inputs)
+        node["flops"] = flops
+        node["inplace"] = target is not None
+        self._consume(node, inputs)  # the old version of an in-place target is consumed...
+        if target is not None:  # ...and the op produces the tensor from now on
+            outputs = outputs or [target]
+            base = target._base
+            self._produce(node, [target] + ([base] if base is not None else []))
+        node["outputs"] = [_meta(t) for t in outputs]
+        self._produce(node, outputs)
+
+    def _op_failed(self, func: Any, args: tuple, kwargs: dict, exc: BaseException) -> None:
+        inputs = [t for t in _tensors((args, kwargs)) if id(t) not in self.state_ids]
+        name, type_ = _op_names(func)
+        path = self.stack[-1][1]["path"] if self.stack else ""
+        node = self._new_node("op", name, type_, path, inputs)
+        node["flops"] = None
+        self._consume(node, inputs)
+        self.failed.setdefault(id(exc), (exc, node["id"]))
+
+    def _flop_total(self) -> int | None:
+        return self.flops.get_total_flops() if self.flops is not None else None
+
+    # --- the result ----------------------------------------------------------------------------
+
+    def _graph(self, exc: BaseException | None) -> Graph:
+        error = None
+        if exc is not None:
+            node_id = self.failed.get(id(exc), (None, None))[1]
+            message = (str(exc).strip() or type(exc).__name__)[:_REPR_LIMIT]
+            error = {"type": type(exc).__name__, "message": message, "node": node_id}
+            for n in self.nodes:
+                if n["id"] == node_id:
+                    n["error"] = message
+        modules = _modules_info(self.model)
+        root = next((n["id"] for n in self.nodes if n["kind"] == "module"), None)
+        return Graph(
+            model=type(self.model).__name__,
+            nodes=self.nodes,
+            edges=self.edges,
+            modules=modules,
+            repeats=find_repeats(self.nodes, modules),
+            root=root,
+            error=error,
+            mode=self.mode,
+            histograms=_histograms_of(self.model),
+        )
+
+
+class _Recorder(TorchFunctionMode):
+    """Sees every torch function, Tensor method and operator; records it as an op node.
+
+    While a handler runs, the mode is off: the functions a call makes inside
+    (``F.relu`` calling ``torch.relu``) are not seen, so each node is one call
+    as written in the model's code.
+    """
+
+    def __init__(self, tracer: _Tracer) -> None:
+        super().__init__()
+        self.tracer = tracer
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in _METADATA:
+            return func(*args, **kwargs)
+        tracer = self.tracer
+        start = tracer._flop_total()
+        try:
+            out = func(*args, **kwargs)
+        except Exception as exc:
+            tracer._op_failed(func, args, kwargs, exc)
+            raise
+        end = tracer._flop_total()
+        tracer._op(func, args, kwargs, out, _diff(start, end))
+        return out
+
+
+# --- op names and in-place detection -------------------------------------------------------------
+
+# Calls that only read metadata: skipped before any bookkeeping (others are skipped
+# later too when they return no tensor).
+_METADATA = {
+    torch.Tensor.size,
+    torch.Tensor.dim,
+    torch.Tensor.numel,
+    torch.Tensor.stride,
+    torch.Tensor.__len__,
+    torch.Tensor.is_contiguous,
+    torch.Tensor.is_floating_point,
+    torch.Tensor.is_complex,
+    torch.Tensor.data_ptr,
+    torch.Tensor.element_size,
+    torch.Tensor.get_device,
+}
+_INPLACE_DUNDERS = {
+    f"__i{op}__"
+    for op in "add sub mul truediv floordiv mod pow matmul and or xor lshift rshift".split()
+}
+_NAMES: dict[Any, str] = {}
+
+
+def _qualified_names() -> dict[Any, str]:
+    """Callable -> "F.relu" / "torch.cat" / "Tensor.view", built once (F wins over torch)."""
+    if not _NAMES:
+        tensor = {a: getattr(torch.Tensor, a, None) for a in dir(torch.Tensor)}
+        # vars(), not getattr: torch imports some submodules lazily on attribute access.
+        for prefix, namespace in (("Tensor", tensor), ("torch", vars(torch)), ("F", vars(F))):
+            for attr, obj in list(namespace.items()):
+                if attr.startswith("_") and not attr.startswith("__"):
+                    continue
+                if callable(obj) and not isinstance(obj, type):
+                    with contextlib.suppress(TypeError):  # unhashable odds and ends
+                        _NAMES[obj] = f"{prefix}.{attr}"
+    return _NAMES
+
+
+def _op_names(func: Any) -> tuple[str, str]:
+    """Short name ("add", "getitem", "T") and qualified type ("Tensor.add", "F.relu")."""
+    raw = getattr(func, "__name__", None) or type(func).__name__
+    if raw == "__get__":  # a property such as x.T or x.mT
+        prop = getattr(getattr(func, "__self__", None), "__name__", "property")
+        return prop, f"Tensor.{prop}"
+    try:
+        qualified = _qualified_names().get(func)
+    except TypeError:
+        qualified = None
+    if qualified is None:
+        module = getattr(func, "__module__", None) or ""
+        qualified = f"{module}.{raw}" if module and module != "builtins" else raw
+        qualified = qualified.replace("torch.nn.functional.", "F.")
+    name = raw[2:-2] if raw.startswith("__") and raw.endswith("__") else raw
+    return name, qualified
+
+
+def _inplace_target(func: Any, args: tuple, kwargs: dict) -> torch.Tensor | None:
+    """The tensor an in-place call writes to, or None for an ordinary call."""
+    name = getattr(func, "__name__", "")
+    written = kwargs.get("out")
+    if isinstance(written, torch.Tensor):
+        return written
+    inplace = (
+        kwargs.get("inplace") is True
+        or name in _INPLACE_DUNDERS
+        or name == "__setitem__"
+        or (name.endswith("_") and not name.endswith("__"))
+    )
+    if not inplace:
+        return None
+    first = args[0] if args else kwargs.get("input", kwargs.get("self"))
+    return first if isinstance(first, torch.Tensor) else None
+
+
+# --- model state ---------------------------------------------------------------------------------
+
+
+def _keep_state(model: nn.Module, copy_values: bool):
+    """Snapshot what a forward may change; returns the function that puts it back.
+
+    A forward can write buffers: BatchNorm in train mode updates its running
+    statistics inside the kernel (without bumping the tensor's version, so
+    there's no cheap way to notice) and counts batches with an in-place add
+    that even runs for real under fake tensors. So every buffer is copied first
+    (buffers are small next to parameters) and put back if its values differ.
+    Parameters and buffers replaced by new objects, and train/eval flags, are
+    put back too.
+    """
+    slots = [
+        (store, name, t)
+        for m in model.modules()
+        for store in (m._parameters, m._buffers)
+        if isinstance(store, dict)  # not a ScriptModule's read-only view
+        for name, t in store.items()
+    ]
+    copies = [
+        (t, t.clone())
+        for m in model.modules()
+        for t in m._buffers.values()
+        if copy_values and t is not None and not t.is_meta
+    ]
+    training = [(m, m.training) for m in model.modules()]
+
+    def restore() -> None:
+        for store, name, t in slots:
+            if store.get(name) is not t:
+                store[name] = t
+        with torch.no_grad():
+            for t, copy in copies:
+                if not torch.equal(t, copy):
+                    t.copy_(copy)
+        for m, flag in training:
+            m.training = flag
+
+    return restore
+
+
+def _cuda_devices(device: torch.device | None) -> list[int]:
+    """CUDA devices whose RNG a real run may advance (its state is put back)."""
+    if device is not None and device.type == "cuda" and torch.cuda.is_available():
+        return [device.index if device.index is not None else torch.cuda.current_device()]
+    return []
+
+
+def _model_device(model: nn.Module) -> torch.device | None:
+    for t in model.parameters():
+        return t.device
+    for t in model.buffers():
+        return t.device
+    return None
+
+
+def _flop_counter() -> FlopCounterMode:
+    """torch's FLOP counter, taught the CPU kernels it has no formula for: the fused
+    RNN layers of nn.LSTM/GRU/RNN and CPU scaled-dot-product attention."""
+    aten = torch.ops.aten
+    extra = {
+        op: formula
+        for op, formula in (
+            (getattr(aten, "mkldnn_rnn_layer", None), _rnn_layer_flop),
+            (getattr(aten, "_cudnn_rnn", None), _cudnn_rnn_flop),
+            (getattr(aten, "_scaled_dot_product_flash_attention_for_cpu", None), _sdpa_cpu_flop),
+        )
+        if op is not None
+    }
+    return FlopCounterMode(display=False, custom_mapping=extra)
+
+
+def _rnn_layer_flop(input, w_ih, w_hh, *args, out_shape=None, **kwargs) -> int:
+    """One layer, one direction: a matmul with each weight matrix per step (time x batch)."""
+    return 2 * math.prod(input[:-1]) * (math.prod(w_ih) + math.prod(w_hh))
+
+
+def _sdpa_cpu_flop(query, key, value, *args, out_shape=None, **kwargs) -> int:
+    """Same count as torch's formula for the CUDA attention kernels."""
+    return sdpa_flop_count(query, key, value)
+
+
+def _cudnn_rnn_flop(input, weights, *args, out_shape=None, **kwargs) -> int:
+    """All layers and directions at once: every weight matrix is used once per step."""
+    return 2 * math.prod(input[:-1]) * sum(math.prod(w) for w in weights if len(w) == 2)
+
+
+# --- modules -------------------------------------------------------------------------------------
+
+
+def _modules_info(model: nn.Module) -> dict[str, dict[str, Any]]:
+    """The MODULE entries of the data contract, one per module object."""
+    info = {}
+    for path, m in model.named_modules():
+        own = [(n, p) for n, p in m._parameters.items() if p is not None]
+        info[path] = {
+            "type": type(m).__name__,
+            "repr": _safe_repr(m)[:_REPR_LIMIT],
+            "params": [
+                {"name": n, "shape": list(p.shape), "numel": p.numel(), "dtype": _dtype(p)}
+                for n, p in own
+            ],
+            "params_own": sum(p.numel() for _, p in own),
+            "params_total": sum(p.numel() for p in m.parameters()),
+            "histogram": None,  # filled lazily by _histograms_of
+        }
+    return info
+
+
+def _histograms_of(model: nn.Module) -> Callable[[], dict[str, Any]]:
+    """A function computing every module's weight histogram later, if the model still exists."""
+    ref = weakref.ref(model)
+
+    def compute() -> dict[str, Any]:
+        m = ref()
+        if m is None:
+            return {}
+        return {
+            path: _histogram([p for p in mod._parameters.values() if p is not None])
+            for path, mod in m.named_modules()
+        }
+
+    return compute
+
+
+def _histogram(params: list[torch.Tensor]) -> dict[str, list] | None:
+    """30-bin numpy histogram of the values of ``params`` together; None without values."""
+    arrays = []
+    for p in params:
+        if p.is_meta or _is_fake(p) or p.is_complex():
+            return None
+        if p.numel() == 0:
+            continue
+        arrays.append(p.detach().reshape(-1).float().cpu().numpy())
+    if not arrays:
+        return None
+    lo = min(float(np.nanmin(a)) for a in arrays)
+    hi = max(float(np.nanmax(a)) for a in arrays)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return None
+    # One range for all arrays: the sum of their counts is the histogram of the concatenation.
+    counts = np.zeros(_BINS, dtype=np.int64)
+    edges = None
+    for a in arrays:
+        c, edges = np.histogram(a, bins=_BINS, range=(lo, hi))
+        counts += c
+    return {"counts": counts.tolist(), "edges": edges.tolist()}
+
+
+def _is_fake(t: torch.Tensor) -> bool:
+    from torch._subclasses.fake_tensor import FakeTensor
+
+    return isinstance(t, FakeTensor)
+
+
+def _safe_repr(m: nn.Module) -> str:
+    try:
+        return repr(m)
+    except Exception as exc:  # a broken extra_repr must not stop the trace
+        return f"{type(m).__name__}(<repr failed: {exc}>)"
+
+
+# --- tensors in nested structures ----------------------------------------------------------------
+
+
+def _meta(t: torch.Tensor) -> dict[str, Any]:
+    try:
+        shape = [int(s) for s in t.shape]
+    except Exception:  # nested or symbolic shapes: no single shape to show
+        shape = []
+    return {"shape": shape, "dtype": _dtype(t)}
+
+
+def _dtype(t: torch.Tensor) -> str:
+    return str(t.dtype).removeprefix("torch.")
+
+
+def _tensors(obj: Any) -> list[torch.Tensor]:
+    """Every tensor in a nest of tuples, lists, dicts and dataclasses, in order."""
+    found: list[torch.Tensor] = []
+
+    def walk(o: Any, depth: int) -> None:
+        if isinstance(o, torch.Tensor):
+            found.append(o)
+        elif depth > 20:
+            return
+        elif isinstance(o, (tuple, list)):
+            for x in o:
+                walk(x, depth + 1)
+        elif isinstance(o, dict):
+            for x in o.values():
+                walk(x, depth + 1)
+        elif dataclasses.is_dataclass(o) and not isinstance(o, type):
+            for f in dataclasses.fields(o):
+                walk(getattr(o, f.name, None), depth + 1)
+
+    walk(obj, 0)
+    return found
+
+
+def _leaves(obj: Any, prefix: str, depth: int = 0) -> Iterator[tuple[str, torch.Tensor]]:
+    """(name, tensor) for every tensor in a nest: "output[0]", "output['logits']"..."""
+    if isinstance(obj, torch.Tensor):
+        yield prefix, obj
+    elif depth > 20:
+        return
+    elif isinstance(obj, tuple) and hasattr(obj, "_fields"):  # namedtuple
+        for field in obj._fields:
+            yield from _leaves(getattr(obj, field), f"{prefix}.{field}", depth + 1)
+    elif isinstance(obj, (tuple, list)):
+        for i, x in enumerate(obj):
+            yield from _leaves(x, f"{prefix}[{i}]", depth + 1)
+    elif isinstance(obj, dict):
+        for k, x in obj.items():
+            yield from _leaves(x, f"{prefix}[{k!r}]", depth + 1)
+    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        for f in dataclasses.fields(obj):
+            yield from _leaves(getattr(obj, f.name, None), f"{prefix}.{f.name}", depth + 1)
+
+
+def _named_inputs(forward: Any, args: tuple, kwargs: dict) -> list[tuple[str, torch.Tensor]]:
+    """Input tensors named after forward's parameters: "x", "kwargs.mask", "args[1]"."""
+    try:
+        signature = inspect.signature(forward)
+        bound = signature.bind(*args, **kwargs)
+    except (TypeError, ValueError):  # forward will complain itself; name by position
+        return [
+            *(leaf for i, a in enumerate(args) for leaf in _leaves(a, f"args[{i}]")),
+            *(leaf for k, v in kwargs.items() for leaf in _leaves(v, f"kwargs.{k}")),
+        ]
+    named = []
+    for name, value in bound.arguments.items():
+        kind = signature.parameters[name].kind
+        if kind is inspect.Parameter.VAR_POSITIONAL:
+            for i, v in enumerate(value):
+                named += _leaves(v, f"{name}[{i}]")
+        elif kind is inspect.Parameter.VAR_KEYWORD:
+            for k, v in value.items():
+                named += _leaves(v, f"{name}.{k}")
+        else:
+            named += _leaves(value, name)
+    return named
+
+
+def _map_tensors(obj: Any, fn: Any) -> Any:
+    """``obj`` with every tensor replaced by ``fn(tensor)`` (containers rebuilt)."""
+    if isinstance(obj, torch.Tensor):
+        return fn(obj)
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
+        return type(obj)(*(_map_tensors(x, fn) for x in obj))
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_map_tensors(x, fn) for x in obj)
+    if isinstance(obj, dict):
+        mapped = {k: _map_tensors(v, fn) for k, v in obj.items()}
+        try:
+            return type(obj)(mapped)
+        except Exception:  # a dict subclass with its own constructor
+            return mapped
+    return obj
+
+
+def _diff(start: int | None, end: int | None) -> int | None:
+    return end - start if start is not None and end is not None else None

@@ -1,0 +1,270 @@
+"""ModelGraph in a real JupyterLab: expand, fold, search, details, live overlay.
+
+The overlay cell trains a ResNet-style net and pushes per-module gradient
+norms every step until the test drops a `stop` file, so the interactions in
+the middle really happen while the kernel is busy.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from .lab import Lab
+
+EVIL = "<img src=x onerror=alert(1)>"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+ROOT = ".nbviz-graph"
+
+RESNET = f"""
+import os, torch, nbviz
+from tests.models import resnet18, gpt
+torch.manual_seed(0)
+torch.set_num_threads(1)  # 2 cores shared with Chromium: OpenMP spin-waits would starve
+
+body = resnet18()
+net = torch.nn.Sequential()
+net.add_module("body", body)
+net.add_module({EVIL!r}, torch.nn.Softmax(dim=1))   # a hostile module name: shown as text
+x = torch.randn(8, 3, 32, 32)
+graph = nbviz.ModelGraph(net, x, depth=1, title="ResNet-18-style")
+graph
+"""
+
+TRAIN = """
+opt = torch.optim.SGD(net.parameters(), lr=0.01)
+y = torch.randint(0, 10, (8,))
+watched = ["body.conv1", "body.layer1", "body.layer2", "body.layer3", "body.layer4", "body.fc"]
+for step in range(100_000):  # until the test says stop
+    opt.zero_grad()
+    loss = torch.nn.functional.nll_loss(torch.log(net(x) + 1e-9), y)
+    loss.backward()
+    norms = {p: torch.stack([q.grad.norm() for q in net.get_submodule(p).parameters()]).norm()
+             for p in watched}
+    graph.overlay(norms, label=f"grad norm, step {step}")
+    opt.step()
+    if os.path.exists("stop-graph"):
+        break
+"""
+
+GPT = """
+import torch, nbviz
+from tests.models import gpt
+lm = gpt(vocab=256, n_layer=12, n_head=4, d_model=64, ctx=64)
+gpt_graph = nbviz.ModelGraph(lm, torch.randint(0, 256, (1, 32)), depth=2, title="GPT-style, 12 layers")
+gpt_graph
+"""
+
+
+def widget(lab: Lab, i: int):
+    return lab.cell_output(i).locator(ROOT)
+
+
+def layouts(lab: Lab, i: int) -> int:
+    return int(widget(lab, i).get_attribute("data-layouts") or 0)
+
+
+def wait_layout_after(lab: Lab, i: int, before: int) -> None:
+    lab.page.wait_for_function(
+        "([el, n]) => Number(el.dataset.layouts || 0) > n",
+        arg=[widget(lab, i).element_handle(), before],
+        timeout=30_000,
+    )
+
+
+def visible(lab: Lab, i: int) -> int:
+    return int(widget(lab, i).get_attribute("data-visible"))
+
+
+def module(lab: Lab, i: int, path: str):
+    return widget(lab, i).locator(f'.nbviz-graph__node--module[data-path="{path}"]').first
+
+
+def click(lab: Lab, locator, centre: bool = False) -> None:
+    """A real mouse click, with the target scrolled to the middle of the window
+    (JupyterLab's floating cell toolbar covers the top of the active cell)."""
+    locator.evaluate("(e) => e.scrollIntoView({block: 'center', inline: 'center'})")
+    box = locator.bounding_box()
+    if centre:
+        lab.page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    else:
+        lab.page.mouse.click(
+            box["x"] + min(40, box["width"] / 2), box["y"] + min(12, box["height"] / 2)
+        )
+
+
+def screenshots(lab: Lab, i: int, name: str) -> None:
+    lab.page.mouse.move(0, 0)
+    shots = {"light": lab.screenshot(widget(lab, i), f"{name}-light")}
+    lab.set_theme("dark")
+    lab.page.wait_for_timeout(300)  # a frame for the redraw in the new theme
+    shots["dark"] = lab.screenshot(widget(lab, i), f"{name}-dark")
+    lab.set_theme("light")
+    if os.environ.get("NBVIZ_UPDATE_DOCS"):
+        for theme, path in shots.items():
+            shutil.copy(path, DOCS / f"{name}-{theme}.png")
+
+
+def test_resnet_graph_expand_search_details_and_live_overlay(lab: Lab):
+    dialogs = []
+    lab.page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    lab.page.set_viewport_size({"width": 1280, "height": 1100})
+    lab.open_notebook("graph.ipynb", [RESNET, TRAIN])
+    lab.run_cell(0)
+    lab.wait_cell(0)
+    widget(lab, 0).wait_for(state="visible")
+    lab.page.wait_for_function(
+        "(el) => Number(el.dataset.layouts || 0) >= 1", arg=widget(lab, 0).element_handle()
+    )
+    assert widget(lab, 0).locator(".nbviz-graph__title").inner_text() == "ResNet-18-style"
+    collapsed = visible(lab, 0)
+
+    # the hostile module name is text, never markup
+    evil = module(lab, 0, EVIL)
+    assert EVIL in evil.text_content()
+    assert widget(lab, 0).locator("img").count() == 0
+
+    # expand the body (while training runs: everything below happens with the kernel busy)
+    lab.run_cell(1)
+    lab.start_counting_kernel_messages()
+    n = layouts(lab, 0)
+    click(lab, module(lab, 0, "body"))
+    wait_layout_after(lab, 0, n)
+    expanded = visible(lab, 0)
+    assert expanded > collapsed
+    assert "nbviz-graph__node--expanded" in module(lab, 0, "body").get_attribute("class")
+    assert module(lab, 0, "body.layer1").is_visible()
+
+    # collapse it again from its header
+    n = layouts(lab, 0)
+    click(lab, module(lab, 0, "body").locator('[data-action="collapse"]').first)
+    wait_layout_after(lab, 0, n)
+    assert visible(lab, 0) == collapsed
+
+    # search expands down to the matches and highlights them
+    n = layouts(lab, 0)
+    search = widget(lab, 0).locator(".nbviz-graph__search")
+    search.fill("downsample")
+    search.press("Enter")
+    wait_layout_after(lab, 0, n)
+    matches = widget(lab, 0).locator(".nbviz-graph__node--match")
+    # layer2-4 each downsample once; the search runs over paths, so their conv and bn match too
+    assert matches.count() == 9
+    assert int(widget(lab, 0).get_attribute("data-matches")) == 9
+    assert "9 matches" in widget(lab, 0).locator(".nbviz-graph__matches").inner_text()
+    assert module(lab, 0, "body.layer3.0.downsample").is_visible()
+
+    # the details panel of a convolution: repr, parameters, histogram
+    conv = module(lab, 0, "body.layer2.0.downsample.0")
+    click(lab, conv.locator('[data-action="info"]').first)
+    details = widget(lab, 0).locator(".nbviz-graph__details")
+    details.wait_for(state="visible")
+    text = details.inner_text()
+    assert "Conv2d(" in text and "weight" in text
+    assert details.locator(".nbviz-graph__hist rect").count() >= 10
+
+    # the overlay colours module boxes live, while the loop runs
+    lab.page.wait_for_function(
+        "(el) => el.querySelectorAll('.nbviz-graph__node--valued').length > 0",
+        arg=widget(lab, 0).element_handle(),
+        timeout=60_000,
+    )
+    label = widget(lab, 0).locator(".nbviz-graph__legend-label")
+    first = label.inner_text()
+    legend_is = "([el, f]) => f(el.querySelector('.nbviz-graph__legend-label')?.textContent || '')"
+    lab.page.wait_for_function(
+        legend_is.replace("f(", "((t) => t !== " + repr(first) + ")("),
+        arg=[widget(lab, 0).element_handle(), None],
+        timeout=30_000,
+    )
+    assert "grad norm, step" in label.inner_text()
+    assert lab.cell_running(1), "the loop ended before the interactions: make it longer"
+    assert lab.kernel_messages_sent("comm_msg") == 0  # all of it in the browser alone
+
+    (Path(lab.root_dir) / "stop-graph").write_text("")
+    lab.wait_cell(1, timeout=120)
+    last_step = int(lab.python("print(step)"))
+    lab.page.wait_for_function(
+        "([el, t]) => (el.querySelector('.nbviz-graph__legend-label')?.textContent || '').endsWith(t)",
+        arg=[widget(lab, 0).element_handle(), f"step {last_step}"],
+    )  # the end-of-cell flush shows the final values
+
+    # export gives a standalone SVG with the class names as text
+    svg = widget(lab, 0).evaluate("(el) => el.nbvizExportSvg()")
+    assert svg.startswith("<svg") and "&lt;img src=x" in svg and "var(--" not in svg
+    details.locator(".nbviz-graph__close").click()
+
+    # back to an overview for the pictures: clear the search, collapse, open the body, fit
+    n = layouts(lab, 0)
+    search.fill("")
+    search.press("Escape")
+    widget(lab, 0).locator("button", has_text="collapse all").click()
+    wait_layout_after(lab, 0, n)
+    n = layouts(lab, 0)
+    click(lab, module(lab, 0, "body"))
+    wait_layout_after(lab, 0, n)
+    widget(lab, 0).locator("button", has_text="fit").click()
+    assert widget(lab, 0).locator(".nbviz-graph__node--valued").count() == 6
+    screenshots(lab, 0, "graph-resnet")
+    assert dialogs == []
+
+
+def test_gpt_graph_folds_twelve_blocks_and_expands_fully(lab: Lab):
+    lab.page.set_viewport_size({"width": 1280, "height": 1100})
+    lab.open_notebook("gpt.ipynb", [GPT])
+    lab.run_cell(0)
+    lab.wait_cell(0)
+    w = widget(lab, 0)
+    lab.page.wait_for_function(
+        "(el) => Number(el.dataset.layouts || 0) >= 1", arg=w.element_handle()
+    )
+    first_paint = float(w.get_attribute("data-layout-ms"))
+
+    fold = w.locator(".nbviz-graph__node--folded")
+    assert fold.count() == 1
+    assert fold.first.get_attribute("data-members") == "12"
+    assert "×12" in fold.first.text_content()
+    screenshots(lab, 0, "graph-gpt")
+
+    n = layouts(lab, 0)
+    click(lab, fold.first.locator('[data-action="unfold"]').first, centre=True)
+    wait_layout_after(lab, 0, n)
+    assert w.locator(".nbviz-graph__node--folded").count() == 0
+    blocks = [module(lab, 0, f"transformer.h.{k}") for k in range(12)]
+    assert all(b.count() == 1 for b in blocks)
+    expand_ms = float(w.get_attribute("data-layout-ms"))
+
+    # everything, to the leaves
+    n = layouts(lab, 0)
+    select = w.locator(".nbviz-graph__depth")
+    select.select_option(index=select.locator("option").count() - 1)
+    wait_layout_after(lab, 0, n)
+    full_ms = float(w.get_attribute("data-layout-ms"))
+    assert visible(lab, 0) > 300
+    print(
+        f"GPT-style 12 layers: first paint {first_paint:.0f} ms, unfold {expand_ms:.0f} ms, "
+        f"fully expanded ({visible(lab, 0)} boxes) {full_ms:.0f} ms"
+    )
+
+
+def test_failed_forward_shows_where_it_failed(lab: Lab):
+    cell = """
+import torch, nbviz
+from tests.models import broken
+g = nbviz.ModelGraph(broken(), torch.randn(2, 8))
+g
+"""
+    lab.open_notebook("broken.ipynb", [cell])
+    lab.run_cell(0)
+    lab.wait_cell(0)
+    w = widget(lab, 0)
+    w.wait_for(state="visible")
+    lab.page.wait_for_function(
+        "(el) => Number(el.dataset.layouts || 0) >= 1", arg=w.element_handle()
+    )
+    banner = w.locator(".nbviz-graph__banner")
+    assert "forward failed" in banner.inner_text()
+    assert w.locator(".nbviz-graph__node--error").count() >= 1
+    error = lab.python("print(g.traced.error['type'])").strip()
+    assert error in banner.inner_text()
