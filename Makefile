@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 # The local CPU build; installed before anything that depends on torch so that
 # a bare `torch` requirement never pulls a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
-JS_SOURCES := $(wildcard js/src/*.js js/src/*.css js/src/lib/*.js) js/build.mjs
+JS_SOURCES := $(wildcard js/src/*.js js/src/*.css js/src/lib/*.js js/src/lib/*.css) js/build.mjs
 BUNDLES := nbviz/static/confusion.js nbviz/static/graph.js
 PYTEST_ARGS ?=
 

@@ -2,6 +2,7 @@
 // Live confusion matrix (nbviz/confusion/widget.py). Everything a person does
 // here (normalise, hover, scrub epochs, open a cell's examples) uses data
 // already in the browser, so it works while the kernel is busy training.
+import "./lib/common.css";
 import "./confusion.css";
 import { decodeArray } from "./lib/arrays.js";
 import { colorTable, css, rgbAt, textColorOn } from "./lib/colors.js";
@@ -417,7 +418,7 @@ function render({ model, el }) {
     const cur = current();
     const n = cur.matrix[r * K + c];
     const ids = data.examples.get(r * K + c) || [];
-    const close = h("button", { class: "nbviz-confusion__close", type: "button", "aria-label": "close examples" }, "×");
+    const close = h("button", { class: "nbviz-close nbviz-confusion__close", type: "button", "aria-label": "close examples" }, "×");
     close.addEventListener("click", () => {
       view.selected = null;
       drawOverlay();

@@ -3,6 +3,7 @@
 // person does here (open modules, unfold repeats, search, pan, zoom, details,
 // export) works on data already in the browser, so it keeps working while the
 // kernel is busy; overlay updates only restyle, they never lay out again.
+import "./lib/common.css";
 import "./graph.css";
 import ELK from "elkjs/lib/elk.bundled.js";
 import { colorTable, css, rgbAt, textColorOn } from "./lib/colors.js";
@@ -844,7 +845,7 @@ function render({ model, el }) {
     if (!n) return;
     selected = vis?.byId.has(nid) ? nid : null;
     const mod = n.kind === "module" ? index.graph.modules?.[n.path] : undefined;
-    const close = h("button", { class: "nbviz-graph__close", type: "button", "aria-label": "close details" }, "×");
+    const close = h("button", { class: "nbviz-close nbviz-graph__close", type: "button", "aria-label": "close details" }, "×");
     close.addEventListener("click", closeDetails);
     const heading = n.kind === "module" ? n.path || n.name || n.type : n.name;
     /** @type {(string | Node)[]} */
