@@ -163,6 +163,7 @@ def test_resnet_graph_expand_search_details_and_live_overlay(lab: Lab):
     text = details.inner_text()
     assert "Conv2d(" in text and "weight" in text
     assert details.locator(".nbviz-graph__hist rect").count() >= 10
+    lab.screenshot(details, "graph-details")
 
     # the overlay colours module boxes live, while the loop runs
     lab.page.wait_for_function(
