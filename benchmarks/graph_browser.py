@@ -112,13 +112,18 @@ def main() -> None:
                     target.evaluate("(e) => e.scrollIntoView({block: 'center'})")
                     b = target.bounding_box()
                     clicks.append(
-                        layout_ms(lab, lambda b=b: page.mouse.click(b["x"] + 30, b["y"] + 10))
+                        layout_ms(
+                            lab, lambda b=b, page=page: page.mouse.click(b["x"] + 30, b["y"] + 10)
+                        )
                     )
                     header = target.locator('[data-action="collapse"]').first
                     header.evaluate("(e) => e.scrollIntoView({block: 'center'})")
                     hb = header.bounding_box()
                     clicks.append(
-                        layout_ms(lab, lambda hb=hb: page.mouse.click(hb["x"] + 30, hb["y"] + 8))
+                        layout_ms(
+                            lab,
+                            lambda hb=hb, page=page: page.mouse.click(hb["x"] + 30, hb["y"] + 8),
+                        )
                     )
                 # everything, to the leaves, no folds
                 if unfold.is_checked():
