@@ -92,6 +92,7 @@ function s(tag, attrs = {}, text) {
 
 /** @param {{ model: any, el: HTMLElement }} ctx */
 function render({ model, el }) {
+  const shownAt = performance.now(); // display: the view is being created
   const id = ++uid;
   const root = h("div", { class: "nbviz-graph" });
   el.appendChild(root);
@@ -402,6 +403,7 @@ function render({ model, el }) {
           .map((x) => x.toFixed(0))
           .join(",");
         root.dataset.layouts = String(++layouts);
+        if (layouts === 1) root.dataset.firstPaintMs = (performance.now() - shownAt).toFixed(1);
       }, 0),
     );
     if (selected && !vis.byId.has(selected)) selected = null;
