@@ -39,4 +39,4 @@ def test_notebook_runs(path, tmp_path):
             for out in cell.get("outputs", [])
             if "application/vnd.jupyter.widget-view+json" in out.get("data", {})
         ]
-        assert len(widgets) == 2  # the live training matrix and the test matrix
+        assert len(widgets) == 3  # the model graph, the live training matrix, the test matrix

@@ -16,6 +16,14 @@ def test_tour_runs_in_jupyterlab(lab: Lab):
     code = [c.source for c in nb.cells if c.cell_type == "code"]
     lab.open_notebook("01_tour.ipynb", code)
     lab.run_all_and_wait(timeout=600)
+    graph = lab.page.locator(".nbviz-graph")
+    assert graph.count() == 1
+    lab.page.wait_for_function(
+        "(el) => Number(el.dataset.layouts || 0) >= 1", arg=graph.element_handle()
+    )
+    assert graph.locator('.nbviz-graph__node--module[data-path="features.block1"]').count() == 1
+    graph.scroll_into_view_if_needed()
+    lab.screenshot(graph, "tour-graph")
     widgets = lab.page.locator(".nbviz-confusion")
     assert widgets.count() == 2
     train_view, test_view = widgets.nth(0), widgets.nth(1)
