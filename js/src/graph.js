@@ -757,6 +757,9 @@ function render({ model, el }) {
   }
   /** @param {WheelEvent} ev */
   function onWheel(ev) {
+    // Ctrl/Cmd + wheel (and trackpad pinch, which sends ctrlKey) zooms; a plain
+    // wheel keeps scrolling the notebook, as embedded maps do.
+    if (!ev.ctrlKey && !ev.metaKey) return;
     ev.preventDefault();
     const r = svg.getBoundingClientRect();
     const px = ev.clientX - r.left;

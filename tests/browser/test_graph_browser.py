@@ -222,6 +222,23 @@ def test_gpt_graph_folds_twelve_blocks_and_expands_fully(lab: Lab):
     )
     first_paint = float(w.get_attribute("data-layout-ms"))
 
+    # a plain wheel scrolls the notebook; Ctrl + wheel zooms the graph
+    svg = w.locator("svg.nbviz-graph__svg").first
+    svg.evaluate("(e) => e.scrollIntoView({block: 'center'})")
+    box = svg.bounding_box()
+    lab.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    zoom = w.get_attribute("data-zoom")
+    lab.page.mouse.wheel(0, -300)
+    lab.page.wait_for_timeout(200)
+    assert w.get_attribute("data-zoom") == zoom
+    lab.page.keyboard.down("Control")
+    lab.page.mouse.wheel(0, -300)
+    lab.page.keyboard.up("Control")
+    lab.page.wait_for_function(
+        "([el, z]) => el.dataset.zoom !== z", arg=[w.element_handle(), zoom], timeout=10_000
+    )
+    w.locator("button", has_text="fit").click()
+
     fold = w.locator(".nbviz-graph__node--folded")
     assert fold.count() == 1
     assert fold.first.get_attribute("data-members") == "12"
