@@ -7,7 +7,6 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from . import datasets
-from ._widget import warn_if_bundles_missing
 from .confusion import ConfusionMatrix
 from .graph import Graph, ModelGraph, trace
 
@@ -15,7 +14,5 @@ try:
     __version__ = version("nbviz")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
-
-warn_if_bundles_missing(["confusion", "graph"])
 
 __all__ = ["ConfusionMatrix", "Graph", "ModelGraph", "datasets", "trace", "__version__"]

@@ -134,7 +134,7 @@ class LiveWidget(anywidget.AnyWidget):
 
     _bundle: str = ""
 
-    def __init__(self, *, max_rate: float | None = 10.0, **kwargs: Any):
+    def __init__(self, *, max_rate: float | None = 10.0, layout: Any = None, **traits: Any):
         path = bundle_path(self._bundle)
         if not path.exists():
             raise BundleMissingError(
@@ -148,7 +148,9 @@ class LiveWidget(anywidget.AnyWidget):
         self._throttle = Throttle(max_rate)
         self._dirty = False
         self._unhook = None
-        super().__init__(**kwargs)
+        if layout is not None:  # ipywidgets' own; None keeps its default
+            traits["layout"] = layout
+        super().__init__(**traits)
         self._unhook = self._register_post_execute()
 
     # anywidget reads these as class attributes; resolved per subclass. (Only
@@ -158,6 +160,8 @@ class LiveWidget(anywidget.AnyWidget):
             js, css = bundle_path(cls._bundle), STATIC / f"{cls._bundle}.css"
             if js.exists():
                 cls._esm = js
+            else:  # said at import; constructing the widget then raises
+                warn_if_bundles_missing([cls._bundle])
             if css.exists():
                 cls._css = css
         super().__init_subclass__(**kwargs)
@@ -194,14 +198,15 @@ class LiveWidget(anywidget.AnyWidget):
             self._sync(final=True)
 
     def _sync(self, final: bool) -> None:
-        self._dirty = False
         self._throttle.mark()
         with self.hold_sync():
-            self._push(final)
+            self._dirty = self._push(final)
 
-    def _push(self, final: bool) -> None:  # pragma: no cover - abstract
-        """Set the synced traits from the current state. ``final`` pushes are
-        the last of a burst (end of cell, end of epoch): send everything owed."""
+    def _push(self, final: bool) -> bool:  # pragma: no cover - abstract
+        """Set the synced traits from the current state; return True if some
+        data was held back (it goes with the next push or the end-of-cell
+        flush). ``final`` pushes end a burst (end of cell, end of epoch): they
+        send everything owed."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -210,10 +215,3 @@ class LiveWidget(anywidget.AnyWidget):
             unhook()
             self._unhook = None
         super().close()
-
-
-def reject_unknown(kwargs: dict, allowed: set[str] | tuple = ()) -> None:
-    """lonboard's rule: an unknown keyword is an error, not silently ignored."""
-    unknown = sorted(set(kwargs) - set(allowed))
-    if unknown:
-        raise TypeError(f"unexpected keyword argument(s): {', '.join(unknown)}")

@@ -42,13 +42,13 @@ const viridis = colorTable();
 
 /** @param {{ model: any, el: HTMLElement }} ctx */
 function render({ model, el }) {
-  const root = h("div", { class: "nbviz-confusion" });
+  const root = h("div", { class: "nbviz nbviz-confusion" });
   el.appendChild(root);
 
   const title = h("div", { class: "nbviz-confusion__title" });
   const stats = h("div", { class: "nbviz-confusion__stats", role: "status" });
   const modeSelect = /** @type {HTMLSelectElement} */ (
-    h("select", { class: "nbviz-confusion__mode", "aria-label": "colour cells by" })
+    h("select", { class: "nbviz-control nbviz-confusion__mode", "aria-label": "colour cells by" })
   );
   for (const [value, label] of MODES) modeSelect.appendChild(h("option", { value }, label));
   const slider = /** @type {HTMLInputElement} */ (

@@ -94,25 +94,25 @@ function s(tag, attrs = {}, text) {
 function render({ model, el }) {
   const shownAt = performance.now(); // display: the view is being created
   const id = ++uid;
-  const root = h("div", { class: "nbviz-graph" });
+  const root = h("div", { class: "nbviz nbviz-graph" });
   el.appendChild(root);
 
   // ---- skeleton -----------------------------------------------------------
   const title = h("div", { class: "nbviz-graph__title" });
   const banner = h("div", { class: "nbviz-graph__banner", role: "alert" });
   banner.hidden = true;
-  const depthSelect = /** @type {HTMLSelectElement} */ (h("select", { class: "nbviz-graph__depth", "aria-label": "expand to depth" }));
+  const depthSelect = /** @type {HTMLSelectElement} */ (h("select", { class: "nbviz-control nbviz-graph__depth", "aria-label": "expand to depth" }));
   const foldBox = /** @type {HTMLInputElement} */ (h("input", { type: "checkbox", class: "nbviz-graph__fold-all" }));
   foldBox.checked = true;
   const foldLabel = h("label", { class: "nbviz-graph__fold-label", title: "show each run of identical blocks as one ×N box" }, [foldBox, "fold repeats"]);
-  const collapseBtn = h("button", { class: "nbviz-graph__button", type: "button", title: "collapse every module and fold every repeat" }, "collapse all");
+  const collapseBtn = h("button", { class: "nbviz-control nbviz-graph__button", type: "button", title: "collapse every module and fold every repeat" }, "collapse all");
   const searchBox = /** @type {HTMLInputElement} */ (
-    h("input", { class: "nbviz-graph__search", type: "search", placeholder: "search modules", "aria-label": "search modules by path, name or type" })
+    h("input", { class: "nbviz-control nbviz-graph__search", type: "search", placeholder: "search modules", "aria-label": "search modules by path, name or type" })
   );
   const matchCount = h("span", { class: "nbviz-graph__matches", role: "status" });
-  const fitBtn = h("button", { class: "nbviz-graph__button", type: "button", title: "fit the graph to the width" }, "fit");
-  const svgBtn = h("button", { class: "nbviz-graph__button", type: "button" }, "export SVG");
-  const pngBtn = h("button", { class: "nbviz-graph__button", type: "button" }, "export PNG");
+  const fitBtn = h("button", { class: "nbviz-control nbviz-graph__button", type: "button", title: "fit the graph to the width" }, "fit");
+  const svgBtn = h("button", { class: "nbviz-control nbviz-graph__button", type: "button" }, "export SVG");
+  const pngBtn = h("button", { class: "nbviz-control nbviz-graph__button", type: "button" }, "export PNG");
   const stats = h("span", { class: "nbviz-graph__stats" });
   const toolbar = h("div", { class: "nbviz-graph__toolbar" }, [
     h("label", {}, ["expand to depth ", depthSelect]),

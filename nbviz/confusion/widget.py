@@ -8,6 +8,7 @@ itself: normalisation, hover, the epoch slider, the example gallery.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import traitlets
@@ -65,14 +66,11 @@ class ConfusionMatrix(LiveWidget):
         max_rate: float | None = 10.0,
         examples_interval: float = 2.0,
         seed: int = 0,
-        **widget_kwargs,
+        layout: Any = None,
     ):
         names = _class_names(classes, num_classes)
         if normalize not in NORMALIZE:
             raise ValueError(f"normalize must be one of {NORMALIZE}, got {normalize!r}")
-        if set(widget_kwargs) - {"layout"}:
-            unknown = ", ".join(sorted(set(widget_kwargs) - {"layout"}))
-            raise TypeError(f"ConfusionMatrix got unexpected keyword argument(s): {unknown}")
         self._counter = ConfusionCounter(len(names))
         self._examples = ExampleReservoir(examples_per_cell, max_examples, thumbnail_size, seed)
         self._examples_throttle = Throttle(1.0 / examples_interval if examples_interval else None)
@@ -80,7 +78,7 @@ class ConfusionMatrix(LiveWidget):
         self._closed = False
         self._history_dirty = self._examples_dirty = False
         super().__init__(
-            max_rate=max_rate, classes=names, normalize=normalize, title=str(title), **widget_kwargs
+            max_rate=max_rate, layout=layout, classes=names, normalize=normalize, title=str(title)
         )
         self._changed(force=True)  # initial empty state in the first message
 
@@ -178,7 +176,7 @@ class ConfusionMatrix(LiveWidget):
         return np.stack(store)
 
     # ---------------------------------------------------------------- syncing
-    def _push(self, final: bool) -> None:
+    def _push(self, final: bool) -> bool:
         idx, val = self._counter.sparse()
         self.counts_index, self.counts_value = idx, val
         self.epoch = len(self._history) + (0 if self._closed else 1)
@@ -193,13 +191,11 @@ class ConfusionMatrix(LiveWidget):
             self.history_value = np.concatenate(
                 [v for _, v in self._history] or [np.zeros(0, np.int64)]
             )
-        if self._examples_dirty:
-            if final or self._examples_throttle.ready():
-                self._examples_dirty = False
-                self._examples_throttle.mark()
-                self.examples_cells, self.examples_images = self._examples.arrays()
-            else:
-                self._dirty = True  # still owed: the end-of-cell flush sends it
+        if self._examples_dirty and (final or self._examples_throttle.ready()):
+            self._examples_dirty = False
+            self._examples_throttle.mark()
+            self.examples_cells, self.examples_images = self._examples.arrays()
+        return self._examples_dirty  # held back by their own, slower throttle
 
 
 def _class_names(classes, num_classes) -> list[str]:

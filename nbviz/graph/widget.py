@@ -65,13 +65,14 @@ class ModelGraph(LiveWidget):
             raise TypeError(f"graph must be an nbviz.Graph, got {type(graph).__name__}")
         if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
             raise ValueError(f"depth must be an int >= 0, got {depth!r}")
+        data = graph.to_dict()
         self._graph = graph
         self._model = weakref.ref(model) if model is not None else None
-        self._paths = set(graph.to_dict()["modules"])
+        self._module_paths: dict[int, str] | None = None  # id(module) -> path, on first need
+        self._paths = set(data["modules"])
         self._pending_overlay: dict | None = None
-        extra = {"layout": layout} if layout is not None else {}
         super().__init__(
-            max_rate=max_rate, graph=graph.to_dict(), depth=depth, title=str(title), **extra
+            max_rate=max_rate, layout=layout, graph=data, depth=depth, title=str(title)
         )
 
     @property
@@ -95,11 +96,10 @@ class ModelGraph(LiveWidget):
             raise TypeError(
                 f"values must be a mapping of module path -> number, got {type(values).__name__}"
             )
-        names = self._module_names()
         clean: dict[str, float | None] = {}
         unknown = []
         for key, value in values.items():
-            path = names.get(id(key)) if isinstance(key, torch.nn.Module) else key
+            path = self._path_of(key) if isinstance(key, torch.nn.Module) else key
             if not isinstance(path, str) or path not in self._paths:
                 unknown.append(repr(key) if not isinstance(key, str) else key)
                 continue
@@ -112,14 +112,17 @@ class ModelGraph(LiveWidget):
         self._pending_overlay = {"label": str(label), "values": clean}
         self._changed()
 
-    def _module_names(self) -> dict[int, str]:
-        model = self._model() if self._model is not None else None
-        if model is None:
-            return {}
-        return {id(m): name for name, m in model.named_modules()}
+    def _path_of(self, module: torch.nn.Module) -> str | None:
+        # Built once: overlay() runs every training step, mostly with path keys.
+        if self._module_paths is None:
+            model = self._model() if self._model is not None else None
+            named = model.named_modules() if model is not None else ()
+            self._module_paths = {id(m): name for name, m in named}
+        return self._module_paths.get(id(module))
 
-    def _push(self, final: bool) -> None:
+    def _push(self, final: bool) -> bool:
         self.overlay_data = self._pending_overlay
+        return False
 
 
 def _number(value: Any, path: str) -> float | None:
