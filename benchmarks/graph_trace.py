@@ -76,6 +76,7 @@ def contenders(model, x):
     return {
         "forward": forward,
         "nbviz.trace": lambda: nbviz.trace(model, x),
+        "nbviz.trace fake": lambda: nbviz.trace(model, x, mode="fake"),
         "nbviz.trace real": lambda: nbviz.trace(model, x, mode="real"),
         "torchview": torchview_graph,
         "torch.export": export,
@@ -92,11 +93,12 @@ def main() -> None:
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of {rounds} alternated rounds\n"
     )
     print(
-        "| model | forward | nbviz.trace (auto: fake tensors) | nbviz.trace (real) | torchview | torch.export | torchview / nbviz |"
+        "| model | forward | nbviz.trace (auto: meta tensors) | nbviz.trace (fake) | nbviz.trace (real) | torchview | torch.export | torchview / nbviz |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for name, (model, x) in models(args.quick).items():
         model.eval()
+        assert nbviz.trace(model, x).mode == "meta"
         fns = contenders(model, x)
         for fn in fns.values():  # warm-up (imports, first-call caches)
             fn()
@@ -106,7 +108,7 @@ def main() -> None:
                 times[k].append(timed(fn))
         t = {k: statistics.median(v) for k, v in times.items()}
         print(
-            f"| {name} | {t['forward']:.2f} s | {t['nbviz.trace']:.2f} s | {t['nbviz.trace real']:.2f} s | "
+            f"| {name} | {t['forward']:.2f} s | {t['nbviz.trace']:.2f} s | {t['nbviz.trace fake']:.2f} s | {t['nbviz.trace real']:.2f} s | "
             f"{t['torchview']:.2f} s | {t['torch.export']:.2f} s | **{t['torchview'] / t['nbviz.trace']:.1f}x** |"
         )
     with torch.device("meta"):

@@ -181,7 +181,7 @@ def test_params_shapes_and_contract(name):
 
 
 @pytest.mark.parametrize("name", sorted(ZOO))
-@pytest.mark.parametrize("mode", ["real", "fake"])
+@pytest.mark.parametrize("mode", ["real", "fake", "meta"])
 def test_edges_are_the_real_data_flow(name, mode):
     model, x = make(name)
     inputs = list(_flat(x))
@@ -189,8 +189,8 @@ def test_edges_are_the_real_data_flow(name, mode):
     with torch.no_grad(), flow:
         model(x)
     g = trace(model, x, mode=mode)
-    if name == "branchy" and mode == "fake":
-        assert g.error is not None  # it branches on a value: fake tensors can't tell
+    if name == "branchy" and mode != "real":
+        assert g.error is not None  # it branches on a value: shape-only tensors can't tell
         return
     assert [n["name"].strip("_") for n in g.ops()] == [c[0].strip("_") for c in flow.calls]
     assert graph_edges(g) == flow.edges()
@@ -282,7 +282,7 @@ class BNThenBroken(nn.Module):
         return self.bad(self.fc(self.bn(x)))
 
 
-@pytest.mark.parametrize("mode", ["auto", "real", "fake"])
+@pytest.mark.parametrize("mode", ["auto", "real", "fake", "meta"])
 @pytest.mark.parametrize("name", ["resnet18", "gpt", "lstm", "bn_then_broken"])
 def test_model_left_as_found(name, mode):
     if name == "bn_then_broken":
@@ -330,7 +330,7 @@ def test_nothing_kept_alive():
 def test_bad_arguments():
     with pytest.raises(TypeError, match="torch.nn.Module"):
         trace(lambda x: x, torch.zeros(1))
-    with pytest.raises(ValueError, match="'auto', 'fake', 'real'"):
+    with pytest.raises(ValueError, match="'auto', 'meta', 'fake', 'real'"):
         trace(nn.Linear(2, 2), torch.zeros(1, 2), mode="fast")
 
 
@@ -399,7 +399,7 @@ def test_dynamic_control_flow_follows_the_branch_taken():
     assert fake.error is not None and fake.mode == "fake"
 
 
-@pytest.mark.parametrize("mode", ["auto", "fake", "real"])
+@pytest.mark.parametrize("mode", ["auto", "meta", "fake", "real"])
 def test_failing_forward_returns_partial_graph(mode):
     model = broken()
     g = trace(model, example_input("broken"), mode=mode)
@@ -467,18 +467,32 @@ def test_repeats_fold_gpt_blocks_and_resnet_stages():
 # --- fake, meta and FLOPs ----------------------------------------------------------------------
 
 
-def test_fake_mode_matches_real_mode():
-    model, x = make("resnet18")
-    real, fake, auto = (trace(model, x, mode=m) for m in ("real", "fake", "auto"))
-    assert (real.mode, fake.mode, auto.mode) == ("real", "fake", "fake")
+@pytest.mark.parametrize("name", sorted(set(ZOO) - {"branchy"}))
+def test_shape_only_modes_match_real_mode(name):
+    model, x = make(name)
+    real, fake, meta, auto = (trace(model, x, mode=m) for m in ("real", "fake", "meta", "auto"))
+    assert (real.mode, fake.mode, meta.mode, auto.mode) == ("real", "fake", "meta", "meta")
 
     def sig(g):
-        return [(n["kind"], n["name"], n["path"], n["inputs"], n["outputs"]) for n in g.nodes]
+        return [
+            (n["kind"], n["name"], n["path"], n["inputs"], n["outputs"], n["flops"])
+            for n in g.nodes
+        ]
 
-    assert sig(fake) == sig(real)
-    assert [n["flops"] for n in fake.nodes] == [n["flops"] for n in real.nodes]
-    assert fake.edges == real.edges
-    assert fake.modules == real.modules  # histograms of the real weights in both
+    for g in (fake, meta):
+        assert sig(g) == sig(real)
+        assert g.edges == real.edges
+        assert g.modules == real.modules  # histograms of the real weights in all
+
+
+def test_meta_mode_swaps_the_weights_back():
+    model, x = make("gpt")  # tied embedding and head weights
+    before = {name: t for name, t in [*model.named_parameters(), *model.named_buffers()]}
+    g = trace(model, x, mode="meta")
+    assert g.error is None
+    after = {name: t for name, t in [*model.named_parameters(), *model.named_buffers()]}
+    assert after.keys() == before.keys() and all(after[k] is before[k] for k in before)
+    assert not any(t.is_meta for t in after.values())
 
 
 def test_meta_gpt2_small_traces():
@@ -562,7 +576,7 @@ def test_graph_helpers_and_summary():
     text = g.summary()
     assert "ViT (ViT)" in text and "0 (ViTBlock) x4" in text and "Total params: 41,322" in text
     assert g.summary(depth=0).count("\n") < 8
-    assert "ViT" in repr(g) and "mode=fake" in repr(g)
+    assert "ViT" in repr(g) and "mode=meta" in repr(g)
 
 
 def test_ops_are_named_and_typed():
@@ -625,6 +639,7 @@ def test_script_submodules_are_opaque_and_lazy_modules_refused():
     model = nn.Sequential(nn.Linear(2, 3), torch.jit.script(nn.Linear(3, 3)), nn.ReLU())
     g = trace(model, torch.zeros(1, 2))
     assert g.error is None and [c["path"] for c in g.calls("1")] == []
+    assert g.mode == "fake"  # torch can't swap a ScriptModule's weights for meta ones
     assert all(h == (0,) * 7 for h in _snapshot(model)["hooks"])
     with pytest.raises(ValueError, match="lazy"):
         trace(nn.Sequential(nn.LazyLinear(3)), torch.zeros(1, 2))

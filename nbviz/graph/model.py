@@ -31,7 +31,7 @@ class Graph:
     first, outputs last), ``edges`` from a tensor's producer to its consumers,
     ``modules`` per module path, ``repeats`` (runs of identical sibling blocks),
     ``root`` (the id of the root module call) and ``error`` (None, or where the
-    forward failed). ``mode`` says how it was traced: "fake", "real" or "meta".
+    forward failed). ``mode`` says how it was traced: "meta", "fake" or "real".
 
     >>> import torch, nbviz
     >>> g = nbviz.trace(torch.nn.Linear(3, 2), torch.zeros(1, 3))  # doctest: +SKIP

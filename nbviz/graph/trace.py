@@ -5,8 +5,9 @@ operation (torch functions, Tensor methods and operators, seen through a
 `TorchFunctionMode`) together with the stack of module calls at that moment
 (forward pre/post hooks on every module). Each tensor is mapped to the node that
 produced it, so the edges are the real data flow of this call, control flow as
-taken. By default the pass runs on fake tensors (shapes only, no arithmetic),
-so tracing a large model costs about as much as walking its Python code.
+taken. By default the pass runs on meta or fake tensors (shapes only, no
+arithmetic), so tracing a large model costs about as much as walking its
+Python code.
 
 >>> import torch, nbviz
 >>> g = nbviz.trace(torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU()),
@@ -32,12 +33,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
-from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry, sdpa_flop_count, shape_wrapper
 from torch.utils.weak import WeakIdKeyDictionary
 
 from .model import Graph, Node, find_repeats
 
-MODES = ("auto", "fake", "real")
+MODES = ("auto", "meta", "fake", "real")
 _REPR_LIMIT = 2000
 _BINS = 30
 
@@ -47,11 +49,13 @@ def trace(
 ) -> Graph:
     """Run ``model(*args, **kwargs)`` once and return its layer graph.
 
-    ``mode="fake"`` runs on fake tensors (shapes and dtypes only, parameters
-    untouched), ``"real"`` on real tensors, ``"auto"`` (default) tries fake and
-    falls back to real when the model needs real values (e.g. it branches on
-    one); ``graph.mode`` tells which ran. A model with parameters on the meta
-    device always runs on meta inputs (``graph.mode == "meta"``). Input tensors
+    ``mode="meta"`` runs on meta tensors (shapes and dtypes only: the model's
+    parameters are swapped for shape-only stand-ins during the call),
+    ``"fake"`` on fake tensors (the same, but tensors keep their device),
+    ``"real"`` on real tensors. ``"auto"`` (default) tries meta (on the CPU)
+    then fake, and falls back to real when the model needs real values (e.g.
+    it branches on one); ``graph.mode`` tells which ran. A model with
+    parameters on the meta device always runs on meta inputs. Input tensors
     are moved to ``device``, by default the device of the model's parameters.
 
     The model is left as found: hooks removed, train/eval flags, parameters,
@@ -80,13 +84,25 @@ def trace(
     if home is not None and home.type == "meta":  # no values anywhere: meta inputs
         return _Tracer(model, "meta", home).run(args, kwargs)
     target = torch.device(device) if device is not None else home
-    if mode in ("auto", "fake"):
-        graph = _Tracer(model, "fake", target).run(args, kwargs)
-        if graph.error is None or mode == "fake":
+    if mode == "auto":
+        # Meta tensors are the cheapest (C++ shape functions, no fake-tensor bookkeeping)
+        # but forget the device: used where the device can't change what the code does.
+        tries = ["meta", "fake"] if _meta_swappable(model, target) else ["fake"]
+    else:
+        tries = [mode]
+    for try_mode in tries:
+        graph = _Tracer(model, try_mode, target).run(args, kwargs)
+        if graph.error is None or mode != "auto":
             return graph
-        # Values were needed (a branch on a tensor, .item(), .numpy()...) or the model
-        # really fails: the real run tells which, and its error is the one to report.
+    # Values were needed (a branch on a tensor, .item(), .numpy()...) or the model
+    # really fails: the real run tells which, and its error is the one to report.
     return _Tracer(model, "real", target).run(args, kwargs)
+
+
+def _meta_swappable(model: nn.Module, target: torch.device | None) -> bool:
+    """Can a CPU model run on meta stand-ins for its parameters? (ScriptModules can't.)"""
+    on_cpu = target is None or target.type == "cpu"
+    return on_cpu and not any(isinstance(m, torch.jit.ScriptModule) for m in model.modules())
 
 
 # --- the tracer ----------------------------------------------------------------------------------
@@ -107,7 +123,7 @@ class _Tracer:
         self.stack: list[tuple[nn.Module, Node, int | None, BaseException | None]] = []
         self.calls: dict[nn.Module, int] = {}  # module -> calls so far
         self.failed: dict[int, tuple[BaseException, str]] = {}  # id(exception) -> its node
-        self.flops: FlopCounterMode | None = None
+        self.flops: _FlopCounter | None = None
         self.counts = {"m": 0, "n": 0}
         # Static facts about the modules, looked up at every call.
         self.paths: dict[nn.Module, str] = {}
@@ -119,6 +135,8 @@ class _Tracer:
             self.total[m] = sum(p.numel() for p in m.parameters())
         # Parameters and buffers are state, not activations: never a node input or an edge.
         self.state_ids = {id(t) for t in model.parameters()} | {id(t) for t in model.buffers()}
+        home = _model_device(model)
+        self.home_type = home.type if home is not None else None
 
     # --- running -------------------------------------------------------------------------------
 
@@ -132,7 +150,9 @@ class _Tracer:
             try:
                 args, kwargs = _map_tensors((args, kwargs), self._converter(stack))
                 self._add_inputs(args, kwargs)
-                self.flops = stack.enter_context(_flop_counter())
+                if self.mode == "meta" and self.home_type != "meta":
+                    stack.enter_context(self._meta_state())
+                self.flops = stack.enter_context(_FlopCounter())
                 for m in self.paths:
                     if not isinstance(m, torch.jit.ScriptModule):  # no hooks there: opaque
                         stack.enter_context(self._hooks(m))
@@ -148,9 +168,25 @@ class _Tracer:
         self.failed.clear()
         return graph
 
+    def _meta_state(self) -> contextlib.AbstractContextManager:
+        """Swap every parameter and buffer for an empty meta tensor of its shape, for the call.
+
+        torch's own re-parametrisation (what `torch.func.functional_call` uses) puts the
+        originals back on exit, ties shared weights to one stand-in, and keeps
+        `nn.LSTM`'s flat weight list in step.
+        """
+        from torch.nn.utils.stateless import _reparametrize_module
+
+        named = [*self.model.named_parameters(), *self.model.named_buffers()]
+        state = {name: torch.empty_like(t, device="meta") for name, t in named}
+        self.state_ids |= {id(t) for t in state.values()}
+        return _reparametrize_module(self.model, state, tie_weights=True)
+
     def _converter(self, stack: contextlib.ExitStack):
         """How to turn an input tensor into one for this mode (on the target device)."""
         device = self.device
+        if self.mode == "meta":
+            return lambda t: t.to("meta")
         if self.mode == "fake":
             from torch._subclasses.fake_tensor import FakeTensorMode
 
@@ -304,7 +340,7 @@ class _Tracer:
         self.failed.setdefault(id(exc), (exc, node["id"]))
 
     def _flop_total(self) -> int | None:
-        return self.flops.get_total_flops() if self.flops is not None else None
+        return self.flops.total if self.flops is not None else None
 
     # --- the result ----------------------------------------------------------------------------
 
@@ -338,26 +374,95 @@ class _Recorder(TorchFunctionMode):
     While a handler runs, the mode is off: the functions a call makes inside
     (``F.relu`` calling ``torch.relu``) are not seen, so each node is one call
     as written in the model's code.
+
+    On meta tensors a call's result depends on nothing but the metadata of its
+    arguments, and torch's meta kernels are mostly Python (a `layer_norm` takes
+    about 1 ms), so results are remembered for the rest of the pass: the second
+    of twelve identical transformer blocks costs only the bookkeeping.
     """
 
     def __init__(self, tracer: _Tracer) -> None:
         super().__init__()
         self.tracer = tracer
+        self.known: dict[Any, tuple[Any, int | None]] | None = {} if tracer.mode == "meta" else None
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func in _METADATA:
             return func(*args, **kwargs)
         tracer = self.tracer
+        key = _meta_key(func, args, kwargs) if self.known is not None else None
+        if key is not None and key in self.known:
+            spec, flops = self.known[key]
+            out = _from_spec(spec)
+            if flops:
+                tracer.flops.total += flops
+            tracer._op(func, args, kwargs, out, flops)
+            return out
         start = tracer._flop_total()
         try:
             out = func(*args, **kwargs)
         except Exception as exc:
             tracer._op_failed(func, args, kwargs, exc)
             raise
-        end = tracer._flop_total()
-        tracer._op(func, args, kwargs, out, _diff(start, end))
+        flops = _diff(start, tracer._flop_total())
+        if key is not None:
+            spec = _fresh_spec(out, args, kwargs, func)
+            if spec is not None:
+                self.known[key] = (spec, flops)
+        tracer._op(func, args, kwargs, out, flops)
         return out
+
+
+def _meta_key(func: Any, args: tuple, kwargs: dict) -> Any:
+    """A hashable description of a call on meta tensors, or None if it has none."""
+    try:
+        key = (func, _describe(args), _describe(kwargs))
+        hash(key)
+    except TypeError:  # an argument we can't describe (an object, a callable...)
+        return None
+    return key
+
+
+_CONSTANTS = (int, float, bool, str, type(None), type(Ellipsis), torch.dtype, torch.device)
+
+
+def _describe(o: Any) -> Any:
+    if isinstance(o, torch.Tensor):
+        if not o.is_meta or type(o) is not torch.Tensor and type(o) is not nn.Parameter:
+            raise TypeError
+        return ("T", tuple(o.shape), o.stride(), o.storage_offset(), o.dtype, o.requires_grad)
+    if isinstance(o, _CONSTANTS) or isinstance(o, (torch.memory_format, torch.layout)):
+        return (type(o), o)
+    if isinstance(o, (tuple, list)):
+        return (type(o), tuple(_describe(x) for x in o))
+    if isinstance(o, dict):
+        return (dict, tuple((k, _describe(v)) for k, v in o.items()))
+    if isinstance(o, slice):
+        return (slice, _describe(o.start), _describe(o.stop), _describe(o.step))
+    raise TypeError
+
+
+def _fresh_spec(out: Any, args: tuple, kwargs: dict, func: Any) -> Any:
+    """How to remake ``out`` from scratch, or None when it must not be remade:
+    it is (or shares memory with) an argument, or the call wrote in place."""
+    if _inplace_target(func, args, kwargs) is not None:
+        return None
+    given = {id(t) for t in _tensors((args, kwargs))}
+    many = type(out) in (tuple, list)
+    specs = []
+    for t in out if many else (out,):
+        if type(t) is not torch.Tensor or id(t) in given or t._is_view() or not t.is_meta:
+            return None
+        specs.append((tuple(t.shape), t.stride(), t.dtype))
+    return (type(out), specs) if many else specs[0]
+
+
+def _from_spec(spec: Any) -> Any:
+    if spec[0] in (tuple, list):
+        return spec[0](_from_spec(s) for s in spec[1])
+    shape, stride, dtype = spec
+    return torch.empty_strided(shape, stride, dtype=dtype, device="meta")
 
 
 # --- op names and in-place detection -------------------------------------------------------------
@@ -493,20 +598,47 @@ def _model_device(model: nn.Module) -> torch.device | None:
     return None
 
 
-def _flop_counter() -> FlopCounterMode:
-    """torch's FLOP counter, taught the CPU kernels it has no formula for: the fused
-    RNN layers of nn.LSTM/GRU/RNN and CPU scaled-dot-product attention."""
-    aten = torch.ops.aten
-    extra = {
-        op: formula
-        for op, formula in (
-            (getattr(aten, "mkldnn_rnn_layer", None), _rnn_layer_flop),
-            (getattr(aten, "_cudnn_rnn", None), _cudnn_rnn_flop),
-            (getattr(aten, "_scaled_dot_product_flash_attention_for_cpu", None), _sdpa_cpu_flop),
-        )
-        if op is not None
-    }
-    return FlopCounterMode(display=False, custom_mapping=extra)
+_PRIM_DEVICE = torch.ops.prim.device.default  # has no decomposition, and `decompose` fails
+
+
+class _FlopCounter(TorchDispatchMode):
+    """A running FLOP total from torch's FLOP formulas (`torch.utils.flop_counter`).
+
+    Leaner than `FlopCounterMode`, which tracks modules itself (hooks of its own) and
+    runs Python decompositions of ops it has no formula for; here each aten op runs
+    as it would and only the ops with a formula are counted. Taught the CPU kernels
+    torch has no formula for: the fused RNN layers and CPU scaled-dot-product
+    attention.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+        aten = torch.ops.aten
+        extra = {
+            getattr(aten, name, None): shape_wrapper(formula)
+            for name, formula in (
+                ("mkldnn_rnn_layer", _rnn_layer_flop),
+                ("_cudnn_rnn", _cudnn_rnn_flop),
+                ("_scaled_dot_product_flash_attention_for_cpu", _sdpa_cpu_flop),
+            )
+        }
+        self.formulas = {**flop_registry, **extra}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        formula = self.formulas.get(getattr(func, "_overloadpacket", None))
+        if formula is None and func is not _PRIM_DEVICE and isinstance(func, torch._ops.OpOverload):
+            # Ops without a formula run as their decomposition where they have one (as
+            # FlopCounterMode does): counted op by op, and much cheaper on fake tensors.
+            with self:
+                out = func.decompose(*args, **kwargs)
+            if out is not NotImplemented:
+                return out
+        out = func(*args, **kwargs)
+        if formula is not None:
+            self.total += formula(*args, **kwargs, out_val=out)
+        return out
 
 
 def _rnn_layer_flop(input, w_ih, w_hh, *args, out_shape=None, **kwargs) -> int:

@@ -29,7 +29,7 @@ class ModelGraph(LiveWidget):
     >>> g.overlay({"features.block1": 0.3, "features.block2": 0.1}, label="grad norm")  # doctest: +SKIP
 
     ``depth`` is how far the view starts expanded; ``mode`` is passed to
-    :func:`nbviz.trace` ("auto", "fake" or "real"). Other keyword arguments go
+    :func:`nbviz.trace` ("auto", "meta", "fake" or "real"). Other keyword arguments go
     to the model's forward. Pass a ready :class:`nbviz.Graph` as ``graph=``
     instead of a model to show a graph traced earlier.
     """
