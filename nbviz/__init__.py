@@ -6,7 +6,8 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import datasets
+from . import cam, datasets
+from .cam import GradCAM
 from .confusion import ConfusionMatrix
 from .graph import Graph, ModelGraph, trace
 
@@ -15,4 +16,13 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
-__all__ = ["ConfusionMatrix", "Graph", "ModelGraph", "datasets", "trace", "__version__"]
+__all__ = [
+    "ConfusionMatrix",
+    "GradCAM",
+    "Graph",
+    "ModelGraph",
+    "cam",
+    "datasets",
+    "trace",
+    "__version__",
+]

@@ -1,0 +1,486 @@
+// @ts-check
+// Grad-CAM explorer (nbviz/cam/widget.py). Every map arrives once, as uint8 at
+// its layer's own resolution; picking the image, layer, class, method, opacity,
+// threshold and colour map only redraws from that data, so nothing goes back
+// to the kernel (it works while the kernel is busy, and in a saved notebook).
+import "./lib/common.css";
+import "./gradcam.css";
+import { interpolateCividis, interpolateInferno, interpolateViridis } from "d3-scale-chromatic";
+import { decodeArray } from "./lib/arrays.js";
+import { blend, classChoices, layerMeans, normalise, outline, upsample } from "./lib/cam-math.js";
+import { colorTable } from "./lib/colors.js";
+import { el as h, watchTheme } from "./lib/dom.js";
+
+/**
+ * @typedef {import("./lib/arrays.js").WireArray} WireArray
+ * @typedef {Object} MapEntry
+ * @property {string} method
+ * @property {string} layer
+ * @property {number} h
+ * @property {number} w
+ * @property {number} offset      start of this layer's (N, T, h, w) uint8 block in `maps`
+ * @property {number[][][] | null} agreement  [target][image] -> [pointing, energy, iou]
+ * @typedef {Object} GradCAMState
+ * @property {string} title
+ * @property {string[]} classes
+ * @property {WireArray} images       (N, H, W, 3) uint8
+ * @property {number[] | null} labels true class per image
+ * @property {WireArray | null} masks (N, H, W) uint8 0/1
+ * @property {string[]} methods
+ * @property {WireArray} maps         every map, uint8
+ * @property {MapEntry[]} maps_index
+ * @property {WireArray} targets      (N, T) classes explained per image
+ * @property {WireArray} probs        (N, T) their probabilities
+ * @property {number} topk            columns 0..topk-1 are predictions; column topk the true class
+ * @property {string} method          initial method
+ * @property {number} opacity         initial opacity
+ * @property {string} colormap        initial colour map
+ */
+
+const METHOD_NAMES = {
+  gradcam: "Grad-CAM",
+  "gradcam++": "Grad-CAM++",
+  layercam: "Layer-CAM",
+  saliency: "Saliency (gradient)",
+  smoothgrad: "SmoothGrad",
+  integrated_gradients: "Integrated gradients",
+};
+const COLORMAPS = { inferno: interpolateInferno, viridis: interpolateViridis, cividis: interpolateCividis };
+const METRICS = [
+  ["1", "energy in mask"],
+  ["0", "pointing game"],
+  ["2", "IoU of top 15%"],
+];
+const SIZE = 256; // px: the image and its overlay
+const THUMB = 44;
+/** @type {Map<string, Uint8Array>} */
+const tables = new Map();
+/** @param {string} name */
+function lut(name) {
+  if (!tables.has(name)) tables.set(name, colorTable(COLORMAPS[/** @type {keyof COLORMAPS} */ (name)] || interpolateInferno).lut);
+  return /** @type {Uint8Array} */ (tables.get(name));
+}
+const SVG = "http://www.w3.org/2000/svg";
+/** @param {string} tag @param {Record<string, string | number>} attrs */
+function svg(tag, attrs = {}) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  return node;
+}
+
+/** @param {{ model: any, el: HTMLElement }} ctx */
+function render({ model, el }) {
+  const root = h("div", { class: "nbviz nbviz-gradcam" });
+  el.appendChild(root);
+
+  // --- skeleton -------------------------------------------------------------------------------
+  const title = h("div", { class: "nbviz-gradcam__title" });
+  const strip = h("div", { class: "nbviz-gradcam__strip", role: "listbox", "aria-label": "images" });
+  const canvas = /** @type {HTMLCanvasElement} */ (h("canvas", { class: "nbviz-gradcam__canvas", width: String(SIZE), height: String(SIZE), role: "img" }));
+  const caption = h("div", { class: "nbviz-gradcam__caption", role: "status" });
+  const select = (/** @type {string} */ label, /** @type {string} */ cls) =>
+    /** @type {HTMLSelectElement} */ (h("select", { class: `nbviz-control ${cls}`, "aria-label": label }));
+  const range = (/** @type {string} */ label, /** @type {string} */ cls, max = "1", step = "0.01") =>
+    /** @type {HTMLInputElement} */ (h("input", { type: "range", class: cls, min: "0", max, step, "aria-label": label }));
+  const methodSelect = select("method", "nbviz-gradcam__method");
+  const cmapSelect = select("colour map", "nbviz-gradcam__cmap");
+  const layerSlider = range("layer", "nbviz-gradcam__layer", "0", "1");
+  const layerLabel = h("span", { class: "nbviz-gradcam__value nbviz-gradcam__layer-name" });
+  const opacitySlider = range("opacity", "nbviz-gradcam__opacity");
+  const opacityLabel = h("span", { class: "nbviz-gradcam__value" });
+  const thresholdSlider = range("threshold", "nbviz-gradcam__threshold");
+  const thresholdLabel = h("span", { class: "nbviz-gradcam__value" });
+  const maskToggle = /** @type {HTMLInputElement} */ (h("input", { type: "checkbox", class: "nbviz-gradcam__mask" }));
+  const maskLabel = h("label", { class: "nbviz-gradcam__check" }, [maskToggle, "outline the human mask"]);
+  const classList = h("div", { class: "nbviz-gradcam__classes", role: "radiogroup", "aria-label": "class explained" });
+  const legend = h("div", { class: "nbviz-gradcam__legend" });
+  const row = (/** @type {string} */ name, /** @type {(string | Node)[]} */ parts) =>
+    h("div", { class: "nbviz-gradcam__row" }, [h("span", { class: "nbviz-gradcam__key" }, name), ...parts]);
+  const panel = h("div", { class: "nbviz-gradcam__panel" }, [
+    row("method", [methodSelect]),
+    row("layer", [layerSlider, layerLabel]),
+    row("opacity", [opacitySlider, opacityLabel]),
+    row("threshold", [thresholdSlider, thresholdLabel]),
+    row("colours", [cmapSelect]),
+    legend,
+    maskLabel,
+    h("div", { class: "nbviz-gradcam__key nbviz-gradcam__classes-head" }, "class explained"),
+    classList,
+  ]);
+  const metricSelect = select("agreement measure", "nbviz-gradcam__metric");
+  for (const [value, label] of METRICS) metricSelect.appendChild(h("option", { value }, label));
+  const chart = h("div", { class: "nbviz-gradcam__chart" });
+  const chartHead = h("div", { class: "nbviz-gradcam__chart-head" }, [
+    h("span", { class: "nbviz-gradcam__key" }, "agreement with the human mask, per layer"),
+    metricSelect,
+  ]);
+  const agreementBox = h("div", { class: "nbviz-gradcam__agreement" }, [chartHead, chart]);
+  root.append(
+    title,
+    strip,
+    h("div", { class: "nbviz-gradcam__main" }, [h("div", { class: "nbviz-gradcam__view" }, [canvas, caption]), panel]),
+    agreementBox,
+  );
+  for (const name of Object.keys(COLORMAPS)) cmapSelect.appendChild(h("option", { value: name }, name));
+
+  // --- data (from Python) and view state (browser only) ----------------------------------------
+  /** @type {any} */
+  let d = null;
+  const view = {
+    image: 0,
+    method: String(model.get("method") || ""),
+    layer: /** @type {Record<string, number>} */ ({}), // per method
+    column: 0,
+    opacity: Number(model.get("opacity") ?? 0.5),
+    threshold: 0,
+    cmap: String(model.get("colormap") || "inferno"),
+    outline: false,
+    metric: 1,
+  };
+  /** Caches: upsampled maps and display-size images (cleared when data changes). */
+  let cache = { maps: new Map(), images: new Map(), outlines: new Map() };
+  const ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d"));
+  const frame = ctx.createImageData(SIZE, SIZE);
+  const paints = [];
+
+  function readData() {
+    const images = decodeArray(model.get("images"));
+    const maps = decodeArray(model.get("maps"));
+    const targets = decodeArray(model.get("targets"));
+    const probs = decodeArray(model.get("probs"));
+    const masks = decodeArray(model.get("masks"));
+    const index = /** @type {MapEntry[]} */ (model.get("maps_index") || []);
+    const methods = /** @type {string[]} */ (model.get("methods") || []);
+    /** @type {Record<string, MapEntry[]>} */
+    const layers = {};
+    for (const m of methods) layers[m] = index.filter((e) => e.method === m);
+    d = {
+      images,
+      maps,
+      targets,
+      probs,
+      masks,
+      methods,
+      layers,
+      classes: /** @type {string[]} */ (model.get("classes") || []),
+      labels: /** @type {number[] | null} */ (model.get("labels")),
+      k: Number(model.get("topk")),
+      N: images ? images.shape[0] : 0,
+      T: targets ? targets.shape[1] : 0,
+    };
+    if (!methods.includes(view.method)) view.method = methods[0] || "";
+    for (const m of methods) {
+      if (view.layer[m] == null || view.layer[m] >= layers[m].length) view.layer[m] = layers[m].length - 1; // deepest first
+    }
+    view.image = Math.min(view.image, Math.max(0, d.N - 1));
+    view.column = Math.min(view.column, Math.max(0, d.T - 1));
+    cache = { maps: new Map(), images: new Map(), outlines: new Map() };
+  }
+
+  function entry() {
+    return d.layers[view.method]?.[view.layer[view.method]] ?? null;
+  }
+
+  /** The current map, upsampled to SIZE x SIZE and scaled to its peak. */
+  function currentMap() {
+    const e = entry();
+    if (!e) return null;
+    const key = `${view.method}|${e.layer}|${view.image}|${view.column}`;
+    let v = cache.maps.get(key);
+    if (!v) {
+      const n = e.h * e.w;
+      const start = e.offset + (view.image * d.T + view.column) * n;
+      v = normalise(upsample(d.maps.data.subarray(start, start + n), e.h, e.w, SIZE, SIZE));
+      if (cache.maps.size > 256) cache.maps.clear();
+      cache.maps.set(key, v);
+    }
+    return v;
+  }
+
+  /** RGBA pixels of an image at SIZE x SIZE (bilinear, via an offscreen canvas). */
+  function imagePixels(i) {
+    let px = cache.images.get(i);
+    if (!px) {
+      const [, H, W] = d.images.shape;
+      const small = document.createElement("canvas");
+      small.width = W;
+      small.height = H;
+      const sctx = /** @type {CanvasRenderingContext2D} */ (small.getContext("2d"));
+      const img = sctx.createImageData(W, H);
+      const src = d.images.data.subarray(i * H * W * 3, (i + 1) * H * W * 3);
+      for (let p = 0; p < H * W; p++) {
+        img.data[4 * p] = src[3 * p];
+        img.data[4 * p + 1] = src[3 * p + 1];
+        img.data[4 * p + 2] = src[3 * p + 2];
+        img.data[4 * p + 3] = 255;
+      }
+      sctx.putImageData(img, 0, 0);
+      const big = document.createElement("canvas");
+      big.width = big.height = SIZE;
+      const bctx = /** @type {CanvasRenderingContext2D} */ (big.getContext("2d"));
+      bctx.imageSmoothingEnabled = true;
+      bctx.drawImage(small, 0, 0, SIZE, SIZE);
+      px = bctx.getImageData(0, 0, SIZE, SIZE).data;
+      cache.images.set(i, px);
+    }
+    return px;
+  }
+
+  function maskOutline(i) {
+    let o = cache.outlines.get(i);
+    if (!o && d.masks) {
+      const [, H, W] = d.masks.shape;
+      o = outline(d.masks.data.subarray(i * H * W, (i + 1) * H * W), H, W, SIZE, SIZE);
+      cache.outlines.set(i, o);
+    }
+    return o;
+  }
+
+  // --- drawing ---------------------------------------------------------------------------------
+  /** Redraw the overlay now; `start` is the event's time, to measure input-to-paint. */
+  function paint(start = performance.now()) {
+    if (!d || !d.N) return;
+    const values = currentMap();
+    const base = imagePixels(view.image);
+    if (values) blend(base, values, lut(view.cmap), view.opacity, view.threshold, frame.data);
+    else frame.data.set(base);
+    if (view.outline && d.masks) {
+      const o = maskOutline(view.image);
+      for (let p = 0; p < o.length; p++) {
+        if (!o[p]) continue;
+        // White: apart from the top of inferno and cividis, no colour map uses it.
+        const q = 4 * p;
+        frame.data[q] = frame.data[q + 1] = frame.data[q + 2] = 255;
+      }
+    }
+    ctx.putImageData(frame, 0, 0);
+    const ms = performance.now() - start;
+    paints.push(ms);
+    if (paints.length > 1000) paints.shift();
+    root.dataset.paintMs = ms.toFixed(2);
+    root.dataset.paints = String(Number(root.dataset.paints || 0) + 1);
+    updateCaption();
+  }
+
+  function updateCaption() {
+    const e = entry();
+    const cls = d.targets.data[view.image * d.T + view.column];
+    const name = d.classes[cls] ?? String(cls);
+    const label = d.labels?.[view.image];
+    const truth = label != null ? `, true class ${d.classes[label] ?? label}` : "";
+    caption.textContent = `image ${view.image + 1} of ${d.N}${truth} · explaining “${name}” · ${METHOD_NAMES[view.method] || view.method}${e && e.layer !== "input" ? ` at ${e.layer}` : ""}`;
+    canvas.setAttribute("aria-label", caption.textContent);
+  }
+
+  // --- controls --------------------------------------------------------------------------------
+  function buildStrip() {
+    strip.replaceChildren();
+    const [, H, W] = d.images.shape;
+    for (let i = 0; i < d.N; i++) {
+      const c = /** @type {HTMLCanvasElement} */ (h("canvas", { class: "nbviz-gradcam__thumb", width: String(W), height: String(H), role: "option", tabindex: "0" }));
+      const tctx = /** @type {CanvasRenderingContext2D} */ (c.getContext("2d"));
+      const img = tctx.createImageData(W, H);
+      for (let p = 0; p < H * W; p++) {
+        img.data.set(d.images.data.subarray((i * H * W + p) * 3, (i * H * W + p) * 3 + 3), 4 * p);
+        img.data[4 * p + 3] = 255;
+      }
+      tctx.putImageData(img, 0, 0);
+      const label = d.labels?.[i];
+      c.title = `image ${i + 1}${label != null ? `: ${d.classes[label] ?? label}` : ""}`;
+      c.setAttribute("aria-label", c.title);
+      const pick = (/** @type {Event} */ ev) => {
+        view.image = i;
+        syncControls();
+        paint(ev.timeStamp);
+      };
+      c.addEventListener("click", pick);
+      c.addEventListener("keydown", (ev) => {
+        if (ev.key === "Enter" || ev.key === " ") pick(ev);
+      });
+      strip.appendChild(c);
+    }
+  }
+
+  function buildClasses() {
+    classList.replaceChildren();
+    const label = d.labels?.[view.image] ?? null;
+    const choices = classChoices(d.targets.data, d.probs.data, d.T, view.image, d.k, label);
+    if (!choices.some((c) => c.column === view.column)) {
+      const same = choices.find((c) => c.cls === d.targets.data[view.image * d.T + view.column]);
+      view.column = same ? same.column : 0;
+    }
+    for (const c of choices) {
+      const input = /** @type {HTMLInputElement} */ (h("input", { type: "radio", name: `cls-${uid}`, value: String(c.column) }));
+      input.checked = c.column === view.column;
+      input.addEventListener("change", (ev) => {
+        view.column = c.column;
+        buildClasses();
+        renderChart();
+        paint(ev.timeStamp);
+      });
+      const name = d.classes[c.cls] ?? String(c.cls);
+      const rank = c.rank != null ? `#${c.rank}` : "";
+      const parts = [
+        h("span", { class: "nbviz-gradcam__rank" }, rank),
+        h("span", { class: "nbviz-gradcam__cls" }, name),
+        h("span", { class: "nbviz-gradcam__prob" }, `${(100 * c.prob).toFixed(1)}%`),
+      ];
+      if (c.isTrue) parts.push(h("span", { class: "nbviz-gradcam__true" }, "true"));
+      classList.appendChild(h("label", { class: "nbviz-gradcam__choice" }, [input, ...parts]));
+    }
+  }
+
+  function syncControls() {
+    const layers = d.layers[view.method] || [];
+    layerSlider.max = String(Math.max(0, layers.length - 1));
+    layerSlider.value = String(view.layer[view.method] ?? 0);
+    layerSlider.disabled = layers.length < 2;
+    const e = entry();
+    layerLabel.textContent = e ? `${e.layer} · ${e.h}×${e.w}` : "";
+    opacitySlider.value = String(view.opacity);
+    opacityLabel.textContent = view.opacity.toFixed(2);
+    thresholdSlider.value = String(view.threshold);
+    thresholdLabel.textContent = view.threshold.toFixed(2);
+    methodSelect.value = view.method;
+    cmapSelect.value = view.cmap;
+    maskToggle.checked = view.outline;
+    maskToggle.disabled = !d.masks;
+    maskLabel.classList.toggle("nbviz-gradcam--disabled", !d.masks);
+    for (const [i, t] of [...strip.children].entries()) t.setAttribute("aria-selected", String(i === view.image));
+    buildClasses();
+    renderLegend();
+    renderChart();
+  }
+
+  function renderLegend() {
+    const bar = /** @type {HTMLCanvasElement} */ (h("canvas", { class: "nbviz-gradcam__bar", width: "256", height: "1" }));
+    const bctx = /** @type {CanvasRenderingContext2D} */ (bar.getContext("2d"));
+    const img = bctx.createImageData(256, 1);
+    const table = lut(view.cmap);
+    for (let i = 0; i < 256; i++) img.data.set([table[3 * i], table[3 * i + 1], table[3 * i + 2], 255], 4 * i);
+    bctx.putImageData(img, 0, 0);
+    legend.replaceChildren(
+      bar,
+      h("div", { class: "nbviz-gradcam__ticks" }, [h("span", {}, "0"), h("span", {}, "0.5"), h("span", {}, "1 = the map's peak")]),
+    );
+  }
+
+  /** Bars: mean agreement over all images per layer; a dot: the current image. */
+  function renderChart() {
+    const entries = d.layers[view.method] || [];
+    const has = d.masks && entries.some((e) => e.agreement);
+    agreementBox.style.display = has ? "" : "none";
+    if (!has) return;
+    const means = layerMeans(entries.map((e) => e.agreement), view.column, view.metric);
+    const mine = entries.map((e) => e.agreement?.[view.column]?.[view.image]?.[view.metric] ?? null);
+    const W = Math.max(240, Math.min(640, 36 * entries.length + 40));
+    const Hh = 120, left = 30, bottom = 18, top = 8;
+    const bw = (W - left - 4) / Math.max(1, entries.length);
+    const y = (/** @type {number} */ v) => top + (1 - v) * (Hh - top - bottom);
+    const s = svg("svg", { width: W, height: Hh, viewBox: `0 0 ${W} ${Hh}`, role: "img" });
+    s.setAttribute("aria-label", "agreement with the human mask per layer");
+    for (const t of [0, 0.5, 1]) {
+      s.append(svg("line", { x1: left, x2: W - 4, y1: y(t), y2: y(t), class: "nbviz-gradcam__grid" }));
+      const label = svg("text", { x: left - 4, y: y(t) + 4, "text-anchor": "end", class: "nbviz-gradcam__axis" });
+      label.textContent = String(t);
+      s.append(label);
+    }
+    let best = -1;
+    means.forEach((m, i) => {
+      if (m != null && (best < 0 || m > /** @type {number} */ (means[best]))) best = i;
+    });
+    entries.forEach((e, i) => {
+      const m = means[i] ?? 0;
+      const x = left + i * bw;
+      const g = svg("g", { class: "nbviz-gradcam__barg" });
+      const rect = svg("rect", {
+        x: x + 2, y: y(m), width: Math.max(2, bw - 4), height: Math.max(0, y(0) - y(m)),
+        class: `nbviz-gradcam__bar-rect${i === view.layer[view.method] ? " nbviz-gradcam__bar-rect--current" : ""}`,
+      });
+      const tip = svg("title");
+      tip.textContent = `${e.layer}: mean ${m.toFixed(2)}${mine[i] != null ? `, this image ${Number(mine[i]).toFixed(2)}` : ""}`;
+      g.append(rect, tip);
+      if (mine[i] != null) g.append(svg("circle", { cx: x + bw / 2, cy: y(Number(mine[i])), r: 3, class: "nbviz-gradcam__dot" }));
+      const tick = svg("text", { x: x + bw / 2, y: Hh - 4, "text-anchor": "middle", class: "nbviz-gradcam__axis" });
+      tick.textContent = String(i + 1);
+      g.append(tick);
+      g.addEventListener("click", (ev) => {
+        view.layer[view.method] = i;
+        syncControls();
+        paint(ev.timeStamp);
+      });
+      s.append(g);
+    });
+    const note = best >= 0 ? `best: ${entries[best].layer} (${Number(means[best]).toFixed(2)}); bars: mean of all images, dot: this image` : "";
+    chart.replaceChildren(s, h("div", { class: "nbviz-gradcam__note" }, note));
+  }
+
+  // Controls act on the view alone, then repaint at once (no animation frame: the
+  // input-to-paint time is what the benchmark measures).
+  methodSelect.addEventListener("change", (ev) => {
+    view.method = methodSelect.value;
+    syncControls();
+    paint(ev.timeStamp);
+  });
+  cmapSelect.addEventListener("change", (ev) => {
+    view.cmap = cmapSelect.value;
+    renderLegend();
+    paint(ev.timeStamp);
+  });
+  layerSlider.addEventListener("input", (ev) => {
+    view.layer[view.method] = Number(layerSlider.value);
+    const e = entry();
+    layerLabel.textContent = e ? `${e.layer} · ${e.h}×${e.w}` : "";
+    renderChart();
+    paint(ev.timeStamp);
+  });
+  opacitySlider.addEventListener("input", (ev) => {
+    view.opacity = Number(opacitySlider.value);
+    opacityLabel.textContent = view.opacity.toFixed(2);
+    paint(ev.timeStamp);
+  });
+  thresholdSlider.addEventListener("input", (ev) => {
+    view.threshold = Number(thresholdSlider.value);
+    thresholdLabel.textContent = view.threshold.toFixed(2);
+    paint(ev.timeStamp);
+  });
+  maskToggle.addEventListener("change", (ev) => {
+    view.outline = maskToggle.checked;
+    paint(ev.timeStamp);
+  });
+  metricSelect.addEventListener("change", () => {
+    view.metric = Number(metricSelect.value);
+    renderChart();
+  });
+
+  const uid = Math.random().toString(36).slice(2);
+  function full() {
+    readData();
+    title.textContent = model.get("title") || "";
+    title.style.display = title.textContent ? "" : "none";
+    methodSelect.replaceChildren(...d.methods.map((m) => h("option", { value: m }, METHOD_NAMES[m] || m)));
+    buildStrip();
+    syncControls();
+    paint();
+  }
+  full();
+  let queued = false; // maps and maps_index change together: redraw once
+  const onChange = () => {
+    if (queued) return;
+    queued = true;
+    queueMicrotask(() => {
+      queued = false;
+      full();
+    });
+  };
+  model.on("change:maps", onChange);
+  model.on("change:maps_index", onChange);
+  const unwatch = watchTheme(() => renderChart());
+  return () => {
+    model.off("change:maps", onChange);
+    model.off("change:maps_index", onChange);
+    unwatch();
+  };
+}
+
+export default { render };

@@ -1,0 +1,490 @@
+"""Class activation maps for every layer from one forward and one backward per target.
+
+`compute` hooks the chosen layers, runs the model once, and asks autograd for
+the gradient of the explained score with respect to every hooked activation at
+once (`torch.autograd.grad` with a list of inputs): one backward per target
+class, whatever the number of layers. Parameter gradients are never computed
+(``requires_grad`` is switched off for the call and put back), so the
+backward is also cheaper than a training step's.
+
+>>> import torch, nbviz
+>>> from nbviz.examples import SmallCNN
+>>> model = SmallCNN(num_classes=6)
+>>> res = nbviz.cam.compute(model, torch.rand(2, 3, 64, 64))
+>>> res.layers[:3]
+['features.block1.conv', 'features.block1', 'features.block2.conv']
+>>> res.raw("features.block2").shape, res.maps("features.block2").shape
+(torch.Size([2, 16, 16]), torch.Size([2, 64, 64]))
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._state import preserved
+
+CAM_METHODS = ("gradcam", "gradcam++", "layercam")
+INPUT_METHODS = ("saliency", "smoothgrad", "integrated_gradients")
+METHODS = CAM_METHODS + INPUT_METHODS
+INPUT = "input"  # the one "layer" of the input-gradient methods
+
+
+@dataclass
+class CamResult:
+    """Maps of one method for some layers, images and target classes.
+
+    ``targets`` is ``(N, T)``: the classes explained for each image (column 0
+    is the first target, e.g. the top prediction). ``probs`` is ``(N, K)``, the
+    model's softmax over its K classes.
+    """
+
+    method: str
+    layers: list[str]
+    targets: torch.Tensor
+    probs: torch.Tensor
+    image_size: tuple[int, int]
+    _raw: dict[str, torch.Tensor] = field(repr=False)  # layer -> (N, T, h, w) float32, CPU
+
+    def _key(self, layer: str | int) -> str:
+        if isinstance(layer, int) and not isinstance(layer, bool):
+            return self.layers[layer]
+        if layer not in self._raw:
+            raise ValueError(f"layer must be one of {self.layers} or an index, got {layer!r}")
+        return layer
+
+    def raw(self, layer: str | int, target: int = 0) -> torch.Tensor:
+        """``(N, h, w)`` maps at the layer's own resolution, for target column ``target``."""
+        return self._raw[self._key(layer)][:, target]
+
+    def maps(self, layer: str | int, target: int = 0) -> torch.Tensor:
+        """``(N, H, W)`` maps upsampled (bilinear) to the image size, each scaled to [0, 1]."""
+        return normalise(upsample(self.raw(layer, target), self.image_size))
+
+
+def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear, half-pixel centres (``align_corners=False``): what the browser does too."""
+    if tuple(maps.shape[-2:]) == tuple(size):
+        return maps.clone()
+    return F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+
+
+def normalise(maps: torch.Tensor) -> torch.Tensor:
+    """Each map divided by its maximum (maps are >= 0); an all-zero map stays zero."""
+    peak = maps.flatten(1).amax(dim=1).clamp_min(1e-30)[:, None, None]
+    return (maps / peak).clamp_(0, 1)
+
+
+def compute(
+    model: nn.Module,
+    images: Any,
+    layers: Sequence[str | nn.Module] | None = None,
+    targets: Any = None,
+    method: str = "gradcam",
+    *,
+    batch_size: int = 32,
+    samples: int = 24,
+    noise: float = 0.15,
+    steps: int = 32,
+) -> CamResult:
+    """Maps of ``method`` for ``images`` (N, C, H, W) at every layer in ``layers``.
+
+    ``layers=None`` takes every conv layer and every block (module with children)
+    whose output is a spatial feature map (N, C, h, w), shallow to deep, each
+    distinct activation once. ``targets``: ``None`` (the predicted class), an
+    int, one int per image, or ``"topk:3"``. Methods: ``"gradcam"``,
+    ``"gradcam++"``, ``"layercam"`` (per layer) and ``"saliency"``,
+    ``"smoothgrad"``, ``"integrated_gradients"`` (gradients at the input, one
+    layer named ``"input"``). SmoothGrad averages ``samples`` noisy copies
+    (noise ``noise`` x the image's value range); integrated gradients go from a
+    black image in ``steps`` steps; both run at most ``batch_size`` inputs per
+    forward.
+
+    The model runs in eval mode with its parameters' ``requires_grad`` off; both
+    are put back, hooks are removed, and no ``.grad`` is written, also on error.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
+    for name, value in (("batch_size", batch_size), ("samples", samples), ("steps", steps)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    x = check_images(images, model)
+    chosen = None if method in INPUT_METHODS else resolve_layers(model, layers)
+    with preserved(model, training=False, requires_grad=False), torch.enable_grad():
+        if method in CAM_METHODS:
+            return _layer_maps(model, x, chosen, targets, method)
+        return _input_maps(model, x, targets, method, batch_size, samples, noise, steps)
+
+
+# --- validation ----------------------------------------------------------------------------------
+
+
+def check_images(images: Any, model: nn.Module) -> torch.Tensor:
+    """``images`` as a float tensor on the model's device, or a ValueError saying why not."""
+    if isinstance(images, np.ndarray):
+        images = torch.from_numpy(np.ascontiguousarray(images))
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(
+            f"images must be a torch.Tensor or numpy array, got {type(images).__name__}"
+        )
+    if images.ndim != 4:
+        hint = " (for one image, pass images[None])" if images.ndim == 3 else ""
+        raise ValueError(
+            f"images must be a batch of shape (N, C, H, W), got shape {tuple(images.shape)}{hint}"
+        )
+    if images.shape[0] == 0:
+        raise ValueError("images must hold at least one image, got an empty batch")
+    if images.is_complex() or images.dtype == torch.bool:
+        raise ValueError(f"images must be real-valued, got dtype {images.dtype}")
+    first = next((m for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)), None)
+    if first is not None and first.in_channels != images.shape[1]:
+        raise ValueError(
+            f"images must have {first.in_channels} channels for this model (its first conv "
+            f"layer takes {first.in_channels}), got {images.shape[1]} (shape {tuple(images.shape)})"
+        )
+    device = next((p.device for p in model.parameters()), images.device)
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    # Fix: cast floating images to the model's dtype too (numpy arrays are float64 by
+    # default; keeping that dtype made a float32 model fail with a RuntimeError).
+    return images.detach().to(device=device, dtype=dtype)
+
+
+def resolve_layers(model: nn.Module, layers: Any) -> dict[nn.Module, str] | None:
+    """Requested layers as {module: path} (None: choose automatically), or a ValueError."""
+    if layers is None:
+        return None
+    if isinstance(layers, (str, nn.Module)):
+        layers = [layers]
+    paths = {m: p for p, m in model.named_modules()}
+    by_path = {p: m for m, p in paths.items()}
+    chosen: dict[nn.Module, str] = {}
+    for layer in layers:
+        if isinstance(layer, nn.Module):
+            if layer not in paths:
+                raise ValueError(f"layer {type(layer).__name__} is not a submodule of this model")
+            chosen[layer] = paths[layer]
+        elif isinstance(layer, str):
+            if layer not in by_path:
+                near = difflib.get_close_matches(layer, list(by_path), n=3)
+                hint = f"; did you mean {', '.join(map(repr, near))}?" if near else ""
+                raise ValueError(f"layer {layer!r} does not exist in this model{hint}")
+            chosen[by_path[layer]] = layer
+        else:
+            raise ValueError(f"layers must be module paths or modules, got {type(layer).__name__}")
+    if not chosen:
+        raise ValueError("layers must name at least one layer, got an empty list")
+    return chosen
+
+
+def _resolve_targets(targets: Any, logits: torch.Tensor) -> torch.Tensor:
+    """(N, T) long tensor of the classes to explain."""
+    n, k = logits.shape
+    if targets is None:
+        return logits.argmax(dim=1, keepdim=True)
+    if isinstance(targets, str):
+        match = re.fullmatch(r"topk:(\d+)", targets)
+        if not match or not 1 <= int(match.group(1)) <= k:
+            raise ValueError(f"targets as text must be 'topk:<1..{k}>', got {targets!r}")
+        return logits.topk(int(match.group(1)), dim=1).indices
+    t = torch.as_tensor(targets)
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise ValueError(f"targets must be class indices (ints), got dtype {t.dtype}")
+    if t.ndim == 0:
+        t = t.expand(n)
+    if t.ndim == 1:
+        t = t[:, None]
+    # Fix: (N, 0) targets used to reach torch.stack([]) and fail with a RuntimeError.
+    if t.ndim != 2 or t.shape[0] != n or t.shape[1] == 0:
+        raise ValueError(
+            f"targets must be an int, one int per image ({n}) or (N, T) ints, got shape "
+            f"{tuple(t.shape)}"
+        )
+    if t.numel() and (int(t.min()) < 0 or int(t.max()) >= k):
+        raise ValueError(f"targets must be classes in [0, {k - 1}], got {t.unique().tolist()}")
+    return t.to(device=logits.device, dtype=torch.long)
+
+
+def _logits(output: Any) -> torch.Tensor:
+    if not isinstance(output, torch.Tensor) or output.ndim != 2:
+        got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        raise ValueError(f"the model must return class scores of shape (N, classes), got {got}")
+    return output
+
+
+# --- layer methods -------------------------------------------------------------------------------
+
+
+class _Capture:
+    """Forward hooks that keep the outputs of the layers to explain (removed on exit)."""
+
+    def __init__(self, model: nn.Module, chosen: dict[nn.Module, str] | None) -> None:
+        self.explicit = chosen is not None
+        if chosen is None:  # conv layers and blocks, checked for spatial outputs as they run
+            chosen = {
+                m: p
+                for p, m in model.named_modules()
+                if p and (isinstance(m, nn.modules.conv._ConvNd) or next(m.children(), None))
+            }
+        self.chosen = chosen
+        self.outputs: list[tuple[str, torch.Tensor, int]] = []  # path, output, its version
+        self.calls: dict[str, int] = {}
+        self.handles: list[Any] = []
+
+    def __enter__(self) -> _Capture:
+        for m, path in self.chosen.items():
+            self.handles.append(m.register_forward_hook(self._hook(path)))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for h in self.handles:
+            h.remove()
+        self.handles.clear()
+
+    def _hook(self, path: str):
+        def hook(module: nn.Module, args: Any, output: Any) -> None:
+            self.calls[path] = self.calls.get(path, 0) + 1
+            spatial = isinstance(output, torch.Tensor) and output.ndim == 4
+            if self.explicit and not spatial:
+                got = (
+                    tuple(output.shape)
+                    if isinstance(output, torch.Tensor)
+                    else type(output).__name__
+                )
+                raise ValueError(
+                    f"layer {path!r} must output a spatial feature map (N, C, h, w), got {got}"
+                )
+            if spatial and output.requires_grad:
+                self.outputs.append((path, output, output._version))
+
+        return hook
+
+    def activations(self) -> list[tuple[str, torch.Tensor]]:
+        """(path, activation) shallow to deep: each tensor once (a block that returns its
+        last child's output is the same map), layers run once, not overwritten in place."""
+        found, seen = [], set()
+        for path, out, version in self.outputs:
+            problem = None
+            if self.calls[path] > 1:
+                problem = f"runs {self.calls[path]} times in one forward pass"
+            elif out._version != version:
+                problem = (
+                    "is overwritten in place later in the forward (e.g. by ReLU(inplace=True))"
+                )
+            if problem:
+                if self.explicit:
+                    raise ValueError(
+                        f"layer {path!r} {problem}: its map is undefined; choose the module after it"
+                    )
+                continue
+            # Fix: dedupe shared tensors only for the automatic choice; an explicitly
+            # requested layer (e.g. a block and its last child) used to vanish silently.
+            if self.explicit or id(out) not in seen:
+                seen.add(id(out))
+                found.append((path, out))
+        if not found:
+            raise ValueError("the model has no layer with a spatial output (N, C, h, w) to explain")
+        return found
+
+
+def _layer_maps(model, x, chosen, targets, method) -> CamResult:
+    inputs = x.requires_grad_()  # x is our own tensor; it makes activations need grad
+    with _Capture(model, chosen) as capture:
+        logits = _logits(model(inputs))
+    found = capture.activations()
+    target = _resolve_targets(targets, logits)
+    names = [p for p, _ in found]
+    acts = [a for _, a in found]
+    raw: dict[str, list[torch.Tensor]] = {p: [] for p in names}
+    for t in range(target.shape[1]):
+        score = logits.gather(1, target[:, t : t + 1]).sum()
+        # Fix: allow_unused, as a hooked layer whose output the score does not use (a
+        # side branch) made autograd raise; such a layer gets zero gradients (zero map).
+        grads = torch.autograd.grad(
+            score, acts, retain_graph=t < target.shape[1] - 1, allow_unused=True
+        )
+        for name, a, g in zip(names, acts, grads, strict=True):
+            g = torch.zeros_like(a) if g is None else g
+            raw[name].append(_cam(method, a.detach(), g).float().cpu())
+        del grads
+    probs = logits.detach().float().softmax(dim=1).cpu()
+    return CamResult(
+        method=method,
+        layers=names,
+        targets=target.cpu(),
+        probs=probs,
+        image_size=(x.shape[2], x.shape[3]),
+        _raw={p: torch.stack(v, dim=1) for p, v in raw.items()},
+    )
+
+
+def _cam(method: str, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """(N, h, w) map from activations and gradients (N, C, h, w)."""
+    if method == "gradcam":  # Selvaraju et al.: channel weights = spatially averaged gradients
+        weights = g.mean(dim=(2, 3), keepdim=True)
+        return F.relu((weights * a).sum(dim=1))
+    if method == "gradcam++":  # Chattopadhay et al., with the exponential-score closed form
+        g2, g3 = g.pow(2), g.pow(3)
+        denom = 2 * g2 + a.sum(dim=(2, 3), keepdim=True) * g3
+        alpha = torch.where(g != 0, g2 / torch.where(denom != 0, denom, torch.ones_like(denom)), 0)
+        weights = (alpha * F.relu(g)).sum(dim=(2, 3), keepdim=True)
+        return F.relu((weights * a).sum(dim=1))
+    # Layer-CAM (Jiang et al.): every position weighted by its own positive gradient
+    return F.relu((F.relu(g) * a).sum(dim=1))
+
+
+# --- input methods -------------------------------------------------------------------------------
+
+
+def _input_maps(model, x, targets, method, batch_size, samples, noise, steps) -> CamResult:
+    with torch.no_grad():
+        logits = torch.cat([_logits(model(c)) for c in x.split(batch_size)])
+    target = _resolve_targets(targets, logits)
+    n, T = target.shape
+    per = 1 if method == "saliency" else samples if method == "smoothgrad" else steps
+    # Rows (image, version) go through the model batch_size at a time, images mixed: the
+    # versions are made as their chunk comes, so memory is bounded whatever N is. In
+    # eval mode each row's gradient depends on that row alone.
+    total = torch.zeros(n, T, *x.shape[1:], dtype=x.dtype, device=x.device)
+    spans = (x.flatten(1).amax(1) - x.flatten(1).amin(1)).clamp_min(1e-12)
+    for start in range(0, n * per, batch_size):
+        rows = torch.arange(start, min(start + batch_size, n * per))
+        image_of, version = rows // per, rows % per
+        chunk = x[image_of.to(x.device)]
+        if method == "smoothgrad":  # Smilkov et al.: average |gradient| over noisy copies
+            chunk = chunk + noise * spans[image_of.to(x.device), None, None, None] * _noise(
+                image_of, version, per, x
+            )
+        elif method == "integrated_gradients":  # Sundararajan et al., midpoint rule from black
+            alphas = (version.to(x.dtype) + 0.5) / per
+            chunk = chunk * alphas.to(x.device)[:, None, None, None]
+        chunk = chunk.detach().requires_grad_()
+        out = model(chunk)
+        where = image_of.to(x.device)
+        for t in range(T):
+            score = out.gather(1, target[where, t : t + 1]).sum()
+            (grad,) = torch.autograd.grad(score, [chunk], retain_graph=t < T - 1)
+            total[:, t].index_add_(0, where, grad.abs() if method == "smoothgrad" else grad)
+        del out
+    mean = total / per
+    if method == "integrated_gradients":  # (x - black) * mean gradient, summed over channels
+        maps = F.relu((x[:, None] * mean).sum(dim=2))
+    else:
+        maps = mean.abs().amax(dim=2)
+    return CamResult(
+        method=method,
+        layers=[INPUT],
+        targets=target.cpu(),
+        probs=logits.float().softmax(dim=1).cpu(),
+        image_size=(x.shape[2], x.shape[3]),
+        _raw={INPUT: maps.float().cpu()},
+    )
+
+
+def _noise(image_of: torch.Tensor, version: torch.Tensor, per: int, x: torch.Tensor):
+    """Standard normal noise per (image, version), the same on every call and chunking."""
+    out = []
+    for i, v in zip(image_of.tolist(), version.tolist(), strict=True):
+        g = torch.Generator().manual_seed(i * per + v)
+        out.append(torch.randn(x.shape[1:], generator=g))
+    return torch.stack(out).to(device=x.device, dtype=x.dtype)
+
+
+# --- agreement with human masks ------------------------------------------------------------------
+
+
+@dataclass
+class Agreement:
+    """Per layer and image: does the map look where the human mask is?
+
+    ``pointing`` (L, N) bool: the map's peak lies inside the mask (the pointing
+    game, without tolerance). ``energy`` (L, N): the share of the map's total
+    inside the mask. ``iou`` (L, N): intersection over union of the mask and
+    the map's top-``top`` fraction of pixels. Maps at the image size.
+    """
+
+    layers: list[str]
+    pointing: np.ndarray
+    energy: np.ndarray
+    iou: np.ndarray
+    top: float = 0.15
+
+    def summary(self) -> str:
+        """A text table of the means over images, one row per layer."""
+        width = max(len("layer"), *(len(p) for p in self.layers))
+        rows = [f"{'layer':<{width}}  pointing  energy  IoU@{self.top:.0%}"]
+        for i, p in enumerate(self.layers):
+            rows.append(
+                f"{p:<{width}}  {self.pointing[i].mean():8.2f}  {self.energy[i].mean():6.2f}"
+                f"  {self.iou[i].mean():7.2f}"
+            )
+        return "\n".join(rows)
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+
+def agreement(res: CamResult, masks: Any, target: int = 0, top: float = 0.15) -> Agreement:
+    """Score ``res``'s maps for target column ``target`` against binary ``masks`` (N, H, W).
+
+    >>> import torch
+    >>> from nbviz.cam.core import CamResult
+    >>> raw = torch.zeros(1, 1, 4, 4); raw[0, 0, 0, 0] = 1
+    >>> res = CamResult("gradcam", ["l"], torch.zeros(1, 1), torch.ones(1, 1), (4, 4), {"l": raw})
+    >>> mask = torch.zeros(1, 4, 4, dtype=torch.bool); mask[0, :2, :2] = True
+    >>> a = agreement(res, mask)
+    >>> bool(a.pointing[0, 0]), float(a.energy[0, 0])
+    (True, 1.0)
+    """
+    n = res.targets.shape[0]
+    m = check_masks(masks, n, res.image_size)
+    if not 0 < top <= 1:
+        raise ValueError(f"top must be a fraction in (0, 1], got {top!r}")
+    flat_mask = m.flatten(1)
+    k = max(1, math.ceil(top * flat_mask.shape[1]))
+    pointing, energy, iou = [], [], []
+    for layer in res.layers:
+        maps = upsample(res.raw(layer, target), res.image_size).flatten(1)
+        alive = maps.amax(dim=1) > 0  # an all-zero map points nowhere
+        peak = maps.argmax(dim=1)
+        pointing.append((flat_mask.gather(1, peak[:, None])[:, 0] & alive).numpy())
+        total = maps.sum(dim=1).clamp_min(1e-30)
+        energy.append(((maps * flat_mask).sum(dim=1) / total * alive).numpy())
+        region = torch.zeros_like(flat_mask)
+        region.scatter_(1, maps.topk(k, dim=1).indices, True)
+        inter = (region & flat_mask).sum(dim=1)
+        union = (region | flat_mask).sum(dim=1).clamp_min(1)
+        iou.append((inter / union * alive).numpy())
+    return Agreement(
+        layers=list(res.layers),
+        pointing=np.stack(pointing),
+        energy=np.stack(energy).astype(np.float32),
+        iou=np.stack(iou).astype(np.float32),
+        top=top,
+    )
+
+
+def check_masks(masks: Any, n: int, size: tuple[int, int]) -> torch.Tensor:
+    """``masks`` as an (N, H, W) bool tensor on the CPU, or a ValueError naming what's wrong."""
+    if isinstance(masks, np.ndarray):
+        masks = torch.from_numpy(np.ascontiguousarray(masks))
+    if not isinstance(masks, torch.Tensor):
+        raise TypeError(f"masks must be a torch.Tensor or numpy array, got {type(masks).__name__}")
+    if masks.ndim == 4 and masks.shape[1] == 1:
+        masks = masks[:, 0]
+    if masks.ndim != 3 or masks.shape[0] != n or tuple(masks.shape[1:]) != tuple(size):
+        raise ValueError(
+            f"masks must have shape ({n}, {size[0]}, {size[1]}) like the images, got "
+            f"{tuple(masks.shape)}"
+        )
+    return (masks.detach().cpu() > 0.5) if masks.is_floating_point() else masks.detach().cpu() != 0

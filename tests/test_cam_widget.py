@@ -1,0 +1,133 @@
+"""GradCAM through its synced state: every map once, as uint8 at its layer's size."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import nbviz
+from nbviz._widget import array_to_json
+from nbviz.examples import SmallCNN
+
+N = 6
+
+
+@pytest.fixture(scope="module")
+def data():
+    return nbviz.datasets.shapes(N, size=32, seed=1)
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return SmallCNN(num_classes=6, width=8, depth=3)
+
+
+def block(w, entry) -> np.ndarray:
+    """One layer's (N, T, h, w) maps out of the flat buffer, as the browser reads them."""
+    n, t = w.targets.shape
+    size = n * t * entry["h"] * entry["w"]
+    return w.maps[entry["offset"] : entry["offset"] + size].reshape(n, t, entry["h"], entry["w"])
+
+
+def test_state_holds_every_map_of_every_method(data, model):
+    w = nbviz.GradCAM(
+        model, data.images, labels=data.labels, masks=data.masks, classes=data.classes, topk=2
+    )
+    state = w.get_state()
+    assert state["classes"] == list(data.classes) and state["methods"] == [
+        "gradcam",
+        "gradcam++",
+        "layercam",
+        "saliency",
+    ]
+    assert w.images.shape == (N, 32, 32, 3) and w.images.dtype == np.uint8
+    assert w.masks.shape == (N, 32, 32) and set(np.unique(w.masks)) <= {0, 1}
+    # Columns: the top-2 predictions, then the true class.
+    assert w.targets.shape == (N, 3) and (w.targets[:, 2] == data.labels.numpy()).all()
+    res = {r.method: r for r in w.results}
+    gc = res["gradcam"]
+    assert (w.targets == gc.targets.numpy()).all()
+    assert np.allclose(w.probs, gc.probs.gather(1, gc.targets).numpy())
+    assert gc.targets[:, 0].tolist() == gc.probs.argmax(1).tolist()
+    index = state["maps_index"]
+    assert [e["layer"] for e in index if e["method"] == "gradcam"] == gc.layers
+    assert [e["layer"] for e in index if e["method"] == "saliency"] == ["input"]
+    total = sum(N * 3 * e["h"] * e["w"] for e in index)
+    assert w.maps.dtype == np.uint8 and w.maps.size == total
+    for e in index:
+        raw = res[e["method"]]._raw[e["layer"]]
+        assert (e["h"], e["w"]) == tuple(raw.shape[2:])  # the layer's own resolution
+        peak = raw.flatten(2).amax(2).clamp_min(1e-30)[:, :, None, None]
+        expected = (raw / peak * 255).round().numpy()
+        assert np.abs(block(w, e).astype(int) - expected).max() <= 1
+        # agreement: [target][image] -> [pointing, energy, iou], equal to the core's
+        assert len(e["agreement"]) == 3 and len(e["agreement"][0]) == N
+        a = nbviz.cam.agreement(res[e["method"]], data.masks, target=2)
+        i = res[e["method"]].layers.index(e["layer"])
+        assert [row[1] for row in e["agreement"][2]] == pytest.approx(a.energy[i], abs=1e-4)
+    json.dumps(index)  # what the comm sends besides the buffers
+    assert array_to_json(w.maps)["dtype"] == "uint8"
+
+
+def test_without_labels_and_masks(data, model):
+    w = nbviz.GradCAM(model, data.images, methods=["layercam"], topk=10)
+    assert w.targets.shape == (N, 6)  # topk capped at the number of classes
+    assert w.labels is None and w.masks is None
+    assert all(e["agreement"] is None for e in w.maps_index)
+    assert w.classes == [str(i) for i in range(6)]
+
+
+def test_refresh_follows_the_weights_in_one_message(data, model, monkeypatch):
+    w = nbviz.GradCAM(model, data.images, methods="gradcam")
+    before = w.maps.copy()
+    sent = []
+    monkeypatch.setattr(w, "send_state", lambda key=None: sent.append(key))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+    w.refresh()
+    assert not np.array_equal(before, w.maps)
+    assert len(sent) == 1  # maps, index, targets and probs together
+
+
+def test_bad_arguments_fail_before_anything_runs(data, model):
+    calls = []
+    model.register_forward_pre_hook(lambda *a: calls.append(1))
+    bad = [
+        (dict(methods=["gradcam", "nope"]), "methods must be"),
+        (dict(methods=[]), "methods must be"),
+        (dict(colormap="jet"), "colormap must be one of"),
+        (dict(opacity=2), "opacity must be"),
+        (dict(topk=0), "topk must be an int"),
+        (dict(labels=data.labels[:2]), "one class index per image"),
+        (dict(labels=data.labels.float()), "one class index per image"),
+        (dict(masks=data.masks[:, :16]), r"masks must have shape \(6, 32, 32\)"),
+        (dict(layers=["features.nope"]), "does not exist"),
+    ]
+    for kwargs, message in bad:
+        with pytest.raises(ValueError, match=message):
+            nbviz.GradCAM(model, data.images, **kwargs)
+    with pytest.raises(ValueError, match=r"shape \(N, C, H, W\)"):
+        nbviz.GradCAM(model, data.images[0])
+    with pytest.raises(ValueError, match="3 channels"):
+        nbviz.GradCAM(model, data.images[:, :1])
+    assert calls == []
+    # Found only once the model has run: its class count.
+    with pytest.raises(ValueError, match="classes must name the model's 6 classes"):
+        nbviz.GradCAM(model, data.images, classes=["a", "b"])
+    labels = data.labels.clone()
+    labels[0] = 9
+    with pytest.raises(ValueError, match=r"labels must be classes in \[0, 5\]"):
+        nbviz.GradCAM(model, data.images, labels=labels)
+    assert not any(m._forward_hooks for m in model.modules())
+
+
+def test_large_images_are_shrunk_for_display(model):
+    images = torch.rand(2, 3, 300, 300)
+    masks = torch.zeros(2, 300, 300, dtype=torch.bool)
+    masks[:, 100:200, 100:200] = True
+    w = nbviz.GradCAM(model, images, masks=masks, methods="gradcam", topk=1)
+    assert w.images.shape == (2, 150, 150, 3) and w.masks.shape == (2, 150, 150)
+    assert w.masks[:, 50:100, 50:100].all() and not w.masks[:, :49].any()
