@@ -141,7 +141,9 @@ function render({ model, el }) {
   let cache = { maps: new Map(), images: new Map(), outlines: new Map() };
   const ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d"));
   const frame = ctx.createImageData(SIZE, SIZE);
+  /** @type {{control: string, ms: number}[]} Input-to-painted-canvas times, read by benchmarks/cam_browser.py. */
   const paints = [];
+  /** @type {any} */ (root).nbvizPaints = paints;
 
   function readData() {
     const images = decodeArray(model.get("images"));
@@ -237,8 +239,12 @@ function render({ model, el }) {
   }
 
   // --- drawing ---------------------------------------------------------------------------------
-  /** Redraw the overlay now; `start` is the event's time, to measure input-to-paint. */
-  function paint(start = performance.now()) {
+  /**
+   * Redraw the overlay now; `start` is the event's time stamp, to measure input to paint.
+   * @param {number} [start]
+   * @param {string} [control]
+   */
+  function paint(start = performance.now(), control = "") {
     if (!d || !d.N) return;
     const values = currentMap();
     const base = imagePixels(view.image);
@@ -255,7 +261,7 @@ function render({ model, el }) {
     }
     ctx.putImageData(frame, 0, 0);
     const ms = performance.now() - start;
-    paints.push(ms);
+    paints.push({ control, ms });
     if (paints.length > 1000) paints.shift();
     root.dataset.paintMs = ms.toFixed(2);
     root.dataset.paints = String(Number(root.dataset.paints || 0) + 1);
@@ -291,7 +297,7 @@ function render({ model, el }) {
       const pick = (/** @type {Event} */ ev) => {
         view.image = i;
         syncControls();
-        paint(ev.timeStamp);
+        paint(ev.timeStamp, "image");
       };
       c.addEventListener("click", pick);
       c.addEventListener("keydown", (ev) => {
@@ -316,7 +322,7 @@ function render({ model, el }) {
         view.column = c.column;
         buildClasses();
         renderChart();
-        paint(ev.timeStamp);
+        paint(ev.timeStamp, "class");
       });
       const name = d.classes[c.cls] ?? String(c.cls);
       const rank = c.rank != null ? `#${c.rank}` : "";
@@ -407,7 +413,7 @@ function render({ model, el }) {
       g.addEventListener("click", (ev) => {
         view.layer[view.method] = i;
         syncControls();
-        paint(ev.timeStamp);
+        paint(ev.timeStamp, "chart");
       });
       s.append(g);
     });
@@ -420,33 +426,33 @@ function render({ model, el }) {
   methodSelect.addEventListener("change", (ev) => {
     view.method = methodSelect.value;
     syncControls();
-    paint(ev.timeStamp);
+    paint(ev.timeStamp, "method");
   });
   cmapSelect.addEventListener("change", (ev) => {
     view.cmap = cmapSelect.value;
     renderLegend();
-    paint(ev.timeStamp);
+    paint(ev.timeStamp, "colours");
   });
   layerSlider.addEventListener("input", (ev) => {
     view.layer[view.method] = Number(layerSlider.value);
     const e = entry();
     layerLabel.textContent = e ? `${e.layer} · ${e.h}×${e.w}` : "";
     renderChart();
-    paint(ev.timeStamp);
+    paint(ev.timeStamp, "layer");
   });
   opacitySlider.addEventListener("input", (ev) => {
     view.opacity = Number(opacitySlider.value);
     opacityLabel.textContent = view.opacity.toFixed(2);
-    paint(ev.timeStamp);
+    paint(ev.timeStamp, "opacity");
   });
   thresholdSlider.addEventListener("input", (ev) => {
     view.threshold = Number(thresholdSlider.value);
     thresholdLabel.textContent = view.threshold.toFixed(2);
-    paint(ev.timeStamp);
+    paint(ev.timeStamp, "threshold");
   });
   maskToggle.addEventListener("change", (ev) => {
     view.outline = maskToggle.checked;
-    paint(ev.timeStamp);
+    paint(ev.timeStamp, "mask");
   });
   metricSelect.addEventListener("change", () => {
     view.metric = Number(metricSelect.value);
