@@ -468,6 +468,19 @@ function render({ model, el }) {
     buildStrip();
     syncControls();
     paint();
+    prewarm();
+  }
+
+  /** Scale the other images in idle time, so a click on the strip only blends. */
+  function prewarm() {
+    const idle = window.requestIdleCallback || ((/** @type {() => void} */ f) => setTimeout(f, 50));
+    let next = 0;
+    const step = () => {
+      if (!d || next >= d.N) return;
+      imagePixels(next++);
+      idle(step);
+    };
+    idle(step);
   }
   full();
   let queued = false; // maps and maps_index change together: redraw once

@@ -157,7 +157,8 @@ def check_images(images: Any, model: nn.Module) -> torch.Tensor:
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
     # Fix: cast floating images to the model's dtype too (numpy arrays are float64 by
     # default; keeping that dtype made a float32 model fail with a RuntimeError).
-    return images.detach().to(device=device, dtype=dtype)
+    # A copy: models may write into their input in place (a first ReLU(inplace=True)).
+    return images.detach().to(device=device, dtype=dtype, copy=True)
 
 
 def resolve_layers(model: nn.Module, layers: Any) -> dict[nn.Module, str] | None:
@@ -298,9 +299,11 @@ class _Capture:
 
 
 def _layer_maps(model, x, chosen, targets, method) -> CamResult:
-    inputs = x.requires_grad_()  # x is our own tensor; it makes activations need grad
+    # x is our own tensor; needing grad, it makes the activations need grad. The model
+    # gets a copy: a first ReLU(inplace=True) may not write into a leaf.
+    leaf = x.requires_grad_()
     with _Capture(model, chosen) as capture:
-        logits = _logits(model(inputs))
+        logits = _logits(model(leaf.clone()))
     found = capture.activations()
     target = _resolve_targets(targets, logits)
     names = [p for p, _ in found]
@@ -348,7 +351,7 @@ def _cam(method: str, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 
 def _input_maps(model, x, targets, method, batch_size, samples, noise, steps) -> CamResult:
     with torch.no_grad():
-        logits = torch.cat([_logits(model(c)) for c in x.split(batch_size)])
+        logits = torch.cat([_logits(model(c.clone())) for c in x.split(batch_size)])
     target = _resolve_targets(targets, logits)
     n, T = target.shape
     per = 1 if method == "saliency" else samples if method == "smoothgrad" else steps
@@ -369,7 +372,7 @@ def _input_maps(model, x, targets, method, batch_size, samples, noise, steps) ->
             alphas = (version.to(x.dtype) + 0.5) / per
             chunk = chunk * alphas.to(x.device)[:, None, None, None]
         chunk = chunk.detach().requires_grad_()
-        out = model(chunk)
+        out = model(chunk.clone())  # a copy the model may write into in place
         where = image_of.to(x.device)
         for t in range(T):
             score = out.gather(1, target[where, t : t + 1]).sum()

@@ -150,7 +150,9 @@ class GradCAM(LiveWidget):
     def _targets(self) -> tuple[torch.Tensor, int]:
         """(N, T) classes to explain: the top-k predictions, then the true label if given."""
         with torch.no_grad(), preserved(self._model, training=False):
-            logits = torch.cat([self._model(c) for c in self._images.split(self._batch_size)])
+            logits = torch.cat(
+                [self._model(c.clone()) for c in self._images.split(self._batch_size)]
+            )
         if logits.ndim != 2:
             raise ValueError(
                 f"the model must return class scores of shape (N, classes), got {tuple(logits.shape)}"
