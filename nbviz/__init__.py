@@ -10,6 +10,7 @@ from . import cam, datasets
 from .cam import GradCAM
 from .confusion import ConfusionMatrix
 from .graph import Graph, ModelGraph, trace
+from .monitor import Monitor, watch
 
 try:
     __version__ = version("nbviz")
@@ -21,8 +22,10 @@ __all__ = [
     "GradCAM",
     "Graph",
     "ModelGraph",
+    "Monitor",
     "cam",
     "datasets",
     "trace",
+    "watch",
     "__version__",
 ]

@@ -1,0 +1,434 @@
+// @ts-check
+// Training monitor (nbviz/monitor/widget.py). Draws gradient flow, update
+// ratios, dead units, histograms over time and feature maps from the data the
+// kernel pushed, and writes the bqplot curves' data (smoothing, log scale,
+// window) in the browser: every control here works while training runs.
+import "./lib/common.css";
+import "./monitor.css";
+import { interpolateInferno, interpolateViridis } from "d3-scale-chromatic";
+import { decodeArray } from "./lib/arrays.js";
+import { colorTable } from "./lib/colors.js";
+import { el as h, watchTheme } from "./lib/dom.js";
+import { heatPixels, logRange, logScale, smooth, strideNote, windowRange } from "./lib/monitor-math.js";
+
+/**
+ * @typedef {import("./lib/arrays.js").WireArray} WireArray
+ * @typedef {{rows: WireArray, steps: WireArray, stride: number}} History
+ * @typedef {Object} MonitorState
+ * @property {string} title
+ * @property {string[]} layers        parameterised modules, in forward order
+ * @property {string[]} relus         ReLU modules (dead units)
+ * @property {number} steps           steps recorded so far
+ * @property {Record<string, {steps: WireArray, values: WireArray}>} scalars
+ * @property {Record<string, {steps: WireArray, values: WireArray}>} val
+ * @property {Record<string, History>} flow  grad_norm, grad_max, ratio, dead
+ * @property {Record<string, WireArray>} latest  newest grad_norm, grad_max, ratio, dead
+ * @property {Record<string, History & {radius: number}>} histograms  "layer|kind"
+ * @property {string[]} hist_layers
+ * @property {Record<string, WireArray>} features  layer -> (N, C, h, w) uint8
+ * @property {number} features_step
+ * @property {WireArray | null} probe_images  (N, H, W, 3) uint8
+ * @property {{step: number, where: string, layer: string} | null} nonfinite
+ * @property {Record<string, string>[]} curves  per scalar: IPY_MODEL ids of its bqplot parts
+ * @property {boolean} detached
+ */
+
+const inferno = colorTable(interpolateInferno).lut;
+const viridis = colorTable(interpolateViridis).lut;
+const SVG = "http://www.w3.org/2000/svg";
+/** @param {string} tag @param {Record<string, string | number>} [attrs] */
+function svg(tag, attrs = {}) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  return node;
+}
+const fmt = (/** @type {number} */ v) =>
+  v === 0 ? "0" : Number.isFinite(v) ? (Math.abs(v) >= 1e-2 && Math.abs(v) < 1e3 ? String(+v.toPrecision(3)) : v.toExponential(0)) : String(v);
+
+/** @param {{ model: any, el: HTMLElement }} ctx */
+function render({ model, el }) {
+  const root = h("div", { class: "nbviz nbviz-monitor" });
+  el.appendChild(root);
+  const view = { smoothing: 0.6, log: false, window: 0, hist: "", kind: "weights", featureLayer: "", probe: 0 };
+
+  // --- skeleton -------------------------------------------------------------------------------
+  const title = h("div", { class: "nbviz-monitor__title" });
+  const status = h("div", { class: "nbviz-monitor__status", role: "status" });
+  const banner = h("div", { class: "nbviz-monitor__nan", role: "alert" });
+  const smoothing = /** @type {HTMLInputElement} */ (h("input", { type: "range", min: "0", max: "0.99", step: "0.01", class: "nbviz-monitor__smoothing", "aria-label": "smoothing" }));
+  const smoothingLabel = h("span", { class: "nbviz-monitor__value" });
+  const logToggle = /** @type {HTMLInputElement} */ (h("input", { type: "checkbox", class: "nbviz-monitor__log" }));
+  const windowSelect = /** @type {HTMLSelectElement} */ (h("select", { class: "nbviz-control nbviz-monitor__window", "aria-label": "steps shown" }));
+  for (const [v, label] of [["0", "whole run"], ["100", "last 100 steps"], ["500", "last 500 steps"], ["2000", "last 2,000 steps"]]) windowSelect.append(h("option", { value: v }, label));
+  const curveControls = h("div", { class: "nbviz-monitor__controls" }, [
+    h("label", {}, ["smoothing ", smoothing, smoothingLabel]),
+    h("label", {}, [logToggle, " log scale"]),
+    windowSelect,
+  ]);
+  const panel = (/** @type {string} */ name, /** @type {string} */ heading, /** @type {(string | Node)[]} */ extra = []) => {
+    const body = h("div", { class: "nbviz-monitor__body" });
+    const note = h("div", { class: "nbviz-monitor__note" });
+    const box = h("section", { class: `nbviz-monitor__panel nbviz-monitor__panel--${name}` }, [h("div", { class: "nbviz-monitor__head" }, [h("h4", {}, heading), ...extra]), body, note]);
+    return { box, body, note };
+  };
+  const flow = panel("flow", "Gradient flow");
+  const ratio = panel("ratio", "Update / weight ratio");
+  const dead = panel("dead", "Dead ReLU units");
+  const histLayer = /** @type {HTMLSelectElement} */ (h("select", { class: "nbviz-control nbviz-monitor__hist-layer", "aria-label": "histogram layer" }));
+  const histKind = /** @type {HTMLSelectElement} */ (h("select", { class: "nbviz-control nbviz-monitor__hist-kind", "aria-label": "histogram of" }));
+  for (const k of ["weights", "gradients", "activations"]) histKind.append(h("option", { value: k }, k));
+  const hist = panel("hist", "Histograms over time", [histLayer, histKind]);
+  const featLayer = /** @type {HTMLSelectElement} */ (h("select", { class: "nbviz-control nbviz-monitor__feature-layer", "aria-label": "feature map layer" }));
+  const probeStrip = h("div", { class: "nbviz-monitor__probes", role: "listbox", "aria-label": "probe image" });
+  const feat = panel("features", "Feature maps", [featLayer]);
+  const grid = h("div", { class: "nbviz-monitor__grid" }, [flow.box, ratio.box, dead.box, hist.box, feat.box]);
+  root.append(title, status, banner, curveControls, grid);
+
+  // --- data ------------------------------------------------------------------------------------
+  const get = (/** @type {string} */ k) => model.get(k);
+  const arr = (/** @type {any} */ v) => decodeArray(v);
+  /** @type {Record<string, Record<string, any>>} */
+  let curveModels = {};
+  let curvesKey = "";
+
+  async function resolveCurves() {
+    const list = get("curves") || [];
+    const key = JSON.stringify(list);
+    if (key === curvesKey) return;
+    curvesKey = key;
+    /** @type {Record<string, Record<string, any>>} */
+    const found = {};
+    for (const entry of list) {
+      const parts = {};
+      for (const [k, id] of Object.entries(entry)) {
+        if (k === "name") continue;
+        parts[k] = await model.widget_manager.get_model(String(id).replace(/^IPY_MODEL_/, ""));
+      }
+      found[entry.name] = parts;
+    }
+    curveModels = found;
+    drawCurves();
+  }
+
+  /** Write each bqplot figure's data: the window, the smoothing and the scale, from the raw series. */
+  function drawCurves() {
+    const scalars = get("scalars") || {};
+    const val = get("val") || {};
+    for (const [name, parts] of Object.entries(curveModels)) {
+      const s = scalars[name];
+      const steps = s ? arr(s.steps)?.data ?? new Int32Array() : new Int32Array();
+      const values = s ? arr(s.values)?.data ?? new Float32Array() : new Float32Array();
+      const [a, b] = windowRange(steps, view.window);
+      let x = Float64Array.from(steps.subarray(a, b));
+      let raw = Float64Array.from(values.subarray(a, b));
+      let sm = smooth(raw, view.smoothing);
+      const v = val[name];
+      let vx = v ? Float64Array.from(arr(v.steps)?.data ?? []) : new Float64Array();
+      let vy = v ? Float64Array.from(arr(v.values)?.data ?? []) : new Float64Array();
+      if (view.window > 0 && x.length) {
+        const keep = [...vx].map((s) => s >= x[0]);
+        vx = vx.filter((_, i) => keep[i]);
+        vy = vy.filter((_, i) => keep[i]);
+      }
+      if (view.log) {
+        // A log axis cannot show zero or negative values: those points are left out.
+        const ok = [...raw].map((r, i) => r > 0 && sm[i] > 0);
+        x = x.filter((_, i) => ok[i]);
+        raw = raw.filter((_, i) => ok[i]);
+        sm = sm.filter((_, i) => ok[i]);
+        const vok = [...vy].map((r) => r > 0);
+        vx = vx.filter((_, i) => vok[i]);
+        vy = vy.filter((_, i) => vok[i]);
+      }
+      const yScale = view.log ? parts.ylog : parts.y;
+      for (const mark of [parts.raw, parts.smooth, parts.val]) {
+        const scales = mark.get("scales");
+        if (scales.y !== yScale) mark.set("scales", { ...scales, y: yScale });
+      }
+      if (parts.yaxis.get("scale") !== yScale) parts.yaxis.set("scale", yScale);
+      parts.raw.set({ x, y: raw });
+      parts.smooth.set({ x, y: sm });
+      parts.val.set({ x: vx, y: vy });
+    }
+    smoothingLabel.textContent = view.smoothing.toFixed(2);
+    root.dataset.curves = String(Object.keys(curveModels).length);
+    root.dataset.smoothing = view.smoothing.toFixed(2);
+  }
+
+  // --- bars ------------------------------------------------------------------------------------
+  /**
+   * Vertical bars, one per name, on a log or linear axis, with native tooltips.
+   * @param {HTMLElement} into
+   * @param {string[]} names
+   * @param {ArrayLike<number>} values
+   * @param {{log?: boolean, max?: ArrayLike<number> | null, reference?: number, domain?: [number, number]}} opts
+   */
+  function bars(into, names, values, opts) {
+    const W = Math.max(300, Math.min(560, 14 * names.length + 60)), H = 150, left = 44, bottom = 20, top = 6;
+    const all = [...Array.from(values), ...(opts.max ? Array.from(opts.max) : []), ...(opts.reference ? [opts.reference] : [])];
+    const range = opts.domain || (opts.log ? logRange(all) : [0, Math.max(1e-12, ...all.filter(Number.isFinite))]);
+    const s = svg("svg", { width: W, height: H, role: "img" });
+    if (!range || !names.length) {
+      into.replaceChildren(h("div", { class: "nbviz-monitor__empty" }, "no data yet"));
+      return;
+    }
+    const [lo, hi] = range;
+    const u = opts.log ? logScale(lo, hi) : (/** @type {number} */ v) => (v - lo) / (hi - lo || 1);
+    const y = (/** @type {number} */ v) => top + (1 - Math.min(1, Math.max(0, u(v) || 0))) * (H - top - bottom);
+    const ticks = opts.log ? decades(lo, hi) : [lo, (lo + hi) / 2, hi];
+    for (const t of ticks) {
+      s.append(svg("line", { x1: left, x2: W - 4, y1: y(t), y2: y(t), class: "nbviz-monitor__gridline" }));
+      const lab = svg("text", { x: left - 4, y: y(t) + 3, "text-anchor": "end", class: "nbviz-monitor__axis" });
+      lab.textContent = fmt(t);
+      s.append(lab);
+    }
+    if (opts.reference) {
+      s.append(svg("line", { x1: left, x2: W - 4, y1: y(opts.reference), y2: y(opts.reference), class: "nbviz-monitor__reference" }));
+    }
+    const bw = (W - left - 4) / names.length;
+    names.forEach((name, i) => {
+      const v = values[i];
+      const g = svg("g");
+      const bad = !Number.isFinite(v);
+      const x = left + i * bw;
+      const rect = svg("rect", { x: x + 1, y: bad ? top : y(v), width: Math.max(1, bw - 2), height: bad ? H - top - bottom : Math.max(0, y(lo) - y(v)), class: bad ? "nbviz-monitor__bar nbviz-monitor__bar--bad" : "nbviz-monitor__bar" });
+      const tip = svg("title");
+      tip.textContent = `${i + 1}. ${name}: ${fmt(v)}${opts.max ? `, max |g| ${fmt(opts.max[i])}` : ""}`;
+      g.append(rect, tip);
+      if (opts.max && Number.isFinite(opts.max[i]) && opts.max[i] > 0) g.append(svg("line", { x1: x + 1, x2: x + Math.max(2, bw - 1), y1: y(opts.max[i]), y2: y(opts.max[i]), class: "nbviz-monitor__max" }));
+      s.append(g);
+    });
+    const first = svg("text", { x: left, y: H - 5, class: "nbviz-monitor__axis" });
+    first.textContent = "input side";
+    const last = svg("text", { x: W - 4, y: H - 5, "text-anchor": "end", class: "nbviz-monitor__axis" });
+    last.textContent = "output side";
+    s.append(first, last);
+    into.replaceChildren(s);
+  }
+
+  function decades(/** @type {number} */ lo, /** @type {number} */ hi) {
+    const out = [];
+    for (let e = Math.round(Math.log10(lo)); e <= Math.round(Math.log10(hi)); e++) out.push(10 ** e);
+    if (out.length > 5) return out.filter((_, i) => i % Math.ceil(out.length / 5) === 0);
+    return out;
+  }
+
+  /**
+   * A heat map canvas (time left to right) with a caption.
+   * @param {HTMLElement} into
+   * @param {ArrayLike<number>} rows
+   * @param {number} T
+   * @param {number} C
+   * @param {(v: number) => number} value
+   * @param {Uint8Array} lut
+   * @param {string} cls
+   * @param {boolean} [flip]
+   */
+  function heat(into, rows, T, C, value, lut, cls, flip = false) {
+    const c = /** @type {HTMLCanvasElement} */ (h("canvas", { class: `nbviz-monitor__heat ${cls}`, width: String(Math.max(1, T)), height: String(Math.max(1, C)), role: "img" }));
+    const ctx = /** @type {CanvasRenderingContext2D} */ (c.getContext("2d"));
+    if (T && C) ctx.putImageData(new ImageData(heatPixels(rows, T, C, value, lut, { flip }), T, C), 0, 0);
+    into.append(c);
+    return c;
+  }
+
+  // --- panels ----------------------------------------------------------------------------------
+  function drawFlow() {
+    const layers = get("layers") || [];
+    const latest = get("latest") || {};
+    const norm = arr(latest.grad_norm)?.data;
+    const mx = arr(latest.grad_max)?.data;
+    const f = get("flow") || {};
+    flow.body.replaceChildren();
+    const barBox = h("div");
+    flow.body.append(barBox);
+    if (norm) bars(barBox, layers, norm, { log: true, max: mx });
+    else barBox.append(h("div", { class: "nbviz-monitor__empty" }, "no gradients yet: call mon.step() after loss.backward()"));
+    const g = f.grad_norm && arr(f.grad_norm.rows);
+    if (g && g.shape[0]) {
+      const [T, C] = g.shape;
+      const range = logRange(g.data) || [1e-8, 1];
+      heat(flow.body, g.data, T, C, logScale(range[0], range[1]), inferno, "nbviz-monitor__flow-heat");
+      flow.note.textContent = `bars: gradient norm per layer at the last step (tick: max |g|), log scale; map: layers (input side at the top) × time, colour log10 norm from ${fmt(range[0])} to ${fmt(range[1])}; grey: no gradient or non-finite. ${strideNote(f.grad_norm.stride)}.`;
+    } else flow.note.textContent = "";
+    root.dataset.flowColumns = String(g ? g.shape[0] : 0);
+  }
+
+  function drawRatio() {
+    const layers = get("layers") || [];
+    const r = arr((get("latest") || {}).ratio)?.data;
+    if (r) bars(ratio.body, layers, r, { log: true, reference: 1e-3 });
+    else ratio.body.replaceChildren(h("div", { class: "nbviz-monitor__empty" }, "measured every few steps: none yet"));
+    ratio.note.textContent = "|Δw| / |w| of each layer for one optimiser step; the line marks 1e-3, a common rule of thumb (far above: too fast, far below: barely learning).";
+  }
+
+  function drawDead() {
+    const relus = get("relus") || [];
+    const d = arr((get("latest") || {}).dead)?.data;
+    if (!relus.length) {
+      dead.body.replaceChildren(h("div", { class: "nbviz-monitor__empty" }, "no nn.ReLU modules in this model"));
+      dead.note.textContent = "";
+      return;
+    }
+    if (d) bars(dead.body, relus, d, { domain: [0, 1] });
+    else dead.body.replaceChildren(h("div", { class: "nbviz-monitor__empty" }, "measured every few steps: none yet"));
+    dead.note.textContent = "fraction of channels that are zero for the whole batch (nn.ReLU modules; functional relu calls are not seen).";
+  }
+
+  function drawHist() {
+    const layers = get("hist_layers") || [];
+    if (histLayer.options.length !== layers.length || [...histLayer.options].some((o, i) => o.value !== layers[i])) {
+      histLayer.replaceChildren(...layers.map((l) => h("option", { value: l }, l)));
+    }
+    if (!layers.includes(view.hist)) view.hist = layers[0] || "";
+    histLayer.value = view.hist;
+    histKind.value = view.kind;
+    const entry = (get("histograms") || {})[`${view.hist}|${view.kind}`];
+    hist.body.replaceChildren();
+    const rows = entry && arr(entry.rows);
+    if (!rows || !rows.shape[0]) {
+      hist.body.append(h("div", { class: "nbviz-monitor__empty" }, "recorded every few dozen steps: none yet"));
+      hist.note.textContent = "";
+      return;
+    }
+    const [T, B] = rows.shape;
+    let peak = 0;
+    for (const v of rows.data) if (v > peak) peak = v;
+    const wrap = h("div", { class: "nbviz-monitor__hist-wrap" }, [
+      h("div", { class: "nbviz-monitor__hist-axis" }, [h("span", {}, fmt(entry.radius)), h("span", {}, "0"), h("span", {}, fmt(-entry.radius))]),
+    ]);
+    heat(wrap, rows.data, T, B, (v) => Math.sqrt(v / (peak || 1)), viridis, "nbviz-monitor__hist-heat", true);
+    hist.body.append(wrap);
+    const steps = arr(entry.steps)?.data;
+    hist.note.textContent = `${view.kind} of ${view.hist}: value (vertical, ${B} fixed bins over ±${fmt(entry.radius)}) × time, colour √(share of values); steps ${steps ? steps[0] : 0}–${steps ? steps[steps.length - 1] : 0}. ${strideNote(entry.stride)}.`;
+    root.dataset.hist = `${view.hist}|${view.kind}`;
+  }
+
+  function drawFeatures() {
+    const features = get("features") || {};
+    const names = Object.keys(features);
+    if (featLayer.options.length !== names.length || [...featLayer.options].some((o, i) => o.value !== names[i])) {
+      featLayer.replaceChildren(...names.map((l) => h("option", { value: l }, l)));
+    }
+    if (!names.includes(view.featureLayer)) view.featureLayer = names[0] || "";
+    featLayer.value = view.featureLayer;
+    feat.body.replaceChildren();
+    const probes = arr(get("probe_images"));
+    if (probes && !probeStrip.childElementCount) {
+      const [N, H, W] = probes.shape;
+      for (let i = 0; i < N; i++) {
+        const c = /** @type {HTMLCanvasElement} */ (h("canvas", { class: "nbviz-monitor__probe", width: String(W), height: String(H), role: "option", tabindex: "0" }));
+        const img = new ImageData(W, H);
+        for (let p = 0; p < H * W; p++) {
+          img.data.set(probes.data.subarray((i * H * W + p) * 3, (i * H * W + p) * 3 + 3), 4 * p);
+          img.data[4 * p + 3] = 255;
+        }
+        /** @type {CanvasRenderingContext2D} */ (c.getContext("2d")).putImageData(img, 0, 0);
+        c.addEventListener("click", () => {
+          view.probe = i;
+          drawFeatures();
+        });
+        probeStrip.append(c);
+      }
+    }
+    [...probeStrip.children].forEach((c, i) => c.setAttribute("aria-selected", String(i === view.probe)));
+    const maps = arr(features[view.featureLayer]);
+    if (!maps) {
+      feat.body.append(h("div", { class: "nbviz-monitor__empty" }, "pass probe=... (a few conv-model inputs) to see feature maps"));
+      feat.note.textContent = "";
+      return;
+    }
+    const [N, C, Hh, W] = maps.shape;
+    const i = Math.min(view.probe, N - 1);
+    const tiles = h("div", { class: "nbviz-monitor__tiles" });
+    for (let c = 0; c < C; c++) {
+      const start = (i * C + c) * Hh * W;
+      const tile = /** @type {HTMLCanvasElement} */ (h("canvas", { class: "nbviz-monitor__tile", width: String(W), height: String(Hh) }));
+      const img = new ImageData(W, Hh);
+      for (let p = 0; p < Hh * W; p++) {
+        const v = maps.data[start + p];
+        img.data[4 * p] = img.data[4 * p + 1] = img.data[4 * p + 2] = v;
+        img.data[4 * p + 3] = 255;
+      }
+      /** @type {CanvasRenderingContext2D} */ (tile.getContext("2d")).putImageData(img, 0, 0);
+      tile.title = `channel ${c}`;
+      tiles.append(tile);
+    }
+    feat.body.append(probeStrip, tiles);
+    feat.note.textContent = `${view.featureLayer}, probe image ${i + 1}: first ${C} channels at ${Hh}×${W}, each scaled to its own range; from step ${get("features_step")}.`;
+    root.dataset.featureLayer = view.featureLayer;
+  }
+
+  function drawStatus() {
+    title.textContent = get("title") || "";
+    title.style.display = title.textContent ? "" : "none";
+    const n = get("steps");
+    status.textContent = `${n} step${n === 1 ? "" : "s"} recorded${get("detached") ? " · detached" : ""}`;
+    root.dataset.steps = String(n);
+    const bad = get("nonfinite");
+    banner.style.display = bad ? "" : "none";
+    if (bad) banner.textContent = `Non-finite values: first in the ${bad.where} at step ${bad.step}, ${bad.where === "scalar" ? "" : "layer "}“${bad.layer}”.`;
+  }
+
+  function drawAll() {
+    drawStatus();
+    drawFlow();
+    drawRatio();
+    drawDead();
+    drawHist();
+    drawFeatures();
+    drawCurves();
+    root.dataset.draws = String(Number(root.dataset.draws || 0) + 1);
+  }
+
+  // --- controls: the view only, never the kernel ------------------------------------------------
+  smoothing.value = String(view.smoothing);
+  smoothing.addEventListener("input", () => {
+    view.smoothing = Number(smoothing.value);
+    drawCurves();
+  });
+  logToggle.addEventListener("change", () => {
+    view.log = logToggle.checked;
+    drawCurves();
+  });
+  windowSelect.addEventListener("change", () => {
+    view.window = Number(windowSelect.value);
+    drawCurves();
+  });
+  histLayer.addEventListener("change", () => {
+    view.hist = histLayer.value;
+    drawHist();
+  });
+  histKind.addEventListener("change", () => {
+    view.kind = histKind.value;
+    drawHist();
+  });
+  featLayer.addEventListener("change", () => {
+    view.featureLayer = featLayer.value;
+    drawFeatures();
+  });
+
+  let queued = false; // several traits change in one message: draw once
+  const schedule = () => {
+    if (queued) return;
+    queued = true;
+    requestAnimationFrame(() => {
+      queued = false;
+      drawAll();
+    });
+  };
+  const events = ["scalars", "val", "flow", "latest", "histograms", "features", "nonfinite", "steps", "detached"].map((k) => `change:${k}`);
+  for (const e of events) model.on(e, schedule);
+  const onCurves = () => resolveCurves();
+  model.on("change:curves", onCurves);
+  resolveCurves();
+  drawAll();
+  const unwatch = watchTheme(schedule);
+  return () => {
+    for (const e of events) model.off(e, schedule);
+    model.off("change:curves", onCurves);
+    unwatch();
+  };
+}
+
+export default { render };

@@ -1,0 +1,496 @@
+"""What a training run looks like from inside: the headless core of `nbviz.watch`.
+
+`Watcher` hooks a model and, at each ``step()`` (after ``loss.backward()``,
+before ``optimizer.step()``), records on the tensors' own device:
+
+- every step: the gradient norm and max |g| of each layer (parameterised
+  module, in forward order), with one ``torch._foreach_norm`` per statistic
+  over all gradients; whether any gradient is non-finite;
+- every ``every`` steps: the update-to-weight ratio of each layer (the next
+  optimiser step's change over the weights), the fraction of dead ReLU units
+  (channels that are zero for the whole batch) of each ReLU module, and
+  whether any module output was non-finite;
+- every ``hist_every`` steps: histograms of the weights, gradients and
+  activations of a few layers (fixed bins, range doubling exactly);
+- every ``features_every`` steps: the activations of the probe images at a
+  few conv layers (a forward in eval mode without gradients).
+
+Values move to the CPU only in `snapshot()`. Histories are bounded
+(`history.RowHistory`): older steps merge pairwise, visibly. Nothing the
+model computes changes: the same seed trains to the same weights with and
+without the watcher.
+
+>>> import torch
+>>> from nbviz.examples import SmallCNN
+>>> model = SmallCNN()
+>>> w = Watcher(model)
+>>> loss = model(torch.rand(4, 3, 64, 64)).logsumexp(1).mean(); loss.backward()
+>>> w.step(loss=loss)
+>>> w.snapshot()["layers"][:2]
+['features.block1.conv', 'features.block1.bn']
+>>> w.detach()
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._state import preserved
+from .history import Bins, RowHistory
+
+DEAD_UNIT_MODULES = (nn.ReLU, nn.ReLU6)  # zero for every negative input: a unit can die
+KINDS = ("weights", "gradients", "activations")
+
+
+class Watcher:
+    """Record gradient flow, update ratios, dead units, histograms and feature maps.
+
+    Args:
+        model: the model being trained.
+        probe: a few fixed inputs (N, ...) whose feature maps are shown, or None.
+        layers: module paths for the histograms (default: four spread over depth).
+        every: steps between ratio, dead-unit and activation checks.
+        hist_every: steps between histograms.
+        features_every: steps between feature maps of the probe.
+        bins: histogram bins (a multiple of 4).
+        capacity: rows kept per history before older ones merge.
+        on_nan: "warn" (record and show), "raise" (stop the loop with FloatingPointError
+            at the first non-finite gradient or loss), or "ignore".
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        probe: Any = None,
+        *,
+        layers: Sequence[str] | None = None,
+        every: int = 10,
+        hist_every: int = 50,
+        features_every: int = 100,
+        bins: int = 64,
+        capacity: int = 256,
+        max_feature_layers: int = 6,
+        max_channels: int = 16,
+        on_nan: str = "warn",
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        for name, value in (
+            ("every", every),
+            ("hist_every", hist_every),
+            ("features_every", features_every),
+            ("max_feature_layers", max_feature_layers),
+            ("max_channels", max_channels),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if on_nan not in ("warn", "raise", "ignore"):
+            raise ValueError(f"on_nan must be 'warn', 'raise' or 'ignore', got {on_nan!r}")
+        self.model = model
+        self.every, self.hist_every, self.features_every = every, hist_every, features_every
+        self.on_nan = on_nan
+        self.max_channels = max_channels
+        paths = {m: p for p, m in model.named_modules()}
+        # Layers: modules that own parameters, in forward order once the model has run.
+        own = [m for m in model.modules() if any(True for _ in m.parameters(recurse=False))]
+        self.params = [[p for p in m.parameters(recurse=False)] for m in own]
+        self._layer_modules = own
+        self.layers = [paths[m] or type(m).__name__ for m in own]
+        self.relus = [m for m in model.modules() if isinstance(m, DEAD_UNIT_MODULES)]
+        self.relu_names = [paths[m] or type(m).__name__ for m in self.relus]
+        # Default histogram layers: four spread over the layers with weight matrices or
+        # kernels (conv, linear, embedding), not the norms' scales and shifts.
+        mains = [
+            p
+            for p, m in zip(self.layers, own, strict=True)
+            if any(q.ndim >= 2 for q in m.parameters(recurse=False))
+        ]
+        self.hist_layers = _pick_layers(model, layers, mains or self.layers, 4)
+        self.probe = _check_probe(model, probe)
+        convs = [p for p, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+        self.feature_layers = _spread(convs, max_feature_layers) if self.probe is not None else []
+
+        self.steps = 0
+        self.scalars: dict[str, list[tuple[int, Any]]] = {}
+        self.val: dict[str, list[tuple[int, Any]]] = {}
+        n, r = len(self.layers), len(self.relus)
+        self.grad_norm = RowHistory(n, capacity)
+        self.grad_max = RowHistory(n, capacity, reduce="max")
+        self.ratio = RowHistory(n, capacity)
+        self.dead = RowHistory(r, capacity)
+        self.latest: dict[str, np.ndarray] = {}
+        self._pending: list[tuple[int, torch.Tensor, torch.Tensor]] = []  # step, norms, maxes
+        self.hist: dict[tuple[str, str], tuple[Bins, RowHistory]] = {}
+        self.features: dict[str, np.ndarray] = {}
+        self.features_step: int | None = None
+        self.nonfinite: dict[str, Any] | None = None
+        self._snapshot_weights: list[torch.Tensor] | None = None
+        self._collect = False  # this forward is a sampled one: record activations
+        self._in_probe = False
+        self._act_flags: list[tuple[int, torch.Tensor]] = []
+        self._dead_now: list[torch.Tensor | None] = [None] * r
+        self._act_hist: dict[str, torch.Tensor] = {}
+        self._order: list[nn.Module] = []
+        self._first_pass: list[nn.Module] = []  # layer modules in the order they first ran
+        self._layer_set = set(own)
+        self.capacity = capacity
+        self.versions = {"scalars": 0, "flow": 0, "hist": 0, "features": 0}  # what changed
+        self._handles: list[Any] = []
+        self._attach()
+
+    # --- hooks ---------------------------------------------------------------------------------
+
+    def _attach(self) -> None:
+        for i, m in enumerate(self.relus):
+            self._handles.append(m.register_forward_hook(self._relu_hook(i)))
+        leaves = [m for m in self.model.modules() if next(m.children(), None) is None]
+        for m in leaves:
+            self._handles.append(m.register_forward_hook(self._leaf_hook))
+        by_path = dict(self.model.named_modules())
+        for path in self.hist_layers:
+            self._handles.append(by_path[path].register_forward_hook(self._hist_hook(path)))
+        self._collect = True  # the first forward is sampled (it also fixes the layer order)
+
+    def detach(self) -> None:
+        """Remove every hook (idempotent)."""
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+    @property
+    def attached(self) -> bool:
+        return bool(self._handles)
+
+    def _leaf_hook(self, module: nn.Module, args: Any, output: Any) -> None:
+        if self._in_probe:
+            return
+        if not self._order and module in self._layer_set:
+            self._first_pass.append(module)
+        if self._collect and isinstance(output, torch.Tensor) and output.is_floating_point():
+            # float64 sum: finite for any finite float32 values; NaN and Inf carry through.
+            self._act_flags.append((id(module), output.detach().sum(dtype=torch.float64)))
+
+    def _relu_hook(self, i: int):
+        def hook(module: nn.Module, args: Any, output: Any) -> None:
+            if self._in_probe or not self._collect or not isinstance(output, torch.Tensor):
+                return
+            out = output.detach()
+            dims = [d for d in range(out.ndim) if d != (1 if out.ndim > 2 else out.ndim - 1)]
+            alive = (out > 0).any(dim=tuple(dims)) if dims else out > 0
+            self._dead_now[i] = 1 - alive.float().mean()
+
+        return hook
+
+    def _hist_hook(self, path: str):
+        def hook(module: nn.Module, args: Any, output: Any) -> None:
+            if self._in_probe or not self._collect_hist or not isinstance(output, torch.Tensor):
+                return
+            self._act_hist[path] = output.detach()
+
+        return hook
+
+    _collect_hist = True
+
+    # --- the step ------------------------------------------------------------------------------
+
+    def step(self, **scalars: Any) -> None:
+        """Record the scalars and the statistics of the gradients now on the parameters."""
+        if not self.attached:
+            raise RuntimeError("this watcher is detached; create a new one with nbviz.watch")
+        checked = {name: _scalar(name, v) for name, v in scalars.items()}
+        step = self.steps
+        for name, v in checked.items():
+            self.scalars.setdefault(name, []).append((step, v))
+        self.versions["scalars"] += bool(checked)
+        self.versions["flow"] += 1
+        self._fix_order()
+        grads = [p.grad for ps in self.params for p in ps if p.grad is not None]
+        if grads:
+            norms, maxes = self._per_layer(grads)
+            self._pending.append((step, norms, maxes))
+        sampled = self._collect
+        if sampled:
+            self._record_sampled(step)
+        if self._snapshot_weights is not None:
+            self._record_ratios(step)
+        if step % self.every == 0:
+            with torch.no_grad():
+                self._snapshot_weights = [p.detach().clone() for ps in self.params for p in ps]
+        if step % self.hist_every == 0:
+            self._record_histograms(step)
+        if self.probe is not None and step % self.features_every == 0:
+            self._record_features(step)
+        if self.on_nan == "raise":
+            self._raise_on_nonfinite(step, checked)
+        self.steps += 1
+        nxt = self.steps
+        self._collect = nxt % self.every == 0
+        self._collect_hist = nxt % self.hist_every == 0
+
+    def log_val(self, **scalars: Any) -> None:
+        """Record validation scalars at the current step (drawn as points on the same axes)."""
+        step = max(self.steps - 1, 0)
+        checked = {name: _scalar(name, v) for name, v in scalars.items()}
+        for name, v in checked.items():
+            self.val.setdefault(name, []).append((step, v))
+        self.versions["scalars"] += 1
+
+    def _fix_order(self) -> None:
+        """Layers in the order their modules first ran (after the first forward)."""
+        if self._order or not self._first_pass:
+            return
+        seen = list(dict.fromkeys(self._first_pass))
+        rest = [m for m in self._layer_modules if m not in seen]
+        self._order = seen + rest
+        index = {m: i for i, m in enumerate(self._layer_modules)}
+        perm = [index[m] for m in self._order]
+        self._layer_modules = self._order
+        self.params = [self.params[i] for i in perm]
+        self.layers = [self.layers[i] for i in perm]
+
+    def _per_layer(self, grads: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        owners = [i for i, ps in enumerate(self.params) for p in ps if p.grad is not None]
+        device = grads[0].device
+        norms = torch.stack(torch._foreach_norm(grads)).to(device=device, dtype=torch.float64)
+        maxes = torch.stack(torch._foreach_norm(grads, ord=math.inf)).to(device, torch.float64)
+        idx = torch.tensor(owners, device=device)
+        n = len(self.params)
+        sq = torch.zeros(n, device=device, dtype=torch.float64).index_add_(0, idx, norms**2)
+        mx = torch.full((n,), -1.0, device=device, dtype=torch.float64)
+        mx = mx.scatter_reduce(0, idx, maxes, reduce="amax")
+        return sq.sqrt(), mx  # -1: a layer without gradients this step
+
+    def _record_sampled(self, step: int) -> None:
+        if self.relus and all(d is not None for d in self._dead_now):
+            dead = torch.stack([d.cpu() for d in self._dead_now]).double().numpy()
+            self.dead.add(step, dead)
+            self.latest["dead"] = dead
+        self._dead_now = [None] * len(self.relus)
+        if self._act_flags and self.nonfinite is None and self.on_nan != "ignore":
+            sums = torch.stack([s for _, s in self._act_flags]).cpu()
+            bad = (~torch.isfinite(sums)).nonzero()
+            if len(bad):
+                names = {id(m): p for p, m in self.model.named_modules()}
+                module_id = self._act_flags[int(bad[0])][0]
+                self.nonfinite = {"step": step, "where": "activations", "layer": names[module_id]}
+        self._act_flags = []
+
+    def _record_ratios(self, step: int) -> None:
+        """Change of each layer's weights since the snapshot (one optimiser step) over them."""
+        params = [p.detach() for ps in self.params for p in ps]
+        old = self._snapshot_weights
+        self._snapshot_weights = None
+        if old is None or len(old) != len(params):
+            return
+        with torch.no_grad():
+            delta = torch._foreach_norm(torch._foreach_sub(params, old))
+            base = torch._foreach_norm(old)
+        owners = [i for i, ps in enumerate(self.params) for _ in ps]
+        n = len(self.params)
+        d2, b2 = np.zeros(n), np.zeros(n)
+        deltas, bases = torch.stack(delta).cpu().tolist(), torch.stack(base).cpu().tolist()
+        for i, dv, bv in zip(owners, deltas, bases, strict=True):
+            d2[i] += dv**2
+            b2[i] += bv**2
+        ratio = np.sqrt(d2) / np.maximum(np.sqrt(b2), 1e-30)
+        self.ratio.add(step - 1, ratio)
+        self.latest["ratio"] = ratio
+
+    def _record_histograms(self, step: int) -> None:
+        by_path = dict(self.model.named_modules())
+        for path in self.hist_layers:
+            module = by_path[path]
+            ps = list(module.parameters())
+            values = {
+                "weights": [p.detach() for p in ps],
+                "gradients": [p.grad.detach() for p in ps if p.grad is not None],
+                "activations": [self._act_hist.pop(path)] if path in self._act_hist else [],
+            }
+            for kind, tensors in values.items():
+                if tensors:
+                    self._histogram(path, kind, step, tensors)
+        self._act_hist.clear()
+
+    def _histogram(self, path: str, kind: str, step: int, tensors: list[torch.Tensor]) -> None:
+        flat = torch.cat([t.reshape(-1).float() for t in tensors])
+        finite = torch.isfinite(flat)
+        if not bool(finite.all()):
+            flat = flat[finite]
+        if flat.numel() == 0:
+            return
+        key = (path, kind)
+        if key not in self.hist:
+            self.hist[key] = (Bins(), None)  # type: ignore[assignment]
+        bins, rows = self.hist[key]
+        doublings = bins.fit(float(flat.abs().max()))
+        if rows is None:
+            rows = RowHistory(bins.bins, self.capacity)
+            self.hist[key] = (bins, rows)
+        elif doublings:
+            rows.rebin(lambda c: bins.merge(c, doublings))
+        r = bins.radius
+        counts = torch.histc(flat, bins=bins.bins, min=-r, max=r).cpu().numpy()
+        rows.add(step, counts / max(1, flat.numel()))  # fractions: rows of any size compare
+        self.versions["hist"] += 1
+
+    def _record_features(self, step: int) -> None:
+        captured: dict[str, torch.Tensor] = {}
+        by_path = dict(self.model.named_modules())
+        handles = [
+            by_path[p].register_forward_hook(
+                lambda m, a, out, p=p: captured.__setitem__(p, out.detach())
+            )
+            for p in self.feature_layers
+        ]
+        self._in_probe = True
+        try:
+            with torch.no_grad(), preserved(self.model, training=False):
+                self.model(self.probe.clone())
+        finally:
+            self._in_probe = False
+            for h in handles:
+                h.remove()
+        for path, out in captured.items():
+            maps = out[:, : self.max_channels].float()
+            lo = maps.amin(dim=(2, 3), keepdim=True)
+            hi = maps.amax(dim=(2, 3), keepdim=True)
+            scaled = (maps - lo) / (hi - lo).clamp_min(1e-12)  # each channel to its own range
+            self.features[path] = (scaled * 255).round().to(torch.uint8).cpu().numpy()
+        self.features_step = step
+        self.versions["features"] += 1
+
+    def _raise_on_nonfinite(self, step: int, scalars: dict[str, Any]) -> None:
+        self.flush_pending()
+        bad_scalar = [n for n, v in scalars.items() if not math.isfinite(float(v))]
+        if self.nonfinite is not None or bad_scalar:
+            where = self.nonfinite or {"step": step, "where": "scalar", "layer": bad_scalar[0]}
+            self.nonfinite = where
+            raise FloatingPointError(
+                f"non-finite {where['where']} at step {where['step']} in {where['layer']!r} "
+                "(nbviz.watch(on_nan='raise'))"
+            )
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def flush_pending(self) -> None:
+        """Move the per-step gradient statistics to the CPU (one transfer) into the histories."""
+        if not self._pending:
+            return
+        steps = [s for s, _, _ in self._pending]
+        norms = torch.stack([n for _, n, _ in self._pending]).cpu().numpy()
+        maxes = torch.stack([m for _, _, m in self._pending]).cpu().numpy()
+        self._pending.clear()
+        for s, n, m in zip(steps, norms, maxes, strict=True):
+            self.grad_norm.add(s, n)
+            self.grad_max.add(s, m)
+            if self.nonfinite is None and self.on_nan != "ignore" and not np.isfinite(n).all():
+                # Backward runs deep to shallow: the deepest non-finite layer is where it began.
+                bad = np.flatnonzero(~np.isfinite(n))
+                self.nonfinite = {"step": s, "where": "gradients", "layer": self.layers[bad[-1]]}
+        self.latest["grad_norm"], self.latest["grad_max"] = norms[-1], maxes[-1]
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything recorded so far as numpy arrays and plain values (CPU)."""
+        self.flush_pending()
+        return {
+            "steps": self.steps,
+            "layers": list(self.layers),
+            "relus": list(self.relu_names),
+            "scalars": {k: _series(v) for k, v in self.scalars.items()},
+            "val": {k: _series(v) for k, v in self.val.items()},
+            "grad_norm": (self.grad_norm.rows(), self.grad_norm.steps()),
+            "grad_max": (self.grad_max.rows(), self.grad_max.steps()),
+            "ratio": (self.ratio.rows(), self.ratio.steps()),
+            "dead": (self.dead.rows(), self.dead.steps()),
+            "latest": dict(self.latest),
+            "histograms": {
+                key: (bins.edges(), rows.rows(), rows.steps())
+                for key, (bins, rows) in self.hist.items()
+                if rows is not None
+            },
+            "hist_layers": list(self.hist_layers),
+            "features": dict(self.features),
+            "features_step": self.features_step,
+            "nonfinite": self.nonfinite,
+        }
+
+
+# --- validation and small helpers ----------------------------------------------------------------
+
+
+def _scalar(name: str, value: Any) -> Any:
+    """A number, or a one-element tensor kept as is (read at snapshot time, not now)."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(
+                f"{name} must be a number or a one-element tensor, got a tensor of shape "
+                f"{tuple(value.shape)}"
+            )
+        if value.is_complex():
+            raise ValueError(f"{name} must be real, got dtype {value.dtype}")
+        return value.detach().reshape(())
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise ValueError(f"{name} must be a number or a one-element tensor, got {value!r}")
+    return float(value)
+
+
+def _series(points: list[tuple[int, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    steps = np.array([s for s, _ in points], dtype=np.int64)
+    tensors = [v for _, v in points if isinstance(v, torch.Tensor)]
+    if tensors:  # one transfer for all tensor values
+        moved = iter(torch.stack([t.float().cpu() for t in tensors]).tolist())
+        values = [next(moved) if isinstance(v, torch.Tensor) else v for _, v in points]
+    else:
+        values = [v for _, v in points]
+    return steps, np.array(values, dtype=np.float64)
+
+
+def _spread(items: list[str], k: int) -> list[str]:
+    """Up to k items evenly spread from the first to the last."""
+    if len(items) <= k:
+        return list(items)
+    return [items[round(i * (len(items) - 1) / (k - 1))] for i in range(k)] if k > 1 else items[:1]
+
+
+def _pick_layers(model: nn.Module, layers: Any, default_from: list[str], k: int) -> list[str]:
+    if layers is None:
+        return _spread(default_from, k)
+    if isinstance(layers, str):
+        layers = [layers]
+    paths = dict(model.named_modules())
+    for p in layers:
+        if not isinstance(p, str) or p not in paths:
+            near = difflib.get_close_matches(str(p), list(paths), n=3)
+            hint = f"; did you mean {', '.join(map(repr, near))}?" if near else ""
+            raise ValueError(f"layer {p!r} does not exist in this model{hint}")
+        if not any(True for _ in paths[p].parameters()):
+            raise ValueError(f"layer {p!r} has no parameters: pick a layer with weights")
+    return list(layers)
+
+
+def _check_probe(model: nn.Module, probe: Any) -> torch.Tensor | None:
+    if probe is None:
+        return None
+    if isinstance(probe, np.ndarray):
+        probe = torch.from_numpy(np.ascontiguousarray(probe))
+    if not isinstance(probe, torch.Tensor):
+        raise TypeError(f"probe must be a batch of inputs as a tensor, got {type(probe).__name__}")
+    device = next((p.device for p in model.parameters()), probe.device)
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+    probe = probe.detach().to(device=device, dtype=dtype if probe.is_floating_point() else None)
+    try:
+        with torch.no_grad(), preserved(model, training=False):
+            model(probe.clone())
+    except Exception as exc:
+        raise ValueError(
+            f"probe must be a batch the model accepts, like a training batch (N, ...); "
+            f"model(probe) with shape {tuple(probe.shape)} raised {type(exc).__name__}: {exc}"
+        ) from exc
+    return probe

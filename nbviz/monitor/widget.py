@@ -1,0 +1,295 @@
+"""``nbviz.watch``: the training dashboard, a bqplot row of curves above nbviz's own views.
+
+The kernel side only records (`Watcher`) and pushes what changed, a few times
+a second and at the end of every cell. Curves are bqplot figures whose data
+the browser writes from the raw series it received: smoothing, the log scale
+and the window of steps are applied there, so they work while the training
+cell runs. Gradient flow, histograms over time, dead units and feature maps
+are drawn by ``js/src/monitor.js`` from data already sent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ipywidgets
+import numpy as np
+import traitlets
+from torch import nn
+
+from .._widget import LiveWidget, array_to_json
+from ..confusion.reservoir import thumbnails
+from .core import Watcher
+
+_PALETTE = {"train": "#1f77b4", "raw": "#1f77b4", "val": "#ff7f0e"}
+
+
+def _nested_to_json(value: Any, widget: Any = None) -> Any:
+    """Numpy arrays anywhere in dicts and lists -> nbviz's binary array records."""
+    if isinstance(value, np.ndarray):
+        return array_to_json(value)
+    if isinstance(value, dict):
+        return {k: _nested_to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nested_to_json(v) for v in value]
+    return value
+
+
+def _data(default: Any = None) -> traitlets.Any:
+    return traitlets.Any(default).tag(sync=True, to_json=_nested_to_json)
+
+
+class MonitorView(LiveWidget):
+    """The anywidget half of the dashboard (everything but the bqplot curves)."""
+
+    _bundle = "monitor"
+
+    title = traitlets.Unicode("").tag(sync=True)
+    layers = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    relus = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    steps = traitlets.Int(0).tag(sync=True)
+    scalars = _data({})  # name -> {steps, values}
+    val = _data({})
+    flow = _data({})  # grad_norm / grad_max / ratio / dead -> {rows, steps, stride}
+    latest = _data({})  # the newest per-layer values, for the bars
+    histograms = _data({})  # "layer|kind" -> {radius, rows, steps, stride}
+    hist_layers = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    features = _data({})  # layer -> (N, C, h, w) uint8
+    features_step = traitlets.Int(-1).tag(sync=True)
+    probe_images = _data(None)  # (N, H, W, 3) uint8 thumbnails of the probe, if images
+    nonfinite = traitlets.Dict(allow_none=True, default_value=None).tag(sync=True)
+    curves = traitlets.List().tag(sync=True)  # per scalar: ids of its bqplot models
+    detached = traitlets.Bool(False).tag(sync=True)
+
+    def __init__(self, watcher: Watcher, curve_box: ipywidgets.Box, title: str, max_rate: float):
+        self._watcher = watcher
+        self._curve_box = curve_box
+        self._figures: dict[str, dict[str, Any]] = {}
+        self._sent: dict[str, int] = {}
+        probe = watcher.probe
+        images = None
+        if probe is not None and probe.ndim == 4 and probe.shape[1] in (1, 3, 4):
+            images = thumbnails(probe.detach().float().cpu(), 48)
+        super().__init__(max_rate=max_rate, title=title, probe_images=images)
+        self._push(True)
+
+    def _push(self, final: bool) -> bool:
+        snap = self._watcher.snapshot()
+        version = self._watcher.versions
+        self.steps = snap["steps"]
+        self.layers, self.relus = snap["layers"], snap["relus"]
+        for name in snap["scalars"]:
+            self._figure(name)
+        if version["scalars"] != self._sent.get("scalars"):
+            self.scalars = {
+                k: {"steps": s.astype(np.int32), "values": v.astype(np.float32)}
+                for k, (s, v) in snap["scalars"].items()
+            }
+            self.val = {
+                k: {"steps": s.astype(np.int32), "values": v.astype(np.float32)}
+                for k, (s, v) in snap["val"].items()
+            }
+        if version["flow"] != self._sent.get("flow"):
+            w = self._watcher
+            self.flow = {
+                name: {
+                    "rows": rows.astype(np.float32),
+                    "steps": steps.astype(np.int32),
+                    "stride": h.stride,
+                }
+                for name, h, (rows, steps) in (
+                    ("grad_norm", w.grad_norm, snap["grad_norm"]),
+                    ("grad_max", w.grad_max, snap["grad_max"]),
+                    ("ratio", w.ratio, snap["ratio"]),
+                    ("dead", w.dead, snap["dead"]),
+                )
+            }
+            self.latest = {k: np.asarray(v, dtype=np.float32) for k, v in snap["latest"].items()}
+        if version["hist"] != self._sent.get("hist"):
+            self.hist_layers = snap["hist_layers"]
+            self.histograms = {
+                f"{layer}|{kind}": {
+                    "radius": float(edges[-1]),
+                    "rows": rows.astype(np.float32),
+                    "steps": steps.astype(np.int32),
+                    "stride": self._watcher.hist[(layer, kind)][1].stride,
+                }
+                for (layer, kind), (edges, rows, steps) in snap["histograms"].items()
+            }
+        if version["features"] != self._sent.get("features"):
+            self.features = snap["features"]
+            self.features_step = -1 if snap["features_step"] is None else snap["features_step"]
+        self.nonfinite = snap["nonfinite"]
+        self._sent = dict(version)
+        return False
+
+    def _figure(self, name: str) -> None:
+        """A bqplot figure for one scalar: raw and smoothed training lines, validation points."""
+        if name in self._figures:
+            return
+        import bqplot
+
+        x = bqplot.LinearScale()
+        y, ylog = bqplot.LinearScale(), bqplot.LogScale()
+        raw = bqplot.Lines(
+            x=[],
+            y=[],
+            scales={"x": x, "y": y},
+            colors=[_PALETTE["raw"]],
+            opacities=[0.25],
+            stroke_width=1,
+        )
+        smooth = bqplot.Lines(
+            x=[],
+            y=[],
+            scales={"x": x, "y": y},
+            colors=[_PALETTE["train"]],
+            stroke_width=2,
+            labels=["train"],
+        )
+        val = bqplot.Scatter(
+            x=[],
+            y=[],
+            scales={"x": x, "y": y},
+            colors=[_PALETTE["val"]],
+            default_size=24,
+            labels=["validation"],
+        )
+        xaxis = bqplot.Axis(scale=x, label="step", grid_lines="none", num_ticks=5)
+        yaxis = bqplot.Axis(
+            scale=y,
+            orientation="vertical",
+            label=name,
+            grid_lines="dashed",
+            num_ticks=5,
+            tick_format=".3g",
+        )
+        fig = bqplot.Figure(
+            marks=[raw, smooth, val],
+            axes=[xaxis, yaxis],
+            title=name,
+            fig_margin={"top": 30, "bottom": 40, "left": 60, "right": 12},
+            layout=ipywidgets.Layout(width="340px", height="230px"),
+            animation_duration=0,
+        )
+        parts = {
+            "figure": fig,
+            "raw": raw,
+            "smooth": smooth,
+            "val": val,
+            "x": x,
+            "y": y,
+            "ylog": ylog,
+            "xaxis": xaxis,
+            "yaxis": yaxis,
+        }
+        self._figures[name] = parts
+        self._curve_box.children = (*self._curve_box.children, fig)
+        self.curves = [
+            {"name": n, **{k: f"IPY_MODEL_{w.model_id}" for k, w in p.items()}}
+            for n, p in self._figures.items()
+        ]
+
+
+class Monitor(ipywidgets.VBox):
+    """The dashboard returned by :func:`nbviz.watch`; also a context manager that detaches."""
+
+    def __init__(
+        self, watcher: Watcher, *, title: str = "", max_rate: float = 2.0, graph: Any = None
+    ):
+        self.watcher = watcher
+        self.curves = ipywidgets.HBox(layout=ipywidgets.Layout(flex_flow="row wrap"))
+        self.view = MonitorView(watcher, self.curves, "", max_rate)
+        self._graph = graph
+        # The title heads the whole dashboard (a Label: text, never HTML).
+        head = [ipywidgets.Label(title, style={"font_weight": "bold"})] if title else []
+        super().__init__(children=[*head, self.curves, self.view])
+
+    def step(self, **scalars: Any) -> None:
+        """Call once per training step, after ``loss.backward()`` and before ``optimizer.step()``:
+        records the named scalars (numbers or one-element tensors) and the gradients' statistics."""
+        self.watcher.step(**scalars)
+        self.view._changed()
+        if self._graph is not None and self.view._dirty is False:
+            self._overlay()
+
+    def log_val(self, **scalars: Any) -> None:
+        """Validation scalars at the current step, drawn as points on the same axes."""
+        self.watcher.log_val(**scalars)
+        self.view._changed()
+
+    def detach(self) -> None:
+        """Remove the hooks; the dashboard keeps showing what was recorded."""
+        self.watcher.detach()
+        self.view.detached = True
+        self.view.flush()
+
+    def flush(self) -> None:
+        self.view._changed(force=True)
+        if self._graph is not None:
+            self._overlay()
+
+    def gradient_norms(self) -> dict[str, float]:
+        """The latest gradient norm of each layer, e.g. for ``ModelGraph.overlay``."""
+        latest = self.watcher.snapshot()["latest"].get("grad_norm")
+        return (
+            {}
+            if latest is None
+            else dict(zip(self.watcher.layers, map(float, latest), strict=True))
+        )
+
+    def _overlay(self) -> None:
+        values = self.gradient_norms()
+        if values:
+            self._graph.overlay(values, label="gradient norm")
+
+    def __enter__(self) -> Monitor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.detach()
+
+
+def watch(
+    model: nn.Module,
+    probe: Any = None,
+    *,
+    layers: Any = None,
+    every: int = 10,
+    hist_every: int = 50,
+    features_every: int = 100,
+    on_nan: str = "warn",
+    graph: Any = None,
+    title: str = "",
+    max_rate: float = 2.0,
+) -> Monitor:
+    """Watch ``model`` train: a dashboard of curves, gradient flow, histograms and feature maps.
+
+    >>> import torch, nbviz
+    >>> from nbviz.examples import SmallCNN
+    >>> model = SmallCNN()
+    >>> mon = nbviz.watch(model, probe=torch.rand(8, 3, 64, 64))  # doctest: +SKIP
+    >>> # in the loop: loss.backward(); mon.step(loss=loss, acc=acc); opt.step()
+
+    ``probe``: a few fixed inputs whose feature maps are shown (conv models).
+    ``layers``: module paths for the histograms (default: four spread over depth).
+    ``every`` / ``hist_every`` / ``features_every``: steps between update ratios, dead
+    units and activation checks / histograms / feature maps. ``on_nan="raise"`` stops
+    the loop at the first non-finite gradient or scalar. ``graph``: a
+    :class:`nbviz.ModelGraph` of the same model, coloured by gradient norm as it trains.
+    """
+    if graph is not None and not hasattr(graph, "overlay"):
+        raise TypeError(f"graph must be an nbviz.ModelGraph, got {type(graph).__name__}")
+    watcher = Watcher(
+        model,
+        probe,
+        layers=layers,
+        every=every,
+        hist_every=hist_every,
+        features_every=features_every,
+        on_nan=on_nan,
+    )
+    return Monitor(watcher, title=title, max_rate=max_rate, graph=graph)
+
+
+__all__ = ["Monitor", "MonitorView", "watch"]
