@@ -5,11 +5,11 @@ before ``optimizer.step()``), records on the tensors' own device:
 
 - every step: the gradient norm and max |g| of each layer (parameterised
   module, in forward order), with one ``torch._foreach_norm`` per statistic
-  over all gradients; whether any gradient is non-finite;
+  over all gradients, and whether any module output was non-finite (a float64
+  sum per module output, read later with the gradient statistics);
 - every ``every`` steps: the update-to-weight ratio of each layer (the next
-  optimiser step's change over the weights), the fraction of dead ReLU units
-  (channels that are zero for the whole batch) of each ReLU module, and
-  whether any module output was non-finite;
+  optimiser step's change over the weights) and the fraction of dead ReLU
+  units (channels that are zero for the whole batch) of each ReLU module;
 - every ``hist_every`` steps: histograms of the weights, gradients and
   activations of a few layers (fixed bins, range doubling exactly);
 - every ``features_every`` steps: the activations of the probe images at a
@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,6 +48,9 @@ from .history import Bins, RowHistory
 
 DEAD_UNIT_MODULES = (nn.ReLU, nn.ReLU6)  # zero for every negative input: a unit can die
 KINDS = ("weights", "gradients", "activations")
+# Steps of device values (gradient statistics, tensor scalars) kept before they move to the
+# CPU even without a snapshot(), so that a watcher nobody reads stays bounded (review fix).
+MAX_PENDING = 256
 
 
 class Watcher:
@@ -56,7 +60,7 @@ class Watcher:
         model: the model being trained.
         probe: a few fixed inputs (N, ...) whose feature maps are shown, or None.
         layers: module paths for the histograms (default: four spread over depth).
-        every: steps between ratio, dead-unit and activation checks.
+        every: steps between update ratios and dead-unit counts.
         hist_every: steps between histograms.
         features_every: steps between feature maps of the probe.
         bins: histogram bins (a multiple of 4).
@@ -107,12 +111,12 @@ class Watcher:
         self.relu_names = [paths[m] or type(m).__name__ for m in self.relus]
         # Default histogram layers: four spread over the layers with weight matrices or
         # kernels (conv, linear, embedding), not the norms' scales and shifts.
-        mains = [
-            p
-            for p, m in zip(self.layers, own, strict=True)
-            if any(q.ndim >= 2 for q in m.parameters(recurse=False))
-        ]
-        self.hist_layers = _pick_layers(model, layers, mains or self.layers, 4)
+        # Review fix: by path, not by display name (a root owning parameters, as a timm ViT's
+        # cls_token or a bare nn.Linear, is named by its type and was looked up as a path:
+        # KeyError). A root with children is left out: its histogram is every parameter.
+        picks = [(paths[m], m) for m in own if paths[m] or next(m.children(), None) is None]
+        mains = [p for p, m in picks if any(q.ndim >= 2 for q in m.parameters(recurse=False))]
+        self.hist_layers = _pick_layers(model, layers, mains or [p for p, _ in picks], 4)
         self.probe = _check_probe(model, probe)
         convs = [p for p, m in model.named_modules() if isinstance(m, nn.Conv2d)]
         self.feature_layers = _spread(convs, max_feature_layers) if self.probe is not None else []
@@ -120,6 +124,9 @@ class Watcher:
         self.steps = 0
         self.scalars: dict[str, list[tuple[int, Any]]] = {}
         self.val: dict[str, list[tuple[int, Any]]] = {}
+        # (series, index) of tensor scalars not yet read: read in one transfer, then kept as
+        # floats (review fix: every tensor was kept, and moved again at every snapshot).
+        self._unread: list[tuple[list[tuple[int, Any]], int]] = []
         n, r = len(self.layers), len(self.relus)
         self.grad_norm = RowHistory(n, capacity)
         self.grad_max = RowHistory(n, capacity, reduce="max")
@@ -135,8 +142,9 @@ class Watcher:
         self._collect = False  # this forward is a sampled one: record activations
         self._in_probe = False
         self._act_flags: list[tuple[int, torch.Tensor]] = []
+        self._act_pending: list[tuple[int, list[int], torch.Tensor]] = []  # step, modules, sums
         self._dead_now: list[torch.Tensor | None] = [None] * r
-        self._act_hist: dict[str, torch.Tensor] = {}
+        self._act_hist: dict[str, np.ndarray | None] = {}  # binned activations (fractions)
         self._order: list[nn.Module] = []
         self._first_pass: list[nn.Module] = []  # layer modules in the order they first ran
         self._layer_set = set(own)
@@ -173,8 +181,13 @@ class Watcher:
             return
         if not self._order and module in self._layer_set:
             self._first_pass.append(module)
-        if self._collect and isinstance(output, torch.Tensor) and output.is_floating_point():
-            # float64 sum: finite for any finite float32 values; NaN and Inf carry through.
+        if (
+            self.on_nan != "ignore"
+            and isinstance(output, torch.Tensor)
+            and output.is_floating_point()
+        ):
+            # Every forward, on the device: a float64 sum is finite for any finite float32
+            # values, while NaN and Inf carry through. Read with the gradient statistics.
             self._act_flags.append((id(module), output.detach().sum(dtype=torch.float64)))
 
     def _relu_hook(self, i: int):
@@ -192,7 +205,10 @@ class Watcher:
         def hook(module: nn.Module, args: Any, output: Any) -> None:
             if self._in_probe or not self._collect_hist or not isinstance(output, torch.Tensor):
                 return
-            self._act_hist[path] = output.detach()
+            # Binned now (review fix): the output was kept until step(), by which time an
+            # in-place op after this layer (ReLU(inplace=True) after a conv or a norm) had
+            # overwritten it; a clone would hold a whole activation through the backward.
+            self._act_hist[path] = self._fractions(path, "activations", [output.detach()])
 
         return hook
 
@@ -207,7 +223,7 @@ class Watcher:
         checked = {name: _scalar(name, v) for name, v in scalars.items()}
         step = self.steps
         for name, v in checked.items():
-            self.scalars.setdefault(name, []).append((step, v))
+            self._append(self.scalars, name, step, v)
         self.versions["scalars"] += bool(checked)
         self.versions["flow"] += 1
         self._fix_order()
@@ -215,6 +231,10 @@ class Watcher:
         if grads:
             norms, maxes = self._per_layer(grads)
             self._pending.append((step, norms, maxes))
+        if self._act_flags:  # this step's forward(s): module outputs' sums, still on the device
+            ids = [i for i, _ in self._act_flags]
+            self._act_pending.append((step, ids, torch.stack([t for _, t in self._act_flags])))
+            self._act_flags = []
         sampled = self._collect
         if sampled:
             self._record_sampled(step)
@@ -227,6 +247,12 @@ class Watcher:
             self._record_histograms(step)
         if self.probe is not None and step % self.features_every == 0:
             self._record_features(step)
+        # Review fix: bounded without snapshot() (after the activations' check, which takes
+        # precedence over the gradients at the same step).
+        if len(self._pending) >= MAX_PENDING or len(self._act_pending) >= MAX_PENDING:
+            self.flush_pending()
+        if len(self._unread) >= MAX_PENDING:
+            self._read_scalars()
         if self.on_nan == "raise":
             self._raise_on_nonfinite(step, checked)
         self.steps += 1
@@ -239,8 +265,27 @@ class Watcher:
         step = max(self.steps - 1, 0)
         checked = {name: _scalar(name, v) for name, v in scalars.items()}
         for name, v in checked.items():
-            self.val.setdefault(name, []).append((step, v))
+            self._append(self.val, name, step, v)
         self.versions["scalars"] += 1
+
+    def _append(self, series: dict[str, list[tuple[int, Any]]], name: str, step: int, v: Any):
+        points = series.setdefault(name, [])
+        points.append((step, v))
+        if isinstance(v, torch.Tensor):
+            self._unread.append((points, len(points) - 1))
+
+    def _read_scalars(self) -> None:
+        """Replace the tensor scalars kept so far by floats (one transfer per device)."""
+        if not self._unread:
+            return
+        by_device: dict[torch.device, list[tuple[list[tuple[int, Any]], int]]] = {}
+        for points, i in self._unread:
+            by_device.setdefault(points[i][1].device, []).append((points, i))
+        self._unread = []
+        for where in by_device.values():
+            values = torch.stack([points[i][1].float() for points, i in where]).cpu().tolist()
+            for (points, i), v in zip(where, values, strict=True):
+                points[i] = (points[i][0], v)
 
     def _fix_order(self) -> None:
         """Layers in the order their modules first ran (after the first forward)."""
@@ -273,14 +318,6 @@ class Watcher:
             self.dead.add(step, dead)
             self.latest["dead"] = dead
         self._dead_now = [None] * len(self.relus)
-        if self._act_flags and self.nonfinite is None and self.on_nan != "ignore":
-            sums = torch.stack([s for _, s in self._act_flags]).cpu()
-            bad = (~torch.isfinite(sums)).nonzero()
-            if len(bad):
-                names = {id(m): p for p, m in self.model.named_modules()}
-                module_id = self._act_flags[int(bad[0])][0]
-                self.nonfinite = {"step": step, "where": "activations", "layer": names[module_id]}
-        self._act_flags = []
 
     def _record_ratios(self, step: int) -> None:
         """Change of each layer's weights since the snapshot (one optimiser step) over them."""
@@ -311,20 +348,27 @@ class Watcher:
             values = {
                 "weights": [p.detach() for p in ps],
                 "gradients": [p.grad.detach() for p in ps if p.grad is not None],
-                "activations": [self._act_hist.pop(path)] if path in self._act_hist else [],
             }
             for kind, tensors in values.items():
                 if tensors:
-                    self._histogram(path, kind, step, tensors)
+                    self._add_histogram(path, kind, step, self._fractions(path, kind, tensors))
+            self._add_histogram(path, "activations", step, self._act_hist.pop(path, None))
         self._act_hist.clear()
 
-    def _histogram(self, path: str, kind: str, step: int, tensors: list[torch.Tensor]) -> None:
+    def _add_histogram(self, path: str, kind: str, step: int, fractions: Any) -> None:
+        if fractions is not None:
+            self.hist[(path, kind)][1].add(step, fractions)
+            self.versions["hist"] += 1
+
+    def _fractions(self, path: str, kind: str, tensors: list[torch.Tensor]) -> Any:
+        """The finite values' histogram (fractions) over the range of ``(path, kind)``, which
+        doubles (re-binning the rows) to take them in; None if there is no finite value."""
         flat = torch.cat([t.reshape(-1).float() for t in tensors])
         finite = torch.isfinite(flat)
         if not bool(finite.all()):
             flat = flat[finite]
         if flat.numel() == 0:
-            return
+            return None
         key = (path, kind)
         if key not in self.hist:
             self.hist[key] = (Bins(), None)  # type: ignore[assignment]
@@ -337,15 +381,18 @@ class Watcher:
             rows.rebin(lambda c: bins.merge(c, doublings))
         r = bins.radius
         counts = torch.histc(flat, bins=bins.bins, min=-r, max=r).cpu().numpy()
-        rows.add(step, counts / max(1, flat.numel()))  # fractions: rows of any size compare
-        self.versions["hist"] += 1
+        return counts / max(1, flat.numel())  # fractions: rows of any size compare
 
     def _record_features(self, step: int) -> None:
         captured: dict[str, torch.Tensor] = {}
         by_path = dict(self.model.named_modules())
         handles = [
             by_path[p].register_forward_hook(
-                lambda m, a, out, p=p: captured.__setitem__(p, out.detach())
+                # A copy of the kept channels (review fix): an in-place op after the conv
+                # (ReLU(inplace=True)) would overwrite the output itself.
+                lambda m, a, out, p=p: captured.__setitem__(
+                    p, out[:, : self.max_channels].detach().clone()
+                )
             )
             for p in self.feature_layers
         ]
@@ -377,10 +424,48 @@ class Watcher:
                 "(nbviz.watch(on_nan='raise'))"
             )
 
+    def _read_activation_checks(self) -> None:
+        pending, self._act_pending = self._act_pending, []
+        if not pending or self.on_nan == "ignore":
+            return
+        finite = torch.isfinite(torch.cat([sums for _, _, sums in pending])).cpu().tolist()
+        names = {id(m): p or type(m).__name__ for p, m in self.model.named_modules()}
+        at = 0
+        for step, ids, _ in pending:
+            flags = finite[at : at + len(ids)]
+            at += len(ids)
+            if not all(flags):  # the forward runs shallow to deep: the first is the origin
+                where = {
+                    "step": step,
+                    "where": "activations",
+                    "layer": names[ids[flags.index(False)]],
+                }
+                self._found_nonfinite(where)
+                return
+
+    def _found_nonfinite(self, where: dict[str, Any]) -> None:
+        """Remember the earliest non-finite value (at one step, activations before
+        gradients: the forward came first); say so once (on_nan="warn")."""
+        first = self.nonfinite is None
+
+        def order(w: dict[str, Any]) -> tuple[int, int]:
+            return (w["step"], 0 if w["where"] == "activations" else 1)
+
+        if first or order(where) < order(self.nonfinite):
+            self.nonfinite = where
+        if first and self.on_nan == "warn":
+            warnings.warn(
+                f"nbviz.watch: non-finite {where['where']} at step {where['step']} in "
+                f"{where['layer']!r} (training goes on; on_nan='raise' stops it)",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+
     # --- reading -------------------------------------------------------------------------------
 
     def flush_pending(self) -> None:
-        """Move the per-step gradient statistics to the CPU (one transfer) into the histories."""
+        """Move the per-step statistics to the CPU (one transfer each) into the histories."""
+        self._read_activation_checks()
         if not self._pending:
             return
         steps = [s for s, _, _ in self._pending]
@@ -390,15 +475,18 @@ class Watcher:
         for s, n, m in zip(steps, norms, maxes, strict=True):
             self.grad_norm.add(s, n)
             self.grad_max.add(s, m)
-            if self.nonfinite is None and self.on_nan != "ignore" and not np.isfinite(n).all():
+            if self.on_nan != "ignore" and not np.isfinite(n).all():  # the earliest wins
                 # Backward runs deep to shallow: the deepest non-finite layer is where it began.
                 bad = np.flatnonzero(~np.isfinite(n))
-                self.nonfinite = {"step": s, "where": "gradients", "layer": self.layers[bad[-1]]}
+                self._found_nonfinite(
+                    {"step": s, "where": "gradients", "layer": self.layers[bad[-1]]}
+                )
         self.latest["grad_norm"], self.latest["grad_max"] = norms[-1], maxes[-1]
 
     def snapshot(self) -> dict[str, Any]:
         """Everything recorded so far as numpy arrays and plain values (CPU)."""
         self.flush_pending()
+        self._read_scalars()
         return {
             "steps": self.steps,
             "layers": list(self.layers),
@@ -472,7 +560,7 @@ def _pick_layers(model: nn.Module, layers: Any, default_from: list[str], k: int)
             raise ValueError(f"layer {p!r} does not exist in this model{hint}")
         if not any(True for _ in paths[p].parameters()):
             raise ValueError(f"layer {p!r} has no parameters: pick a layer with weights")
-    return list(layers)
+    return list(dict.fromkeys(layers))  # review fix: a repeated name was hooked and binned twice
 
 
 def _check_probe(model: nn.Module, probe: Any) -> torch.Tensor | None:

@@ -36,29 +36,34 @@ class RowHistory:
         self._rows = np.zeros((capacity, width), dtype=np.float64)
         self._spans = np.zeros((capacity, 2), dtype=np.int64)  # first and last step of a row
         self._n = 0
-        self._pending: list[tuple[int, np.ndarray]] = []  # steps waiting to fill one row
+        # Steps waiting to fill one row, as a running sum (or max) and a count: a list of
+        # them grew with the stride, i.e. with the length of the run (fixed in review).
+        self._acc = np.zeros(width, dtype=np.float64)
+        self._count = 0
+        self._first = 0  # first step of the row being filled
 
     def __len__(self) -> int:
         return self._n
 
     def add(self, step: int, values: Sequence[float] | np.ndarray) -> None:
         row = np.asarray(values, dtype=np.float64).reshape(self.width)
-        if self._n == self.capacity and not self._pending:
+        if self._n == self.capacity and not self._count:
             self._merge()  # before a new row starts, so every row spans `stride` steps
-        self._pending.append((step, row))
-        if len(self._pending) < self.stride:
+        if not self._count:
+            self._acc[:], self._first = row, step
+        elif self.reduce == "max":
+            # NaN shows (review fix: nanmax hid a NaN step within a row, while merging rows
+            # with max kept it; the mean keeps it too).
+            np.maximum(self._acc, row, out=self._acc)
+        else:
+            self._acc += row
+        self._count += 1
+        if self._count < self.stride:
             return
-        steps = [s for s, _ in self._pending]
-        stack = np.stack([r for _, r in self._pending])
-        self._pending.clear()
-        self._rows[self._n] = self._combine(stack)
-        self._spans[self._n] = (steps[0], steps[-1])
+        self._rows[self._n] = self._acc if self.reduce == "max" else self._acc / self._count
+        self._spans[self._n] = (self._first, step)
         self._n += 1
-
-    def _combine(self, stack: np.ndarray) -> np.ndarray:
-        if self.reduce == "max":
-            return np.nanmax(stack, axis=0) if not np.isnan(stack).all() else stack[0]
-        return stack.mean(axis=0)
+        self._count = 0
 
     def _merge(self) -> None:
         half = self.capacity // 2
@@ -80,7 +85,8 @@ class RowHistory:
     def rebin(self, fn) -> None:
         """Apply ``fn`` (width -> width) to every row, recorded and pending (see `Bins`)."""
         self._rows[: self._n] = fn(self._rows[: self._n])
-        self._pending = [(s, fn(r[None])[0]) for s, r in self._pending]
+        if self._count:  # a sum of rows: fn must be linear, as `Bins.merge` is
+            self._acc[:] = fn(self._acc[None])[0]
 
 
 class Bins:
@@ -97,11 +103,14 @@ class Bins:
         if not math.isfinite(peak):
             return 0
         if self.radius is None:
-            # A power of two just above the first peak: later doublings stay exact.
-            self.radius = 2.0 ** math.ceil(math.log2(peak)) if peak > 0 else 2.0**-20
+            # A power of two strictly above the first peak: later doublings stay exact.
+            # (Fixed in review: it was ceil(log2(peak)), so a peak that is a power of two
+            # sat on the upper edge, in the last bin by torch.histc's closed interval, and
+            # after a doubling in another bin than a histogram over the new range gives.)
+            self.radius = 2.0 ** (math.floor(math.log2(peak)) + 1) if peak > 0 else 2.0**-20
             return 0
         doublings = 0
-        while peak > self.radius:
+        while peak >= self.radius:  # strictly inside: see above
             self.radius *= 2
             doublings += 1
         return doublings

@@ -289,7 +289,11 @@ def watch(
         features_every=features_every,
         on_nan=on_nan,
     )
-    return Monitor(watcher, title=title, max_rate=max_rate, graph=graph)
+    try:
+        return Monitor(watcher, title=title, max_rate=max_rate, graph=graph)
+    except BaseException:
+        watcher.detach()  # no widget, no hooks left on the user's model
+        raise
 
 
 __all__ = ["Monitor", "MonitorView", "watch"]

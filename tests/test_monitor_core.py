@@ -1,0 +1,1102 @@
+"""The training monitor's core (`nbviz.monitor.core.Watcher`, `nbviz.monitor.history`) and
+the `nbviz.watch` dashboard around it, against direct computations and its own contract.
+
+Covers: per-layer gradient norms and max |g| in forward order; update-to-weight ratios;
+dead ReLU fractions; histograms equal to ``torch.histc`` (also after the range doubles,
+and for layers followed by an in-place ReLU); probe feature maps; `Bins` and `RowHistory`
+(merging, stride, spans, capacity, bounded memory); hooks removed on every exit path;
+bitwise-identical training with and without the monitor; bounded memory over 10,000
+steps; the NaN/Inf watch; clear errors for bad input; the widget's state and throttling.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import sys
+import tracemalloc
+
+import bqplot
+import ipywidgets
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.modules import module as module_globals
+
+import nbviz
+from nbviz import _widget
+from nbviz.datasets import shapes
+from nbviz.examples import SmallCNN
+from nbviz.monitor import Monitor, Watcher
+from nbviz.monitor.history import Bins, RowHistory
+
+CNN_LAYERS = [f"features.block{i}.{n}" for i in range(1, 5) for n in ("conv", "bn")] + [
+    "classifier.fc"
+]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models gain nothing from intra-op threads, and on a busy machine OpenMP's
+    waiting makes every call ~50x slower; put the setting back afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return shapes(n=48, size=32, seed=0)
+
+
+def small_cnn(seed: int = 0) -> SmallCNN:
+    torch.manual_seed(seed)
+    return SmallCNN(num_classes=6, width=8)
+
+
+def mlp(seed: int = 0, dropout: float = 0.0) -> nn.Sequential:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Linear(12, 16),
+        nn.ReLU(),
+        nn.Dropout(dropout),
+        nn.Linear(16, 8),
+        nn.ReLU(),
+        nn.Linear(8, 3),
+    )
+
+
+def tiny(seed: int = 0) -> nn.Sequential:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+
+
+def randn(*shape: int, seed: int = 1) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def modules(model: nn.Module) -> dict[str, nn.Module]:
+    return dict(model.named_modules())
+
+
+def own_params(module: nn.Module) -> list[torch.Tensor]:
+    return list(module.parameters(recurse=False))
+
+
+def flat(tensors) -> torch.Tensor:
+    return torch.cat([t.detach().reshape(-1) for t in tensors])
+
+
+def direct_grad_stats(model: nn.Module, layers: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per layer: ||concatenated grads of its own parameters|| and their max |g|."""
+    by_path = modules(model)
+    norms, maxes = [], []
+    for name in layers:
+        g = flat(p.grad for p in own_params(by_path[name]))
+        norms.append(float(torch.linalg.vector_norm(g)))
+        maxes.append(float(g.abs().max()))
+    return np.array(norms), np.array(maxes)
+
+
+def hook_state(model: nn.Module) -> dict:
+    """Every hook dict of every module (and the global ones), as comparable key tuples."""
+    kinds = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+    state = {
+        (name, kind): tuple(getattr(m, kind)) for name, m in model.named_modules() for kind in kinds
+    }
+    for g in ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks"):
+        state[("<global>", g)] = tuple(getattr(module_globals, g))
+    return state
+
+
+def train_step(model, opt, x, y, mon=None, **extra):
+    opt.zero_grad()
+    out = model(x)
+    loss = F.cross_entropy(out, y)
+    loss.backward()
+    if mon is not None:
+        mon.step(loss=loss, acc=(out.argmax(1) == y).float().mean(), **extra)
+    opt.step()
+    return loss
+
+
+# --- 1. gradient flow: norms, max |g|, forward order --------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["cnn", "mlp"])
+def test_grad_norms_and_max_equal_direct_computation(kind, data):
+    if kind == "cnn":
+        model, x, y = small_cnn(), data.images[:16], data.labels[:16]
+    else:
+        model, x, y = mlp(), randn(16, 12), torch.arange(16) % 3
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    w = Watcher(model, every=1)
+    if kind == "cnn":
+        assert w.layers == CNN_LAYERS  # registration order is the forward order here
+    expected_norms = []
+    for _ in range(4):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        w.step()
+        layers = w.snapshot()["layers"]
+        norms, maxes = direct_grad_stats(model, layers)
+        assert (norms > 0).all()
+        latest = w.snapshot()["latest"]
+        np.testing.assert_allclose(latest["grad_norm"], norms, rtol=1e-5)
+        np.testing.assert_allclose(latest["grad_max"], maxes, rtol=1e-6)
+        expected_norms.append(norms)
+        opt.step()
+    snap = w.snapshot()
+    rows, spans = snap["grad_norm"]
+    np.testing.assert_allclose(rows, np.stack(expected_norms), rtol=1e-5)
+    assert spans.tolist() == [[s, s] for s in range(4)]
+    assert snap["grad_max"][0].shape == (4, len(snap["layers"]))
+    w.detach()
+
+
+class Reordered(nn.Module):
+    """Registered head, body, stem; run stem, body, head."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(8, 3)
+        self.act = nn.ReLU()
+        self.body = nn.Linear(6, 8)
+        self.norm = nn.LayerNorm(6)
+        self.stem = nn.Linear(4, 6)
+        self.frozen = nn.Linear(3, 3)  # registered last, runs last, gets no gradient
+
+    def forward(self, x):
+        x = self.act(self.body(self.norm(self.act(self.stem(x)))))
+        return self.frozen(self.head(x))
+
+
+def test_layers_are_in_forward_order_not_registration_order():
+    torch.manual_seed(0)
+    model = Reordered()
+    model.frozen.requires_grad_(False)
+    w = Watcher(model, every=1)
+    x, y = randn(5, 4), torch.tensor([0, 1, 2, 0, 1])
+    F.cross_entropy(model(x), y).backward()
+    w.step()
+    snap = w.snapshot()
+    assert snap["layers"] == ["stem", "norm", "body", "head", "frozen"]
+    norms, maxes = direct_grad_stats(model, snap["layers"][:-1])
+    np.testing.assert_allclose(snap["latest"]["grad_norm"][:-1], norms, rtol=1e-5)
+    np.testing.assert_allclose(snap["latest"]["grad_max"][:-1], maxes, rtol=1e-6)
+    # A layer without gradients: norm 0, max -1 (the "no gradient" mark).
+    assert snap["latest"]["grad_norm"][-1] == 0 and snap["latest"]["grad_max"][-1] == -1
+    # The order stays fixed (and aligned with the rows) on later steps.
+    model.zero_grad()
+    F.cross_entropy(model(x * 2), y).backward()
+    w.step()
+    snap = w.snapshot()
+    assert snap["layers"] == ["stem", "norm", "body", "head", "frozen"]
+    norms, _ = direct_grad_stats(model, snap["layers"][:-1])
+    np.testing.assert_allclose(snap["grad_norm"][0][-1][:-1], norms, rtol=1e-5)
+    w.detach()
+
+
+# --- 2. update ratios, dead units, histograms, feature maps -------------------------------------
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_update_ratios_equal_direct_computation(every, data):
+    model, x, y = small_cnn(), data.images[:16], data.labels[:16]
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    w = Watcher(model, every=every, hist_every=1000, features_every=1000)
+    by_path = modules(model)
+    expected = {}
+    for step in range(7):
+        before = {n: flat(own_params(by_path[n])).clone() for n in CNN_LAYERS}
+        train_step(model, opt, x, y, w)
+        after = {n: flat(own_params(by_path[n])) for n in CNN_LAYERS}
+        expected[step] = [
+            float(
+                torch.linalg.vector_norm(after[n] - before[n]) / torch.linalg.vector_norm(before[n])
+            )
+            for n in w.layers
+        ]
+    w.step()  # the ratio of step k is measured at step k + 1
+    rows, spans = w.snapshot()["ratio"]
+    recorded = [s for s in range(7) if s % every == 0]
+    assert spans.tolist() == [[s, s] for s in recorded]
+    np.testing.assert_allclose(rows, [expected[s] for s in recorded], rtol=1e-4)
+    np.testing.assert_allclose(w.snapshot()["latest"]["ratio"], expected[recorded[-1]], rtol=1e-4)
+    assert (rows > 0).all()
+    w.detach()
+
+
+class DeadNet(nn.Module):
+    """conv channels 0 and 2 and fc1 units 1 and 4 are dead for every non-negative input;
+    conv channel 3 is alive only where the first input channel exceeds 0.9."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 5, 1)
+        self.relu1 = nn.ReLU()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten()
+        self.fc1 = nn.Linear(5, 6)
+        self.relu2 = nn.ReLU(inplace=True)
+        self.fc2 = nn.Linear(6, 2)
+        with torch.no_grad():
+            self.conv.weight.abs_()
+            self.conv.bias.fill_(0.1)
+            for c in (0, 2):
+                self.conv.weight[c].zero_()
+                self.conv.bias[c] = -1.0
+            self.conv.weight[3].zero_()
+            self.conv.weight[3, 0] = 1.0
+            self.conv.bias[3] = -0.9
+            self.fc1.weight.abs_()
+            self.fc1.bias.fill_(0.1)
+            for u in (1, 4):
+                self.fc1.weight[u].zero_()
+                self.fc1.bias[u] = -1.0
+
+    def forward(self, x):
+        return self.fc2(self.relu2(self.fc1(self.flatten(self.pool(self.relu1(self.conv(x)))))))
+
+
+def test_dead_unit_fractions_equal_direct_computation():
+    torch.manual_seed(0)
+    model = DeadNet()
+    x = torch.rand(6, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    outputs = {}
+    mine = [
+        model.relu1.register_forward_hook(lambda m, a, o: outputs.__setitem__("relu1", o.clone())),
+        model.relu2.register_forward_hook(lambda m, a, o: outputs.__setitem__("relu2", o.clone())),
+    ]
+    w = Watcher(model, every=1)
+    model(x).sum().backward()
+    w.step()
+    snap = w.snapshot()
+    assert snap["relus"] == ["relu1", "relu2"]
+    direct = [
+        1 - (outputs["relu1"] > 0).any(dim=(0, 2, 3)).float().mean(),  # dead over batch and space
+        1 - (outputs["relu2"] > 0).any(dim=0).float().mean(),
+    ]
+    assert 0 < (outputs["relu1"][:, 3] > 0).float().mean() < 0.5  # partly active: alive
+    np.testing.assert_allclose(snap["latest"]["dead"], [2 / 5, 2 / 6])
+    np.testing.assert_allclose(snap["latest"]["dead"], [float(d) for d in direct])
+    rows, spans = snap["dead"]
+    assert rows.shape == (1, 2) and spans.tolist() == [[0, 0]]
+    w.detach()
+    for h in mine:
+        h.remove()
+
+
+def test_histograms_equal_histc_over_recorded_range(data):
+    model, x, y = small_cnn(), data.images[:16], data.labels[:16]
+    layers = ["features.block2.conv", "features.block3.bn", "classifier.fc"]
+    acts = {}
+    mine = [
+        modules(model)[p].register_forward_hook(
+            lambda m, a, o, p=p: acts.__setitem__(p, o.detach().clone())
+        )
+        for p in layers
+    ]
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    w = Watcher(model, layers=layers, hist_every=2, every=1)
+    for step in range(5):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        w.step()
+        if step % 2 == 0:
+            snap = w.snapshot()["histograms"]
+            for p in layers:
+                module = modules(model)[p]
+                values = {
+                    "weights": flat(module.parameters()),
+                    "gradients": flat(q.grad for q in module.parameters()),
+                    "activations": acts[p].reshape(-1),
+                }
+                for kind, v in values.items():
+                    edges, rows, spans = snap[(p, kind)]
+                    r = float(edges[-1])
+                    assert edges[0] == -r and len(edges) == 65
+                    assert r > 0 and math.log2(r) == round(math.log2(r))  # a power of two
+                    assert float(v.abs().max()) <= r
+                    counts = torch.histc(v.float(), bins=64, min=-r, max=r).numpy()
+                    np.testing.assert_array_equal(rows[-1], counts / v.numel())
+                    assert spans[-1].tolist() == [step, step]
+                    assert rows.sum(axis=1) == pytest.approx(1.0)
+        opt.step()
+    assert {k for k, _ in w.snapshot()["histograms"]} == set(layers)
+    w.detach()
+    for h in mine:
+        h.remove()
+
+
+def test_activation_histograms_and_features_before_an_inplace_relu():
+    """Conv -> ReLU(inplace=True), as in torchvision's VGG: the histogram and feature maps
+    of the conv must show its own output, negatives included, not the ReLU's."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 6, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(6, 4, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 2),
+    )
+    x, probe = randn(4, 3, 8, 8, seed=1), randn(2, 3, 8, 8, seed=2)
+    w = Watcher(model, probe, layers=["0"], hist_every=1, features_every=1, max_channels=5)
+    with torch.no_grad():
+        conv0 = model[0](x)
+        probe_maps = {"0": model[0](probe), "2": model[2](F.relu(model[0](probe)))}
+    model(x).sum().backward()
+    w.step()
+    edges, rows, _ = w.snapshot()["histograms"][("0", "activations")]
+    r = float(edges[-1])
+    assert (conv0 < 0).float().mean() > 0.2
+    expected = torch.histc(conv0.reshape(-1), bins=64, min=-r, max=r).numpy() / conv0.numel()
+    np.testing.assert_array_equal(rows[-1], expected)
+    assert w.feature_layers == ["0", "2"]
+    for path, out in probe_maps.items():
+        maps = out[:, :5]
+        lo, hi = maps.amin(dim=(2, 3), keepdim=True), maps.amax(dim=(2, 3), keepdim=True)
+        scaled = ((maps - lo) / (hi - lo).clamp_min(1e-12) * 255).round().to(torch.uint8)
+        got = w.features[path]
+        assert got.shape == (2, min(5, out.shape[1]), 8, 8) and got.dtype == np.uint8
+        np.testing.assert_array_equal(got, scaled.numpy())
+    w.detach()
+
+
+def test_feature_maps_bounded_and_probe_forward_leaves_model_as_found(data):
+    model = small_cnn()
+    model.train()
+    probe = data.images[:3]
+    w = Watcher(model, probe, features_every=2, max_feature_layers=2, max_channels=3)
+    assert w.feature_layers == ["features.block1.conv", "features.block4.conv"]
+    bn = model.features.block1.bn
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    for _ in range(3):
+        opt.zero_grad()
+        model(data.images[:8]).sum().backward()
+        stats = (bn.running_mean.clone(), bn.running_var.clone(), bn.num_batches_tracked.clone())
+        grads = [p.grad.clone() for p in model.parameters()]
+        w.step()
+        # The probe forward (eval mode, no grad) changes neither stats nor mode nor grads.
+        assert all(torch.equal(a, b) for a, b in zip(stats, bn._buffers.values(), strict=True))
+        assert all(torch.equal(g, p.grad) for g, p in zip(grads, model.parameters(), strict=True))
+        assert model.training and all(m.training for m in model.modules())
+        opt.step()
+    snap = w.snapshot()
+    assert snap["features_step"] == 2
+    assert set(snap["features"]) == {"features.block1.conv", "features.block4.conv"}
+    assert snap["features"]["features.block1.conv"].shape == (3, 3, 32, 32)
+    assert snap["features"]["features.block4.conv"].shape == (3, 3, 4, 4)
+    w.detach()
+
+
+def test_range_doubling_keeps_mass_and_equals_direct_histogram():
+    model = tiny()
+    layer = model[0]
+    w = Watcher(model, layers=["0"], hist_every=1)
+    x = randn(8, 4)
+    kept = []
+    for step in range(4):
+        if step == 2:
+            with torch.no_grad():
+                layer.weight.mul_(9.0)  # the range doubles (at least) three times
+        model.zero_grad()
+        model(x).sum().backward()
+        w.step()
+        kept.append(flat(layer.parameters()).clone())
+    edges, rows, spans = w.snapshot()["histograms"][("0", "weights")]
+    r = float(edges[-1])
+    assert r >= 8 * float(kept[0].abs().max())
+    assert spans.tolist() == [[s, s] for s in range(4)]
+    np.testing.assert_allclose(rows.sum(axis=1), 1.0)
+    for step, v in enumerate(kept):  # every row as if binned over the final range
+        counts = torch.histc(v, bins=64, min=-r, max=r).numpy()
+        np.testing.assert_array_equal(np.round(rows[step] * v.numel()), counts)
+        np.testing.assert_allclose(rows[step], counts / v.numel(), rtol=1e-6)
+    w.detach()
+
+
+# --- 2b. Bins and RowHistory directly -------------------------------------------------------------
+
+
+def test_bins_fit_and_merge_equal_histc_over_the_final_range():
+    b = Bins(16)
+    assert b.fit(float("nan")) == 0 and b.radius is None
+    assert b.fit(0.3) == 0 and b.radius == 0.5
+    assert b.fit(0.5) >= 0 and b.radius >= 0.5
+    g = torch.Generator().manual_seed(0)
+    for bins in (8, 16, 64):
+        b = Bins(bins)
+        v = (torch.rand(3000, generator=g) * 2 - 1) * 0.7
+        v = torch.cat([v, torch.tensor([-0.7, 0.7, 0.0])])
+        b.fit(float(v.abs().max()))
+        r0 = b.radius
+        assert r0 > 0.7 and math.log2(r0) == int(math.log2(r0))
+        counts = torch.histc(v, bins=bins, min=-r0, max=r0).numpy()[None]
+        doublings = b.fit(5.0)
+        assert doublings == 3 and b.radius == r0 * 8
+        merged = b.merge(counts, doublings)
+        direct = torch.histc(v, bins=bins, min=-b.radius, max=b.radius).numpy()
+        np.testing.assert_array_equal(merged[0], direct)
+        assert merged.sum() == counts.sum() == v.numel()
+        np.testing.assert_allclose(b.edges(), np.linspace(-b.radius, b.radius, bins + 1))
+
+
+def test_bins_doubling_is_exact_for_a_value_at_the_first_peak():
+    """A first peak that is a power of two (a clipped or saturated value) stays in the
+    same bin after the range doubles as a histogram over the final range puts it."""
+    v = torch.tensor([-0.25, 0.1, 0.5, 1.0])
+    b = Bins(8)
+    b.fit(1.0)
+    counts = torch.histc(v, bins=8, min=-b.radius, max=b.radius).numpy()
+    d = b.fit(3.0)
+    direct = torch.histc(v, bins=8, min=-b.radius, max=b.radius).numpy()
+    np.testing.assert_array_equal(b.merge(counts, d), direct)
+
+
+def test_row_history_merges_pairwise_with_spans_and_stride():
+    h = RowHistory(width=3, capacity=4)
+    values = np.arange(30, dtype=float)[:, None] * [1, -1, 2]
+    for step in range(30):
+        h.add(step * 10, values[step])
+        assert len(h) <= 4
+    # 30 steps at capacity 4: stride 8, rows of steps 0-7, 8-15, 16-23; 24-29 still pending.
+    assert h.stride == 8 and len(h) == 3
+    assert h.steps().tolist() == [[0, 70], [80, 150], [160, 230]]
+    np.testing.assert_allclose(h.rows(), [values[i : i + 8].mean(axis=0) for i in (0, 8, 16)])
+    h.add(300, values[0])
+    h.add(310, values[1])
+    assert len(h) == 4 and h.steps()[-1].tolist() == [240, 310]
+    m = RowHistory(width=2, capacity=2, reduce="max")
+    for step, row in enumerate([[1, 5], [3, np.nan], [2, 0], [0, 1]]):
+        m.add(step, row)
+    assert m.stride == 2 and m.steps().tolist() == [[0, 1], [2, 3]]
+    np.testing.assert_array_equal(m.rows(), [[3, np.nan], [2, 1]])  # NaN merged visibly
+    for step, row in enumerate([[9, -1], [4, np.nan], [0, 0], [1, 1]], start=4):
+        m.add(step, row)
+    assert m.stride == 4 and m.steps().tolist() == [[0, 3], [4, 7]]
+    np.testing.assert_array_equal(m.rows(), [[3, np.nan], [9, np.nan]])  # and combined
+    # Everything recorded is in view: every step lies in exactly one span (or is pending).
+    big = RowHistory(width=1, capacity=8)
+    for step in range(1000):
+        big.add(step, [step])
+    spans = big.steps()
+    assert spans[0, 0] == 0 and (spans[1:, 0] == spans[:-1, 1] + 1).all()
+    assert (spans[:, 1] - spans[:, 0] + 1 == big.stride).all()
+    np.testing.assert_allclose(big.rows()[:, 0], spans.mean(axis=1))  # mean of 0..n
+
+
+def test_row_history_rebin_applies_to_rows_and_pending_and_validates():
+    h = RowHistory(width=4, capacity=2)
+    for step in range(3):  # one merged row of stride 2, one pending step
+        h.add(step, [1, 2, 3, 4])
+    assert h.stride == 2 and len(h) == 1
+    h.rebin(lambda c: c[..., ::-1].copy())
+    h.add(3, [4, 3, 2, 1])
+    np.testing.assert_array_equal(h.rows(), [[4, 3, 2, 1]] * 2)
+    with pytest.raises(ValueError, match="capacity must be an even int >= 2"):
+        RowHistory(2, capacity=3)
+    with pytest.raises(ValueError, match="reduce must be 'mean' or 'max'"):
+        RowHistory(2, reduce="median")
+    with pytest.raises(ValueError, match="bins must be a multiple of 4"):
+        Bins(10)
+
+
+def test_row_history_memory_is_bounded_by_capacity_not_steps():
+    """The steps waiting to fill a row must not pile up: the stride grows with the run."""
+    h = RowHistory(width=8, capacity=8)
+    row = np.ones(8)
+    for step in range(2000):
+        h.add(step, row)
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        peak = 0
+        for step in range(2000, 60000):
+            h.add(step, row)
+            if step % 1000 == 0:
+                peak = max(peak, tracemalloc.get_traced_memory()[0] - base)
+    finally:
+        tracemalloc.stop()
+    assert h.stride >= 8192 and len(h) <= 8
+    assert peak < 20_000, f"{peak} bytes held for a history of 8 rows of 8 values"
+
+
+# --- 3. hooks go away on every exit path ----------------------------------------------------------
+
+
+def user_hooked_model():
+    model = small_cnn()
+    calls = []
+    model.features.block1.conv.register_forward_hook(lambda m, a, o: calls.append(1))
+    model.classifier.fc.register_forward_pre_hook(lambda m, a: calls.append(2))
+    return model, calls
+
+
+@pytest.mark.parametrize("exit_path", ["detach", "with", "raise_in_with", "monitor_error"])
+def test_hooks_removed_on_every_exit_path(exit_path, data):
+    model, calls = user_hooked_model()
+    before = hook_state(model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    x, y = data.images[:8], data.labels[:8]
+    probe = data.images[:2]
+    kw = dict(probe=probe, every=1, hist_every=1, features_every=1)
+    if exit_path == "detach":
+        mon = nbviz.watch(model, **kw)
+        assert hook_state(model) != before  # attached
+        train_step(model, opt, x, y, mon)
+        mon.detach()
+        mon.detach()  # idempotent
+    elif exit_path == "with":
+        with nbviz.watch(model, **kw) as mon:
+            assert isinstance(mon, Monitor) and mon.watcher.attached
+            train_step(model, opt, x, y, mon)
+    elif exit_path == "raise_in_with":
+        with pytest.raises(KeyError, match="boom"):
+            with nbviz.watch(model, **kw) as mon:
+                train_step(model, opt, x, y, mon)
+                raise KeyError("boom")
+    else:  # the monitor itself raises (a bad metric) inside the block
+        with pytest.raises(ValueError, match="acc must be"):
+            with nbviz.watch(model, **kw) as mon:
+                train_step(model, opt, x, y, mon)
+                mon.step(acc=torch.ones(8))
+    assert hook_state(model) == before
+    assert not mon.watcher.attached and mon.view.detached
+    assert mon.view.steps == mon.watcher.steps == 1  # the final state was pushed
+    with pytest.raises(RuntimeError, match="detached"):
+        mon.step(loss=1.0)
+    n = len(calls)
+    model(x)
+    assert len(calls) == n + 2  # the user's own hooks survive and still run
+
+
+def test_probe_forward_hooks_are_temporary(data):
+    model = small_cnn()
+    w = Watcher(model, data.images[:2], features_every=1)
+    attached = hook_state(model)
+    model(data.images[:4]).sum().backward()
+    w.step()
+    assert w.features and hook_state(model) == attached
+    w.detach()
+
+
+def test_a_failing_constructor_leaves_no_hooks(data):
+    model, _ = user_hooked_model()
+    before = hook_state(model)
+    with pytest.raises(ValueError):
+        Watcher(model, probe=torch.rand(2, 1, 32, 32))
+    with pytest.raises(ValueError):
+        nbviz.watch(model, layers=["nope"])
+    assert hook_state(model) == before
+
+
+def test_watch_leaves_no_hooks_when_the_widget_cannot_be_built(monkeypatch, tmp_path):
+    model = small_cnn()
+    before = hook_state(model)
+    monkeypatch.setattr(_widget, "STATIC", tmp_path)  # no bundles: MonitorView raises
+    with pytest.raises(_widget.BundleMissingError):
+        nbviz.watch(model)
+    assert hook_state(model) == before
+
+
+# --- 4. the monitor changes nothing the model computes --------------------------------------------
+
+
+def run_cnn(data, watched: bool) -> tuple[dict, torch.Tensor, Monitor | None]:
+    model = small_cnn(seed=3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    mon = None
+    if watched:
+        mon = nbviz.watch(
+            model, probe=data.images[40:44], every=2, hist_every=3, features_every=5, max_rate=None
+        )
+    torch.manual_seed(11)
+    for step in range(30):
+        i = (step * 8) % 40
+        train_step(model, opt, data.images[i : i + 8], data.labels[i : i + 8], mon, lr=0.05)
+        if mon is not None and step % 10 == 9:
+            with torch.no_grad():
+                model.eval()
+                v = model(data.images[40:])
+                model.train()
+            mon.log_val(loss=F.cross_entropy(v, data.labels[40:]))
+    if mon is not None:
+        mon.detach()
+    return model.state_dict(), torch.get_rng_state(), mon
+
+
+def run_mlp(watched: bool) -> tuple[dict, torch.Tensor, Watcher | None]:
+    model = mlp(seed=4, dropout=0.3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    g = torch.Generator().manual_seed(5)
+    x, y = torch.randn(64, 12, generator=g), torch.randint(0, 3, (64,), generator=g)
+    w = Watcher(model, x[:4], every=1, hist_every=2, features_every=1) if watched else None
+    torch.manual_seed(12)
+    for step in range(30):
+        i = (step * 16) % 64
+        train_step(model, opt, x[i : i + 16], y[i : i + 16], w)
+    if w is not None:
+        w.snapshot()
+        w.detach()
+    return model.state_dict(), torch.get_rng_state(), w
+
+
+def test_training_is_bitwise_identical_with_and_without_the_monitor(data):
+    for run in (lambda w: run_cnn(data, w), run_mlp):
+        plain, rng_plain, _ = run(False)
+        watched, rng_watched, mon = run(True)
+        watcher = mon.watcher if isinstance(mon, Monitor) else mon
+        snap = watcher.snapshot()
+        # Every sampled path ran: ratios, dead units, histograms, feature maps (CNN).
+        assert len(snap["ratio"][0]) and len(snap["dead"][0]) and snap["histograms"]
+        assert snap["features"] or watcher.probe is not None and not watcher.feature_layers
+        assert plain.keys() == watched.keys()
+        for name in plain:
+            assert torch.equal(plain[name], watched[name]), name
+        assert torch.equal(rng_plain, rng_watched)
+
+
+# --- 5. bounded memory over 10,000 steps ----------------------------------------------------------
+
+
+def live_tensors() -> int:
+    gc.collect()
+    return sum(isinstance(o, torch.Tensor) for o in gc.get_objects())
+
+
+def snapshot_arrays_nbytes(snap: dict) -> int:
+    """Bytes of every array in a snapshot except the per-step scalar series."""
+    total = 0
+    for key in ("grad_norm", "grad_max", "ratio", "dead"):
+        total += sum(a.nbytes for a in snap[key])
+    total += sum(v.nbytes for v in snap["latest"].values())
+    for edges, rows, spans in snap["histograms"].values():
+        total += edges.nbytes + rows.nbytes + spans.nbytes
+    return total
+
+
+def series_bytes(series: dict) -> int:
+    """Bytes of the scalar series (lists of (step, value) points), each object once."""
+    seen, total = set(), 0
+    for points in series.values():
+        for obj in (points, *points, *(x for p in points for x in p)):
+            if id(obj) not in seen:
+                seen.add(id(obj))
+                total += sys.getsizeof(obj)
+    return total
+
+
+def test_memory_is_bounded_over_ten_thousand_steps():
+    model = tiny()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = randn(8, 4), torch.arange(8) % 2
+    capacity = 16
+    w = Watcher(model, every=5, hist_every=20, capacity=capacity)
+
+    def histories():
+        return [w.grad_norm, w.grad_max, w.ratio, w.dead] + [r for _, r in w.hist.values()]
+
+    # Bound: capacity rows of every history, plus its spans and the small latest values.
+    n_layers, n_relu = len(w.layers), len(w.relus)
+    bound = capacity * (3 * n_layers + n_relu + 6 * 64) * 8 + capacity * 7 * 16 + 4096
+    sizes = []
+    for step in range(10_000):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        if step < 6000:
+            w.step(loss=loss, lr=0.01)  # a tensor and a number
+        else:  # no scalars while traced: they are kept per step, all else must stay flat
+            w.step()
+        opt.step()
+        if step % 500 == 499:
+            assert all(len(h) <= capacity for h in histories())
+            sizes.append(snapshot_arrays_nbytes(w.snapshot()))
+        if step == 1999:
+            tensors = live_tensors()
+        if step == 5999:  # traced from here: tracemalloc slows every allocation down
+            gc.collect()
+            tracemalloc.start()
+            traced = tracemalloc.get_traced_memory()[0]
+    w.snapshot()
+    gc.collect()
+    grown = tracemalloc.get_traced_memory()[0] - traced
+    tracemalloc.stop()
+    assert max(sizes) <= bound, (max(sizes), bound)
+    assert w.grad_norm.stride >= 512 and w.ratio.stride >= 64  # it did merge, many times
+    # (~30 kB of it is torch's own warming up, shrinking with every later window.)
+    assert grown < 64_000, f"{grown} bytes more after 4,000 more steps"
+    assert live_tensors() - tensors < 1000, "tensors pile up with the steps"
+    # The scalars: one point per step, numbers (the tensors read), ~100 bytes a point.
+    steps, values = w.snapshot()["scalars"]["loss"]
+    assert len(steps) == len(values) == len(w.scalars["lr"]) == 6000 and w.steps == 10_000
+    assert all(type(v) is float for _, v in w.scalars["loss"])
+    assert series_bytes(w.scalars) < 6000 * 2 * 150
+    w.detach()
+
+
+def test_headless_watcher_does_not_pile_up_tensors():
+    """Without snapshot() (no widget), pending statistics and tensor scalars stay bounded."""
+    model = tiny()
+    x, y = randn(8, 4), torch.arange(8) % 2
+    w = Watcher(model, every=1000, hist_every=1000)
+    for _ in range(100):
+        model.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        w.step(loss=loss)
+    tensors = live_tensors()
+    for _ in range(1500):
+        model.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        w.step(loss=loss)
+    assert live_tensors() - tensors < 1000
+    steps, values = w.snapshot()["scalars"]["loss"]
+    assert len(values) == 1600 and np.isfinite(values).all()
+    w.detach()
+
+
+# --- 6. the NaN / Inf watch -----------------------------------------------------------------------
+
+
+class _NaNGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return torch.full_like(grad, float("nan"))
+
+
+class PoisonGrad(nn.Module):
+    """Identity forward; when ``on``, a NaN gradient backward (finite activations)."""
+
+    def __init__(self):
+        super().__init__()
+        self.on = False
+
+    def forward(self, x):
+        return _NaNGrad.apply(x) if self.on else x
+
+
+def nan_net(seed: int = 0) -> nn.Sequential:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Linear(4, 8),  # 0
+        nn.ReLU(),  # 1
+        nn.Linear(8, 8),  # 2
+        nn.ReLU(),  # 3
+        PoisonGrad(),  # 4
+        nn.Linear(8, 8),  # 5
+        nn.ReLU(),  # 6
+        nn.Linear(8, 2),  # 7
+    )
+
+
+def run_with_fault(w, model, fault, at, steps=8):
+    """Train ``steps`` steps; before the forward of step ``at``, inject ``fault``."""
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = randn(6, 4), torch.arange(6) % 2
+    for step in range(steps):
+        if step == at:
+            if fault == "weight":
+                with torch.no_grad():
+                    model[2].weight[0, 0] = float("nan")
+            elif fault == "input":
+                x = x.clone()
+                x[1, 2] = float("nan")
+            elif fault == "grad":
+                model[4].on = True
+            elif fault == "inf":
+                with torch.no_grad():
+                    model[2].bias[3] = float("inf")
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        w.step(loss=loss)
+        opt.step()
+
+
+@pytest.mark.parametrize(
+    ("fault", "every", "where", "layer"),
+    [
+        ("weight", 1, "activations", "2"),  # the NaN weight's own output
+        ("inf", 1, "activations", "2"),
+        ("input", 1, "activations", "0"),  # the first layer to see the input
+        ("grad", 1, "gradients", "2"),  # the deepest layer the NaN gradient reached
+        ("grad", 100, "gradients", "2"),
+        ("weight", 100, "activations", "2"),  # activations are checked at every step
+    ],
+)
+def test_nonfinite_reports_first_step_and_layer(fault, every, where, layer):
+    model = nan_net()
+    w = Watcher(model, every=every)
+    run_with_fault(w, model, fault, at=3)  # training goes on after the fault
+    assert w.steps == 8
+    bad = w.snapshot()["nonfinite"]
+    assert bad == {"step": 3, "where": where, "layer": layer}
+    if fault == "grad":  # at that step, the layers after the poison stayed finite
+        norms = w.snapshot()["grad_norm"][0]
+        assert np.isfinite(norms[:4, w.layers.index("5") :]).all()
+        assert not np.isfinite(norms[3, : w.layers.index("2") + 1]).any()
+    w.detach()
+
+
+def test_nonfinite_step_is_the_first_even_when_read_late():
+    """A NaN at an unsampled step, read only at the end: the first step is reported, and at
+    that step the forward (activations) came before the gradients."""
+    model = nan_net()
+    w = Watcher(model, every=10)
+    run_with_fault(w, model, "weight", at=5, steps=12)  # no snapshot() until the end
+    bad = w.snapshot()["nonfinite"]
+    assert bad == {"step": 5, "where": "activations", "layer": "2"}, bad
+
+
+@pytest.mark.parametrize(("every", "where"), [(1, "activations"), (100, "activations")])
+def test_on_nan_raise_stops_at_that_step_and_can_still_detach(every, where):
+    model = nan_net()
+    before = hook_state(model)
+    w = Watcher(model, every=every, on_nan="raise")
+    with pytest.raises(FloatingPointError, match=rf"non-finite {where} at step 3 in '"):
+        run_with_fault(w, model, "weight", at=3)
+    assert w.nonfinite["step"] == 3
+    assert w.nonfinite["layer"] == "2"  # the NaN weight's layer, whatever `every` is
+    w.detach()
+    assert hook_state(model) == before
+
+
+def test_on_nan_raise_on_a_nonfinite_scalar():
+    model = nan_net()
+    w = Watcher(model, on_nan="raise")
+    model(randn(2, 4)).sum().backward()
+    with pytest.raises(FloatingPointError, match="non-finite scalar at step 0 in 'loss'"):
+        w.step(loss=torch.tensor(float("inf")))
+    w.detach()
+
+
+def test_on_nan_ignore_records_nothing():
+    model = nan_net()
+    w = Watcher(model, every=1, on_nan="ignore")
+    run_with_fault(w, model, "weight", at=2)
+    snap = w.snapshot()
+    assert snap["nonfinite"] is None and snap["steps"] == 8
+    assert not np.isfinite(snap["grad_norm"][0][2:]).all()  # still visible in the rows
+    w.detach()
+
+
+def test_nonfinite_in_a_model_that_is_one_layer_names_it_as_the_layers_do():
+    torch.manual_seed(0)
+    model = nn.Linear(3, 2)
+    w = Watcher(model, every=1)
+    x = randn(4, 3)
+    x[0, 0] = float("nan")
+    model(x).sum().backward()
+    w.step()
+    assert w.snapshot()["nonfinite"] == {"step": 0, "where": "activations", "layer": "Linear"}
+    assert w.layers == ["Linear"]
+    w.detach()
+
+
+class Tokens(nn.Module):
+    """A root that owns a parameter and has children, as a timm ViT (cls_token, pos_embed)."""
+
+    def __init__(self):
+        super().__init__()
+        self.pos = nn.Parameter(torch.randn(1, 4, 8))
+        self.embed = nn.Linear(3, 8)
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.head((self.embed(x) + self.pos).mean(1))
+
+
+def test_models_whose_root_owns_parameters():
+    torch.manual_seed(0)
+    model = Tokens()
+    w = Watcher(model, hist_every=1)
+    assert w.hist_layers == ["embed", "head"]  # not the root: its histogram is everything
+    model(randn(5, 4, 3)).sum().backward()
+    w.step()
+    snap = w.snapshot()
+    # A module with children and parameters of its own comes after the leaves (its place in
+    # the forward is not observed).
+    assert snap["layers"] == ["embed", "head", "Tokens"]
+    np.testing.assert_allclose(
+        snap["latest"]["grad_norm"][-1], float(torch.linalg.vector_norm(model.pos.grad)), rtol=1e-5
+    )
+    assert {k for k, _ in snap["histograms"]} == {"embed", "head"}
+    w.detach()
+    single = nn.Linear(3, 2)  # the model is one layer: its path is ""
+    w = Watcher(single, hist_every=1)
+    assert w.layers == ["Linear"] and w.hist_layers == [""]
+    single(randn(2, 3)).sum().backward()
+    w.step()
+    assert ("", "weights") in w.snapshot()["histograms"]
+    w.detach()
+
+
+def test_repeated_histogram_layer_is_recorded_once():
+    model = tiny()
+    w = Watcher(model, layers=["0", "0"], hist_every=1)
+    assert w.hist_layers == ["0"]
+    model(randn(2, 4)).sum().backward()
+    w.step()
+    _, rows, spans = w.snapshot()["histograms"][("0", "weights")]
+    assert spans.tolist() == [[0, 0]]
+    w.detach()
+
+
+def test_nonfinite_values_left_out_of_histograms():
+    model = nan_net()
+    w = Watcher(model, every=1, hist_every=1, layers=["2"])
+    run_with_fault(w, model, "inf", at=2, steps=3)
+    edges, rows, _ = w.snapshot()["histograms"][("2", "weights")]
+    assert np.isfinite(edges).all() and np.isfinite(rows).all()
+    assert rows[-1].sum() == pytest.approx(1.0)  # fractions of the finite values
+    w.detach()
+
+
+# --- 7. bad input -------------------------------------------------------------------------------
+
+
+def test_bad_metrics_raise_and_record_nothing():
+    model = tiny()
+    w = Watcher(model)
+    model(randn(2, 4)).sum().backward()
+    with pytest.raises(ValueError, match=r"loss must be a number or a one-element tensor.*\(8,\)"):
+        w.step(loss=torch.ones(8))
+    with pytest.raises(ValueError, match="acc must be a number or a one-element tensor.*'high'"):
+        w.step(loss=1.0, acc="high")
+    with pytest.raises(ValueError, match="flag must be a number"):
+        w.step(flag=True)
+    with pytest.raises(ValueError, match="z must be real"):
+        w.step(z=torch.tensor(1 + 2j))
+    with pytest.raises(ValueError, match=r"loss must be a number.*\(2, 2\)"):
+        w.log_val(loss=torch.ones(2, 2))
+    assert w.steps == 0 and w.scalars == {} and w.val == {}
+    w.step(loss=torch.tensor([0.5]), acc=np.float32(0.25), n=3)  # (1,) tensors and numpy are fine
+    steps, values = w.snapshot()["scalars"]["loss"]
+    assert steps.tolist() == [0] and values.tolist() == [0.5]
+    w.detach()
+
+
+def test_bad_constructor_arguments_name_what_was_expected(data):
+    model = small_cnn()
+    with pytest.raises(
+        ValueError, match=r"probe must be a batch the model accepts.*\(2, 1, 32, 32\)"
+    ):
+        Watcher(model, probe=torch.rand(2, 1, 32, 32))
+    with pytest.raises(TypeError, match="probe must be a batch of inputs as a tensor, got list"):
+        Watcher(model, probe=[[0.0]])
+    with pytest.raises(
+        ValueError, match="'features.block1.cnv' does not exist.*'features.block1.conv'"
+    ):
+        Watcher(model, layers=["features.block1.cnv"])
+    with pytest.raises(ValueError, match="'features.block1.relu' has no parameters"):
+        Watcher(model, layers="features.block1.relu")
+    for name in ("every", "hist_every", "features_every", "max_feature_layers", "max_channels"):
+        for bad in (0, 1.5, True, "3"):
+            with pytest.raises(ValueError, match=rf"{name} must be an int >= 1"):
+                Watcher(model, **{name: bad})
+    with pytest.raises(ValueError, match="on_nan must be 'warn', 'raise' or 'ignore', got 'stop'"):
+        Watcher(model, on_nan="stop")
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module, got function"):
+        Watcher(lambda x: x)
+    with pytest.raises(TypeError, match="graph must be an nbviz.ModelGraph"):
+        nbviz.watch(model, graph=object())
+    # A numpy probe is accepted and moved to the model's dtype.
+    w = Watcher(model, probe=data.images[:2].double().numpy())
+    assert w.probe.dtype == torch.float32
+    w.detach()
+
+
+# --- 8. the widget --------------------------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_widget_state_after_some_steps(data):
+    model = small_cnn()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    mon = nbviz.watch(model, probe=data.images[:4], every=2, hist_every=2, features_every=3)
+    assert isinstance(mon, Monitor) and isinstance(mon, ipywidgets.VBox)
+    for _ in range(7):
+        train_step(model, opt, data.images[:8], data.labels[:8], mon)
+    mon.log_val(loss=0.5, acc=torch.tensor(0.25))
+    mon.view.flush()
+    state = mon.view.get_state()
+    for key in ("layers", "flow", "latest", "histograms", "features", "scalars"):
+        assert state[key], key
+    assert state["layers"] == CNN_LAYERS and state["steps"] == 7
+    assert set(state["flow"]) == {"grad_norm", "grad_max", "ratio", "dead"}
+    g = state["flow"]["grad_norm"]["rows"]
+    assert g["shape"] == [7, len(CNN_LAYERS)] and g["dtype"] == "float32"
+    assert set(state["scalars"]) == {"loss", "acc"} and set(state["val"]) == {"loss", "acc"}
+    assert state["scalars"]["loss"]["values"]["shape"] == [7]
+    assert set(state["histograms"]) == {
+        f"{layer}|{kind}"
+        for layer in mon.watcher.hist_layers
+        for kind in ("weights", "gradients", "activations")
+    }
+    assert set(state["features"]) == set(mon.watcher.feature_layers)
+    assert state["features_step"] == 6
+    figures = mon.curves.children
+    assert [f.title for f in figures] == ["loss", "acc"]
+    assert all(isinstance(f, bqplot.Figure) for f in figures)
+    assert [c["name"] for c in state["curves"]] == ["loss", "acc"]
+    norms = mon.gradient_norms()
+    assert list(norms) == CNN_LAYERS
+    np.testing.assert_allclose(
+        list(norms.values()), direct_grad_stats(model, CNN_LAYERS)[0], rtol=1e-5
+    )
+    mon.detach()
+    assert mon.view.get_state()["detached"] is True
+
+
+def test_widget_pushes_are_throttled_and_flushed(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(_widget.time, "monotonic", clock)
+    model = tiny()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    mon = nbviz.watch(model, every=5, hist_every=10, max_rate=2.0)
+    pushes = []
+    monkeypatch.setattr(mon.view, "send_state", lambda key=None: pushes.append(key))
+    x, y = randn(8, 4), torch.arange(8) % 2
+    for step in range(100):  # 100 steps within 0.99 s of (fake) time
+        clock.now = 10.0 + step * 0.01
+        train_step(model, opt, x, y, mon)
+    assert 1 <= len(pushes) <= 2, len(pushes)  # ~2 refreshes a second, not 100
+    assert mon.view.steps < mon.watcher.steps == 100
+    n = len(pushes)
+    mon.view.flush()  # what the end of the cell does
+    assert len(pushes) == n + 1
+    assert mon.view.steps == mon.watcher.steps == 100
+    assert mon.view.scalars["loss"]["steps"][-1] == 99
+    mon.view.flush()  # nothing new: nothing sent
+    assert len(pushes) == n + 1
+    mon.detach()
+
+
+def test_on_nan_warn_says_so_once():
+    model = nan_net()
+    w = Watcher(model, every=100)
+    with pytest.warns(RuntimeWarning, match="non-finite activations at step 3") as caught:
+        run_with_fault(w, model, "weight", at=3)
+        w.snapshot()
+        w.snapshot()
+    assert len([c for c in caught if "nbviz.watch" in str(c.message)]) == 1
+    w.detach()
