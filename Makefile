@@ -50,6 +50,9 @@ chromium:
 demo: $(VENV)/.demo-installed js
 	$(BIN)/jupyter lab $$([ "$$(id -u)" = 0 ] && echo --allow-root) notebooks/01_tour.ipynb
 
+# Passive OpenMP threads: the tests run a kernel, JupyterLab and Chromium beside each
+# other on few cores, where spinning torch threads made training cells 5-17x slower.
+test: export OMP_WAIT_POLICY ?= PASSIVE
 test: $(VENV)/.test-installed js chromium
 	npm --prefix js test
 	$(BIN)/python -m ruff check nbviz tests benchmarks

@@ -929,3 +929,34 @@ def test_a_model_that_writes_into_its_input(method):
     res = compute(model, x, method=method)
     assert torch.equal(x, before)  # the caller's images are untouched
     assert res.raw(0).shape[0] == 2
+
+
+def test_pointing_uses_the_peak_cell_of_a_coarse_map():
+    # A 2x2 map whose hottest cell is the bottom-right one, upsampled to 8x8: its top is a
+    # flat 3x3 corner block, so the upsampled argmax would be the block's first pixel.
+    raw = torch.tensor([[0.1, 0.2], [0.3, 1.0]]).reshape(1, 1, 2, 2)
+    res = CamResult("gradcam", ["l"], torch.zeros(1, 1), torch.ones(1, 1), (8, 8), {"l": raw})
+    mask = torch.zeros(1, 8, 8, dtype=torch.bool)
+    mask[0, 5:7, 5:7] = True  # around the cell's centre (6, 6), not its corner
+    a = agreement(res, mask)
+    assert bool(a.pointing[0, 0]) and not a.empty[0, 0]
+    zero = CamResult("gradcam", ["l"], torch.zeros(1, 1), torch.ones(1, 1), (8, 8), {"l": raw * 0})
+    z = agreement(zero, mask)
+    assert bool(z.empty[0, 0]) and not z.pointing[0, 0] and "empty" in z.summary()
+
+
+def test_layer_methods_run_in_batches_of_batch_size():
+    model = SmallCNN(num_classes=6, width=8, depth=3).eval()
+    x = torch.rand(5, 3, 32, 32)
+    calls = []
+    handle = model.register_forward_pre_hook(lambda m, a: calls.append(a[0].shape[0]))
+    whole = compute(model, x, targets="topk:2")
+    per_image = torch.tensor([[0, 1], [2, 3], [4, 5], [0, 2], [1, 3]])
+    batched = compute(model, x, targets="topk:2", batch_size=2)
+    listed = compute(model, x, targets=per_image, batch_size=2)
+    handle.remove()
+    assert calls == [5, 2, 2, 1, 2, 2, 1]
+    assert torch.equal(whole.targets, batched.targets)
+    for layer in whole.layers:
+        assert torch.allclose(whole._raw[layer], batched._raw[layer], atol=1e-6)
+    assert torch.equal(listed.targets, per_image)

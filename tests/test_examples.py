@@ -1,4 +1,4 @@
-"""Tests of nbviz.examples: SmallCNN, batches, train and evaluate."""
+"""Tests of nbviz.examples: SmallCNN, VGG11, batches, train and evaluate."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from torch import nn
 
 import nbviz.examples
 from nbviz.datasets import shapes
-from nbviz.examples import SmallCNN, batches, evaluate, train
+from nbviz.examples import VGG11, SmallCNN, batches, evaluate, train
 
 
 def _model(seed: int = 0, **kwargs) -> SmallCNN:
@@ -65,6 +65,93 @@ def test_module_paths_read_well():
 def test_constructor_validates(kwargs):
     with pytest.raises(ValueError):
         SmallCNN(**kwargs)
+
+
+# --- VGG11 -----------------------------------------------------------------------------------
+
+
+def _vgg(seed: int = 0, **kwargs) -> VGG11:
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return VGG11(**kwargs)
+
+
+@pytest.mark.parametrize("size", [32, 64, 96])
+def test_vgg_forward_shape(size):
+    model = _vgg()
+    assert model(torch.rand(3, 3, size, size)).shape == (3, 6)
+
+
+def test_vgg_layout_matches_torchvision_vgg11_bn():
+    # torchvision.models.vgg11_bn().features, written out: conv-bn-relu, pools at the M's.
+    config = [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]
+    expected = []
+    for v in config:
+        expected += [nn.MaxPool2d] if v == "M" else [nn.Conv2d, nn.BatchNorm2d, nn.ReLU]
+    model = _vgg(width=1)
+    names = dict(model.named_modules())
+    assert [type(names[f"features.{i}"]) for i in range(len(expected))] == expected
+    assert f"features.{len(expected)}" not in names
+    convs = [names[f"features.{i}"] for i in (0, 4, 8, 11, 15, 18, 22, 25)]
+    assert all(isinstance(c, nn.Conv2d) for c in convs)
+    assert [c.out_channels for c in convs] == [v for v in config if v != "M"]
+    assert all(c.kernel_size == (3, 3) and c.padding == (1, 1) for c in convs)
+    assert [c.in_channels for c in convs] == [3, 64, 128, 256, 256, 512, 512, 512]
+    assert all(names[f"features.{i}"].kernel_size == 2 for i in (3, 7, 14, 21, 28))
+    assert isinstance(names["pool"], nn.AdaptiveMaxPool2d)
+    assert isinstance(names["classifier.0"], nn.Linear)
+    assert isinstance(names["classifier.3"], nn.Linear)
+    assert names["classifier.3"].out_features == 6
+
+
+def test_vgg_width_scales_channels():
+    default = [m.out_channels for m in _vgg().features if isinstance(m, nn.Conv2d)]
+    assert default == [8, 16, 32, 32, 64, 64, 64, 64]
+    tiny = [m.out_channels for m in _vgg(width=0.001).features if isinstance(m, nn.Conv2d)]
+    assert tiny == [1] * 8  # never fewer than one channel
+
+
+def test_vgg_constructor_options():
+    model = _vgg(num_classes=4, in_channels=1, width=0.25, pool="avg", dropout=0.0)
+    assert model(torch.rand(2, 1, 32, 32)).shape == (2, 4)
+    assert isinstance(model.pool, nn.AdaptiveAvgPool2d)
+    assert model.features[0].in_channels == 1
+    assert model.features[0].out_channels == 16
+    assert model.classifier[2].p == 0.0
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"num_classes": 0},
+        {"num_classes": 6.0},
+        {"in_channels": 0},
+        {"in_channels": True},
+        {"width": 0},
+        {"width": -0.5},
+        {"width": float("nan")},
+        {"width": float("inf")},
+        {"width": "1/8"},
+        {"width": True},
+        {"pool": "mean"},
+        {"dropout": 1.0},
+        {"dropout": -0.1},
+    ],
+)
+def test_vgg_constructor_validates(kwargs):
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        VGG11(**kwargs)
+
+
+def test_vgg_learns_shapes():
+    # Measured over five initialisations: 97-99 % training accuracy during the last epoch and
+    # 93-99 % in eval mode afterwards (at lr=3e-3 on so few images it is far less steady).
+    data = shapes(480, size=64, seed=0)
+    model = _vgg()
+    history = train(model, data.images, data.labels, epochs=8, lr=1e-3, seed=0)
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert history[-1]["accuracy"] > 0.6
+    assert evaluate(model, data.images, data.labels) > 0.6
 
 
 # --- batches ---------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Every notebook in notebooks/ runs headless, top to bottom, without errors."""
 
+import math
 import re
 from pathlib import Path
 
@@ -20,6 +21,28 @@ def stdout_of(nb) -> str:
     )
 
 
+def widgets_of(nb) -> list:
+    return [
+        out
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+        if "application/vnd.jupyter.widget-view+json" in out.get("data", {})
+    ]
+
+
+def summaries_of(text: str) -> dict[str, str]:
+    """03's printed run summaries by run name: each starts with a line "== <name>"."""
+    blocks = (block.split("\n", 1) for block in text.split("== ")[1:])
+    return {name.strip(): rest for name, rest in blocks}
+
+
+def number(pattern: str, text: str) -> float:
+    match = re.search(pattern, text)
+    assert match, f"{pattern!r} not in {text!r}"
+    return float(match.group(1))
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_runs(path, tmp_path):
     nb = nbformat.read(path, as_version=4)
@@ -32,11 +55,46 @@ def test_notebook_runs(path, tmp_path):
         # The tour promises a model that learns: check the story holds.
         accuracy = float(re.search(r"test accuracy: ([\d.]+)%", text).group(1))
         assert accuracy > 80, text
-        widgets = [
-            out
-            for cell in nb.cells
-            if cell.cell_type == "code"
-            for out in cell.get("outputs", [])
-            if "application/vnd.jupyter.widget-view+json" in out.get("data", {})
-        ]
-        assert len(widgets) == 3  # the model graph, the live training matrix, the test matrix
+        assert (
+            len(widgets_of(nb)) == 3
+        )  # the model graph, the live training matrix, the test matrix
+    if path.name == "02_where_does_it_look.ipynb":
+        # Both models must learn (measured: 93-97 % over seeds) for their maps to mean anything.
+        for model in ("SmallCNN", "VGG11"):
+            accuracy = float(re.search(rf"{model} test accuracy: ([\d.]+)%", text).group(1))
+            assert accuracy > 80, text
+        assert len(widgets_of(nb)) == 2  # one Grad-CAM explorer per model
+        # The agreement tables are printed, one per model, with a row per layer.
+        assert text.count("pointing  energy  IoU@15%") == 2, text
+        assert "features.block4 " in text and "features.25 " in text, text
+    if path.name == "03_watch_it_train.ipynb":
+        # One healthy run and two broken ones; the markdown reads their summaries (measured
+        # over init seeds 0, 1, 2: see the comments for the ranges), so check each contrast.
+        runs = summaries_of(text)
+        assert list(runs) == ["healthy", "learning rate too high", "sigmoids, no batch norm"]
+        healthy, high_lr, sigmoid = runs.values()
+        accuracy = r"final validation accuracy: ([\d.]+)%"
+        assert number(accuracy, healthy) > 40, healthy  # 49-63 %
+        assert number(accuracy, high_lr) < 30, high_lr  # guessing: 16 %
+        assert number(accuracy, sigmoid) < 30, sigmoid  # guessing: 15 %
+        # Too high a learning rate: the loss explodes after the first step (13-16, healthy:
+        # at most its first value, 2.1-3.0), which is as large as the weights (update/weight
+        # ratio 4.2; healthy 0.12-0.13), and block 4's ReLU channels die (97-99 %; healthy 0).
+        highest = r"highest ([\d.]+)"
+        assert number(highest, high_lr) > 8 and number(highest, healthy) < 4, text
+        ratio = r"largest update/weight ratio: (\S+)"
+        assert number(ratio, high_lr) > 1 and number(ratio, healthy) < 0.5, text
+        assert number(r"block4 (\d+)%", high_lr) > 80, high_lr
+        dead = re.findall(r"block\d (\d+)%", healthy)
+        assert len(dead) == 4 and all(int(d) < 5 for d in dead), healthy
+        # ... and then it sits at the loss of a uniform guess, ln 6 (1.79-1.81).
+        assert abs(number(r"last 10 steps ([\d.]+)", high_lr) - math.log(6)) < 0.1, high_lr
+        # Vanishing gradients: the first layer gets 4e-5 to 8e-5 of the last layer's
+        # gradient with sigmoids and no batch norm, 0.43 in the healthy run.
+        first_over_last = r"first/last: (\S+)"
+        assert number(first_over_last, sigmoid) < 1e-3, sigmoid
+        assert number(first_over_last, healthy) > 0.1, healthy
+        assert "this model has no ReLU" in sigmoid
+        assert text.count("first non-finite value: none") == 3, text
+        # The layer graph coloured by gradient norm, and one dashboard per run.
+        assert len(widgets_of(nb)) == 4

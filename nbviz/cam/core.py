@@ -106,8 +106,9 @@ def compute(
     ``"smoothgrad"``, ``"integrated_gradients"`` (gradients at the input, one
     layer named ``"input"``). SmoothGrad averages ``samples`` noisy copies
     (noise ``noise`` x the image's value range); integrated gradients go from a
-    black image in ``steps`` steps; both run at most ``batch_size`` inputs per
-    forward.
+    black image in ``steps`` steps. Every method runs at most ``batch_size``
+    inputs per forward (layer methods: one forward and one backward per target
+    for each batch of images).
 
     The model runs in eval mode with its parameters' ``requires_grad`` off; both
     are put back, hooks are removed, and no ``.grad`` is written, also on error.
@@ -123,7 +124,13 @@ def compute(
     chosen = None if method in INPUT_METHODS else resolve_layers(model, layers)
     with preserved(model, training=False, requires_grad=False), torch.enable_grad():
         if method in CAM_METHODS:
-            return _layer_maps(model, x, chosen, targets, method)
+            # One forward and one backward per target column for each batch of images.
+            chunks, per_chunk = x.split(batch_size), _split_targets(targets, x, batch_size)
+            parts = [
+                _layer_maps(model, chunk, chosen, t, method)
+                for chunk, t in zip(chunks, per_chunk, strict=True)
+            ]
+            return _concat(parts)
         return _input_maps(model, x, targets, method, batch_size, samples, noise, steps)
 
 
@@ -331,6 +338,37 @@ def _layer_maps(model, x, chosen, targets, method) -> CamResult:
     )
 
 
+def _split_targets(targets: Any, x: torch.Tensor, batch_size: int) -> list[Any]:
+    """The targets of each batch of images: shared ones as they are, per-image ones split."""
+    n = x.shape[0]
+    if targets is None or isinstance(targets, str) or n <= batch_size:
+        return [targets] * -(-n // batch_size)
+    t = torch.as_tensor(targets)
+    if t.ndim == 0:
+        return [targets] * -(-n // batch_size)
+    if t.shape[0] != n:  # let _resolve_targets say what is wrong, with the whole batch's size
+        _resolve_targets(targets, torch.zeros(n, 1))
+    return list(t.split(batch_size))
+
+
+def _concat(parts: list[CamResult]) -> CamResult:
+    """One result from the results of consecutive batches of images."""
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    widths = {p.targets.shape[1] for p in parts}
+    if len(widths) != 1:
+        raise ValueError("targets must give every image the same number of classes")
+    return CamResult(
+        method=first.method,
+        layers=first.layers,
+        targets=torch.cat([p.targets for p in parts]),
+        probs=torch.cat([p.probs for p in parts]),
+        image_size=first.image_size,
+        _raw={k: torch.cat([p._raw[k] for p in parts]) for k in first.layers},
+    )
+
+
 def _cam(method: str, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """(N, h, w) map from activations and gradients (N, C, h, w)."""
     if method == "gradcam":  # Selvaraju et al.: channel weights = spatially averaged gradients
@@ -411,25 +449,30 @@ class Agreement:
     """Per layer and image: does the map look where the human mask is?
 
     ``pointing`` (L, N) bool: the map's peak lies inside the mask (the pointing
-    game, without tolerance). ``energy`` (L, N): the share of the map's total
-    inside the mask. ``iou`` (L, N): intersection over union of the mask and
-    the map's top-``top`` fraction of pixels. Maps at the image size.
+    game, without tolerance; the peak is found at the layer's own resolution
+    and placed at its cell's centre, because an upsampled coarse map has flat
+    tops). ``energy`` (L, N): the share of the map's total inside the mask.
+    ``iou`` (L, N): intersection over union of the mask and the map's
+    top-``top`` fraction of pixels (maps at the image size). ``empty`` (L, N):
+    the map is zero everywhere (it scores 0 on all three: "shows nothing" is
+    told apart from "looks elsewhere" by this).
     """
 
     layers: list[str]
     pointing: np.ndarray
     energy: np.ndarray
     iou: np.ndarray
+    empty: np.ndarray
     top: float = 0.15
 
     def summary(self) -> str:
         """A text table of the means over images, one row per layer."""
         width = max(len("layer"), *(len(p) for p in self.layers))
-        rows = [f"{'layer':<{width}}  pointing  energy  IoU@{self.top:.0%}"]
+        rows = [f"{'layer':<{width}}  pointing  energy  IoU@{self.top:.0%}  empty"]
         for i, p in enumerate(self.layers):
             rows.append(
                 f"{p:<{width}}  {self.pointing[i].mean():8.2f}  {self.energy[i].mean():6.2f}"
-                f"  {self.iou[i].mean():7.2f}"
+                f"  {self.iou[i].mean():7.2f}  {self.empty[i].mean():5.2f}"
             )
         return "\n".join(rows)
 
@@ -455,12 +498,18 @@ def agreement(res: CamResult, masks: Any, target: int = 0, top: float = 0.15) ->
         raise ValueError(f"top must be a fraction in (0, 1], got {top!r}")
     flat_mask = m.flatten(1)
     k = max(1, math.ceil(top * flat_mask.shape[1]))
-    pointing, energy, iou = [], [], []
+    H, W = res.image_size
+    pointing, energy, iou, empty = [], [], [], []
     for layer in res.layers:
-        maps = upsample(res.raw(layer, target), res.image_size).flatten(1)
+        raw = res.raw(layer, target)
+        h, w = raw.shape[1:]
+        maps = upsample(raw, res.image_size).flatten(1)
         alive = maps.amax(dim=1) > 0  # an all-zero map points nowhere
-        peak = maps.argmax(dim=1)
-        pointing.append((flat_mask.gather(1, peak[:, None])[:, 0] & alive).numpy())
+        empty.append((~alive).numpy())
+        cell = raw.flatten(1).argmax(dim=1)
+        py = (((cell // w).double() + 0.5) * H / h).long().clamp_(0, H - 1)
+        px = (((cell % w).double() + 0.5) * W / w).long().clamp_(0, W - 1)
+        pointing.append((m[torch.arange(len(m)), py, px] & alive).numpy())
         total = maps.sum(dim=1).clamp_min(1e-30)
         energy.append(((maps * flat_mask).sum(dim=1) / total * alive).numpy())
         region = torch.zeros_like(flat_mask)
@@ -473,6 +522,7 @@ def agreement(res: CamResult, masks: Any, target: int = 0, top: float = 0.15) ->
         pointing=np.stack(pointing),
         energy=np.stack(energy).astype(np.float32),
         iou=np.stack(iou).astype(np.float32),
+        empty=np.stack(empty),
         top=top,
     )
 
