@@ -65,3 +65,15 @@ def test_state_after_steps_and_detach():
     assert mon.view.detached and not mon.watcher.attached
     with pytest.raises(RuntimeError, match="detached"):
         mon.step(loss=1.0)
+
+
+def test_validation_passes_under_no_grad_leave_no_trace():
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    w = nbviz.monitor.Watcher(model, every=1)
+    x = torch.randn(8, 4)
+    model(x).sum().backward()
+    with torch.no_grad():
+        model(torch.full((8, 4), float("nan")))  # a validation pass with NaN: not training
+    w.step(loss=1.0)
+    assert w.snapshot()["nonfinite"] is None
+    w.detach()

@@ -259,7 +259,13 @@ function render({ model, el }) {
     const r = arr((get("latest") || {}).ratio)?.data;
     if (r) bars(ratio.body, layers, r, { log: true, reference: 1e-3 });
     else ratio.body.replaceChildren(h("div", { class: "nbviz-monitor__empty" }, "measured every few steps: none yet"));
-    ratio.note.textContent = "|Δw| / |w| of each layer for one optimiser step; the line marks 1e-3, a common rule of thumb (far above: too fast, far below: barely learning).";
+    const hist = (get("flow") || {}).ratio;
+    const rows = hist && arr(hist.rows);
+    if (rows && rows.shape[0]) {
+      const range = logRange(rows.data) || [1e-6, 1];
+      heat(ratio.body, rows.data, rows.shape[0], rows.shape[1], logScale(range[0], range[1]), inferno, "nbviz-monitor__ratio-heat");
+    }
+    ratio.note.textContent = `|Δw| / |w| of each layer for one optimiser step (bars: the latest; map: layers × time, log colour${rows ? ` ${fmt(logRange(rows.data)?.[0] ?? 0)} to ${fmt(logRange(rows.data)?.[1] ?? 0)}` : ""}). The line marks 1e-3, a rule of thumb for SGD (adaptive optimisers such as Adam often run nearer 1e-2).${hist ? ` ${strideNote(hist.stride)}.` : ""}`;
   }
 
   function drawDead() {
@@ -272,7 +278,10 @@ function render({ model, el }) {
     }
     if (d) bars(dead.body, relus, d, { domain: [0, 1] });
     else dead.body.replaceChildren(h("div", { class: "nbviz-monitor__empty" }, "measured every few steps: none yet"));
-    dead.note.textContent = "fraction of channels that are zero for the whole batch (nn.ReLU modules; functional relu calls are not seen).";
+    const hist = (get("flow") || {}).dead;
+    const rows = hist && arr(hist.rows);
+    if (rows && rows.shape[0]) heat(dead.body, rows.data, rows.shape[0], rows.shape[1], (v) => v, inferno, "nbviz-monitor__dead-heat");
+    dead.note.textContent = "fraction of channels that are zero for the whole batch (bars: the latest; map: ReLU modules × time, black 0 to yellow 1). nn.ReLU modules only: functional relu calls are not seen.";
   }
 
   function drawHist() {

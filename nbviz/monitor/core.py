@@ -15,7 +15,8 @@ before ``optimizer.step()``), records on the tensors' own device:
 - every ``features_every`` steps: the activations of the probe images at a
   few conv layers (a forward in eval mode without gradients).
 
-Values move to the CPU only in `snapshot()`. Histories are bounded
+Values move to the CPU only in `snapshot()`. Only training forwards (autograd
+on) are looked at: a validation pass under ``torch.no_grad()`` leaves no trace. Histories are bounded
 (`history.RowHistory`): older steps merge pairwise, visibly. Nothing the
 model computes changes: the same seed trains to the same weights with and
 without the watcher.
@@ -177,7 +178,7 @@ class Watcher:
         return bool(self._handles)
 
     def _leaf_hook(self, module: nn.Module, args: Any, output: Any) -> None:
-        if self._in_probe:
+        if self._in_probe or not torch.is_grad_enabled():  # training forwards only
             return
         if not self._order and module in self._layer_set:
             self._first_pass.append(module)
@@ -194,6 +195,8 @@ class Watcher:
         def hook(module: nn.Module, args: Any, output: Any) -> None:
             if self._in_probe or not self._collect or not isinstance(output, torch.Tensor):
                 return
+            if not torch.is_grad_enabled():  # a validation pass: not what trains
+                return
             out = output.detach()
             dims = [d for d in range(out.ndim) if d != (1 if out.ndim > 2 else out.ndim - 1)]
             alive = (out > 0).any(dim=tuple(dims)) if dims else out > 0
@@ -204,6 +207,8 @@ class Watcher:
     def _hist_hook(self, path: str):
         def hook(module: nn.Module, args: Any, output: Any) -> None:
             if self._in_probe or not self._collect_hist or not isinstance(output, torch.Tensor):
+                return
+            if not torch.is_grad_enabled():  # a validation pass: not what trains
                 return
             # Binned now (review fix): the output was kept until step(), by which time an
             # in-place op after this layer (ReLU(inplace=True) after a conv or a norm) had

@@ -231,7 +231,8 @@ class Monitor(ipywidgets.VBox):
 
     def gradient_norms(self) -> dict[str, float]:
         """The latest gradient norm of each layer, e.g. for ``ModelGraph.overlay``."""
-        latest = self.watcher.snapshot()["latest"].get("grad_norm")
+        self.watcher.flush_pending()  # only the newest values: no copy of the histories
+        latest = self.watcher.latest.get("grad_norm")
         return (
             {}
             if latest is None
