@@ -131,21 +131,19 @@ function render({ model, el }) {
         vy = vy.filter((_, i) => keep[i]);
       }
       if (view.log) {
-        // A log axis cannot show zero or negative values: those points are left out.
+        // log10 of the values on the same linear axis (swapping in a bqplot LogScale from
+        // the browser leaves it without a pixel range). Zero and negative values can't be
+        // shown and are left out.
         const ok = [...raw].map((r, i) => r > 0 && sm[i] > 0);
         x = x.filter((_, i) => ok[i]);
-        raw = raw.filter((_, i) => ok[i]);
-        sm = sm.filter((_, i) => ok[i]);
+        raw = raw.filter((_, i) => ok[i]).map(Math.log10);
+        sm = sm.filter((_, i) => ok[i]).map(Math.log10);
         const vok = [...vy].map((r) => r > 0);
         vx = vx.filter((_, i) => vok[i]);
-        vy = vy.filter((_, i) => vok[i]);
+        vy = vy.filter((_, i) => vok[i]).map(Math.log10);
       }
-      const yScale = view.log ? parts.ylog : parts.y;
-      for (const mark of [parts.raw, parts.smooth, parts.val]) {
-        const scales = mark.get("scales");
-        if (scales.y !== yScale) mark.set("scales", { ...scales, y: yScale });
-      }
-      if (parts.yaxis.get("scale") !== yScale) parts.yaxis.set("scale", yScale);
+      const label = view.log ? `log10 ${name}` : name;
+      if (parts.yaxis.get("label") !== label) parts.yaxis.set("label", label);
       parts.raw.set({ x, y: raw });
       parts.smooth.set({ x, y: sm });
       parts.val.set({ x: vx, y: vy });

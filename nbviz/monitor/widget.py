@@ -130,7 +130,7 @@ class MonitorView(LiveWidget):
         import bqplot
 
         x = bqplot.LinearScale()
-        y, ylog = bqplot.LinearScale(), bqplot.LogScale()
+        y = bqplot.LinearScale()
         raw = bqplot.Lines(
             x=[],
             y=[],
@@ -155,7 +155,7 @@ class MonitorView(LiveWidget):
             default_size=24,
             labels=["validation"],
         )
-        xaxis = bqplot.Axis(scale=x, label="step", grid_lines="none", num_ticks=5)
+        xaxis = bqplot.Axis(scale=x, label="step", grid_lines="none", num_ticks=5, tick_format="d")
         yaxis = bqplot.Axis(
             scale=y,
             orientation="vertical",
@@ -179,7 +179,6 @@ class MonitorView(LiveWidget):
             "val": val,
             "x": x,
             "y": y,
-            "ylog": ylog,
             "xaxis": xaxis,
             "yaxis": yaxis,
         }

@@ -80,6 +80,8 @@ def smooth_path(lab: Lab, figure: int = 0) -> str:
 
 
 def test_training_monitor_in_jupyterlab(lab: Lab):
+    errors = []
+    lab.page.on("pageerror", lambda e: errors.append(str(e)))  # bqplot's axes throw here
     lab.open_notebook("monitor.ipynb", [SETUP, TRAIN])
     lab.run_cell(0)
     lab.wait_cell(0)
@@ -124,7 +126,13 @@ def test_training_monitor_in_jupyterlab(lab: Lab):
     wait_attr(lab, "featureLayer", f"v === '{feature_layers[2]}'")
     assert w.locator(".nbviz-monitor__tile").count() == 16
     w.locator(".nbviz-monitor__log").check()
+    lab.page.wait_for_function(
+        "(f) => f.textContent.includes('log10 loss')",
+        arg=lab.cell_output(0).locator(".bqplot").first.element_handle(),
+    )
+    before = smooth_path(lab)
     w.locator(".nbviz-monitor__window").select_option("100")
+    assert smooth_path(lab) != before
     assert lab.cell_running(1), "training ended before the interactions"
     assert lab.kernel_messages_sent("comm_msg") == 0  # the browser alone
 
@@ -146,3 +154,4 @@ def test_training_monitor_in_jupyterlab(lab: Lab):
     if os.environ.get("NBVIZ_UPDATE_DOCS"):
         for theme, path in shots.items():
             shutil.copy(path, DOCS / f"monitor-{theme}.png")
+    assert errors == []
