@@ -109,7 +109,7 @@ def main() -> None:
         ("SmallCNN (demo), shapes 64x64, batch 64", "cnn", 64, 100 if not args.quick else 20),
         ("ResNet-50-style, 96x96, batch 16", "resnet", 96, 40 if not args.quick else 6),
     ]
-    rounds = 2 if args.quick else 10
+    rounds = 2 if args.quick else 6
     print(f"{rounds} rounds per model, order alternated; monitor at its defaults")
     print(
         "| loop | steps per pass | bare pass | with nbviz.watch | overhead (median of paired ratios) | inside mon.step |"

@@ -77,3 +77,12 @@ def test_validation_passes_under_no_grad_leave_no_trace():
     w.step(loss=1.0)
     assert w.snapshot()["nonfinite"] is None
     w.detach()
+
+
+def test_an_empty_batch_passes_through():
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3))
+    w = nbviz.monitor.Watcher(model)
+    model(torch.zeros(0, 4)).sum().backward()
+    w.step(loss=0.0)
+    assert w.snapshot()["nonfinite"] is None
+    w.detach()
