@@ -15,10 +15,9 @@ too: a second, noise-free view of the same cost.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 
-from jupyter_client.manager import start_new_kernel
+from _kernel import paired_rounds  # benchmarks/ is on the path when run as a script
 
 SETUP = """
 import time, json, torch, nbviz
@@ -47,40 +46,12 @@ run(False); run(True)  # warm-up
 """
 
 
-def run_in_kernel(n: int, size: int, rounds: int) -> list[dict[str, list[float]]]:
-    km, kc = start_new_kernel(kernel_name="python3")
-    out: list[str] = []
-
-    def hook(msg):
-        if msg["msg_type"] == "stream" and msg["content"]["name"] == "stdout":
-            out.append(msg["content"]["text"])
-        if msg["msg_type"] == "error":
-            raise RuntimeError("\n".join(msg["content"]["traceback"]))
-
-    try:
-        kc.execute_interactive(SETUP.format(n=n, size=size), output_hook=hook, timeout=600)
-        results = []
-        for r in range(rounds):
-            order = ("bare", "live") if r % 2 == 0 else ("live", "bare")
-            one = {}
-            for name in order:
-                out.clear()
-                code = f"print(json.dumps(run({name == 'live'})))"
-                kc.execute_interactive(code, output_hook=hook, timeout=600)
-                one[name] = json.loads("".join(out))
-            results.append(one)
-        return results
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     n, size, rounds = (600, 64, 2) if args.quick else (1500, 64, 30)
-    res = run_in_kernel(n, size, rounds)
+    res = paired_rounds(SETUP.format(n=n, size=size), rounds, timeout=600)
     ratios = [r["live"][0] / r["bare"][0] for r in res]
     share = [r["live"][1] / r["live"][0] for r in res]
     bare = statistics.median(r["bare"][0] for r in res)

@@ -15,12 +15,11 @@ directly too.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from pathlib import Path
 
-from jupyter_client.manager import start_new_kernel
+from _kernel import paired_rounds  # benchmarks/ is on the path when run as a script
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -72,35 +71,6 @@ run(False, 5); run(True, 5)  # warm-up
 """
 
 
-def run_in_kernel(model: str, size: int, steps: int, rounds: int) -> list[dict[str, list[float]]]:
-    km, kc = start_new_kernel(kernel_name="python3")
-    out: list[str] = []
-
-    def hook(msg):
-        if msg["msg_type"] == "stream" and msg["content"]["name"] == "stdout":
-            out.append(msg["content"]["text"])
-        if msg["msg_type"] == "error":
-            raise RuntimeError("\n".join(msg["content"]["traceback"]))
-
-    try:
-        setup = SETUP.format(repo=str(REPO), model=model, size=size)
-        kc.execute_interactive(setup, output_hook=hook, timeout=600)
-        results = []
-        for r in range(rounds):
-            order = ("bare", "live") if r % 2 == 0 else ("live", "bare")
-            one = {}
-            for name in order:
-                out.clear()
-                code = f"print(json.dumps(run({name == 'live'}, {steps})))"
-                kc.execute_interactive(code, output_hook=hook, timeout=1200)
-                one[name] = json.loads("".join(out))
-            results.append(one)
-        return results
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true")
@@ -116,7 +86,9 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|")
     for label, model, size, steps in cases:
-        res = run_in_kernel(model, size, steps, rounds)
+        res = paired_rounds(
+            SETUP.format(repo=str(REPO), model=model, size=size), rounds, str(steps)
+        )
         ratios = [r["live"][0] / r["bare"][0] for r in res]
         share = [r["live"][1] / r["live"][0] for r in res]
         bare = statistics.median(r["bare"][0] for r in res)

@@ -7,13 +7,7 @@ import torch.nn.functional as F
 import nbviz
 from nbviz.examples import SmallCNN
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def train_steps(model, mon, steps, data):

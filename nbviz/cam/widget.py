@@ -18,18 +18,12 @@ import traitlets
 from torch import nn
 
 from .._state import preserved
-from .._widget import LiveWidget, array_from_json, array_to_json
+from .._widget import Array, LiveWidget
 from ..confusion.reservoir import thumbnails
 from .core import METHODS, agreement, check_images, check_masks, compute, resolve_layers
 
 COLORMAPS = ("inferno", "viridis", "cividis")
 _DISPLAY_MAX = 256  # longest side of the images sent for display
-
-
-def _array(**kwargs: Any) -> traitlets.Any:
-    return traitlets.Any(allow_none=True, **kwargs).tag(
-        sync=True, to_json=array_to_json, from_json=array_from_json
-    )
 
 
 class GradCAM(LiveWidget):
@@ -53,14 +47,14 @@ class GradCAM(LiveWidget):
 
     title = traitlets.Unicode("").tag(sync=True)
     classes = traitlets.List(traitlets.Unicode()).tag(sync=True)
-    images = _array()  # (N, H, W, 3) uint8, for display
+    images = Array()  # (N, H, W, 3) uint8, for display
     labels = traitlets.List(allow_none=True, default_value=None).tag(sync=True)
-    masks = _array()  # (N, H, W) uint8 0/1 at the display size, or None
+    masks = Array()  # (N, H, W) uint8 0/1 at the display size, or None
     methods = traitlets.List(traitlets.Unicode()).tag(sync=True)
-    maps = _array()  # every map, uint8, concatenated as maps_index says
+    maps = Array()  # every map, uint8, concatenated as maps_index says
     maps_index = traitlets.List().tag(sync=True)  # {method, layer, h, w, offset, agreement}
-    targets = _array()  # (N, T) int: the classes explained per image
-    probs = _array()  # (N, T) float: their probabilities
+    targets = Array()  # (N, T) int: the classes explained per image
+    probs = Array()  # (N, T) float: their probabilities
     topk = traitlets.Int(3).tag(sync=True)
     # Initial view; afterwards the view state lives in the browser.
     method = traitlets.Unicode("gradcam").tag(sync=True)

@@ -152,6 +152,7 @@ class Watcher:
         self.capacity = capacity
         self.versions = {"scalars": 0, "flow": 0, "hist": 0, "features": 0}  # what changed
         self._handles: list[Any] = []
+        self._owner_index: tuple[Any, torch.Tensor] | None = None
         self._attach()
 
     # --- hooks ---------------------------------------------------------------------------------
@@ -309,11 +310,15 @@ class Watcher:
         self.layers = [self.layers[i] for i in perm]
 
     def _per_layer(self, grads: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        owners = [i for i, ps in enumerate(self.params) for p in ps if p.grad is not None]
+        owners = tuple(i for i, ps in enumerate(self.params) for p in ps if p.grad is not None)
         device = grads[0].device
         norms = torch.stack(torch._foreach_norm(grads)).to(device=device, dtype=torch.float64)
         maxes = torch.stack(torch._foreach_norm(grads, ord=math.inf)).to(device, torch.float64)
-        idx = torch.tensor(owners, device=device)
+        # Which layer each gradient belongs to: the same every step, so made once (a host
+        # to device copy per step otherwise).
+        if self._owner_index is None or self._owner_index[0] != (owners, device):
+            self._owner_index = ((owners, device), torch.tensor(owners, device=device))
+        idx = self._owner_index[1]
         n = len(self.params)
         sq = torch.zeros(n, device=device, dtype=torch.float64).index_add_(0, idx, norms**2)
         mx = torch.full((n,), -1.0, device=device, dtype=torch.float64)

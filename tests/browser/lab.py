@@ -970,3 +970,17 @@ class Lab:
             locator.scroll_into_view_if_needed()
             locator.screenshot(path=str(path), animations="disabled")
         return path
+
+    def screenshot_themes(self, locator, name: str) -> dict[str, Path]:
+        """``<name>-light.png`` now, then ``<name>-dark.png`` in Lab's dark theme (after a
+        moment for canvases to redraw); copied to the README's docs/ when the environment
+        sets NBVIZ_UPDATE_DOCS."""
+        shots = {"light": self.screenshot(locator, f"{name}-light")}
+        self.set_theme("dark")
+        self.page.wait_for_timeout(400)
+        shots["dark"] = self.screenshot(locator, f"{name}-dark")
+        if os.environ.get("NBVIZ_UPDATE_DOCS"):
+            docs = Path(__file__).resolve().parents[2] / "docs"
+            for theme, path in shots.items():
+                shutil.copy(path, docs / f"{name}-{theme}.png")
+        return shots

@@ -4,14 +4,11 @@ already in the browser, while another cell keeps the kernel busy."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 from .lab import Lab
 
 EVIL = "<img src=x onerror=alert(1)>"
-DOCS = Path(__file__).resolve().parents[2] / "docs"
 ROOT = ".nbviz-gradcam"
 
 SETUP = f"""
@@ -137,11 +134,5 @@ def test_gradcam_explorer_in_jupyterlab(lab: Lab):
     w.locator(".nbviz-gradcam__choice").nth(0).click()
     lab.page.mouse.move(0, 0)
     lab.page.set_viewport_size({"width": 1280, "height": 1100})
-    shots = {"light": lab.screenshot(w, "gradcam-light")}
-    lab.set_theme("dark")
-    lab.page.wait_for_timeout(300)
-    shots["dark"] = lab.screenshot(w, "gradcam-dark")
-    if os.environ.get("NBVIZ_UPDATE_DOCS"):
-        for theme, path in shots.items():
-            shutil.copy(path, DOCS / f"gradcam-{theme}.png")
+    lab.screenshot_themes(w, "gradcam")
     assert dialogs == []

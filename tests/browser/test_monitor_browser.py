@@ -4,13 +4,10 @@ browser alone."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 from .lab import Lab
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
 ROOT = ".nbviz-monitor"
 
 SETUP = """
@@ -147,11 +144,5 @@ def test_training_monitor_in_jupyterlab(lab: Lab):
     w.locator(".nbviz-monitor__smoothing").fill("0.6")
     lab.page.set_viewport_size({"width": 1400, "height": 1400})
     out = lab.cell_output(0)
-    shots = {"light": lab.screenshot(out, "monitor-light")}
-    lab.set_theme("dark")
-    lab.page.wait_for_timeout(400)
-    shots["dark"] = lab.screenshot(out, "monitor-dark")
-    if os.environ.get("NBVIZ_UPDATE_DOCS"):
-        for theme, path in shots.items():
-            shutil.copy(path, DOCS / f"monitor-{theme}.png")
+    lab.screenshot_themes(out, "monitor")
     assert errors == []
