@@ -361,6 +361,33 @@ def test_activation_histograms_and_features_before_an_inplace_relu():
     w.detach()
 
 
+def test_a_large_activation_is_binned_from_a_uniform_sample():
+    """Past ACTIVATION_SAMPLE values, a uniform sample is binned: each bin within 0.005 of the
+    whole activation's fraction, the range still fits its largest value, and training's
+    random numbers are not drawn from."""
+    from nbviz.monitor.core import ACTIVATION_SAMPLE
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.Flatten(), nn.Linear(16 * 64, 2))
+    x = randn(600, 3, 8, 8, seed=3)
+    x[7, 0, 3, 3] = 40.0  # one far value: the range must take it in, sample or not
+    w = Watcher(model, layers=["0"], hist_every=1)
+    with torch.no_grad():
+        conv = model[0](x)
+    assert conv.numel() > 2 * ACTIVATION_SAMPLE
+    rng = torch.random.get_rng_state()
+    model(x).sum().backward()
+    assert torch.equal(torch.random.get_rng_state(), rng)
+    w.step()
+    edges, rows, _ = w.snapshot()["histograms"][("0", "activations")]
+    r = float(edges[-1])
+    assert float(conv.abs().max()) < r <= 2 * float(conv.abs().max())
+    exact = torch.histc(conv.reshape(-1), bins=64, min=-r, max=r).numpy() / conv.numel()
+    assert np.abs(rows[-1] - exact).max() < 0.005
+    assert rows[-1].sum() == pytest.approx(1.0)
+    w.detach()
+
+
 def test_feature_maps_bounded_and_probe_forward_leaves_model_as_found(data):
     model = small_cnn()
     model.train()
@@ -818,6 +845,15 @@ def run_with_fault(w, model, fault, at, steps=8):
         opt.step()
 
 
+def checked_watcher(model: nn.Module, eager: bool, **kwargs) -> Watcher:
+    """A watcher whose activation check is the CPU one (read the model's output, scan the
+    modules only when it is bad) or the one for other devices (a flag per module output on
+    the device, read later), so that both run here."""
+    w = Watcher(model, **kwargs)
+    w._eager = eager
+    return w
+
+
 @pytest.mark.parametrize(
     ("fault", "every", "where", "layer"),
     [
@@ -829,9 +865,10 @@ def run_with_fault(w, model, fault, at, steps=8):
         ("weight", 100, "activations", "2"),  # activations are checked at every step
     ],
 )
-def test_nonfinite_reports_first_step_and_layer(fault, every, where, layer):
+@pytest.mark.parametrize("eager", [True, False], ids=["cpu-check", "device-flags"])
+def test_nonfinite_reports_first_step_and_layer(fault, every, where, layer, eager):
     model = nan_net()
-    w = Watcher(model, every=every)
+    w = checked_watcher(model, eager, every=every)
     run_with_fault(w, model, fault, at=3)  # training goes on after the fault
     assert w.steps == 8
     bad = w.snapshot()["nonfinite"]
@@ -843,27 +880,131 @@ def test_nonfinite_reports_first_step_and_layer(fault, every, where, layer):
     w.detach()
 
 
-def test_nonfinite_step_is_the_first_even_when_read_late():
+@pytest.mark.parametrize("eager", [True, False], ids=["cpu-check", "device-flags"])
+def test_nonfinite_step_is_the_first_even_when_read_late(eager):
     """A NaN at an unsampled step, read only at the end: the first step is reported, and at
     that step the forward (activations) came before the gradients."""
     model = nan_net()
-    w = Watcher(model, every=10)
+    w = checked_watcher(model, eager, every=10)
     run_with_fault(w, model, "weight", at=5, steps=12)  # no snapshot() until the end
     bad = w.snapshot()["nonfinite"]
     assert bad == {"step": 5, "where": "activations", "layer": "2"}, bad
 
 
 @pytest.mark.parametrize(("every", "where"), [(1, "activations"), (100, "activations")])
-def test_on_nan_raise_stops_at_that_step_and_can_still_detach(every, where):
+@pytest.mark.parametrize("eager", [True, False], ids=["cpu-check", "device-flags"])
+def test_on_nan_raise_stops_at_that_step_and_can_still_detach(every, where, eager):
     model = nan_net()
     before = hook_state(model)
-    w = Watcher(model, every=every, on_nan="raise")
+    w = checked_watcher(model, eager, every=every, on_nan="raise")
     with pytest.raises(FloatingPointError, match=rf"non-finite {where} at step 3 in '"):
         run_with_fault(w, model, "weight", at=3)
     assert w.nonfinite["step"] == 3
     assert w.nonfinite["layer"] == "2"  # the NaN weight's layer, whatever `every` is
     w.detach()
     assert hook_state(model) == before
+
+
+class MaskedScores(nn.Module):
+    """Scores with -inf where masked, as attention masks are; `clean` makes them finite."""
+
+    def __init__(self):
+        super().__init__()
+        self.score = nn.Linear(4, 6)
+        self.head = nn.Linear(6, 2)
+        self.after = False  # when True, a NaN is made by the forward's own code, after `head`
+
+    def forward(self, x):
+        s = self.score(x).masked_fill(torch.arange(6) >= 4, float("-inf"))
+        out = self.head(torch.where(torch.isinf(s), torch.zeros_like(s), s))
+        return out * float("nan") if self.after else out
+
+
+def train_steps(w: Watcher, model: nn.Module, steps: int, forward=None) -> None:
+    x, y = randn(5, 4), torch.arange(5) % 2
+    for _ in range(steps):
+        model.zero_grad()
+        F.cross_entropy((forward or model)(x), y).backward()
+        w.step()
+
+
+@pytest.mark.parametrize("eager", [True, False], ids=["cpu-check", "device-flags"])
+def test_nonfinite_values_the_model_masks_itself_are_not_reported(eager):
+    model = MaskedScores()
+    w = checked_watcher(model, eager, every=1)
+    train_steps(w, model, 3)
+    snap = w.snapshot()
+    assert snap["nonfinite"] is None and np.isfinite(snap["grad_norm"][0]).all()
+    w.detach()
+
+
+@pytest.mark.parametrize("eager", [True, False], ids=["cpu-check", "device-flags"])
+def test_nonfinite_made_after_the_last_module_names_the_model(eager):
+    """Every module's output is finite (the masked -inf aside), the model's is not."""
+    model = MaskedScores()
+    w = checked_watcher(model, eager)
+    train_steps(w, model, 2)
+    model.after = True
+    with pytest.warns(RuntimeWarning, match="non-finite activations at step 2 in 'MaskedScores'"):
+        train_steps(w, model, 2)
+        bad = w.snapshot()["nonfinite"]
+    assert bad == {"step": 2, "where": "activations", "layer": "MaskedScores"}
+    w.detach()
+
+
+@pytest.mark.parametrize("eager", [True, False], ids=["cpu-check", "device-flags"])
+def test_nonfinite_found_when_the_model_is_run_piecewise(eager):
+    """The loop calls the layers one by one: the model's own forward never ends, so every
+    module output is checked at step()."""
+    model = nan_net()
+    w = checked_watcher(model, eager)
+
+    def piecewise(x):
+        for layer in model:
+            x = layer(x)
+        return x
+
+    train_steps(w, model, 2, piecewise)
+    with torch.no_grad():
+        model[2].weight[0, 0] = float("nan")
+    with pytest.warns(RuntimeWarning, match="at step 2 in '2'"):
+        train_steps(w, model, 2, piecewise)
+        assert w.snapshot()["nonfinite"] == {"step": 2, "where": "activations", "layer": "2"}
+    assert w._outputs == []
+    w.detach()
+
+
+def test_no_module_output_is_held_after_the_forward():
+    """The CPU check holds this forward's module outputs only until the model's output is
+    read: nothing outlives the forward (it would keep activations through the backward)."""
+    model = nan_net()
+    w = checked_watcher(model, True)
+    out = model(randn(3, 4))
+    assert w._outputs == []
+    out.sum().backward()
+    w.step()
+    with torch.no_grad():  # a validation pass is not looked at at all
+        model(randn(3, 4))
+    assert w._outputs == []
+    w.detach()
+
+
+def test_abs_max_equals_the_inf_norm_for_every_kind_of_tensor():
+    from nbviz.monitor.core import _abs_max
+
+    torch.manual_seed(0)
+    cases = [
+        [randn(3, 4), randn(7), -randn(2, 2, 2).abs()],
+        [randn(5), torch.tensor([1.0, float("nan"), -3.0])],
+        [torch.tensor([-float("inf"), 2.0]), randn(4)],
+        [randn(3), torch.empty(0)],  # an empty gradient: 0
+        [torch.empty(0)],
+        [torch.randn(3, dtype=torch.complex64), randn(2)],
+        [randn(3).double(), randn(2).double()],
+    ]
+    for tensors in cases:  # the inf-norm of each (torch's refuses an empty tensor)
+        expected = torch.stack([t.abs().amax() if t.numel() else t.new_zeros(()) for t in tensors])
+        torch.testing.assert_close(_abs_max(tensors), expected, equal_nan=True)
 
 
 def test_on_nan_raise_on_a_nonfinite_scalar():
