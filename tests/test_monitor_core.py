@@ -167,6 +167,29 @@ class Reordered(nn.Module):
         return self.frozen(self.head(x))
 
 
+def test_max_gradient_is_taken_on_sampled_steps_and_says_which():
+    """The norm every step; max |g| (a second pass over every gradient) every `every` steps,
+    with its step, equal to the direct computation at that step."""
+    model, x, y = mlp(), randn(16, 12), torch.arange(16) % 3
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    w = Watcher(model, every=3)
+    expected = {}
+    for step in range(7):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        w.step()
+        expected[step] = direct_grad_stats(model, w.layers)
+        opt.step()
+    snap = w.snapshot()
+    rows, spans = snap["grad_max"]
+    assert spans.tolist() == [[0, 0], [3, 3], [6, 6]]
+    np.testing.assert_allclose(rows, np.stack([expected[s][1] for s in (0, 3, 6)]), rtol=1e-6)
+    assert snap["grad_max_step"] == 6 and len(snap["grad_norm"][0]) == 7
+    np.testing.assert_allclose(snap["latest"]["grad_max"], expected[6][1], rtol=1e-6)
+    np.testing.assert_allclose(snap["latest"]["grad_norm"], expected[6][0], rtol=1e-5)
+    w.detach()
+
+
 def test_layers_are_in_forward_order_not_registration_order():
     torch.manual_seed(0)
     model = Reordered()
@@ -972,6 +995,25 @@ def test_nonfinite_found_when_the_model_is_run_piecewise(eager):
         assert w.snapshot()["nonfinite"] == {"step": 2, "where": "activations", "layer": "2"}
     assert w._outputs == []
     w.detach()
+
+
+def test_modules_where_no_nonfinite_value_can_begin_are_not_hooked_for_it():
+    """ReLU, max pooling and Flatten turn finite inputs into finite outputs: the watch skips
+    them (a ReLU keeps its dead-unit hook), and every other module gets one hook."""
+    model = small_cnn()
+    w = Watcher(model, layers=["classifier.fc"])
+    hooks = {p: len(m._forward_hooks) for p, m in model.named_modules()}
+    kinds = {p: type(m) for p, m in model.named_modules()}
+    for path, n in hooks.items():
+        if kinds[path] is nn.ReLU:
+            assert n == 1, path  # dead units only
+        elif kinds[path] in (nn.MaxPool2d, nn.AdaptiveMaxPool2d, nn.Flatten):
+            assert n == 0, path
+        elif kinds[path] in (nn.Conv2d, nn.BatchNorm2d):
+            assert n == 1, path
+    assert hooks["classifier.fc"] == 2 and hooks[""] == 1  # + its histogram; the model
+    w.detach()
+    assert all(len(m._forward_hooks) == 0 for m in model.modules())
 
 
 def test_no_module_output_is_held_after_the_forward():

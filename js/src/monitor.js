@@ -23,6 +23,7 @@ import { heatPixels, logRange, logScale, smooth, strideNote, windowRange } from 
  * @property {Record<string, {steps: WireArray, values: WireArray}>} val
  * @property {Record<string, History>} flow  grad_norm, grad_max, ratio, dead
  * @property {Record<string, WireArray>} latest  newest grad_norm, grad_max, ratio, dead
+ * @property {number} max_step        the step of latest.grad_max (sampled every few steps), -1: none
  * @property {Record<string, History & {radius: number}>} histograms  "layer|kind"
  * @property {string[]} hist_layers
  * @property {Record<string, WireArray>} features  layer -> (N, C, h, w) uint8
@@ -247,7 +248,9 @@ function render({ model, el }) {
       const [T, C] = g.shape;
       const range = logRange(g.data) || [1e-8, 1];
       heat(flow.body, g.data, T, C, logScale(range[0], range[1]), inferno, "nbviz-monitor__flow-heat");
-      flow.note.textContent = `bars: gradient norm per layer at the last step (tick: max |g|), log scale; map: layers (input side at the top) × time, colour log10 norm from ${fmt(range[0])} to ${fmt(range[1])}; grey: no gradient or non-finite. ${strideNote(f.grad_norm.stride)}.`;
+      const maxStep = get("max_step");
+      const tick = mx && maxStep >= 0 ? ` (tick: max |g| at step ${maxStep}, measured every few steps)` : "";
+      flow.note.textContent = `bars: gradient norm per layer at the last step${tick}, log scale; map: layers (input side at the top) × time, colour log10 norm from ${fmt(range[0])} to ${fmt(range[1])}; grey: no gradient or non-finite. ${strideNote(f.grad_norm.stride)}.`;
     } else flow.note.textContent = "";
     root.dataset.flowColumns = String(g ? g.shape[0] : 0);
   }
@@ -424,7 +427,7 @@ function render({ model, el }) {
       drawAll();
     });
   };
-  const events = ["scalars", "val", "flow", "latest", "histograms", "features", "nonfinite", "steps", "detached"].map((k) => `change:${k}`);
+  const events = ["scalars", "val", "flow", "latest", "max_step", "histograms", "features", "nonfinite", "steps", "detached"].map((k) => `change:${k}`);
   for (const e of events) model.on(e, schedule);
   const onCurves = () => resolveCurves();
   model.on("change:curves", onCurves);

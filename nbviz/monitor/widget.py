@@ -52,6 +52,7 @@ class MonitorView(LiveWidget):
     val = _data({})
     flow = _data({})  # grad_norm / grad_max / ratio / dead -> {rows, steps, stride}
     latest = _data({})  # the newest per-layer values, for the bars
+    max_step = traitlets.Int(-1).tag(sync=True)  # the step of latest["grad_max"] (sampled)
     histograms = _data({})  # "layer|kind" -> {radius, rows, steps, stride}
     hist_layers = traitlets.List(traitlets.Unicode()).tag(sync=True)
     features = _data({})  # layer -> (N, C, h, w) uint8
@@ -105,6 +106,7 @@ class MonitorView(LiveWidget):
                 )
             }
             self.latest = {k: np.asarray(v, dtype=np.float32) for k, v in snap["latest"].items()}
+            self.max_step = -1 if snap["grad_max_step"] is None else snap["grad_max_step"]
         if version["hist"] != self._sent.get("hist"):
             self.hist_layers = snap["hist_layers"]
             self.histograms = {
@@ -273,8 +275,9 @@ def watch(
 
     ``probe``: a few fixed inputs whose feature maps are shown (conv models).
     ``layers``: module paths for the histograms (default: four spread over depth).
-    ``every`` / ``hist_every`` / ``features_every``: steps between update ratios, dead
-    units and activation checks / histograms / feature maps. ``on_nan="raise"`` stops
+    ``every`` / ``hist_every`` / ``features_every``: steps between max |g|, update ratios
+    and dead units / histograms / feature maps (gradient norms and the NaN/Inf watch run
+    every step). ``on_nan="raise"`` stops
     the loop at the first non-finite gradient or scalar. ``graph``: a
     :class:`nbviz.ModelGraph` of the same model, coloured by gradient norm as it trains.
     """
