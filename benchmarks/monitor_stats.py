@@ -106,14 +106,14 @@ def histograms(rounds: int, device: str) -> None:
 def flow_contenders(model: torch.nn.Module, watcher: Watcher) -> dict:
     """One step's gradient-flow statistics: nbviz's, and the recipes a user would write."""
     params = [(n, p) for n, p in model.named_parameters() if p.grad is not None]
-    grads = [p.grad for ps in watcher.params for p in ps if p.grad is not None]
+    owned = [(i, p.grad) for i, ps in enumerate(watcher.params) for p in ps if p.grad is not None]
 
     def nbviz_flow():  # norm and max |g| per layer (a sampled step), read to the CPU
-        norms, maxes = watcher._per_layer(grads, with_max=True)
+        norms, maxes = watcher._per_layer(owned, with_max=True)
         return norms.cpu().numpy(), maxes.cpu().numpy()
 
     def nbviz_norms():  # the other steps: the norm per layer only
-        return watcher._per_layer(grads, with_max=False)[0].cpu().numpy()
+        return watcher._per_layer(owned, with_max=False)[0].cpu().numpy()
 
     def loop_norm():
         return {n: p.grad.norm().item() for n, p in params}

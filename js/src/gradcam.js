@@ -9,7 +9,7 @@ import { interpolateCividis, interpolateInferno, interpolateViridis } from "d3-s
 import { decodeArray } from "./lib/arrays.js";
 import { blend, classChoices, layerMeans, normalise, outline, upsample } from "./lib/cam-math.js";
 import { colorTable } from "./lib/colors.js";
-import { el as h, watchTheme } from "./lib/dom.js";
+import { coalesce, el as h, watchTheme } from "./lib/dom.js";
 
 /**
  * @typedef {import("./lib/arrays.js").WireArray} WireArray
@@ -483,15 +483,7 @@ function render({ model, el }) {
     idle(step);
   }
   full();
-  let queued = false; // maps and maps_index change together: redraw once
-  const onChange = () => {
-    if (queued) return;
-    queued = true;
-    queueMicrotask(() => {
-      queued = false;
-      full();
-    });
-  };
+  const onChange = coalesce(full, queueMicrotask); // maps and maps_index change together
   model.on("change:maps", onChange);
   model.on("change:maps_index", onChange);
   const unwatch = watchTheme(() => renderChart());

@@ -7,7 +7,7 @@ import "./lib/common.css";
 import "./graph.css";
 import ELK from "elkjs/lib/elk.bundled.js";
 import { colorTable, css, rgbAt, textColorOn } from "./lib/colors.js";
-import { el as h, watchTheme } from "./lib/dom.js";
+import { coalesce, el as h, watchTheme } from "./lib/dom.js";
 import * as gv from "./lib/graph-view.js";
 
 /**
@@ -669,19 +669,11 @@ function render({ model, el }) {
   }
 
   // ---- pan / zoom ---------------------------------------------------------
-  let transformQueued = false;
   function applyTransform() {
     scene.setAttribute("transform", `translate(${view.x.toFixed(2)},${view.y.toFixed(2)}) scale(${view.k.toFixed(5)})`);
     root.dataset.zoom = view.k.toFixed(3);
   }
-  function scheduleTransform() {
-    if (transformQueued) return;
-    transformQueued = true;
-    requestAnimationFrame(() => {
-      transformQueued = false;
-      applyTransform();
-    });
-  }
+  const scheduleTransform = coalesce(applyTransform);
 
   /** Fits the graph to the width (and the height too when it stays readable). @param {boolean} [sizeViewport] */
   function fit(sizeViewport = false) {
@@ -1108,15 +1100,7 @@ function render({ model, el }) {
     firstLayout = true;
     requestLayout();
   };
-  let restyleQueued = false;
-  const onOverlay = () => {
-    if (restyleQueued) return;
-    restyleQueued = true;
-    requestAnimationFrame(() => {
-      restyleQueued = false;
-      restyle();
-    });
-  };
+  const onOverlay = coalesce(restyle);
   const onTitle = () => syncChrome();
   model.on("change:graph", onGraph);
   model.on("change:depth", onDepth);

@@ -8,7 +8,7 @@ import "./monitor.css";
 import { interpolateInferno, interpolateViridis } from "d3-scale-chromatic";
 import { decodeArray } from "./lib/arrays.js";
 import { colorTable } from "./lib/colors.js";
-import { el as h, watchTheme } from "./lib/dom.js";
+import { coalesce, el as h, watchTheme } from "./lib/dom.js";
 import { heatPixels, logRange, logScale, smooth, strideNote, windowRange } from "./lib/monitor-math.js";
 
 /**
@@ -418,15 +418,7 @@ function render({ model, el }) {
     drawFeatures();
   });
 
-  let queued = false; // several traits change in one message: draw once
-  const schedule = () => {
-    if (queued) return;
-    queued = true;
-    requestAnimationFrame(() => {
-      queued = false;
-      drawAll();
-    });
-  };
+  const schedule = coalesce(drawAll); // several traits change in one message: draw once
   const events = ["scalars", "val", "flow", "latest", "max_step", "histograms", "features", "nonfinite", "steps", "detached"].map((k) => `change:${k}`);
   for (const e of events) model.on(e, schedule);
   const onCurves = () => resolveCurves();

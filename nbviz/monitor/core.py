@@ -194,7 +194,7 @@ class Watcher:
             self._handles.append(m.register_forward_hook(self._relu_hook(i)))
         leaves = [m for m in self.model.modules() if next(m.children(), None) is None]
         for m in leaves:
-            if isinstance(m, FINITE_IN_FINITE_OUT) and m is not self.model:
+            if isinstance(m, FINITE_IN_FINITE_OUT):  # (the model hook still reads the output)
                 continue  # a non-finite value cannot begin there: one Python call saved
             self._handles.append(m.register_forward_hook(self._leaf_hook))
         by_path = dict(self.model.named_modules())
@@ -215,8 +215,12 @@ class Watcher:
     def attached(self) -> bool:
         return bool(self._handles)
 
+    def _training_forward(self) -> bool:
+        """A forward that trains: not the probe's, not a validation pass under no_grad."""
+        return not self._in_probe and torch.is_grad_enabled()
+
     def _leaf_hook(self, module: nn.Module, args: Any, output: Any) -> None:
-        if self._in_probe or not torch.is_grad_enabled():  # training forwards only
+        if not self._training_forward():
             return
         if not self._order and module in self._layer_set:
             self._first_pass.append(module)
@@ -237,7 +241,7 @@ class Watcher:
                 self._outputs.append((module, lo.double() + hi.double()))
 
     def _model_hook(self, module: nn.Module, args: Any, output: Any) -> None:
-        if self._in_probe or not torch.is_grad_enabled():
+        if not self._training_forward():
             return
         outs = [
             t.detach()
@@ -290,9 +294,9 @@ class Watcher:
 
     def _relu_hook(self, i: int):
         def hook(module: nn.Module, args: Any, output: Any) -> None:
-            if self._in_probe or not self._collect or not isinstance(output, torch.Tensor):
-                return
-            if not torch.is_grad_enabled():  # a validation pass: not what trains
+            if not (
+                self._collect and isinstance(output, torch.Tensor) and self._training_forward()
+            ):
                 return
             out = output.detach()
             dims = [d for d in range(out.ndim) if d != (1 if out.ndim > 2 else out.ndim - 1)]
@@ -305,9 +309,9 @@ class Watcher:
 
     def _hist_hook(self, path: str):
         def hook(module: nn.Module, args: Any, output: Any) -> None:
-            if self._in_probe or not self._collect_hist or not isinstance(output, torch.Tensor):
-                return
-            if not torch.is_grad_enabled():  # a validation pass: not what trains
+            if not (
+                self._collect_hist and isinstance(output, torch.Tensor) and self._training_forward()
+            ):
                 return
             # Binned now (review fix): the output was kept until step(), by which time an
             # in-place op after this layer (ReLU(inplace=True) after a conv or a norm) had
@@ -335,10 +339,10 @@ class Watcher:
         self._fix_order()
         if self._outputs:  # modules ran but the model's forward did not end (called piecewise)
             self._end_forward(None)
-        grads = [p.grad for ps in self.params for p in ps if p.grad is not None]
+        owned = [(i, p.grad) for i, ps in enumerate(self.params) for p in ps if p.grad is not None]
         sampled = self._collect
-        if grads:
-            norms, maxes = self._per_layer(grads, with_max=sampled)
+        if owned:
+            norms, maxes = self._per_layer(owned, with_max=sampled)
             self._pending.append((step, norms, maxes))
         if sampled:
             self._record_sampled(step)
@@ -405,12 +409,13 @@ class Watcher:
         self.layers = [self.layers[i] for i in perm]
 
     def _per_layer(
-        self, grads: list[torch.Tensor], with_max: bool = True
+        self, owned: list[tuple[int, torch.Tensor]], with_max: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Each layer's gradient norm and (``with_max``) max |g|. The max is a second pass
-        over every gradient (5 ms a step for ResNet-50 on the CPU), so steps that are not
-        sampled take the norm only."""
-        owners = tuple(i for i, ps in enumerate(self.params) for p in ps if p.grad is not None)
+        """Each layer's gradient norm and (``with_max``) max |g|, from (layer index,
+        gradient) pairs. The max is a second pass over every gradient (5 ms a step for
+        ResNet-50 on the CPU), so steps that are not sampled take the norm only."""
+        owners = tuple(i for i, _ in owned)
+        grads = [g for _, g in owned]
         device = grads[0].device
         norms = torch.stack(torch._foreach_norm(grads)).to(device=device, dtype=torch.float64)
         # Which layer each gradient belongs to: the same every step, so made once (a host

@@ -53,3 +53,23 @@ export function watchTheme(callback) {
     media?.removeEventListener?.("change", callback);
   };
 }
+
+/**
+ * A function that runs `fn` once, at the next `defer` (an animation frame by default),
+ * however often it is called before then: several traits change in one message and
+ * each change asks for a redraw.
+ * @param {() => void} fn
+ * @param {(run: () => void) => void} [defer]
+ * @returns {() => void}
+ */
+export function coalesce(fn, defer = requestAnimationFrame) {
+  let queued = false;
+  return () => {
+    if (queued) return;
+    queued = true;
+    defer(() => {
+      queued = false;
+      fn();
+    });
+  };
+}
