@@ -708,6 +708,12 @@ BAD = [
         r"\(N, C, H, W\), got shape \(3, 16, 16\).*\[None\]",
     ),
     (
+        "grey batch, colour model",  # (N, H, W) for a model whose first conv takes 3 channels
+        {"images": torch.rand(5, 16, 16)},
+        r"got shape \(5, 16, 16\); this model takes 3 channels: pass one image of shape "
+        r"\(3, H, W\) as images\[None\], or a batch of shape \(N, 3, H, W\)$",
+    ),
+    (
         "rank 5",
         {"images": torch.rand(1, 2, 3, 16, 16)},
         r"\(N, C, H, W\), got shape \(1, 2, 3, 16, 16\)",
@@ -766,6 +772,33 @@ def test_bad_input_raises_value_error(kwargs, match):
     before = snapshot(model)
     with pytest.raises(ValueError, match=match):
         compute(model, **kwargs)
+    assert_unchanged(model, before)
+
+
+GREY_OR_NO_CONV = [
+    # (model, images, message): a model taking 1 channel, or one with no conv to tell
+    ("grey", torch.rand(5, 16, 16), r"takes 1 channel: for images of shape \(N, H, W\), pass "
+     r"images\.unsqueeze\(1\)\)$"),
+    ("grey", np.zeros((5, 16, 16), np.float32), r"pass images\[:, None\]\)$"),
+    ("grey", torch.rand(1, 16, 16), r"pass images\.unsqueeze\(1\)\)$"),
+    ("grey", torch.rand(16, 16), r"for one single-channel image \(H, W\), pass images\[None, None\]"),
+    ("grey", torch.rand(2, 3, 16, 16), r"must have 1 channel for this model \(its first conv layer "
+     r"takes 1\), got 3"),
+    ("linear", torch.rand(4, 16, 16), r"for one image \(C, H, W\), pass images\[None\]; for a "
+     r"batch of single-channel images \(N, H, W\), pass images\.unsqueeze\(1\)\)$"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("kind, x, match", GREY_OR_NO_CONV)
+def test_rank_hints_follow_the_first_conv(kind, x, match):
+    if kind == "grey":
+        model = small_cnn(in_channels=1)
+    else:
+        model = nn.Sequential(nn.Flatten(), nn.Linear(256, 6))
+    before = snapshot(model)
+    with pytest.raises(ValueError, match=match) as info:
+        compute(model, x)
+    assert "1 channels" not in str(info.value)
     assert_unchanged(model, before)
 
 

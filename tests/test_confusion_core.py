@@ -103,6 +103,19 @@ BAD = [
         r"predicted labels .* got 7",
     ),
     ("3-D outputs", torch.randn(2, 3, 1), torch.tensor([0, 1]), "scores of shape"),
+    (
+        "swapped arguments",  # update(targets, logits)
+        torch.tensor([0, 1, 2, 1]),
+        torch.randn(4, 3),
+        r"arguments look swapped.*update\(outputs, targets\), scores first: update\(logits, labels\)",
+    ),
+    (
+        "swapped numpy arguments",
+        np.array([0, 1], np.int64),
+        np.random.default_rng(0).random((2, 3), np.float32),
+        r"look swapped: outputs are integer labels of shape \(2,\) and targets are float scores",
+    ),
+    ("one target", torch.randn(2, 3), torch.tensor([1]), r"got 2 outputs and 1 target$"),
 ]
 
 

@@ -59,6 +59,12 @@ def test_classes_or_num_classes():
         nbviz.ConfusionMatrix(classes=["a", "b"], num_classes=3)
     with pytest.raises(TypeError, match="sequence of class names"):
         nbviz.ConfusionMatrix(classes="abc")
+    with pytest.raises(TypeError, match=r"got the int 10; .*pass num_classes=10$"):
+        nbviz.ConfusionMatrix(classes=10)
+    with pytest.raises(TypeError, match=r"pass num_classes=4$"):
+        nbviz.ConfusionMatrix(np.int64(4))
+    with pytest.raises(ValueError, match="num_classes=3 but 1 class name was given"):
+        nbviz.ConfusionMatrix(classes=["a"], num_classes=3)
     with pytest.raises(TypeError, match="unexpected keyword argument"):
         nbviz.ConfusionMatrix(num_classes=3, normalise="true")
     with pytest.raises(ValueError, match="normalize must be one of"):
@@ -109,6 +115,7 @@ def test_accuracy_and_per_class():
         (torch.randn(4, 3), torch.tensor([0.0, 1, 2, 1]), None, "integer"),
         (torch.randn(4, 4), torch.tensor([0, 1, 2, 1]), None, "K = 3"),
         (torch.randn(4, 3), torch.tensor([0, 1, 2]), None, "4 outputs and 3 targets"),
+        (torch.tensor([0, 1, 2, 1]), torch.randn(4, 3), None, "look swapped"),
         (torch.full((4, 3), float("nan")), torch.tensor([0, 1, 2, 1]), None, "NaN"),
         (
             torch.randn(4, 3),

@@ -346,6 +346,54 @@ def test_dict_inputs_and_outputs_are_named():
     assert g.predecessors(features["id"])[0]["name"] == "mul"
 
 
+@pytest.mark.parametrize("mode", ["auto", "real"])
+def test_numpy_inputs_become_tensors(mode):
+    # Floating arrays take the model's dtype (numpy's float64 would not meet float32
+    # weights), integer and bool arrays keep theirs; arrays nested in dicts, tuples
+    # and lists and passed as keyword arguments too.
+    x = np.random.default_rng(0).random((2, 8))  # float64
+    as_numpy = trace(dict_net(), {"x": x, "mask": np.ones((2, 8), bool)}, mode=mode, scale=2.0)
+    as_torch = trace(
+        dict_net(), {"x": torch.tensor(x, dtype=torch.float32), "mask": torch.ones(2, 8).bool()}
+    )
+    assert as_numpy.error is None
+    assert as_numpy.inputs == as_torch.inputs
+    assert [i["outputs"][0]["dtype"] for i in as_numpy.inputs] == ["float32", "bool"]
+
+    class Nested(nn.Module):
+        def forward(self, pair, ids=None):
+            (a, [b]), ids = pair, ids
+            return a.double() + b + ids
+
+    g = trace(Nested(), (np.ones(3, np.float32), [np.ones(3)]), ids=np.arange(3), mode=mode)
+    assert g.error is None
+    dtypes = {i["name"]: i["outputs"][0]["dtype"] for i in g.inputs}
+    # no parameters: no dtype to take, the arrays keep theirs
+    assert dtypes == {"pair[0]": "float32", "pair[1][0]": "float64", "ids": "int64"}
+    assert g.outputs[0]["outputs"][0] == {"shape": [3], "dtype": "float64"}
+
+    half = trace(nn.Linear(4, 2).half(), np.zeros((1, 4)), mode=mode)
+    assert half.inputs[0]["outputs"][0]["dtype"] == "float16"
+
+
+def test_numpy_arrays_are_copied_and_bad_ones_refused():
+    class Inplace(nn.Module):
+        def forward(self, x):
+            return x.mul_(2)
+
+    x = np.ones(3, np.float32)
+    assert trace(Inplace(), x, mode="real").error is None
+    assert (x == 1).all()  # the model wrote into a copy
+    model, hooks = nn.Linear(2, 2), _global_hooks()
+    before = _snapshot(model)
+    with pytest.raises(TypeError, match=r"^input args\[0\]\['ids'\] is a numpy array of dtype "
+                       r"<U1; expected a tensor or a numeric numpy array$"):  # fmt: skip
+        trace(model, {"ids": np.array(["a", "b"])})
+    with pytest.raises(TypeError, match=r"input mask\[1\] is a numpy array of dtype object"):
+        trace(model, torch.zeros(1, 2), mask=[np.ones(2), np.array([None])])
+    assert _same(_snapshot(model), before) and _global_hooks() == hooks
+
+
 def test_args_and_kwargs_names_and_nested_outputs():
     class Varargs(nn.Module):
         def forward(self, *args, **kwargs):

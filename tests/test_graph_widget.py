@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -46,6 +47,17 @@ def test_graph_argument_and_bad_arguments(net):
         nbviz.ModelGraph(graph=traced, depth=-1)
     with pytest.raises(TypeError, match="nbviz.Graph"):
         nbviz.ModelGraph(graph={"nodes": []})
+
+
+def test_numpy_inputs_are_converted(net):
+    # As in every nbviz widget: a numpy batch (float64 by default) is traced like a tensor.
+    g = nbviz.ModelGraph(net, np.random.default_rng(0).random((2, 3, 32, 32)))
+    graph = g.get_state()["graph"]
+    assert graph["error"] is None
+    assert graph["nodes"][0]["outputs"] == [{"shape": [2, 3, 32, 32], "dtype": "float32"}]
+    with pytest.raises(TypeError, match=r"^input args\[0\] is a numpy array of dtype object"):
+        nbviz.ModelGraph(net, np.array([None]))
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in net.modules())
 
 
 def test_forward_kwargs_reach_the_model():

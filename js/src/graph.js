@@ -107,7 +107,7 @@ function render({ model, el }) {
   const foldLabel = h("label", { class: "nbviz-graph__fold-label", title: "show each run of identical blocks as one ×N box" }, [foldBox, "fold repeats"]);
   const collapseBtn = h("button", { class: "nbviz-control nbviz-graph__button", type: "button", title: "collapse every module and fold every repeat" }, "collapse all");
   const searchBox = /** @type {HTMLInputElement} */ (
-    h("input", { class: "nbviz-control nbviz-graph__search", type: "search", placeholder: "search modules", "aria-label": "search modules by path, name or type" })
+    h("input", { class: "nbviz-control nbviz-graph__search", type: "search", placeholder: "search modules and ops", "aria-label": "search modules by path, name or type, and ops such as relu by name" })
   );
   const matchCount = h("span", { class: "nbviz-graph__matches", role: "status" });
   const fitBtn = h("button", { class: "nbviz-control nbviz-graph__button", type: "button", title: "fit the graph to the width" }, "fit");
@@ -368,6 +368,7 @@ function render({ model, el }) {
     if (disposed || seq !== layoutSeq) return;
     vis = nextVis;
     laid = gv.readLayout(result);
+    refreshMatches();
     paint();
     t.painted = performance.now();
     restyle();
@@ -807,16 +808,28 @@ function render({ model, el }) {
   function applySearch(query, relayout = true) {
     found.query = query;
     if (!index) return;
-    const r = gv.search(index, query);
+    const r = gv.search(index, query, expanded, folded);
     found.matches = new Set(r.matches);
     found.expand = new Set(r.expand);
     found.unfold = new Set(r.unfold);
-    const k = r.matches.length;
-    matchCount.textContent = query.trim() ? (k === 1 ? "1 match" : `${k} matches`) : "";
+    showMatchCount();
     if (relayout) {
       pendingReveal = r.matches[0] ?? null;
       requestLayout();
     }
+  }
+  /**
+   * Ops inside leaf modules match only where they show: after the view changed
+   * (a module opened, another depth), match again on what shows now.
+   */
+  function refreshMatches() {
+    if (!index || !found.query.trim()) return;
+    found.matches = new Set(gv.search(index, found.query, effectiveExpanded(), effectiveFolded()).matches);
+    showMatchCount();
+  }
+  function showMatchCount() {
+    const k = found.matches.size;
+    matchCount.textContent = found.query.trim() ? (k === 1 ? "1 match" : `${k} matches`) : "";
   }
   let searchTimer = 0;
   searchBox.addEventListener("input", () => {
@@ -894,7 +907,15 @@ function render({ model, el }) {
       }
       if (mod.repr) {
         parts.push(h("h4", {}, "repr"));
-        parts.push(h("pre", { class: "nbviz-graph__repr" }, mod.repr));
+        // One block per line, continuations hanging under it (see graph.css).
+        const lines = gv.reprLines(mod.repr).map(({ indent, parts: pieces }) =>
+          h(
+            "span",
+            { class: "nbviz-graph__repr-line", style: `--nbviz-hang: ${indent + 2}ch` },
+            pieces.map((p) => (p.keep ? h("span", { class: "nbviz-graph__repr-keep" }, p.text) : p.text || " ")),
+          ),
+        );
+        parts.push(h("pre", { class: "nbviz-graph__repr" }, lines));
       }
     }
     details.replaceChildren(...parts);

@@ -22,6 +22,7 @@ import {
   overlayScale,
   probeGraph,
   readLayout,
+  reprLines,
   search,
   toElk,
   visibleGraph,
@@ -307,7 +308,7 @@ test("search: case-insensitive over path, name and type; opens ancestors and run
   assert.deepEqual(byName.unfold, []);
   assert.deepEqual(search(idx, "  ").matches, []);
   assert.deepEqual(search(idx, "nothing-like-this").matches, []);
-  // ops are not matched, only modules
+  // an op inside a leaf module (Inner runs mul) is matched only where it shows (below)
   assert.deepEqual(search(indexGraph(nested()), "mul").matches, []);
   const deep = search(indexGraph(nested()), "a.b");
   assert.deepEqual(deep.matches, ["mb"]);
@@ -316,6 +317,62 @@ test("search: case-insensitive over path, name and type; opens ancestors and run
   const g = residual();
   g.nodes[2].name = "<img src=x onerror=alert(1)>";
   assert.deepEqual(search(indexGraph(g), "<IMG").matches, ["m1"]);
+});
+
+test("search: functional ops a forward calls match by name and type, and are revealed", () => {
+  const idx = indexGraph(residual()); // Residual's forward calls F.relu and add itself
+  const relu = search(idx, "relu");
+  assert.deepEqual(relu.matches, ["o2"]);
+  assert.deepEqual(relu.expand, ["m0"]); // the model opens: the op shows
+  assert.deepEqual(search(idx, "F.RELU").matches, ["o2"]); // its type
+  const g = residual();
+  g.nodes[4] = { ...g.nodes[4], name: "relu_", type: "Tensor.relu_" };
+  g.nodes.splice(5, 0, { ...g.nodes[5], id: "o4", name: "relu", type: "torch.relu" });
+  assert.deepEqual(search(indexGraph(g), "relu").matches, ["o2", "o4"]);
+  // an op's path is its module's: searching a module path does not light up its ops
+  const deep = indexGraph(nested());
+  assert.deepEqual(search(deep, "a.b", new Set(["m0", "ma", "mb"])).matches, ["mb"]); // not its mul
+  const views = search(deep, "view"); // ops of Outer, at two depths of nesting
+  assert.deepEqual(views.matches, ["v1", "v2"]);
+  assert.deepEqual(views.expand, ["m0", "ma"]);
+});
+
+test("search: an op inside a leaf module matches where it shows, without opening leaves", () => {
+  const idx = indexGraph(residual());
+  // conv2d is Conv2d's body: with the model open and conv closed, only the module shows
+  assert.deepEqual(search(idx, "conv", new Set(["m0"])).matches, ["m1"]);
+  // conv opened by hand: its op shows and matches too, in execution order
+  assert.deepEqual(search(idx, "conv", new Set(["m0", "m1"])).matches, ["m1", "o1"]);
+  assert.deepEqual(search(idx, "f.conv2d", new Set(["m0", "m1"])).matches, ["o1"]);
+  // open but inside a closed ancestor: hidden, so no match (nothing opens for it)
+  const hidden = search(idx, "f.conv2d", new Set(["m1"]));
+  assert.deepEqual([hidden.matches, hidden.expand], [[], []]);
+  // a module match opens its ancestors: ops of an open leaf then show and match
+  assert.deepEqual(search(idx, "conv", new Set(["m1"])).matches, ["m1", "o1"]);
+  // leaves in a repeat run: hidden while the run is folded
+  const rep = indexGraph(repeated());
+  const open = new Set(["m0", "m1", "b0", "b1", "b2"]);
+  assert.deepEqual(search(rep, "linear", open, new Set(["b0"])).matches, []);
+  assert.deepEqual(search(rep, "linear", open, new Set()).matches, ["l0", "l1", "l2"]);
+  assert.deepEqual(search(rep, "linear").matches, []); // default view: nothing open
+});
+
+test("repr lines: indentation kept, keyword tuples kept whole, text unchanged", () => {
+  const repr = [
+    "Sequential(",
+    "  (0): Conv2d(16, 32, kernel_size=(1, 1), stride=(2, 2), bias=False)",
+    "  (1): BatchNorm2d(32, eps=1e-05, momentum=0.1)",
+    "",
+    ")",
+  ].join("\n");
+  const lines = reprLines(repr);
+  assert.deepEqual(lines.map((l) => l.indent), [0, 2, 2, 0, 0]);
+  assert.deepEqual(lines[1].parts.filter((p) => p.keep).map((p) => p.text), ["kernel_size=(1, 1)", "stride=(2, 2)"]);
+  assert.deepEqual(lines[2].parts, [{ text: "  (1): BatchNorm2d(32, eps=1e-05, momentum=0.1)", keep: false }]);
+  assert.deepEqual(lines[3].parts, [{ text: "", keep: false }]);
+  assert.equal(lines.map((l) => l.parts.map((p) => p.text).join("")).join("\n"), repr);
+  const odd = "Block(shape=(), x=(a (b) c), <img src=x>)"; // odd text stays text, whole
+  assert.equal(reprLines(odd)[0].parts.map((p) => p.text).join(""), odd);
 });
 
 test("error: banner text and what to open so the failing node shows", () => {

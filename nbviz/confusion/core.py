@@ -40,6 +40,14 @@ def _host(x: ArrayLike, name: str) -> np.ndarray | None:
 def _check_shapes(out_shape, out_kind: str, tgt_shape, tgt_kind: str, K: int, tgt_dtype) -> None:
     """Shape and dtype rules shared by host and device data ('kind': numpy's
     dtype.kind letter: b bool, i/u integer, f float, c complex)."""
+    swapped = len(tgt_shape) == 2 and tgt_kind == "f" and len(out_shape) == 1 and out_kind in "iu"
+    if swapped and tgt_shape[0] == out_shape[0]:
+        # update(labels, logits): float scores (N, K) as targets, integer labels as outputs.
+        raise ValueError(
+            f"the arguments look swapped: outputs are integer labels of shape {tuple(out_shape)} "
+            f"and targets are float scores of shape {tuple(tgt_shape)}; the order is "
+            "update(outputs, targets), scores first: update(logits, labels)"
+        )
     if tgt_kind not in "iu":
         raise ValueError(
             f"targets must be integer class indices in [0, {K}), got dtype {tgt_dtype}"
@@ -67,9 +75,13 @@ def _check_shapes(out_shape, out_kind: str, tgt_shape, tgt_kind: str, K: int, tg
         )
     if out_shape[0] != tgt_shape[0]:
         raise ValueError(
-            f"outputs and targets must hold the same number of samples, got {out_shape[0]} "
-            f"outputs and {tgt_shape[0]} targets"
+            "outputs and targets must hold the same number of samples, got "
+            f"{_plural(out_shape[0], 'output')} and {_plural(tgt_shape[0], 'target')}"
         )
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _torch_kind(t: torch.Tensor) -> str:

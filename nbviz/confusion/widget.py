@@ -202,13 +202,19 @@ def _class_names(classes, num_classes) -> list[str]:
     if classes is None and num_classes is None:
         raise ValueError("ConfusionMatrix needs classes=[names...] or num_classes=K")
     if classes is not None:
+        if isinstance(classes, (int, np.integer)) and not isinstance(classes, bool):
+            raise TypeError(
+                f"classes must be a sequence of class names, got the int {classes}; "
+                f"for {classes} unnamed classes pass num_classes={classes}"
+            )
         if isinstance(classes, (str, bytes)) or not isinstance(classes, Sequence | np.ndarray):
             raise TypeError(
                 f"classes must be a sequence of class names, got {type(classes).__name__}"
             )
         names = [str(c) for c in classes]
         if num_classes is not None and num_classes != len(names):
-            raise ValueError(f"num_classes={num_classes} but {len(names)} class names were given")
+            given = "1 class name was" if len(names) == 1 else f"{len(names)} class names were"
+            raise ValueError(f"num_classes={num_classes} but {given} given")
     else:
         if not isinstance(num_classes, (int, np.integer)) or isinstance(num_classes, bool):
             raise TypeError(f"num_classes must be an int, got {type(num_classes).__name__}")

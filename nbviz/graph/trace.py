@@ -56,7 +56,9 @@ def trace(
     then fake, and falls back to real when the model needs real values (e.g.
     it branches on one); ``graph.mode`` tells which ran. A model with
     parameters on the meta device always runs on meta inputs. Input tensors
-    are moved to ``device``, by default the device of the model's parameters.
+    are moved to ``device``, by default the device of the model's parameters;
+    numpy arrays among the inputs become tensors first (floating ones in the
+    model's floating dtype).
 
     The model is left as found: hooks removed, train/eval flags, parameters,
     buffers (BatchNorm statistics included) and gradients unchanged. If the
@@ -80,6 +82,10 @@ def trace(
             "trace expects initialised parameters; this model has lazy modules: "
             "run one forward pass first"
         )
+    # numpy inputs become tensors, as in every nbviz widget (torch's own error is 8 lines).
+    float_dtype = _model_float_dtype(model)
+    args = tuple(_from_numpy(a, float_dtype, f"args[{i}]") for i, a in enumerate(args))
+    kwargs = {k: _from_numpy(v, float_dtype, k) for k, v in kwargs.items()}
     home = _model_device(model)
     if home is not None and home.type == "meta":  # no values anywhere: meta inputs
         return _Tracer(model, "meta", home).run(args, kwargs)
@@ -823,6 +829,47 @@ def _map_tensors(obj: Any, fn: Any) -> Any:
         return type(obj)(_map_tensors(x, fn) for x in obj)
     if isinstance(obj, dict):
         mapped = {k: _map_tensors(v, fn) for k, v in obj.items()}
+        try:
+            return type(obj)(mapped)
+        except Exception:  # a dict subclass with its own constructor
+            return mapped
+    return obj
+
+
+def _model_float_dtype(model: nn.Module) -> torch.dtype | None:
+    for t in (*model.parameters(), *model.buffers()):
+        if t.is_floating_point():
+            return t.dtype
+    return None
+
+
+def _from_numpy(obj: Any, float_dtype: torch.dtype | None, where: str) -> Any:
+    """``obj`` with every numpy array (in tuples, lists and dicts) copied into a tensor, as
+    ``nbviz.cam`` does: floating arrays take the model's floating dtype (numpy's default
+    float64 would not meet float32 weights), integer and bool arrays keep theirs (token ids,
+    masks). The device is the tracer's business, as for tensor inputs. Containers without
+    arrays come back as they were."""
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind not in "biufc":
+            raise TypeError(
+                f"input {where} is a numpy array of dtype {obj.dtype}; expected a tensor or "
+                "a numeric numpy array"
+            )
+        cast = float_dtype if obj.dtype.kind == "f" else None
+        return torch.tensor(obj, dtype=cast)  # a copy: the model may write into its input
+    if isinstance(obj, (tuple, list)):
+        names = obj._fields if hasattr(obj, "_fields") else None
+        items = [
+            _from_numpy(x, float_dtype, f"{where}.{names[i]}" if names else f"{where}[{i}]")
+            for i, x in enumerate(obj)
+        ]
+        if all(a is b for a, b in zip(items, obj, strict=True)):
+            return obj
+        return type(obj)(*items) if names else type(obj)(items)
+    if isinstance(obj, dict):
+        mapped = {k: _from_numpy(v, float_dtype, f"{where}[{k!r}]") for k, v in obj.items()}
+        if all(mapped[k] is v for k, v in obj.items()):
+            return obj
         try:
             return type(obj)(mapped)
         except Exception:  # a dict subclass with its own constructor

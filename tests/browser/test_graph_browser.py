@@ -57,6 +57,62 @@ gpt_graph
 """
 
 
+FUNCTIONAL = """
+import torch, nbviz
+import torch.nn.functional as F
+from torch import nn
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, 8, kernel_size=3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(8, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True),
+            nn.ReLU(),
+        )
+        self.conv = nn.Conv2d(8, 8, kernel_size=3, padding=1)
+        self.head = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = F.relu(self.conv(self.stem(x)))  # functional calls: op boxes of the model itself
+        x = torch.relu(x.mean(dim=(2, 3)))
+        return self.head(x)
+
+fnet = Net()
+fgraph = nbviz.ModelGraph(fnet, torch.randn(2, 3, 16, 16), depth=1, title="functional relu")
+fgraph
+"""
+
+# Words of the repr cut across two lines (the old CSS broke "stride" into "strid" / "e=").
+BROKEN_WORDS = """(pre) => {
+    const broken = [];
+    const walker = document.createTreeWalker(pre, NodeFilter.SHOW_TEXT);
+    for (let t = walker.nextNode(); t; t = walker.nextNode()) {
+        for (const m of t.data.matchAll(/\\S+/g)) {
+            const r = document.createRange();
+            r.setStart(t, m.index);
+            r.setEnd(t, m.index + m[0].length);
+            const tops = new Set([...r.getClientRects()].map((b) => Math.round(b.top)));
+            if (tops.size > 1) broken.push(m[0]);
+        }
+    }
+    return broken;
+}"""
+
+# Per repr line: [rows it takes, left of its first row, least left of the rows after].
+REPR_ROWS = """(pre) => [...pre.querySelectorAll('.nbviz-graph__repr-line')].map((line) => {
+    const r = document.createRange();
+    r.selectNodeContents(line);
+    const rows = new Map();
+    for (const b of r.getClientRects()) {
+        const top = Math.round(b.top);
+        rows.set(top, Math.min(rows.get(top) ?? Infinity, b.left));
+    }
+    const lefts = [...rows.entries()].sort((a, b) => a[0] - b[0]).map((e) => e[1]);
+    return [lefts.length, lefts[0] ?? 0, lefts.length > 1 ? Math.min(...lefts.slice(1)) : null];
+})"""
+
+
 def widget(lab: Lab, i: int):
     return lab.cell_output(i).locator(ROOT)
 
@@ -286,3 +342,61 @@ g
     assert w.locator(".nbviz-graph__node--error").count() >= 1
     error = lab.python("print(g.traced.error['type'])").strip()
     assert error in banner.inner_text()
+
+
+def test_search_finds_functional_ops_and_the_repr_wraps_between_words(lab: Lab):
+    lab.page.set_viewport_size({"width": 1280, "height": 1100})
+    lab.open_notebook("functional.ipynb", [FUNCTIONAL])
+    lab.run_cell(0)
+    lab.wait_cell(0)
+    w = widget(lab, 0)
+    lab.page.wait_for_function(
+        "(el) => Number(el.dataset.layouts || 0) >= 1", arg=w.element_handle()
+    )
+
+    # "relu" finds the functional calls on screen (F.relu, torch.relu) and the ReLU module,
+    # opening the stem to show it; the F.relu inside that module is its body: not a match
+    n = layouts(lab, 0)
+    search = w.locator(".nbviz-graph__search")
+    search.fill("relu")
+    search.press("Enter")
+    wait_layout_after(lab, 0, n)
+    ops = w.locator('.nbviz-graph__node--match[data-kind="op"]')
+    assert ops.count() == 2
+    tips = sorted(ops.nth(k).locator("title").first.text_content() for k in range(2))
+    assert tips == ["relu (F.relu)", "relu (torch.relu)"]
+    assert [m.get_attribute("data-path") for m in w.locator(
+        '.nbviz-graph__node--match[data-kind="module"]').all()] == ["stem.2"]  # fmt: skip
+    assert "3 matches" in w.locator(".nbviz-graph__matches").inner_text()
+    w.locator("button", has_text="fit").click()
+    lab.page.mouse.move(0, 0)
+    shot = lab.screenshot(w, "graph-search-functional")
+
+    # open every module to the leaves: ReLU's own F.relu shows now, and matches
+    n = layouts(lab, 0)
+    select = w.locator(".nbviz-graph__depth")
+    select.select_option(index=select.locator("option").count() - 1)
+    wait_layout_after(lab, 0, n)
+    assert w.locator('.nbviz-graph__node--match[data-kind="op"]').count() == 3
+    assert "4 matches" in w.locator(".nbviz-graph__matches").inner_text()
+
+    # the stem's repr wraps between arguments, never inside a word, in both themes
+    click(lab, module(lab, 0, "stem").locator('[data-action="info"]').first)
+    details = w.locator(".nbviz-graph__details")
+    details.wait_for(state="visible")
+    pre = details.locator(".nbviz-graph__repr")
+    assert "track_running_stats=True" in pre.inner_text()
+    shots = {}
+    for theme in ("light", "dark"):
+        lab.set_theme(theme)
+        lab.page.wait_for_timeout(300)
+        assert pre.evaluate(BROKEN_WORDS) == []
+        rows = pre.evaluate(REPR_ROWS)
+        wrapped = [r for r in rows if r[0] > 1]
+        assert wrapped, f"nothing wrapped: the test needs a longer repr ({rows})"
+        # a continuation hangs right of where its line's text starts
+        assert all(later > first + 1 for _, first, later in wrapped), rows
+        assert pre.evaluate("(e) => getComputedStyle(e).borderTopStyle") == "solid"
+        shots[theme] = lab.screenshot(details, f"graph-repr-{theme}")
+    lab.set_theme("light")
+    print(f"screenshots: {shot}, {shots['light']}, {shots['dark']}")

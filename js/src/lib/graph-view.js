@@ -336,23 +336,42 @@ export function foldLabel(index, members) {
 }
 
 /**
- * Case-insensitive substring search over module path, name and type.
+ * Case-insensitive substring search over modules (path, name, type) and ops
+ * (name and type: "relu" finds F.relu, torch.relu and Tensor.relu_; an op's
+ * path is its module's, so it is not searched).
+ *
+ * A match is revealed: its ancestors open and the repeat runs hiding it
+ * unfold. That goes for modules and for ops a module's forward calls itself
+ * (F.relu between two layers). An op inside a leaf module (Conv2d running
+ * conv2d) is that module's body, not something to open every leaf for: it
+ * matches only where it shows, in the view given by `expanded` and `folded`
+ * once the search has opened what it needs.
  * @param {GraphIndex} index
  * @param {string} query
+ * @param {Set<string>} [expanded]  module call ids open in the current view
+ * @param {Set<string>} [folded]    repeat run keys folded in the current view
  * @returns {{matches: string[], expand: string[], unfold: string[]}}
- *   matches: module call ids that match; expand: their ancestors (module call
- *   ids to open); unfold: keys of repeat runs that hide a match.
+ *   matches: matching module and op ids, in execution order; expand: module
+ *   call ids to open; unfold: keys of repeat runs that hide a match.
  */
-export function search(index, query) {
+export function search(index, query, expanded = new Set(), folded = new Set()) {
   const q = query.trim().toLowerCase();
   if (!q) return { matches: [], expand: [], unfold: [] };
   const matches = [];
   const expand = new Set();
   const unfold = new Set();
+  /** @type {string[]} */
+  const inLeaves = [];
   for (const n of index.graph.nodes || []) {
-    if (n.kind !== "module") continue;
-    const hay = [n.path, n.name, n.type].map((s) => String(s ?? "").toLowerCase());
-    if (!hay.some((s) => s.includes(q))) continue;
+    let hay;
+    if (n.kind === "module") hay = [n.path, n.name, n.type];
+    else if (n.kind === "op") hay = [n.name, n.type];
+    else continue;
+    if (!hay.some((s) => String(s ?? "").toLowerCase().includes(q))) continue;
+    if (n.kind === "op" && n.parent != null && isLeafModule(index, n.parent)) {
+      inLeaves.push(n.id);
+      continue;
+    }
     matches.push(n.id);
     const anc = ancestorsOf(index.byId, n.id);
     for (const a of anc) expand.add(a);
@@ -361,7 +380,45 @@ export function search(index, query) {
       if (run !== undefined) unfold.add(run); // a folded run would hide the match
     }
   }
+  if (inLeaves.length) {
+    const rep = representative(index, new Set([...expanded, ...expand]), new Set([...folded].filter((r) => !unfold.has(r))));
+    const shown = inLeaves.filter((id) => rep(id) === id);
+    if (shown.length) {
+      matches.push(...shown);
+      const at = (/** @type {string} */ id) => index.order.get(id) ?? 0;
+      matches.sort((a, b) => at(a) - at(b));
+    }
+  }
   return { matches, expand: [...expand], unfold: [...unfold] };
+}
+
+/**
+ * A module's repr laid out for the details panel, one entry per line: its
+ * indentation (wrapped continuations hang a little deeper than the line
+ * starts) and its text in pieces, where a `keep` piece is a keyword's tuple
+ * value ("kernel_size=(3, 3)") that should not break inside. Wrapping then
+ * falls between arguments, never mid-word. The text is kept whole: joining
+ * the pieces of every line with "\n" gives the repr back.
+ * @param {string} repr
+ * @returns {{indent: number, parts: {text: string, keep: boolean}[]}[]}
+ */
+export function reprLines(repr) {
+  return String(repr)
+    .split("\n")
+    .map((line) => {
+      const indent = line.length - line.trimStart().length;
+      /** @type {{text: string, keep: boolean}[]} */
+      const parts = [];
+      let last = 0;
+      for (const m of line.matchAll(/[\w.]+=\([^()]*\)/g)) {
+        const at = m.index ?? 0;
+        if (at > last) parts.push({ text: line.slice(last, at), keep: false });
+        parts.push({ text: m[0], keep: true });
+        last = at + m[0].length;
+      }
+      if (last < line.length || !parts.length) parts.push({ text: line.slice(last), keep: false });
+      return { indent, parts };
+    });
 }
 
 /**
