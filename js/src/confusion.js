@@ -8,6 +8,7 @@ import { decodeArray } from "./lib/arrays.js";
 import { colorTable, css, rgbAt, textColorOn } from "./lib/colors.js";
 import { denseFromSparse, formatValue, maxOf, normalize, summary } from "./lib/confusion-math.js";
 import { el as h, themeColors, watchTheme } from "./lib/dom.js";
+import { plural, shortLabels } from "./lib/text.js";
 
 /**
  * @typedef {import("./lib/arrays.js").WireArray} WireArray
@@ -62,7 +63,10 @@ function render({ model, el }) {
   ]);
   const base = /** @type {HTMLCanvasElement} */ (h("canvas", { class: "nbviz-confusion__matrix", role: "img" }));
   const overlay = /** @type {HTMLCanvasElement} */ (h("canvas", { class: "nbviz-confusion__overlay" }));
-  const stage = h("div", { class: "nbviz-confusion__stage" }, [base, overlay]);
+  // Class names: text elements over the canvas, each with its full name as a tooltip
+  // (the accessible table below carries them for screen readers).
+  const labels = h("div", { class: "nbviz-confusion__labels", "aria-hidden": "true" });
+  const stage = h("div", { class: "nbviz-confusion__stage" }, [base, overlay, labels]);
   const tooltip = h("div", { class: "nbviz-confusion__tooltip", role: "tooltip" });
   const gallery = h("div", { class: "nbviz-confusion__gallery" });
   const table = /** @type {HTMLTableElement} */ (h("table", { class: "nbviz-sr-only nbviz-confusion__table" }));
@@ -165,7 +169,7 @@ function render({ model, el }) {
     title.textContent = model.get("title") || "";
     title.hidden = !title.textContent;
     const acc = Number.isNaN(s.accuracy) ? "–" : `${(100 * s.accuracy).toFixed(1)} %`;
-    stats.textContent = `accuracy ${acc} · ${s.total.toLocaleString("en-US")} samples · ${cur.label}`;
+    stats.textContent = `accuracy ${acc} · ${plural(s.total, "sample")} · ${cur.label}`;
     epochLabel.textContent = `${cur.n ? view.position + 1 : 0} / ${cur.n}`;
     root.dataset.total = String(s.total);
     root.dataset.epoch = cur.label;
@@ -234,23 +238,24 @@ function render({ model, el }) {
       }
     }
 
-    // Class names (canvas text is text: nothing in a name is interpreted).
-    ctx.fillStyle = theme.foreground;
-    ctx.font = `12px ${theme.font}`;
+    // Class names, shortened so that names sharing a long start stay apart
+    // ("handwrit…three", "handwrit…seven"); the full name on hover.
+    labels.replaceChildren();
+    labels.style.width = `${g.width}px`;
+    labels.style.height = `${g.height}px`;
     if (showLabels) {
+      ctx.font = `12px ${theme.font}`; // the labels' font, to measure them
+      const short = shortLabels(classes.map(String), g.labelW, (t) => ctx.measureText(t).width);
       const step = Math.max(1, Math.ceil(14 / g.cell));
-      ctx.textAlign = "right";
-      ctx.textBaseline = "middle";
       for (let k = 0; k < K; k += step) {
-        ctx.fillText(fit(ctx, classes[k], g.labelW), g.x0 - 6, g.y0 + (k + 0.5) * g.cell);
-      }
-      ctx.textAlign = "left";
-      for (let k = 0; k < K; k += step) {
-        ctx.save();
-        ctx.translate(g.x0 + (k + 0.5) * g.cell, g.y0 - 6);
-        ctx.rotate(-Math.PI / 4);
-        ctx.fillText(fit(ctx, classes[k], g.labelW), 0, 0);
-        ctx.restore();
+        const mid = (k + 0.5) * g.cell;
+        const row = h("span", { class: "nbviz-confusion__label nbviz-confusion__label--row", title: String(classes[k]) }, short[k]);
+        row.style.right = `${g.width - g.x0 + 6}px`;
+        row.style.top = `${g.y0 + mid}px`;
+        const col = h("span", { class: "nbviz-confusion__label nbviz-confusion__label--col", title: String(classes[k]) }, short[k]);
+        col.style.left = `${g.x0 + mid}px`;
+        col.style.top = `${g.y0 - 6}px`;
+        labels.append(row, col);
       }
     }
     ctx.fillStyle = theme.muted;
@@ -298,7 +303,7 @@ function render({ model, el }) {
     ctx.fillText(top, lx + 16, g.y0 + 6);
     ctx.fillText(view.mode === "none" ? "0" : "0%", lx + 16, g.y0 + g.side - 6);
 
-    base.setAttribute("aria-label", `confusion matrix of ${K} classes, ${stats.textContent}`);
+    base.setAttribute("aria-label", `confusion matrix of ${plural(K, "class", "classes")}, ${stats.textContent}`);
     // Where the cells are, for scripted interaction (tests, automation).
     overlay.dataset.geometry = JSON.stringify({ x0: g.x0, y0: g.y0, cell: g.cell, k: K });
     root.dataset.drawMs = (performance.now() - started).toFixed(1);
@@ -427,7 +432,7 @@ function render({ model, el }) {
     const latest = model.get("epoch");
     const note = cur.live || cur.n === 0 || view.position === cur.n - 1 ? "" : ` · examples from epoch ${latest}`;
     const head = h("div", { class: "nbviz-confusion__gallery-head" }, [
-      h("span", {}, `true ${classes[r]} → predicted ${classes[c]}: ${n.toLocaleString("en-US")} samples, ${ids.length} shown${note}`),
+      h("span", {}, `true ${classes[r]} → predicted ${classes[c]}: ${plural(n, "sample")}, ${ids.length} shown${note}`),
       close,
     ]);
     gallery.appendChild(head);
@@ -532,19 +537,6 @@ function render({ model, el }) {
     unwatch();
     if (frame) cancelAnimationFrame(frame);
   };
-}
-
-/** Shorten text with an ellipsis to fit width px. */
-function fit(ctx, text, width) {
-  if (ctx.measureText(text).width <= width) return text;
-  let lo = 0;
-  let hi = text.length;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1;
-    if (ctx.measureText(text.slice(0, mid) + "…").width <= width) lo = mid;
-    else hi = mid - 1;
-  }
-  return text.slice(0, lo) + "…";
 }
 
 export default { render };

@@ -7,9 +7,10 @@ import "./lib/common.css";
 import "./gradcam.css";
 import { interpolateCividis, interpolateInferno, interpolateViridis } from "d3-scale-chromatic";
 import { decodeArray } from "./lib/arrays.js";
-import { blend, classChoices, layerMeans, normalise, outline, upsample } from "./lib/cam-math.js";
+import { blend, classChoices, emptyMapNote, isEmpty, layerMeans, normalise, outline, upsample } from "./lib/cam-math.js";
 import { colorTable } from "./lib/colors.js";
 import { coalesce, el as h, watchTheme } from "./lib/dom.js";
+import { shortLabels } from "./lib/text.js";
 
 /**
  * @typedef {import("./lib/arrays.js").WireArray} WireArray
@@ -52,7 +53,7 @@ const METRICS = [
   ["2", "IoU of top 15%"],
 ];
 const SIZE = 256; // px: the image and its overlay
-const THUMB = 44;
+const NAME_MAX = 32; // characters of a class name in the class selector (~240 px; the full name on hover)
 /** @type {Map<string, Uint8Array>} */
 const tables = new Map();
 /** @param {string} name */
@@ -78,6 +79,7 @@ function render({ model, el }) {
   const strip = h("div", { class: "nbviz-gradcam__strip", role: "listbox", "aria-label": "images" });
   const canvas = /** @type {HTMLCanvasElement} */ (h("canvas", { class: "nbviz-gradcam__canvas", width: String(SIZE), height: String(SIZE), role: "img" }));
   const caption = h("div", { class: "nbviz-gradcam__caption", role: "status" });
+  const emptyNote = h("div", { class: "nbviz-gradcam__empty", role: "note" });
   const select = (/** @type {string} */ label, /** @type {string} */ cls) =>
     /** @type {HTMLSelectElement} */ (h("select", { class: `nbviz-control ${cls}`, "aria-label": label }));
   const range = (/** @type {string} */ label, /** @type {string} */ cls, max = "1", step = "0.01") =>
@@ -118,7 +120,7 @@ function render({ model, el }) {
   root.append(
     title,
     strip,
-    h("div", { class: "nbviz-gradcam__main" }, [h("div", { class: "nbviz-gradcam__view" }, [canvas, caption]), panel]),
+    h("div", { class: "nbviz-gradcam__main" }, [h("div", { class: "nbviz-gradcam__view" }, [canvas, caption, emptyNote]), panel]),
     agreementBox,
   );
   for (const name of Object.keys(COLORMAPS)) cmapSelect.appendChild(h("option", { value: name }, name));
@@ -129,7 +131,9 @@ function render({ model, el }) {
   const view = {
     image: 0,
     method: String(model.get("method") || ""),
-    layer: /** @type {Record<string, number>} */ ({}), // per method
+    // The layer chosen last, by name: kept when the method changes (CAM methods share
+    // their layers; input-gradient methods have only "input" and leave the choice alone).
+    layerName: /** @type {string | null} */ (null),
     column: 0,
     opacity: Number(model.get("opacity") ?? 0.5),
     threshold: 0,
@@ -165,22 +169,50 @@ function render({ model, el }) {
       methods,
       layers,
       classes: /** @type {string[]} */ (model.get("classes") || []),
+      short: /** @type {string[]} */ (shortLabels(model.get("classes") || [], NAME_MAX)),
       labels: /** @type {number[] | null} */ (model.get("labels")),
       k: Number(model.get("topk")),
       N: images ? images.shape[0] : 0,
       T: targets ? targets.shape[1] : 0,
     };
     if (!methods.includes(view.method)) view.method = methods[0] || "";
-    for (const m of methods) {
-      if (view.layer[m] == null || view.layer[m] >= layers[m].length) view.layer[m] = layers[m].length - 1; // deepest first
+    if (!index.some((e) => e.layer === view.layerName)) {
+      const deepest = layers[view.method]?.at(-1); // deepest first
+      view.layerName = deepest ? deepest.layer : null;
     }
     view.image = Math.min(view.image, Math.max(0, d.N - 1));
     view.column = Math.min(view.column, Math.max(0, d.T - 1));
     cache = { maps: new Map(), images: new Map(), outlines: new Map() };
   }
 
+  /** Index of the shown layer in the current method's list: the chosen one, else its deepest. */
+  function layerIndex() {
+    const list = d.layers[view.method] || [];
+    const i = list.findIndex((e) => e.layer === view.layerName);
+    return i >= 0 ? i : list.length - 1;
+  }
+
   function entry() {
-    return d.layers[view.method]?.[view.layer[view.method]] ?? null;
+    return d.layers[view.method]?.[layerIndex()] ?? null;
+  }
+
+  /** Pick layer i of the current method (slider, chart). */
+  function chooseLayer(i) {
+    const list = d.layers[view.method] || [];
+    if (list.length > 1 && list[i]) view.layerName = list[i].layer; // "input" alone is no choice
+  }
+
+  function showLayerName() {
+    const e = entry();
+    layerLabel.textContent = e ? `${e.layer} · ${e.h}×${e.w}` : "";
+    layerLabel.title = layerLabel.textContent; // long module paths are cut by CSS
+  }
+
+  /** The current map's uint8 values at its own resolution. */
+  function rawMap(e) {
+    const n = e.h * e.w;
+    const start = e.offset + (view.image * d.T + view.column) * n;
+    return d.maps.data.subarray(start, start + n);
   }
 
   /** The current map, upsampled to SIZE x SIZE and scaled to its peak. */
@@ -190,9 +222,7 @@ function render({ model, el }) {
     const key = `${view.method}|${e.layer}|${view.image}|${view.column}`;
     let v = cache.maps.get(key);
     if (!v) {
-      const n = e.h * e.w;
-      const start = e.offset + (view.image * d.T + view.column) * n;
-      v = normalise(upsample(d.maps.data.subarray(start, start + n), e.h, e.w, SIZE, SIZE));
+      v = normalise(upsample(rawMap(e), e.h, e.w, SIZE, SIZE));
       if (cache.maps.size > 256) cache.maps.clear();
       cache.maps.set(key, v);
     }
@@ -272,6 +302,11 @@ function render({ model, el }) {
     const e = entry();
     const cls = d.targets.data[view.image * d.T + view.column];
     const name = d.classes[cls] ?? String(cls);
+    // An all-zero map shows the plain image: say so, and what it means.
+    const empty = e != null && isEmpty(rawMap(e));
+    emptyNote.textContent = empty ? emptyMapNote(view.method, name, e.layer) : "";
+    emptyNote.style.display = empty ? "" : "none";
+    root.dataset.empty = String(empty);
     const label = d.labels?.[view.image];
     const truth = label != null ? `, true class ${d.classes[label] ?? label}` : "";
     caption.textContent = `image ${view.image + 1} of ${d.N}${truth} · explaining “${name}” · ${METHOD_NAMES[view.method] || view.method}${e && e.layer !== "input" ? ` at ${e.layer}` : ""}`;
@@ -328,7 +363,7 @@ function render({ model, el }) {
       const rank = c.rank != null ? `#${c.rank}` : "";
       const parts = [
         h("span", { class: "nbviz-gradcam__rank" }, rank),
-        h("span", { class: "nbviz-gradcam__cls" }, name),
+        h("span", { class: "nbviz-gradcam__cls", title: name }, d.short[c.cls] ?? name),
         h("span", { class: "nbviz-gradcam__prob" }, `${(100 * c.prob).toFixed(1)}%`),
       ];
       if (c.isTrue) parts.push(h("span", { class: "nbviz-gradcam__true" }, "true"));
@@ -339,10 +374,9 @@ function render({ model, el }) {
   function syncControls() {
     const layers = d.layers[view.method] || [];
     layerSlider.max = String(Math.max(0, layers.length - 1));
-    layerSlider.value = String(view.layer[view.method] ?? 0);
+    layerSlider.value = String(Math.max(0, layerIndex()));
     layerSlider.disabled = layers.length < 2;
-    const e = entry();
-    layerLabel.textContent = e ? `${e.layer} · ${e.h}×${e.w}` : "";
+    showLayerName();
     opacitySlider.value = String(view.opacity);
     opacityLabel.textContent = view.opacity.toFixed(2);
     thresholdSlider.value = String(view.threshold);
@@ -350,8 +384,7 @@ function render({ model, el }) {
     methodSelect.value = view.method;
     cmapSelect.value = view.cmap;
     maskToggle.checked = view.outline;
-    maskToggle.disabled = !d.masks;
-    maskLabel.classList.toggle("nbviz-gradcam--disabled", !d.masks);
+    maskLabel.style.display = d.masks ? "" : "none"; // no masks given: no control
     for (const [i, t] of [...strip.children].entries()) t.setAttribute("aria-selected", String(i === view.image));
     buildClasses();
     renderLegend();
@@ -363,7 +396,9 @@ function render({ model, el }) {
     const bctx = /** @type {CanvasRenderingContext2D} */ (bar.getContext("2d"));
     const img = bctx.createImageData(256, 1);
     const table = lut(view.cmap);
-    for (let i = 0; i < 256; i++) img.data.set([table[3 * i], table[3 * i + 1], table[3 * i + 2], 255], 4 * i);
+    // Drawn as the overlay is: the colour's weight grows with the value, so the low end
+    // fades into what is behind it (the page here, the image in the view).
+    for (let i = 0; i < 256; i++) img.data.set([table[3 * i], table[3 * i + 1], table[3 * i + 2], i], 4 * i);
     bctx.putImageData(img, 0, 0);
     legend.replaceChildren(
       bar,
@@ -401,7 +436,7 @@ function render({ model, el }) {
       const g = svg("g", { class: "nbviz-gradcam__barg" });
       const rect = svg("rect", {
         x: x + 2, y: y(m), width: Math.max(2, bw - 4), height: Math.max(0, y(0) - y(m)),
-        class: `nbviz-gradcam__bar-rect${i === view.layer[view.method] ? " nbviz-gradcam__bar-rect--current" : ""}`,
+        class: `nbviz-gradcam__bar-rect${i === layerIndex() ? " nbviz-gradcam__bar-rect--current" : ""}`,
       });
       const tip = svg("title");
       tip.textContent = `${e.layer}: mean ${m.toFixed(2)}${mine[i] != null ? `, this image ${Number(mine[i]).toFixed(2)}` : ""}`;
@@ -411,7 +446,7 @@ function render({ model, el }) {
       tick.textContent = String(i + 1);
       g.append(tick);
       g.addEventListener("click", (ev) => {
-        view.layer[view.method] = i;
+        chooseLayer(i);
         syncControls();
         paint(ev.timeStamp, "chart");
       });
@@ -434,9 +469,8 @@ function render({ model, el }) {
     paint(ev.timeStamp, "colours");
   });
   layerSlider.addEventListener("input", (ev) => {
-    view.layer[view.method] = Number(layerSlider.value);
-    const e = entry();
-    layerLabel.textContent = e ? `${e.layer} · ${e.h}×${e.w}` : "";
+    chooseLayer(Number(layerSlider.value));
+    showLayerName();
     renderChart();
     paint(ev.timeStamp, "layer");
   });

@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { blend, classChoices, layerMeans, normalise, outline, upsample } from "../src/lib/cam-math.js";
+import { blend, classChoices, emptyMapNote, isEmpty, layerMeans, normalise, outline, upsample } from "../src/lib/cam-math.js";
+import { colorTable } from "../src/lib/colors.js";
 
 const close = (a, b) => {
   assert.equal(a.length, b.length);
@@ -32,6 +33,65 @@ test("blend mixes colour over the image above the threshold only", () => {
   assert.deepEqual([...out.slice(8, 12)], [100, 100, 100, 255]); // zero: never coloured
   blend(image, new Float32Array([1, 1, 1]), lut, 0, 0, out);
   assert.deepEqual([...out.slice(0, 4)], [100, 100, 100, 255]); // opacity 0: the image
+});
+
+/** One pixel of `image` (RGB) blended with value v. */
+const pixel = (rgb, v, lut, opacity, threshold = 0) => {
+  const out = new Uint8ClampedArray(4);
+  blend(new Uint8ClampedArray([...rgb, 255]), new Float32Array([v]), lut, opacity, threshold, out);
+  return [...out.slice(0, 3)];
+};
+const inferno = colorTable().lut; // any table works; its zero colour is near-black like inferno's
+const black = new Uint8Array(256 * 3); // the worst case: colour 0 is pure black
+
+test("blend is continuous at zero: 0 and 0.001 give (nearly) the same pixel", () => {
+  for (const lut of [black, inferno]) {
+    for (const opacity of [0.3, 0.5, 1]) {
+      const zero = pixel([200, 180, 160], 0, lut, opacity);
+      const tiny = pixel([200, 180, 160], 1e-3, lut, opacity);
+      assert.deepEqual(zero, [200, 180, 160]); // no evidence: the image as it is
+      for (let c = 0; c < 3; c++) assert.ok(Math.abs(zero[c] - tiny[c]) <= 1, `${zero} vs ${tiny}`);
+    }
+  }
+});
+
+test("blend has no jump anywhere between 0 and the peak", () => {
+  // Sweep the value in small steps: neighbouring values never differ by more than a few levels.
+  let prev = pixel([220, 220, 220], 0, black, 0.8);
+  for (let i = 1; i <= 1000; i++) {
+    const cur = pixel([220, 220, 220], i / 1000, black, 0.8);
+    for (let c = 0; c < 3; c++) assert.ok(Math.abs(cur[c] - prev[c]) <= 2, `at ${i / 1000}: ${prev} -> ${cur}`);
+    prev = cur;
+  }
+});
+
+test("blend weights the colour by the value: the peak gets the chosen opacity", () => {
+  const lut = new Uint8Array(256 * 3).fill(0);
+  lut.set([200, 0, 50], 3 * 255);
+  lut.set([0, 0, 0], 3 * 128);
+  assert.deepEqual(pixel([100, 100, 100], 1, lut, 0.6), [160, 40, 70]); // 100 * 0.4 + colour * 0.6
+  // half the peak: half the opacity (0.3), towards colour(0.5) = black
+  assert.deepEqual(pixel([100, 100, 100], 0.5, lut, 0.6), [70, 70, 70]);
+  // a value above 1 (rounding) is the peak
+  assert.deepEqual(pixel([100, 100, 100], 1.0001, lut, 0.6), [160, 40, 70]);
+});
+
+test("isEmpty tells an all-zero map", () => {
+  assert.equal(isEmpty(new Uint8Array(16)), true);
+  assert.equal(isEmpty(new Uint8Array([0, 0, 1, 0])), false);
+  assert.equal(isEmpty(new Float32Array(0)), true);
+});
+
+test("emptyMapNote explains an empty map per method", () => {
+  const cam = emptyMapNote("gradcam", "seven", "features.block4");
+  assert.match(cam, /^Empty map: no positive evidence for “seven” at features\.block4\./);
+  assert.match(cam, /positive part/);
+  assert.match(cam, /early in training/);
+  assert.match(emptyMapNote("layercam", "x", "conv"), /Layer-CAM/);
+  const sal = emptyMapNote("saliency", "seven", "input");
+  assert.match(sal, /gradient is zero/);
+  assert.doesNotMatch(sal, / at input/);
+  assert.match(emptyMapNote("integrated_gradients", "seven", "input"), /positive attributions/);
 });
 
 test("outline marks the inside pixels next to the outside", () => {

@@ -182,7 +182,8 @@ def test_live_confusion_matrix_in_jupyterlab(lab: Lab):
     n_thumbs = widget(lab, 0).locator(".nbviz-confusion__thumb").count()
     expected = int(lab.python(f"print(len(cm.examples({r}, {c})))"))
     assert n_thumbs == expected == min(16, m[r][c])
-    assert f"{m[r][c]} samples" in gallery.inner_text()
+    noun = "sample" if m[r][c] == 1 else "samples"
+    assert f"{m[r][c]} {noun}," in gallery.inner_text()
 
     # --- the epoch slider goes back to epoch 1 -----------------------------------------
     slider.fill("1")
@@ -234,3 +235,46 @@ big
     assert re.search(r"true: (499|500|501)\npredicted: (499|500|501)\n", tip.inner_text())
     print(f"draw time at K=1000: {w.get_attribute('data-draw-ms')} ms")
     lab.screenshot(w, "confusion-1000")
+
+
+LONG = [f"handwritten digit sample of class {w}" for w in ("three", "seven", "eight", "nine")]
+
+
+def test_long_class_names_and_one_sample(lab: Lab):
+    """Names sharing a long prefix stay distinguishable; one sample reads "1 sample"."""
+    setup = f"""
+import torch, nbviz
+names = {LONG!r}
+cm = nbviz.ConfusionMatrix(classes=names)
+cm.update(torch.tensor([1]), torch.tensor([1]))  # one sample: true seven, predicted seven
+cm.end_epoch()
+cm
+"""
+    lab.open_notebook("names.ipynb", [setup])
+    lab.run_cell(0)
+    lab.wait_cell(0)
+    w = widget(lab, 0)
+    lab.page.wait_for_function("(el) => el.dataset.total === '1'", arg=w.element_handle())
+    assert "1 sample ·" in w.locator(".nbviz-confusion__stats").inner_text()
+    assert "1 samples" not in w.inner_text()
+
+    for axis in ("row", "col"):
+        labels = w.locator(f".nbviz-confusion__label--{axis}")
+        assert labels.count() == len(LONG)
+        texts = [labels.nth(k).inner_text() for k in range(len(LONG))]
+        titles = [labels.nth(k).get_attribute("title") for k in range(len(LONG))]
+        assert titles == LONG  # the full name on hover
+        assert len(set(texts)) == len(LONG), texts  # distinguishable on screen
+        for text, name in zip(texts, LONG, strict=True):
+            assert "…" in text and text.endswith(name.split()[-1]), (text, name)
+    # The row labels sit beside their rows, inside the widget, readable width.
+    box = w.locator(".nbviz-confusion__label--row").first.bounding_box()
+    assert box["x"] >= w.bounding_box()["x"] and box["width"] > 40
+
+    # The one cell's gallery says "1 sample" too.
+    lab.page.mouse.click(*cell_point(lab, 0, 1, 1))
+    gallery = w.locator(".nbviz-confusion__gallery")
+    gallery.wait_for(state="visible")
+    assert ": 1 sample," in gallery.inner_text()
+    lab.page.mouse.move(0, 0)
+    lab.screenshot_themes(w, "confusion-long-names")

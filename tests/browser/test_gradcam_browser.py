@@ -94,13 +94,21 @@ def test_gradcam_explorer_in_jupyterlab(lab: Lab):
     changes(lab, lambda: drag(lab, ".nbviz-gradcam__layer", 1.0, 0.0))
     assert layer_name.inner_text().startswith(facts["layers"][0])
     changes(lab, lambda: drag(lab, ".nbviz-gradcam__layer", 0.0, 0.5))
+    chosen = layer_name.inner_text().split(" · ")[0]
+    assert chosen in facts["layers"][1:-1]
     changes(lab, lambda: drag(lab, ".nbviz-gradcam__opacity", 0.5, 0.95))
     changes(lab, lambda: drag(lab, ".nbviz-gradcam__threshold", 0.0, 0.6))
     changes(lab, lambda: drag(lab, ".nbviz-gradcam__threshold", 0.6, 0.1))
+    # Switching method keeps the chosen layer (CAM methods share their layers) ...
     changes(lab, lambda: w.locator(".nbviz-gradcam__method").select_option("gradcam++"))
+    assert layer_name.inner_text().split(" · ")[0] == chosen
     changes(lab, lambda: w.locator(".nbviz-gradcam__method").select_option("saliency"))
     assert w.locator(".nbviz-gradcam__layer").is_disabled()  # one "layer": the input
+    assert layer_name.inner_text().startswith("input")
+    # ... and an input-gradient method in between does not forget it.
     changes(lab, lambda: w.locator(".nbviz-gradcam__method").select_option("layercam"))
+    assert layer_name.inner_text().split(" · ")[0] == chosen
+    assert w.locator(".nbviz-gradcam__layer").input_value() == str(facts["layers"].index(chosen))
     changes(lab, lambda: w.locator(".nbviz-gradcam__cmap").select_option("viridis"))
     changes(lab, lambda: w.locator(".nbviz-gradcam__mask").check())
     changes(lab, lambda: w.locator(".nbviz-gradcam__choice").nth(1).click())
@@ -135,4 +143,106 @@ def test_gradcam_explorer_in_jupyterlab(lab: Lab):
     lab.page.mouse.move(0, 0)
     lab.page.set_viewport_size({"width": 1280, "height": 1100})
     lab.screenshot_themes(w, "gradcam")
+
+    # A low-resolution map (the deepest block, 4x4) upsampled to the view: weak values
+    # fade into the image instead of drawing dark or bright patches.
+    lab.set_theme("light")
+    drag(lab, ".nbviz-gradcam__layer", 0.75, 1.0)
+    assert layer_name.inner_text() == f"{facts['layers'][-1]} · 4×4"
+    w.locator(".nbviz-gradcam__cmap").select_option("inferno")  # the default colours
+    lab.page.mouse.move(0, 0)
+    lab.screenshot_themes(w, "gradcam-lowres")
+    assert dialogs == []
+
+
+SIGNED = """
+import torch, nbviz
+class Signed(torch.nn.Module):
+    # Class 0 scores minus the mean of a ReLU layer, class 1 plus it: Grad-CAM's channel
+    # weights for class 0 there are negative and its activations >= 0, so that map is
+    # exactly zero; class 1's is not.
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, kernel_size=8, stride=8)  # 64x64 -> 8x8
+        self.relu = torch.nn.ReLU()
+    def forward(self, x):
+        s = self.relu(self.conv(x)).mean(dim=(1, 2, 3))
+        return torch.stack([-s, s], dim=1)
+torch.manual_seed(0)
+model = Signed()
+with torch.no_grad():
+    model.conv.bias.fill_(0.2)
+data = nbviz.datasets.shapes(n=4, seed=0)
+names = ["handwritten digit sample of class three", "handwritten digit sample of class seven"]
+cam = nbviz.GradCAM(model, data.images, labels=[0, 1, 0, 1], classes=names,
+                    layers=["conv", "relu"], title="A model with an empty map")
+cam
+"""
+NAMES = ["handwritten digit sample of class three", "handwritten digit sample of class seven"]
+
+
+def test_gradcam_empty_map_no_masks_and_long_class_names(lab: Lab):
+    dialogs = []
+    lab.page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    lab.open_notebook("gradcam-empty.ipynb", [SIGNED])
+    lab.run_cell(0)
+    lab.wait_cell(0)
+    widget(lab).wait_for(state="visible")
+    w = widget(lab)
+    note = w.locator(".nbviz-gradcam__empty")
+
+    # No masks were given: no mask control at all (and no agreement chart).
+    assert not w.locator(".nbviz-gradcam__check").is_visible()
+    assert not w.locator(".nbviz-gradcam__mask").is_visible()
+    assert not w.locator(".nbviz-gradcam__agreement").is_visible()
+
+    # Long names sharing a prefix: shortened, still distinguishable, full name on hover.
+    shown = w.locator(".nbviz-gradcam__cls")
+    assert shown.count() == 2
+    texts = [shown.nth(i).inner_text() for i in range(2)]
+    titles = [shown.nth(i).get_attribute("title") for i in range(2)]
+    assert titles == [NAMES[1], NAMES[0]]  # #1 is "seven": the model's top class
+    assert texts[0] != texts[1]
+    for text, title in zip(texts, titles, strict=True):
+        assert "…" in text and len(text) < len(title)
+        assert text.startswith("handwritten") and text.endswith(title.split()[-1])
+
+    # The view opens on the deepest layer (relu) explaining "seven": a map, no note.
+    assert w.locator(".nbviz-gradcam__layer-name").inner_text().startswith("relu")
+    assert not note.is_visible()
+    assert w.get_attribute("data-empty") == "false"
+
+    # "three" at relu is all zero: the plain image, and words saying why.
+    changes(lab, lambda: w.locator(".nbviz-gradcam__choice").nth(1).click())
+    note.wait_for(state="visible")
+    text = note.inner_text()
+    assert f"no positive evidence for “{NAMES[0]}” at relu" in text
+    assert "Grad-CAM keeps only the positive part" in text and "early in training" in text
+    assert w.get_attribute("data-empty") == "true"
+    # The canvas is the plain image: compare with the image scaled the same way.
+    diff = lab.page.evaluate(
+        """(root) => {
+            const c = root.querySelector('.nbviz-gradcam__canvas');
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            const th = root.querySelector('.nbviz-gradcam__thumb');
+            const big = document.createElement('canvas');
+            big.width = big.height = c.width;
+            const g = big.getContext('2d');
+            g.imageSmoothingEnabled = true;
+            g.drawImage(th, 0, 0, c.width, c.height);
+            const e = g.getImageData(0, 0, c.width, c.height).data;
+            let diff = 0;
+            for (let i = 0; i < d.length; i++) diff = Math.max(diff, Math.abs(d[i] - e[i]));
+            return diff;
+        }""",
+        w.element_handle(),
+    )
+    assert diff <= 2, f"an empty map must show the plain image (max difference {diff})"
+    lab.page.mouse.move(0, 0)
+    lab.screenshot_themes(w, "gradcam-empty")
+
+    # Back to "seven": the note goes away.
+    changes(lab, lambda: w.locator(".nbviz-gradcam__choice").nth(0).click())
+    note.wait_for(state="hidden")
+    assert w.get_attribute("data-empty") == "false"
     assert dialogs == []

@@ -56,24 +56,32 @@ export function normalise(values) {
 }
 
 /**
- * Blend a coloured map over an RGBA image into `out`: where value >= threshold
- * (and > 0), out = image * (1 - opacity) + colour(value) * opacity.
+ * Blend a coloured map over an RGBA image into `out`. The colour's weight grows with
+ * the value: out = image * (1 - w) + colour(value) * w with w = opacity * value, so
+ * a value of 0 leaves the image as it is, weak evidence only tints it, and the map's
+ * peak gets the chosen opacity. The picture is continuous in the value: a map that is
+ * 0 in one place and 0.001 next to it looks the same in both (a uniform blend would
+ * instead darken every pixel by the colour map's zero colour, near-black for inferno,
+ * and a blend that skipped exact zeros made low-resolution maps look like bright
+ * patches with dark rims). Values below `threshold` show the image: the threshold is
+ * the one deliberate cut.
  * @param {Uint8ClampedArray} image  RGBA, n pixels
  * @param {Float32Array} values      n values in [0, 1]
  * @param {Uint8Array} lut           256 RGB triples
- * @param {number} opacity
+ * @param {number} opacity           weight of the colour at the map's peak
  * @param {number} threshold
  * @param {Uint8ClampedArray} out    RGBA, n pixels
  */
 export function blend(image, values, lut, opacity, threshold, out) {
   const a = Math.min(1, Math.max(0, opacity));
   for (let p = 0, q = 0; p < values.length; p++, q += 4) {
-    const v = values[p];
+    const v = Math.min(1, values[p]);
     if (v > 0 && v >= threshold) {
-      const k = 3 * Math.min(255, Math.round(v * 255));
-      out[q] = image[q] * (1 - a) + lut[k] * a;
-      out[q + 1] = image[q + 1] * (1 - a) + lut[k + 1] * a;
-      out[q + 2] = image[q + 2] * (1 - a) + lut[k + 2] * a;
+      const w = a * v;
+      const k = 3 * Math.round(v * 255);
+      out[q] = image[q] + (lut[k] - image[q]) * w;
+      out[q + 1] = image[q + 1] + (lut[k + 1] - image[q + 1]) * w;
+      out[q + 2] = image[q + 2] + (lut[k + 2] - image[q + 2]) * w;
     } else {
       out[q] = image[q];
       out[q + 1] = image[q + 1];
@@ -82,6 +90,43 @@ export function blend(image, values, lut, opacity, threshold, out) {
     out[q + 3] = 255;
   }
   return out;
+}
+
+/**
+ * True when every value is 0 (or below): an empty map, which the view says in words.
+ * @param {ArrayLike<number>} values
+ */
+export function isEmpty(values) {
+  for (let i = 0; i < values.length; i++) if (values[i] > 0) return false;
+  return true;
+}
+
+const CAM_RULE = {
+  gradcam: "Grad-CAM keeps only the positive part of the gradient-weighted activations",
+  "gradcam++": "Grad-CAM++ keeps only the positive part of the weighted activations",
+  layercam: "Layer-CAM keeps only activations with a positive gradient",
+};
+
+/**
+ * What an empty map means, in words for the person looking at it.
+ * @param {string} method  a key of nbviz.cam.METHODS
+ * @param {string} name    the class explained
+ * @param {string} layer   the layer ("input" for input-gradient methods)
+ * @returns {string}
+ */
+export function emptyMapNote(method, name, layer) {
+  const rule = /** @type {Record<string, string>} */ (CAM_RULE)[method];
+  if (rule) {
+    const where = layer && layer !== "input" ? ` at ${layer}` : "";
+    return `Empty map: no positive evidence for “${name}”${where}. ${rule}, and nothing is left. ` +
+      "Common early in training; another layer or class may show more.";
+  }
+  if (method === "integrated_gradients") {
+    return `Empty map: no pixel adds to the score of “${name}” (integrated gradients keeps only ` +
+      "positive attributions). Common early in training.";
+  }
+  return `Empty map: the score of “${name}” does not change with any pixel of this image (its ` +
+    "gradient is zero everywhere). Common early in training, or when every unit on the way is inactive.";
 }
 
 /**
