@@ -159,6 +159,73 @@ def resnet50(num_classes: int = 10, width: int = 16) -> ResNet:
     return ResNet(Bottleneck, [3, 4, 6, 3], num_classes, width)
 
 
+# --- MobileNetV2 -----------------------------------------------------------------------------
+
+
+class ConvBNReLU(nn.Sequential):
+    def __init__(self, inp: int, out: int, kernel: int = 3, stride: int = 1, groups: int = 1):
+        super().__init__(
+            nn.Conv2d(inp, out, kernel, stride, kernel // 2, groups=groups, bias=False),
+            nn.BatchNorm2d(out),
+            nn.ReLU6(inplace=True),
+        )
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, inp: int, out: int, stride: int, expand: int):
+        super().__init__()
+        hidden = inp * expand
+        self.use_res = stride == 1 and inp == out
+        layers: list[nn.Module] = [ConvBNReLU(inp, hidden, 1)] if expand != 1 else []
+        layers += [
+            ConvBNReLU(hidden, hidden, 3, stride, groups=hidden),  # depthwise
+            nn.Conv2d(hidden, out, 1, bias=False),  # linear bottleneck
+            nn.BatchNorm2d(out),
+        ]
+        self.conv = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv(x) if self.use_res else self.conv(x)
+
+
+# (expansion, channels, repeats, first stride) of torchvision's MobileNetV2.
+_MOBILENET_V2 = [
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+]
+
+
+class MobileNetV2(nn.Module):
+    def __init__(self, num_classes: int = 10, width: float = 0.25):
+        super().__init__()
+        c = lambda v: max(8, int(v * width + 4) // 8 * 8)  # noqa: E731  (torchvision's rounding)
+        inp = c(32)
+        layers: list[nn.Module] = [ConvBNReLU(3, inp, 3, 2)]
+        for t, ch, n, s in _MOBILENET_V2:
+            for i in range(n):
+                layers.append(InvertedResidual(inp, c(ch), s if i == 0 else 1, t))
+                inp = c(ch)
+        last = max(1280, c(1280)) if width > 1 else 1280
+        layers.append(ConvBNReLU(inp, last, 1))
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(last, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.adaptive_avg_pool2d(self.features(x), 1)
+        return self.classifier(torch.flatten(x, 1))
+
+
+def mobilenet_v2(num_classes: int = 10, width: float = 0.25) -> MobileNetV2:
+    """MobileNetV2 layout (torchvision's module paths, 141 leaf modules); ``width=1.0`` is the
+    real one (3.5 M parameters with 1,000 classes)."""
+    return MobileNetV2(num_classes, width)
+
+
 # --- ViT -------------------------------------------------------------------------------------
 
 

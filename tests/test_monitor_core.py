@@ -15,6 +15,7 @@ import gc
 import math
 import sys
 import tracemalloc
+import warnings
 
 import bqplot
 import ipywidgets
@@ -1275,4 +1276,51 @@ def test_on_nan_warn_says_so_once():
         w.snapshot()
         w.snapshot()
     assert len([c for c in caught if "nbviz.watch" in str(c.message)]) == 1
+    w.detach()
+
+
+def test_step_before_backward_warns_once_naming_the_order():
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    w = Watcher(model)
+    with pytest.warns(RuntimeWarning, match=r"after loss\.backward\(\) and before optimizer\.step"):
+        w.step()  # no backward yet: no gradients
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        w.step()  # said once
+        model(torch.rand(2, 4)).sum().backward()
+        w.step()
+    w.detach()
+
+
+def test_gradient_stats_read_in_one_batch_equal_per_step_values():
+    """Per-parameter norms and maxima are summed into layers when read: many pending steps
+    (some sampled, one with a layer lacking gradients) give the values of each step."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    w = Watcher(model, every=2)
+    expected = []
+    for step in range(5):
+        model.zero_grad(set_to_none=True)
+        out = model(torch.randn(8, 4))
+        if step == 3:  # only the last layer gets gradients: the first layer's norm is 0
+            out = model[2](model[1](model[0](torch.randn(8, 4)).detach()))
+        out.square().sum().backward()
+        layer = [
+            [p.grad for p in m.parameters() if p.grad is not None] for m in (model[0], model[2])
+        ]
+        norms = [
+            float(torch.cat([g.reshape(-1) for g in gs]).norm()) if gs else 0.0 for gs in layer
+        ]
+        maxes = [
+            float(torch.cat([g.reshape(-1) for g in gs]).abs().max()) if gs else -1.0
+            for gs in layer
+        ]
+        expected.append((norms, maxes))
+        w.step()
+    snap = w.snapshot()
+    rows, steps = snap["grad_norm"]
+    np.testing.assert_allclose(rows, [e[0] for e in expected], rtol=1e-6)
+    max_rows, max_steps = snap["grad_max"]
+    assert max_steps[:, 0].tolist() == [0, 2, 4]
+    np.testing.assert_allclose(max_rows, [expected[s][1] for s in (0, 2, 4)], rtol=1e-6)
     w.detach()

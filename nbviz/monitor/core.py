@@ -12,8 +12,8 @@ before ``optimizer.step()``), records on the tensors' own device:
   fraction of dead ReLU units (channels that are zero for the whole batch) of
   each ReLU module;
 - every ``hist_every`` steps: histograms of the weights, gradients and
-  activations of a few layers (fixed bins, range doubling exactly; a uniform
-  sample of at most 2**18 values of a larger activation);
+  activations of a few layers (fixed bins, range doubling exactly; a systematic
+  sample of 2**16 values of a larger activation);
 - every ``features_every`` steps: the activations of the probe images at a
   few conv layers (a forward in eval mode without gradients).
 
@@ -74,8 +74,9 @@ KINDS = ("weights", "gradients", "activations")
 # Steps of device values (gradient statistics, tensor scalars) kept before they move to the
 # CPU even without a snapshot(), so that a watcher nobody reads stays bounded (review fix).
 MAX_PENDING = 256
-# Values of one activation binned per histogram at most (a uniform sample of larger ones).
-ACTIVATION_SAMPLE = 1 << 18
+# Values of one activation binned per histogram at most (a systematic sample of larger ones:
+# each bin within about +-0.003 of the whole activation's fraction).
+ACTIVATION_SAMPLE = 1 << 16
 
 
 class Watcher:
@@ -159,8 +160,8 @@ class Watcher:
         self.dead = RowHistory(r, capacity)
         self.latest: dict[str, np.ndarray] = {}
         self.latest_max_step: int | None = None  # the step of latest["grad_max"]
-        # step, norms, maxes (None on steps that are not sampled)
-        self._pending: list[tuple[int, torch.Tensor, torch.Tensor | None]] = []
+        # step, owner layer of each gradient, per-gradient norms, maxes (None: not sampled)
+        self._pending: list[tuple[int, tuple[int, ...], torch.Tensor, torch.Tensor | None]] = []
         self.hist: dict[tuple[str, str], tuple[Bins, RowHistory]] = {}
         self.features: dict[str, np.ndarray] = {}
         self.features_step: int | None = None
@@ -183,8 +184,8 @@ class Watcher:
         self._layer_set = set(own)
         self.capacity = capacity
         self.versions = {"scalars": 0, "flow": 0, "hist": 0, "features": 0}  # what changed
+        self._said_no_gradients = False
         self._handles: list[Any] = []
-        self._owner_index: tuple[Any, torch.Tensor] | None = None
         self._attach()
 
     # --- hooks ---------------------------------------------------------------------------------
@@ -339,11 +340,26 @@ class Watcher:
         self._fix_order()
         if self._outputs:  # modules ran but the model's forward did not end (called piecewise)
             self._end_forward(None)
-        owned = [(i, p.grad) for i, ps in enumerate(self.params) for p in ps if p.grad is not None]
+        grads, owners = self._gradients()
+        if (
+            not grads
+            and not self._said_no_gradients
+            and any(p.requires_grad for ps in self.params for p in ps)
+        ):
+            self._said_no_gradients = True  # once: the view keeps saying it
+            warnings.warn(
+                "nbviz.watch: step() found no gradients on the model's parameters; call "
+                "mon.step() after loss.backward() and before optimizer.step() (and "
+                "optimizer.zero_grad())",
+                RuntimeWarning,
+                stacklevel=_caller_level(),
+            )
         sampled = self._collect
-        if owned:
-            norms, maxes = self._per_layer(owned, with_max=sampled)
-            self._pending.append((step, norms, maxes))
+        if grads:
+            # Per-parameter values, on the device: summed into layers when read (one
+            # transfer and a few numpy operations for every pending step at once).
+            norms = torch.stack(torch._foreach_norm(grads))
+            self._pending.append((step, owners, norms, _abs_max(grads) if sampled else None))
         if sampled:
             self._record_sampled(step)
         if self._snapshot_weights is not None:
@@ -408,29 +424,15 @@ class Watcher:
         self.params = [self.params[i] for i in perm]
         self.layers = [self.layers[i] for i in perm]
 
-    def _per_layer(
-        self, owned: list[tuple[int, torch.Tensor]], with_max: bool = True
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Each layer's gradient norm and (``with_max``) max |g|, from (layer index,
-        gradient) pairs. The max is a second pass over every gradient (5 ms a step for
-        ResNet-50 on the CPU), so steps that are not sampled take the norm only."""
-        owners = tuple(i for i, _ in owned)
-        grads = [g for _, g in owned]
-        device = grads[0].device
-        norms = torch.stack(torch._foreach_norm(grads)).to(device=device, dtype=torch.float64)
-        # Which layer each gradient belongs to: the same every step, so made once (a host
-        # to device copy per step otherwise).
-        if self._owner_index is None or self._owner_index[0] != (owners, device):
-            self._owner_index = ((owners, device), torch.tensor(owners, device=device))
-        idx = self._owner_index[1]
-        n = len(self.params)
-        sq = torch.zeros(n, device=device, dtype=torch.float64).index_add_(0, idx, norms**2)
-        if not with_max:
-            return sq.sqrt(), None
-        maxes = _abs_max(grads).to(device, torch.float64)
-        mx = torch.full((n,), -1.0, device=device, dtype=torch.float64)
-        mx = mx.scatter_reduce(0, idx, maxes, reduce="amax")
-        return sq.sqrt(), mx  # -1: a layer without gradients this step
+    def _gradients(self) -> tuple[list[torch.Tensor], tuple[int, ...]]:
+        """The gradients now on the parameters, and the layer (index) each belongs to."""
+        grads, owners = [], []
+        for i, ps in enumerate(self.params):
+            for p in ps:
+                if p.grad is not None:
+                    grads.append(p.grad)
+                    owners.append(i)
+        return grads, tuple(owners)
 
     def _record_sampled(self, step: int) -> None:
         if self.relus and all(d is not None for d in self._dead_now):
@@ -502,11 +504,19 @@ class Watcher:
             lo, hi = torch.aminmax(flat)
         peak = max(-float(lo), float(hi))
         if sample is not None and flat.numel() > sample:
-            # torch.histc takes 25 ms for a 64x32x64x64 activation on the CPU; a uniform
-            # sample of 2**18 values puts each bin within +-0.002 of the whole's fraction.
-            # Its generator is the watcher's own: training's random numbers stay as they are.
-            pick = torch.randint(flat.numel(), (sample,), generator=self._sampler)
-            flat = flat[pick.to(flat.device)]
+            # A systematic sample: every k-th value from a random start, a view of the
+            # tensor (drawing 2**18 random indices cost as much as binning every value).
+            # k shares no factor with the size of one item, so the sample visits every
+            # channel and position equally. The start comes from the watcher's own
+            # generator: training's random numbers stay as they are.
+            k, item = (
+                -(-flat.numel() // sample),
+                flat.numel() // len(tensors[0]) if tensors[0].ndim else 1,
+            )
+            while math.gcd(k, item) != 1:
+                k += 1
+            start = int(torch.randint(k, (), generator=self._sampler))
+            flat = flat[start::k]
         key = (path, kind)
         if key not in self.hist:
             self.hist[key] = (Bins(), None)  # type: ignore[assignment]
@@ -600,25 +610,33 @@ class Watcher:
 
     def _read_gradient_stats(self) -> dict[str, Any] | None:
         """Pending norms and maxima into the histories; the first non-finite gradient."""
-        if not self._pending:
+        pending, self._pending = self._pending, []
+        if not pending:
             return None
-        steps = [s for s, _, _ in self._pending]
-        norms = torch.stack([n for _, n, _ in self._pending]).cpu().numpy()
-        with_max = [(s, m) for s, _, m in self._pending if m is not None]
-        if with_max:
-            maxes = torch.stack([m for _, m in with_max]).cpu().numpy()
-            for (s, _), m in zip(with_max, maxes, strict=True):
-                self.grad_max.add(s, m)
-            self.latest["grad_max"] = maxes[-1]
-            self.latest_max_step = with_max[-1][0]
-        self._pending.clear()
-        first = None
-        for s, n in zip(steps, norms, strict=True):
-            self.grad_norm.add(s, n)
+        # One transfer for every pending step: per-parameter norms, then the sampled maxima.
+        flat = [n for _, _, n, _ in pending] + [m for *_, m in pending if m is not None]
+        values = torch.cat(flat).to(torch.float64).cpu().numpy()
+        n_layers, at, first = len(self.params), 0, None
+        norms = []
+        for _, owners, n, _ in pending:
+            sq = np.bincount(owners, weights=values[at : at + len(n)] ** 2, minlength=n_layers)
+            norms.append(np.sqrt(sq))  # 0: a layer without gradients this step
+            at += len(n)
+        for step, owners, _, m in pending:
+            if m is not None:
+                mx = np.full(n_layers, -1.0)  # -1: a layer without gradients this step
+                with np.errstate(invalid="ignore"):  # a NaN gradient's max is NaN, as it should
+                    np.maximum.at(mx, np.asarray(owners), values[at : at + len(m)])
+                at += len(m)
+                self.grad_max.add(step, mx)
+                self.latest["grad_max"] = mx
+                self.latest_max_step = step
+        for (step, *_), n in zip(pending, norms, strict=True):
+            self.grad_norm.add(step, n)
             if first is None and self.on_nan != "ignore" and not np.isfinite(n).all():
                 # Backward runs deep to shallow: the deepest non-finite layer is where it began.
                 bad = np.flatnonzero(~np.isfinite(n))
-                first = {"step": s, "where": "gradients", "layer": self.layers[bad[-1]]}
+                first = {"step": step, "where": "gradients", "layer": self.layers[bad[-1]]}
         self.latest["grad_norm"] = norms[-1]
         return first
 
