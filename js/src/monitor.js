@@ -7,9 +7,23 @@ import "./lib/common.css";
 import "./monitor.css";
 import { interpolateInferno, interpolateViridis } from "d3-scale-chromatic";
 import { decodeArray } from "./lib/arrays.js";
+import { tailPath } from "./lib/text.js";
 import { colorTable } from "./lib/colors.js";
 import { coalesce, el as h, watchTheme } from "./lib/dom.js";
-import { heatPixels, logRange, logScale, smooth, strideNote, windowRange } from "./lib/monitor-math.js";
+import {
+  heatPixels,
+  logCurves,
+  logRange,
+  logScale,
+  nonFiniteSteps,
+  smooth,
+  niceTicks,
+  strideNote,
+  tickFormat,
+  tickStep,
+  valueRange,
+  windowRange,
+} from "./lib/monitor-math.js";
 
 /**
  * @typedef {import("./lib/arrays.js").WireArray} WireArray
@@ -56,16 +70,20 @@ function render({ model, el }) {
   const title = h("div", { class: "nbviz-monitor__title" });
   const status = h("div", { class: "nbviz-monitor__status", role: "status" });
   const banner = h("div", { class: "nbviz-monitor__nan", role: "alert" });
+  banner.hidden = true;
   const smoothing = /** @type {HTMLInputElement} */ (h("input", { type: "range", min: "0", max: "0.99", step: "0.01", class: "nbviz-monitor__smoothing", "aria-label": "smoothing" }));
   const smoothingLabel = h("span", { class: "nbviz-monitor__value" });
   const logToggle = /** @type {HTMLInputElement} */ (h("input", { type: "checkbox", class: "nbviz-monitor__log" }));
   const windowSelect = /** @type {HTMLSelectElement} */ (h("select", { class: "nbviz-control nbviz-monitor__window", "aria-label": "steps shown" }));
   for (const [v, label] of [["0", "whole run"], ["100", "last 100 steps"], ["500", "last 500 steps"], ["2000", "last 2,000 steps"]]) windowSelect.append(h("option", { value: v }, label));
+  const logLabel = h("span", {}, " log scale");
   const curveControls = h("div", { class: "nbviz-monitor__controls" }, [
     h("label", {}, ["smoothing ", smoothing, smoothingLabel]),
-    h("label", {}, [logToggle, " log scale"]),
+    h("label", { title: "log10 of the losses (of every curve spanning over a decade when no name says loss)" }, [logToggle, logLabel]),
     windowSelect,
   ]);
+  const curveNote = h("div", { class: "nbviz-monitor__curve-note", role: "note" });
+  curveNote.hidden = true;
   const panel = (/** @type {string} */ name, /** @type {string} */ heading, /** @type {(string | Node)[]} */ extra = []) => {
     const body = h("div", { class: "nbviz-monitor__body" });
     const note = h("div", { class: "nbviz-monitor__note" });
@@ -83,7 +101,7 @@ function render({ model, el }) {
   const probeStrip = h("div", { class: "nbviz-monitor__probes", role: "listbox", "aria-label": "probe image" });
   const feat = panel("features", "Feature maps", [featLayer]);
   const grid = h("div", { class: "nbviz-monitor__grid" }, [flow.box, ratio.box, dead.box, hist.box, feat.box]);
-  root.append(title, status, banner, curveControls, grid);
+  root.append(title, status, banner, curveControls, curveNote, grid);
 
   // --- data ------------------------------------------------------------------------------------
   const get = (/** @type {string} */ k) => model.get(k);
@@ -111,18 +129,31 @@ function render({ model, el }) {
     drawCurves();
   }
 
-  /** Write each bqplot figure's data: the window, the smoothing and the scale, from the raw series. */
+  /**
+   * Write each bqplot figure's data and axes from the raw series: the window, the smoothing
+   * and the log scale. Non-finite points are gaps in both lines and crosses along the top of
+   * the plot (never smoothed over); the axis ranges and tick formats are set here too, so a
+   * short run reads whole steps and a loss axis does not dip below zero.
+   */
   function drawCurves() {
     const scalars = get("scalars") || {};
     const val = get("val") || {};
+    /** @type {Record<string, Float64Array>} */
+    const allValues = {};
+    for (const name of Object.keys(curveModels)) {
+      const s = scalars[name];
+      allValues[name] = Float64Array.from(s ? arr(s.values)?.data ?? [] : []);
+    }
+    const logged = new Set(view.log ? logCurves(allValues) : []);
+    /** @type {string[]} */
+    const notes = [];
     for (const [name, parts] of Object.entries(curveModels)) {
       const s = scalars[name];
       const steps = s ? arr(s.steps)?.data ?? new Int32Array() : new Int32Array();
-      const values = s ? arr(s.values)?.data ?? new Float32Array() : new Float32Array();
       const [a, b] = windowRange(steps, view.window);
-      let x = Float64Array.from(steps.subarray(a, b));
-      let raw = Float64Array.from(values.subarray(a, b));
-      let sm = smooth(raw, view.smoothing);
+      const x = Float64Array.from(steps.subarray(a, b));
+      const raw = allValues[name].subarray(a, b);
+      const bad = nonFiniteSteps(x, raw);
       const v = val[name];
       let vx = v ? Float64Array.from(arr(v.steps)?.data ?? []) : new Float64Array();
       let vy = v ? Float64Array.from(arr(v.values)?.data ?? []) : new Float64Array();
@@ -131,27 +162,57 @@ function render({ model, el }) {
         vx = vx.filter((_, i) => keep[i]);
         vy = vy.filter((_, i) => keep[i]);
       }
-      if (view.log) {
-        // log10 of the values on the same linear axis (swapping in a bqplot LogScale from
-        // the browser leaves it without a pixel range). Zero and negative values can't be
-        // shown and are left out.
-        const ok = [...raw].map((r, i) => r > 0 && sm[i] > 0);
-        x = x.filter((_, i) => ok[i]);
-        raw = raw.filter((_, i) => ok[i]).map(Math.log10);
-        sm = sm.filter((_, i) => ok[i]).map(Math.log10);
-        const vok = [...vy].map((r) => r > 0);
-        vx = vx.filter((_, i) => vok[i]);
-        vy = vy.filter((_, i) => vok[i]).map(Math.log10);
+      const badVal = nonFiniteSteps(vx, vy);
+      const okVal = [...vy].map(Number.isFinite);
+      vx = vx.filter((_, i) => okVal[i]);
+      vy = vy.filter((_, i) => okVal[i]);
+      const log = logged.has(name);
+      // log10 of the values on the same linear axis (swapping in a bqplot LogScale from the
+      // browser leaves it without a pixel range). Zero and negative values become gaps.
+      const shown = (/** @type {Float64Array} */ y) => (log ? y.map((u) => (u > 0 ? Math.log10(u) : NaN)) : y);
+      const yRaw = shown(Float64Array.from(raw));
+      const ySmooth = shown(smooth(raw, view.smoothing));
+      const yVal = shown(vy);
+      const range = valueRange([yRaw, yVal]) || [0, 1];
+      const xs = [...x, ...vx, ...bad, ...badVal];
+      const x0 = xs.length ? Math.min(...xs) : 0;
+      const x1 = xs.length ? Math.max(...xs) : 1;
+      const [lo, hi] = x1 > x0 ? [x0, x1] : [x0 - 1, x0 + 1];
+      const step = tickStep(range[0], range[1], 5);
+      const format = tickFormat(step, Math.max(Math.abs(range[0]), Math.abs(range[1])));
+      parts.x.set({ min: lo, max: hi });
+      parts.y.set({ min: range[0], max: range[1] });
+      // Explicit tick values (bqplot spaces num_ticks evenly between the ends instead).
+      parts.xaxis.set({ num_ticks: null, tick_values: niceTicks(lo, hi, { whole: true }) });
+      parts.yaxis.set({ num_ticks: null, tick_values: niceTicks(range[0], range[1]), tick_format: format });
+      const title = log ? `log10 ${name}` : name;
+      if (parts.figure.get("title") !== title) parts.figure.set("title", title);
+      // Trailing gaps are left out: bqplot places a line's label at its last point, and a
+      // NaN there becomes an invalid SVG transform.
+      const end = lastFinite(yRaw) + 1;
+      parts.raw.set({ x: x.subarray(0, end), y: yRaw.subarray(0, end) });
+      parts.smooth.set({ x: x.subarray(0, end), y: ySmooth.subarray(0, end) });
+      parts.val.set({ x: vx, y: yVal });
+      const marks = [...bad, ...badVal];
+      parts.bad.set({ x: Float64Array.from(marks), y: new Float64Array(marks.length).fill(range[1]) });
+      if (marks.length) {
+        notes.push(`${name}: ${marks.length.toLocaleString("en-US")} non-finite value${marks.length === 1 ? "" : "s"} (NaN or ±Inf) from step ${Math.min(...marks)}, gaps in its lines, marked + along the top`);
       }
-      const label = view.log ? `log10 ${name}` : name;
-      if (parts.yaxis.get("label") !== label) parts.yaxis.set("label", label);
-      parts.raw.set({ x, y: raw });
-      parts.smooth.set({ x, y: sm });
-      parts.val.set({ x: vx, y: vy });
     }
+    curveNote.textContent = notes.join("; ");
+    curveNote.hidden = notes.length === 0;
+    logLabel.textContent = ` log scale${view.log && logged.size ? ` (${[...logged].join(", ")})` : ""}`;
     smoothingLabel.textContent = view.smoothing.toFixed(2);
     root.dataset.curves = String(Object.keys(curveModels).length);
     root.dataset.smoothing = view.smoothing.toFixed(2);
+    root.dataset.curveDraws = String(Number(root.dataset.curveDraws || 0) + 1);
+  }
+
+  /** @param {Float64Array} y @returns {number} the index of the last finite value, or -1 */
+  function lastFinite(y) {
+    let i = y.length - 1;
+    while (i >= 0 && !Number.isFinite(y[i])) i--;
+    return i;
   }
 
   // --- bars ------------------------------------------------------------------------------------
@@ -213,7 +274,7 @@ function render({ model, el }) {
   }
 
   /**
-   * A heat map canvas (time left to right) with a caption.
+   * A heat map canvas (time left to right).
    * @param {HTMLElement} into
    * @param {ArrayLike<number>} rows
    * @param {number} T
@@ -229,6 +290,37 @@ function render({ model, el }) {
     if (T && C) ctx.putImageData(new ImageData(heatPixels(rows, T, C, value, lut, { flip }), T, C), 0, 0);
     into.append(c);
     return c;
+  }
+
+  /**
+   * A heat map with one row per named layer: the names down the left (every k-th one when
+   * rows are too dense to label each), and hovering a cell names its layer, step and value.
+   * @param {HTMLElement} into
+   * @param {{data: ArrayLike<number>, shape: number[]}} rows  (T, C)
+   * @param {ArrayLike<number> | undefined} steps  the step of each column
+   * @param {string[]} names  one per row
+   * @param {(v: number) => number} value
+   * @param {string} cls
+   */
+  function layerHeat(into, rows, steps, names, value, cls) {
+    const [T, C] = rows.shape;
+    const every = Math.ceil(C / 12);
+    const short = names.map((n) => tailPath(n, 18));
+    const labels = h(
+      "div",
+      { class: "nbviz-monitor__rows", "aria-hidden": "true" },
+      names.map((n, i) => h("span", { title: n }, i % every === 0 ? short[i] : "")),
+    );
+    const wrap = h("div", { class: "nbviz-monitor__heat-wrap" }, [labels]);
+    const canvas = heat(wrap, rows.data, T, C, value, inferno, cls);
+    canvas.setAttribute("aria-label", `${names.length} layers × ${T} recorded points`);
+    canvas.addEventListener("mousemove", (e) => {
+      const box = canvas.getBoundingClientRect();
+      const t = Math.min(T - 1, Math.max(0, Math.floor(((e.clientX - box.left) / box.width) * T)));
+      const r = Math.min(C - 1, Math.max(0, Math.floor(((e.clientY - box.top) / box.height) * C)));
+      canvas.title = `${names[r] ?? ""}, step ${steps ? steps[t] : t}: ${fmt(rows.data[t * C + r])}`;
+    });
+    into.append(wrap);
   }
 
   // --- panels ----------------------------------------------------------------------------------
@@ -247,7 +339,7 @@ function render({ model, el }) {
     if (g && g.shape[0]) {
       const [T, C] = g.shape;
       const range = logRange(g.data) || [1e-8, 1];
-      heat(flow.body, g.data, T, C, logScale(range[0], range[1]), inferno, "nbviz-monitor__flow-heat");
+      layerHeat(flow.body, g, arr(f.grad_norm.steps)?.data, layers, logScale(range[0], range[1]), "nbviz-monitor__flow-heat");
       const maxStep = get("max_step");
       const tick = mx && maxStep >= 0 ? ` (tick: max |g| at step ${maxStep}, measured every few steps)` : "";
       flow.note.textContent = `bars: gradient norm per layer at the last step${tick}, log scale; map: layers (input side at the top) × time, colour log10 norm from ${fmt(range[0])} to ${fmt(range[1])}; grey: no gradient or non-finite. ${strideNote(f.grad_norm.stride)}.`;
@@ -262,11 +354,13 @@ function render({ model, el }) {
     else ratio.body.replaceChildren(h("div", { class: "nbviz-monitor__empty" }, "measured every few steps: none yet"));
     const hist = (get("flow") || {}).ratio;
     const rows = hist && arr(hist.rows);
+    const range = rows && rows.shape[0] ? logRange(rows.data) : null;
     if (rows && rows.shape[0]) {
-      const range = logRange(rows.data) || [1e-6, 1];
-      heat(ratio.body, rows.data, rows.shape[0], rows.shape[1], logScale(range[0], range[1]), inferno, "nbviz-monitor__ratio-heat");
+      const [lo, hi] = range || [1e-6, 1];
+      layerHeat(ratio.body, rows, arr(hist.steps)?.data, layers, logScale(lo, hi), "nbviz-monitor__ratio-heat");
     }
-    ratio.note.textContent = `|Δw| / |w| of each layer for one optimiser step (bars: the latest; map: layers × time, log colour${rows ? ` ${fmt(logRange(rows.data)?.[0] ?? 0)} to ${fmt(logRange(rows.data)?.[1] ?? 0)}` : ""}). The line marks 1e-3, a rule of thumb for SGD (adaptive optimisers such as Adam often run nearer 1e-2).${hist ? ` ${strideNote(hist.stride)}.` : ""}`;
+    const colours = range ? `, log colour ${fmt(range[0])} to ${fmt(range[1])}` : "";
+    ratio.note.textContent = `|Δw| / |w| of each layer for one optimiser step (bars: the latest; map: layers × time${colours}). The line marks 1e-3, a rule of thumb for SGD (adaptive optimisers such as Adam often run nearer 1e-2).${rows && rows.shape[0] ? ` ${strideNote(hist.stride)}.` : ""}`;
   }
 
   function drawDead() {
@@ -281,7 +375,7 @@ function render({ model, el }) {
     else dead.body.replaceChildren(h("div", { class: "nbviz-monitor__empty" }, "measured every few steps: none yet"));
     const hist = (get("flow") || {}).dead;
     const rows = hist && arr(hist.rows);
-    if (rows && rows.shape[0]) heat(dead.body, rows.data, rows.shape[0], rows.shape[1], (v) => v, inferno, "nbviz-monitor__dead-heat");
+    if (rows && rows.shape[0]) layerHeat(dead.body, rows, arr(hist.steps)?.data, relus, (v) => v, "nbviz-monitor__dead-heat");
     dead.note.textContent = "fraction of channels that are zero for the whole batch (bars: the latest; map: ReLU modules × time, black 0 to yellow 1). nn.ReLU modules only: functional relu calls are not seen.";
   }
 
@@ -376,8 +470,14 @@ function render({ model, el }) {
     status.textContent = `${n} step${n === 1 ? "" : "s"} recorded${get("detached") ? " · detached" : ""}`;
     root.dataset.steps = String(n);
     const bad = get("nonfinite");
-    banner.style.display = bad ? "" : "none";
-    if (bad) banner.textContent = `Non-finite values: first in the ${bad.where} at step ${bad.step}, ${bad.where === "scalar" ? "" : "layer "}“${bad.layer}”.`;
+    banner.hidden = !bad;
+    root.dataset.nonfinite = bad ? "shown" : "";
+    if (bad) {
+      banner.textContent =
+        bad.where === "scalar"
+          ? `Non-finite value (NaN or ±Inf): the scalar “${bad.layer}” at step ${bad.step}. Training went on; nbviz.watch(..., on_nan="raise") stops it there.`
+          : `Non-finite values (NaN or ±Inf) began in the ${bad.where} of “${bad.layer}” at step ${bad.step}. Training went on; nbviz.watch(..., on_nan="raise") stops it there.`;
+    }
   }
 
   function drawAll() {

@@ -1,6 +1,19 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { heatPixels, logRange, logScale, smooth, strideNote, windowRange } from "../src/lib/monitor-math.js";
+import {
+  heatPixels,
+  logCurves,
+  logRange,
+  logScale,
+  nonFiniteSteps,
+  smooth,
+  niceTicks,
+  strideNote,
+  tickFormat,
+  tickStep,
+  valueRange,
+  windowRange,
+} from "../src/lib/monitor-math.js";
 
 test("smooth is TensorBoard's debiased moving average", () => {
   const s = smooth([1, 1, 1], 0.9);
@@ -8,8 +21,60 @@ test("smooth is TensorBoard's debiased moving average", () => {
   const t = smooth([0, 10], 0.5); // last = 0, then 5; debias 0.5, 0.75
   assert.ok(Math.abs(t[0] - 0) < 1e-12 && Math.abs(t[1] - 5 / 0.75) < 1e-12);
   assert.deepEqual([...smooth([3, 4], 0)], [3, 4]); // no smoothing
-  const u = smooth([2, NaN, 2], 0.5); // non-finite points repeat the last value
-  assert.equal(u[1], 2);
+  // A non-finite point is a gap (NaN), never the last value repeated: a blow-up must not
+  // read as a plateau. The average carries on from the finite values around it.
+  const u = smooth([2, NaN, Infinity, 2], 0.5);
+  assert.ok(Number.isNaN(u[1]) && Number.isNaN(u[2]));
+  assert.equal(u[3], 2);
+  assert.ok([...smooth([1, 2, NaN, NaN, NaN], 0.6)].slice(2).every(Number.isNaN));
+});
+
+test("valueRange pads the extent but keeps losses >= 0 and accuracies <= 1", () => {
+  const close = (got, want) => assert.ok(got && got.every((v, i) => Math.abs(v - want[i]) < 1e-9), `${got} != ${want}`);
+  close(valueRange([[0.2, 1.2]]), [0.15, 1.25]);
+  close(valueRange([[0.01, 2.0], [NaN, Infinity]]), [0, 2.0995]); // a loss axis stops at 0
+  close(valueRange([[0.5, 0.99]]), [0.4755, 1]); // an accuracy axis stops at 1
+  close(valueRange([[-1, 1]]), [-1.1, 1.1]);
+  close(valueRange([[2, 2]]), [1.9, 2.1]); // one value: a small band around it
+  assert.equal(valueRange([[NaN], []]), null);
+});
+
+test("tick formats give distinct, short labels", () => {
+  const labels = (lo, hi) => {
+    const step = tickStep(lo, hi, 5);
+    const fmt = tickFormat(step, Math.max(Math.abs(lo), Math.abs(hi)));
+    const digits = Number(/\.(\d+)/.exec(fmt)[1]);
+    const out = [];
+    for (let v = Math.ceil(lo / step) * step; v <= hi + 1e-12; v += step) {
+      out.push(fmt.endsWith("e") ? v.toExponential(digits) : v.toFixed(digits));
+    }
+    return out;
+  };
+  for (const [lo, hi] of [[0, 1], [1.0002, 1.0011], [0.8, 4.8], [1e-6, 9e-6], [2e5, 9e5], [-0.5, 0.5]]) {
+    const l = labels(lo, hi);
+    assert.ok(l.length >= 2, `${lo}..${hi}`);
+    assert.equal(new Set(l).size, l.length, `duplicate labels ${l} for ${lo}..${hi}`);
+    assert.ok(l.every((s) => s.length <= 8), `long labels ${l}`);
+  }
+});
+
+test("ticks sit at nice values; a short run's step axis has whole steps", () => {
+  assert.deepEqual(niceTicks(0, 5, { whole: true }), [0, 1, 2, 3, 4, 5]);
+  assert.deepEqual(niceTicks(0, 2, { whole: true }), [0, 1, 2]);
+  assert.deepEqual(niceTicks(3, 3, { whole: true }), [3]);
+  assert.deepEqual(niceTicks(0, 1000, { whole: true }), [0, 200, 400, 600, 800, 1000]);
+  assert.deepEqual(niceTicks(0.72, 2.5), [1, 1.5, 2, 2.5]);
+  assert.deepEqual(niceTicks(0.034, 1), [0.2, 0.4, 0.6, 0.8, 1]);
+  assert.deepEqual(niceTicks(NaN, 1), []);
+});
+
+test("the log toggle applies to losses, not to accuracies", () => {
+  assert.deepEqual(logCurves({ loss: [2, 1], acc: [0.1, 0.9], val_loss: [3] }), ["loss", "val_loss"]);
+  assert.deepEqual(logCurves({ acc: [0.1, 0.9], lr: [1e-1, 1e-4] }), ["lr"]); // no loss: wide curves
+});
+
+test("nonFiniteSteps lists the steps of NaN and infinite values", () => {
+  assert.deepEqual(nonFiniteSteps([0, 1, 2, 3], [1, NaN, -Infinity, 2]), [1, 2]);
 });
 
 test("windowRange keeps the points of the last N steps", () => {

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { plural, sharedPrefixes, shortLabels, truncateEnd, truncateMiddle } from "../src/lib/text.js";
+import { plural, sharedPrefixes, shortLabels, tailPath, truncateEnd, truncateMiddle } from "../src/lib/text.js";
 
 test("plural picks the noun form from the count", () => {
   assert.equal(plural(1, "sample"), "1 sample");
@@ -67,4 +67,11 @@ test("a pixel budget with a custom measure (as on a canvas)", () => {
   const short = shortLabels(["handwritten digit three", "handwritten digit seven"], 98, measure);
   for (const s of short) assert.ok(measure(s) <= 98, s);
   assert.notEqual(short[0], short[1]);
+});
+
+test("tailPath drops leading components of a module path", () => {
+  assert.equal(tailPath("features.block1.conv", 30), "features.block1.conv");
+  assert.equal(tailPath("features.block1.conv", 14), "…block1.conv");
+  assert.equal(tailPath("encoder.layers.11.attention.out_proj", 20), "…attention.out_proj");
+  assert.equal(tailPath("a_very_long_single_name", 8), "…le_name");
 });

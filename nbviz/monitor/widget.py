@@ -21,7 +21,7 @@ from .._widget import LiveWidget, array_to_json
 from ..confusion.reservoir import thumbnails
 from .core import Watcher
 
-_PALETTE = {"train": "#1f77b4", "raw": "#1f77b4", "val": "#ff7f0e"}
+_PALETTE = {"train": "#1f77b4", "raw": "#1f77b4", "val": "#ff7f0e", "bad": "#d62728"}
 
 
 def _nested_to_json(value: Any, widget: Any = None) -> Any:
@@ -157,17 +157,22 @@ class MonitorView(LiveWidget):
             default_size=24,
             labels=["validation"],
         )
-        xaxis = bqplot.Axis(scale=x, label="step", grid_lines="none", num_ticks=5, tick_format="d")
-        yaxis = bqplot.Axis(
-            scale=y,
-            orientation="vertical",
-            label=name,
-            grid_lines="dashed",
-            num_ticks=5,
-            tick_format=".3g",
+        # Non-finite values: crosses along the top (the browser places them), not line points.
+        bad = bqplot.Scatter(
+            x=[],
+            y=[],
+            scales={"x": x, "y": y},
+            colors=[_PALETTE["bad"]],
+            marker="cross",
+            default_size=40,
+            labels=["non-finite"],
         )
+        # The browser sets both scales' ranges, the step ticks and the value format from the
+        # data it draws (monitor.js); the title names the curve, so the y axis has no label.
+        xaxis = bqplot.Axis(scale=x, label="step", grid_lines="none", tick_format="d")
+        yaxis = bqplot.Axis(scale=y, side="left", grid_lines="dashed", tick_format=".3~g")
         fig = bqplot.Figure(
-            marks=[raw, smooth, val],
+            marks=[raw, smooth, val, bad],
             axes=[xaxis, yaxis],
             title=name,
             fig_margin={"top": 30, "bottom": 40, "left": 60, "right": 12},
@@ -179,6 +184,7 @@ class MonitorView(LiveWidget):
             "raw": raw,
             "smooth": smooth,
             "val": val,
+            "bad": bad,
             "x": x,
             "y": y,
             "xaxis": xaxis,
@@ -200,6 +206,7 @@ class Monitor(ipywidgets.VBox):
     ):
         self.watcher = watcher
         self.curves = ipywidgets.HBox(layout=ipywidgets.Layout(flex_flow="row wrap"))
+        self.curves.add_class("nbviz-monitor-curves")  # monitor.css themes the bqplot text
         self.view = MonitorView(watcher, self.curves, "", max_rate)
         self._graph = graph
         # The title heads the whole dashboard (a Label: text, never HTML).

@@ -971,13 +971,21 @@ class Lab:
             locator.screenshot(path=str(path), animations="disabled")
         return path
 
-    def screenshot_themes(self, locator, name: str) -> dict[str, Path]:
+    def screenshot_themes(self, locator, name: str, ready: str | None = None) -> dict[str, Path]:
         """``<name>-light.png`` now, then ``<name>-dark.png`` in Lab's dark theme (after a
         moment for canvases to redraw); copied to the README's docs/ when the environment
-        sets NBVIZ_UPDATE_DOCS."""
+        sets NBVIZ_UPDATE_DOCS. ``ready``: a JS predicate on the located element that must
+        hold before each picture (e.g. that charts have drawn their lines)."""
+
+        def wait_ready() -> None:
+            if ready:
+                self.page.wait_for_function(ready, arg=locator.element_handle(), timeout=30_000)
+
+        wait_ready()
         shots = {"light": self.screenshot(locator, f"{name}-light")}
         self.set_theme("dark")
         self.page.wait_for_timeout(400)
+        wait_ready()
         shots["dark"] = self.screenshot(locator, f"{name}-dark")
         if os.environ.get("NBVIZ_UPDATE_DOCS"):
             docs = Path(__file__).resolve().parents[2] / "docs"

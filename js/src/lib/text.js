@@ -142,3 +142,20 @@ function largest(hi, ok) {
   }
   return lo;
 }
+
+/**
+ * A dotted module path shortened from the front, whole components first: the end of a
+ * path ("block1.conv") is what tells layers apart. "features.block1.conv" -> "…block1.conv".
+ * @param {string} path
+ * @param {number} max  characters
+ */
+export function tailPath(path, max) {
+  if (path.length <= max) return path;
+  const parts = path.split(".");
+  while (parts.length > 1) {
+    parts.shift();
+    const candidate = `${ELLIPSIS}${parts.join(".")}`;
+    if (candidate.length <= max) return candidate;
+  }
+  return ELLIPSIS + path.slice(path.length - max + 1);
+}
