@@ -620,13 +620,39 @@ def test_hooks_removed_on_every_exit_path(exit_path, data):
     assert len(calls) == n + 2  # the user's own hooks survive and still run
 
 
+def hook_counts(model: nn.Module) -> dict:
+    return {key: len(ids) for key, ids in hook_state(model).items()}
+
+
 def test_probe_forward_hooks_are_temporary(data):
     model = small_cnn()
-    w = Watcher(model, data.images[:2], features_every=1)
-    attached = hook_state(model)
+    # Every forward sampled: the activation hooks stay armed, so the counts compare.
+    w = Watcher(model, data.images[:2], every=1, hist_every=1, features_every=1)
+    attached = hook_counts(model)
     model(data.images[:4]).sum().backward()
     w.step()
-    assert w.features and hook_state(model) == attached
+    assert w.features and hook_counts(model) == attached
+
+
+def test_activation_hooks_exist_only_while_a_sampled_forward_is_due(data):
+    """Dead-unit and histogram hooks are armed for sampled forwards only: the others pay
+    for the NaN watch alone."""
+    model = small_cnn()
+    w = Watcher(model, every=3, hist_every=6)
+    relu = model.features.block1.relu
+    hist = model.get_submodule(w.hist_layers[0])
+    counts = []
+    for _ in range(7):
+        counts.append((len(relu._forward_hooks), len(hist._forward_hooks)))
+        model(data.images[:4]).sum().backward()
+        w.step()
+    # steps 0 and 6: both; 3: dead units only; others: neither (the conv keeps its NaN hook)
+    leaf = 1 if not isinstance(hist, nn.ReLU) else 0
+    assert [c[0] for c in counts] == [1, 0, 0, 1, 0, 0, 1]
+    assert [c[1] - leaf for c in counts] == [1, 0, 0, 0, 0, 0, 1]
+    assert len(w.dead.steps()) == 3 and len(w.hist[(w.hist_layers[0], "weights")][1].steps()) == 2
+    w.detach()
+    assert len(relu._forward_hooks) == len(hist._forward_hooks) == 0
     w.detach()
 
 
