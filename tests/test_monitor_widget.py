@@ -1,8 +1,10 @@
 """nbviz.watch's dashboard through its synced state, and its link to ModelGraph."""
 
+import ipywidgets
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 import nbviz
 from nbviz.examples import SmallCNN
@@ -80,3 +82,12 @@ def test_an_empty_batch_passes_through():
     w.step(loss=0.0)
     assert w.snapshot()["nonfinite"] is None
     w.detach()
+
+
+def test_watch_takes_a_layout_like_the_other_widgets():
+    model = nn.Sequential(nn.Linear(4, 2))
+    mon = nbviz.watch(model, layout=ipywidgets.Layout(width="500px"))
+    try:
+        assert mon.layout.width == "500px"
+    finally:
+        mon.detach()

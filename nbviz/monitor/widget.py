@@ -202,7 +202,13 @@ class Monitor(ipywidgets.VBox):
     """The dashboard returned by :func:`nbviz.watch`; also a context manager that detaches."""
 
     def __init__(
-        self, watcher: Watcher, *, title: str = "", max_rate: float = 2.0, graph: Any = None
+        self,
+        watcher: Watcher,
+        *,
+        title: str = "",
+        max_rate: float = 2.0,
+        graph: Any = None,
+        layout: Any = None,
     ):
         self.watcher = watcher
         self.curves = ipywidgets.HBox(layout=ipywidgets.Layout(flex_flow="row wrap"))
@@ -211,7 +217,8 @@ class Monitor(ipywidgets.VBox):
         self._graph = graph
         # The title heads the whole dashboard (a Label: text, never HTML).
         head = [ipywidgets.Label(title, style={"font_weight": "bold"})] if title else []
-        super().__init__(children=[*head, self.curves, self.view])
+        extra = {} if layout is None else {"layout": layout}  # ipywidgets' own default
+        super().__init__(children=[*head, self.curves, self.view], **extra)
 
     def step(self, **scalars: Any) -> None:
         """Call once per training step, after ``loss.backward()`` and before ``optimizer.step()``:
@@ -271,6 +278,7 @@ def watch(
     graph: Any = None,
     title: str = "",
     max_rate: float = 2.0,
+    layout: Any = None,
 ) -> Monitor:
     """Watch ``model`` train: a dashboard of curves, gradient flow, histograms and feature maps.
 
@@ -287,6 +295,7 @@ def watch(
     every step). ``on_nan="raise"`` stops
     the loop at the first non-finite gradient or scalar. ``graph``: a
     :class:`nbviz.ModelGraph` of the same model, coloured by gradient norm as it trains.
+    ``layout``: ipywidgets' ``Layout`` of the whole dashboard, as for the other widgets.
     """
     if graph is not None and not hasattr(graph, "overlay"):
         raise TypeError(f"graph must be an nbviz.ModelGraph, got {type(graph).__name__}")
@@ -300,7 +309,7 @@ def watch(
         on_nan=on_nan,
     )
     try:
-        return Monitor(watcher, title=title, max_rate=max_rate, graph=graph)
+        return Monitor(watcher, title=title, max_rate=max_rate, graph=graph, layout=layout)
     except BaseException:
         watcher.detach()  # no widget, no hooks left on the user's model
         raise
