@@ -13,7 +13,7 @@ JS_SOURCES := $(wildcard js/src/*.js js/src/*.css js/src/lib/*.js js/src/lib/*.c
 BUNDLES := nbviz/static/confusion.js nbviz/static/graph.js nbviz/static/gradcam.js nbviz/static/monitor.js
 PYTEST_ARGS ?=
 
-.PHONY: demo test js chromium lint clean
+.PHONY: demo test js wheel chromium lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ $(VENV)/.test-installed: $(BIN)/python pyproject.toml | $(BUNDLES)
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	@touch $@
 
+# A wheel that carries the built bundles, for installing nbviz where there is no Node:
+# dist/nbviz-<version>-py3-none-any.whl (the bundles exist, so the build hook skips npm).
+wheel: $(BIN)/python js
+	$(BIN)/python -m pip wheel --no-deps -w dist .
+
 # Debian's Chromium for the browser tests, unless NBVIZ_CHROMIUM names another
 # Chromium/Chrome. Installed only when missing and we may install packages.
 chromium:
@@ -46,7 +51,10 @@ chromium:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; \
 	else echo "No Chromium found: install Debian's 'chromium' or set NBVIZ_CHROMIUM; browser tests will fail."; fi
 
-# As root (containers, CI-like machines) Jupyter insists on --allow-root.
+# As root (containers, CI-like machines) Jupyter insists on --allow-root. Passive OpenMP
+# threads, as for the tests: spinning torch threads take the few cores that JupyterLab and
+# the browser need to draw the live views (the kernel inherits the server's environment).
+demo: export OMP_WAIT_POLICY ?= PASSIVE
 demo: $(VENV)/.demo-installed js
 	$(BIN)/jupyter lab $$([ "$$(id -u)" = 0 ] && echo --allow-root) notebooks/01_tour.ipynb
 
