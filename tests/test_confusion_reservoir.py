@@ -94,3 +94,18 @@ def test_thumbnails_leave_the_inputs_alone():
         assert torch.equal(x, before)
     u = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8)
     np.testing.assert_array_equal(thumbnails(u, 32), u.permute(0, 2, 3, 1).numpy())
+
+
+def test_image_count_message_uses_the_singular_for_one():
+    from nbviz.confusion.reservoir import check_images
+
+    with pytest.raises(ValueError, match=r"expected 1 image, got 2"):
+        check_images(torch.rand(2, 3, 8, 8), 1)
+
+
+def test_plural_doctests():
+    import doctest
+
+    import nbviz._text
+
+    assert doctest.testmod(nbviz._text).failed == 0

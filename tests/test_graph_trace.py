@@ -691,3 +691,9 @@ def test_script_submodules_are_opaque_and_lazy_modules_refused():
     assert all(h == (0,) * 7 for h in _snapshot(model)["hooks"])
     with pytest.raises(ValueError, match="lazy"):
         trace(nn.Sequential(nn.LazyLinear(3)), torch.zeros(1, 2))
+
+
+def test_graph_repr_counts_in_words():
+    g = trace(nn.Linear(2, 2), torch.rand(1, 2))
+    text = repr(g)
+    assert "1 module call," in text and "1 op," in text, text

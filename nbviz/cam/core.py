@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._state import preserved
+from .._text import plural
 
 CAM_METHODS = ("gradcam", "gradcam++", "layercam")
 INPUT_METHODS = ("saliency", "smoothgrad", "integrated_gradients")
@@ -159,7 +160,7 @@ def check_images(images: Any, model: nn.Module) -> torch.Tensor:
         raise ValueError(f"images must be real-valued, got dtype {images.dtype}")
     if channels is not None and channels != images.shape[1]:
         raise ValueError(
-            f"images must have {_plural(channels, 'channel')} for this model (its first conv "
+            f"images must have {plural(channels, 'channel')} for this model (its first conv "
             f"layer takes {channels}), got {images.shape[1]} (shape {tuple(images.shape)})"
         )
     device = next((p.device for p in model.parameters()), images.device)
@@ -168,10 +169,6 @@ def check_images(images: Any, model: nn.Module) -> torch.Tensor:
     # default; keeping that dtype made a float32 model fail with a RuntimeError).
     # A copy: models may write into their input in place (a first ReLU(inplace=True)).
     return images.detach().to(device=device, dtype=dtype, copy=True)
-
-
-def _plural(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _rank_hint(shape: tuple[int, ...], channels: int | None, numpy: bool) -> str:
@@ -193,7 +190,7 @@ def _rank_hint(shape: tuple[int, ...], channels: int | None, numpy: bool) -> str
     if shape[0] == channels:
         return f" (for one image (C, H, W), pass {add_batch})"
     return (
-        f"; this model takes {_plural(channels, 'channel')}: pass one image of shape "
+        f"; this model takes {plural(channels, 'channel')}: pass one image of shape "
         f"({channels}, H, W) as {add_batch}, or a batch of shape (N, {channels}, H, W)"
     )
 

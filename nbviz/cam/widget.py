@@ -18,6 +18,7 @@ import traitlets
 from torch import nn
 
 from .._state import preserved
+from .._text import plural
 from .._widget import Array, LiveWidget
 from ..confusion.reservoir import thumbnails
 from .core import METHODS, agreement, check_images, check_masks, compute, resolve_layers
@@ -120,7 +121,8 @@ class GradCAM(LiveWidget):
         targets, k = self._targets()
         if self._classes_given is not None and len(self._classes_given) != k:
             raise ValueError(
-                f"classes must name the model's {k} classes, got {len(self._classes_given)} names"
+                f"classes must name the model's {plural(k, 'class', 'classes')}, "
+                f"got {plural(len(self._classes_given), 'name')}"
             )
         results = [
             compute(

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._text import plural
+
 ArrayLike = Any  # torch.Tensor or np.ndarray
 
 
@@ -76,12 +78,8 @@ def _check_shapes(out_shape, out_kind: str, tgt_shape, tgt_kind: str, K: int, tg
     if out_shape[0] != tgt_shape[0]:
         raise ValueError(
             "outputs and targets must hold the same number of samples, got "
-            f"{_plural(out_shape[0], 'output')} and {_plural(tgt_shape[0], 'target')}"
+            f"{plural(out_shape[0], 'output')} and {plural(tgt_shape[0], 'target')}"
         )
-
-
-def _plural(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _torch_kind(t: torch.Tensor) -> str:

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._text import plural
+
 
 def thumbnails(images: torch.Tensor, size: int) -> np.ndarray:
     """``(M, C, H, W)`` or ``(M, H, W)`` images -> ``(M, h, w, 3)`` uint8, longest side <= size.
@@ -77,7 +79,8 @@ def check_images(inputs, n: int) -> torch.Tensor:
         )
     if inputs.shape[0] != n:
         raise ValueError(
-            f"inputs must hold one image per target: expected {n} images, got {inputs.shape[0]}"
+            f"inputs must hold one image per target: expected {plural(n, 'image')}, "
+            f"got {inputs.shape[0]}"
         )
     if inputs.is_complex() or inputs.dtype == torch.bool:
         raise ValueError(f"inputs must be real-valued images, got dtype {inputs.dtype}")

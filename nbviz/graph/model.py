@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .._text import plural
+
 Node = dict[str, Any]
 Edge = dict[str, Any]
 
@@ -217,7 +219,8 @@ class Graph:
         ops = sum(1 for n in self.nodes if n["kind"] == "op")
         failed = f", error={self.error['type']}" if self.error else ""
         return (
-            f"<Graph {self.model}: {modules} module calls, {ops} ops, {len(self.edges)} edges, "
+            f"<Graph {self.model}: {plural(modules, 'module call')}, {plural(ops, 'op')}, "
+            f"{plural(len(self.edges), 'edge')}, "
             f"{self.total_params:,} params, mode={self.mode}{failed}>"
         )
 
