@@ -1350,3 +1350,28 @@ def test_gradient_stats_read_in_one_batch_equal_per_step_values():
     assert max_steps[:, 0].tolist() == [0, 2, 4]
     np.testing.assert_allclose(max_rows, [expected[s][1] for s in (0, 2, 4)], rtol=1e-6)
     w.detach()
+
+
+def test_integer_outputs_are_not_reported_and_a_hookless_model_still_is():
+    """A model whose output holds no floating values has nothing to report; a model with no
+    hooked module (a bare ReLU) still has its output checked."""
+
+    class Argmax(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 2)
+
+        def forward(self, x):
+            return self.fc(x).argmax(1)
+
+    model = Argmax()
+    w = Watcher(model)
+    model(torch.tensor([[float("nan"), 0.0, 1.0]]))
+    w.step()
+    assert w.snapshot()["nonfinite"] is None
+    w.detach()
+    relu = nn.ReLU()
+    w = Watcher(relu)
+    with pytest.warns(RuntimeWarning, match="non-finite activations"):
+        relu(torch.tensor([float("nan")], requires_grad=True))
+    w.detach()

@@ -126,6 +126,7 @@ class Watcher:
         self.model = model
         self.every, self.hist_every, self.features_every = every, hist_every, features_every
         self.on_nan = on_nan
+        self._ignore_nan = on_nan == "ignore"
         self.max_channels = max_channels
         paths = {m: p for p, m in model.named_modules()}
         # Layers: modules that own parameters, in forward order once the model has run.
@@ -235,34 +236,32 @@ class Watcher:
         return not self._in_probe and torch.is_grad_enabled()
 
     def _leaf_hook(self, module: nn.Module, args: Any, output: Any) -> None:
-        if not self._training_forward():
+        # Runs for every leaf module on every forward: kept to a few attribute reads.
+        if self._in_probe or not torch.is_grad_enabled():
             return
         if not self._order and module in self._layer_set:
             self._first_pass.append(module)
-        if (
-            self.on_nan != "ignore"
-            and isinstance(output, torch.Tensor)
-            and output.is_floating_point()
-            and output.numel() > 0  # aminmax refuses an empty tensor
-        ):
-            out = output.detach()
-            if not self._outputs:  # the forward's first output picks the check (see below)
-                eager = self._eager
-                self._forward_eager = out.device.type == "cpu" if eager is None else eager
-            if self._forward_eager:  # held until the forward ends; autograd keeps most anyway
-                self._outputs.append((module, out))
-            else:  # min and max propagate NaN and +-Inf: their sum is finite iff all values are
-                lo, hi = torch.aminmax(out)
-                self._outputs.append((module, lo.double() + hi.double()))
+        if self._ignore_nan or not isinstance(output, torch.Tensor):
+            return
+        outputs = self._outputs
+        if not outputs:  # the forward's first output picks the check (see _end_forward)
+            eager = self._eager
+            self._forward_eager = output.device.type == "cpu" if eager is None else eager
+        if self._forward_eager:  # held until the forward ends (autograd keeps most anyway),
+            outputs.append((module, output))  # read only if the model's output is bad
+        elif output.is_floating_point() and output.numel():
+            # min and max propagate NaN and +-Inf: their sum is finite iff all values are.
+            lo, hi = torch.aminmax(output.detach())
+            outputs.append((module, lo.double() + hi.double()))
 
     def _model_hook(self, module: nn.Module, args: Any, output: Any) -> None:
-        if not self._training_forward():
+        if self._in_probe or not torch.is_grad_enabled():
             return
-        outs = [
-            t.detach()
-            for t in torch.utils._pytree.tree_leaves(output)
-            if isinstance(t, torch.Tensor) and t.is_floating_point() and t.numel() > 0
-        ]
+        if isinstance(output, torch.Tensor):  # the usual case, without walking a structure
+            outs = [output]
+        else:
+            leaves = torch.utils._pytree.tree_leaves(output)
+            outs = [t for t in leaves if isinstance(t, torch.Tensor)]
         self._end_forward(outs)
 
     def _end_forward(self, outs: list[torch.Tensor] | None) -> None:
@@ -277,7 +276,11 @@ class Watcher:
         non-finite value that the model itself masks out (a -inf attention mask) is not an
         error: only one that reaches the output is."""
         records, self._outputs = self._outputs, []
-        if self.on_nan == "ignore" or (not records and not outs):
+        if outs is not None:  # the model's floating outputs (integer ones cannot be NaN)
+            outs = [t.detach() for t in outs if t.is_floating_point() and t.numel()]
+        # Nothing to check: no records, or a model whose output holds no floating values
+        # (a non-finite value that does not reach the output is not reported).
+        if self.on_nan == "ignore" or not (records or outs) or (outs is not None and not outs):
             return
         modules = [m for m, _ in records]
         if records and not self._forward_eager:
@@ -729,10 +732,10 @@ def _caller_level() -> int:
 
 
 def _finite(t: torch.Tensor) -> bool:
-    """Whether every value of ``t`` is finite: min and max propagate NaN and +-Inf, so their
-    sum is finite iff all values are (one pass, 5x cheaper than isfinite().all() on small
-    tensors)."""
-    if t.numel() == 0:
+    """Whether every value of ``t`` is finite (integer and empty tensors are): min and max
+    propagate NaN and +-Inf, so their sum is finite iff all values are (one pass, 5x cheaper
+    than isfinite().all() on small tensors)."""
+    if not t.is_floating_point() or t.numel() == 0:
         return True
     lo, hi = torch.aminmax(t.detach())
     return math.isfinite(float(lo.double() + hi.double()))
