@@ -22,7 +22,7 @@ missing, gets a stand-in module (see ``load_pytorch_grad_cam``)::
 
     pip install --no-deps grad-cam==1.5.7 ttach opencv-python-headless
 
-    python benchmarks/cam_layers.py          # tables for the README (several minutes)
+    python benchmarks/cam_layers.py          # tables for docs/benchmarks.md (several minutes)
     python benchmarks/cam_layers.py --quick  # smaller model, one round
 """
 

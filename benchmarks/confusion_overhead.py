@@ -8,7 +8,7 @@ per-round ratios, which cancels the slow drift of a shared machine. The time
 spent inside `cm.update` (pushes to the browser included) is measured directly
 too: a second, noise-free view of the same cost.
 
-    python benchmarks/confusion_overhead.py            # table for the README
+    python benchmarks/confusion_overhead.py            # table for docs/benchmarks.md
     python benchmarks/confusion_overhead.py --quick
 """
 

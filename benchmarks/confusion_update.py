@@ -3,7 +3,7 @@
 Same batches, one process, runs alternated so that drift hits all alike.
 Input validation is on for every contender (torchmetrics' default).
 
-    python benchmarks/confusion_update.py            # table for the README
+    python benchmarks/confusion_update.py            # table for docs/benchmarks.md
     python benchmarks/confusion_update.py --quick    # a fast smoke run
 """
 

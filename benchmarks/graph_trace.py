@@ -5,7 +5,7 @@ of the rounds. torchview's `draw_graph` is timed for graph construction only
 (`save_graph=False`; nothing is rendered). A plain forward pass under
 `torch.no_grad()` is the yardstick.
 
-    python benchmarks/graph_trace.py          # table for the README
+    python benchmarks/graph_trace.py          # table for docs/benchmarks.md
     python benchmarks/graph_trace.py --quick  # smaller models, one round
 """
 

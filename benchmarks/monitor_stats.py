@@ -11,7 +11,7 @@
 Same tensors, one process, contenders alternated, median over rounds.
 
     pip install -e ".[bench]"
-    python benchmarks/monitor_stats.py            # the README's tables
+    python benchmarks/monitor_stats.py            # the tables in docs/benchmarks.md
     python benchmarks/monitor_stats.py --quick
 """
 
