@@ -117,6 +117,19 @@ def widget(lab: Lab, i: int):
     return lab.cell_output(i).locator(ROOT)
 
 
+def show_first(lab: Lab, name: str, cells: list[str]):
+    """Open a notebook, run its first cell and wait for the graph's first layout: the widget."""
+    lab.open_notebook(name, cells)
+    lab.run_cell(0)
+    lab.wait_cell(0)
+    w = widget(lab, 0)
+    w.wait_for(state="visible")
+    lab.page.wait_for_function(
+        "(el) => Number(el.dataset.layouts || 0) >= 1", arg=w.element_handle()
+    )
+    return w
+
+
 def layouts(lab: Lab, i: int) -> int:
     return int(widget(lab, i).get_attribute("data-layouts") or 0)
 
@@ -166,13 +179,7 @@ def test_resnet_graph_expand_search_details_and_live_overlay(lab: Lab):
     dialogs = []
     lab.page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     lab.page.set_viewport_size({"width": 1280, "height": 1100})
-    lab.open_notebook("graph.ipynb", [RESNET, TRAIN])
-    lab.run_cell(0)
-    lab.wait_cell(0)
-    widget(lab, 0).wait_for(state="visible")
-    lab.page.wait_for_function(
-        "(el) => Number(el.dataset.layouts || 0) >= 1", arg=widget(lab, 0).element_handle()
-    )
+    show_first(lab, "graph.ipynb", [RESNET, TRAIN])
     assert widget(lab, 0).locator(".nbviz-graph__title").inner_text() == "ResNet-18-style"
     collapsed = visible(lab, 0)
 
@@ -269,13 +276,7 @@ def test_resnet_graph_expand_search_details_and_live_overlay(lab: Lab):
 
 def test_gpt_graph_folds_twelve_blocks_and_expands_fully(lab: Lab):
     lab.page.set_viewport_size({"width": 1280, "height": 1100})
-    lab.open_notebook("gpt.ipynb", [GPT])
-    lab.run_cell(0)
-    lab.wait_cell(0)
-    w = widget(lab, 0)
-    lab.page.wait_for_function(
-        "(el) => Number(el.dataset.layouts || 0) >= 1", arg=w.element_handle()
-    )
+    w = show_first(lab, "gpt.ipynb", [GPT])
     first_paint = float(w.get_attribute("data-layout-ms"))
 
     # a plain wheel scrolls the notebook; Ctrl + wheel zooms the graph
@@ -329,14 +330,7 @@ from tests.models import broken
 g = nbviz.ModelGraph(broken(), torch.randn(2, 8))
 g
 """
-    lab.open_notebook("broken.ipynb", [cell])
-    lab.run_cell(0)
-    lab.wait_cell(0)
-    w = widget(lab, 0)
-    w.wait_for(state="visible")
-    lab.page.wait_for_function(
-        "(el) => Number(el.dataset.layouts || 0) >= 1", arg=w.element_handle()
-    )
+    w = show_first(lab, "broken.ipynb", [cell])
     banner = w.locator(".nbviz-graph__banner")
     assert "forward failed" in banner.inner_text()
     assert w.locator(".nbviz-graph__node--error").count() >= 1
@@ -346,13 +340,7 @@ g
 
 def test_search_finds_functional_ops_and_the_repr_wraps_between_words(lab: Lab):
     lab.page.set_viewport_size({"width": 1280, "height": 1100})
-    lab.open_notebook("functional.ipynb", [FUNCTIONAL])
-    lab.run_cell(0)
-    lab.wait_cell(0)
-    w = widget(lab, 0)
-    lab.page.wait_for_function(
-        "(el) => Number(el.dataset.layouts || 0) >= 1", arg=w.element_handle()
-    )
+    w = show_first(lab, "functional.ipynb", [FUNCTIONAL])
 
     # "relu" finds the functional calls on screen (F.relu, torch.relu) and the ReLU module,
     # opening the stem to show it; the F.relu inside that module is its body: not a match
