@@ -64,6 +64,7 @@ test: export OMP_WAIT_POLICY ?= PASSIVE
 test: $(VENV)/.test-installed js chromium
 	npm --prefix js test
 	$(BIN)/python -m ruff check nbviz tests benchmarks
+	$(BIN)/python -m ruff format --check nbviz tests benchmarks
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.test-installed
