@@ -1375,3 +1375,17 @@ def test_integer_outputs_are_not_reported_and_a_hookless_model_still_is():
     with pytest.warns(RuntimeWarning, match="non-finite activations"):
         relu(torch.tensor([float("nan")], requires_grad=True))
     w.detach()
+
+
+def test_histograms_use_the_bins_asked_for_and_bad_bins_are_refused():
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    w = Watcher(model, bins=16, hist_every=1)
+    model(torch.rand(5, 4)).sum().backward()
+    w.step()
+    edges, rows, _ = next(iter(w.snapshot()["histograms"].values()))
+    assert rows.shape[1] == 16 and len(edges) == 17
+    w.detach()
+    for bad in (10, 0, 2.0, True):
+        with pytest.raises(ValueError, match="bins must be"):
+            Watcher(model, bins=bad)
+    assert not any(m._forward_hooks for m in model.modules())  # refused before any hook

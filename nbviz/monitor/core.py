@@ -121,11 +121,14 @@ class Watcher:
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if isinstance(bins, bool) or not isinstance(bins, int) or bins < 4 or bins % 4:
+            raise ValueError(f"bins must be an int >= 4 and a multiple of 4, got {bins!r}")
         if on_nan not in ("warn", "raise", "ignore"):
             raise ValueError(f"on_nan must be 'warn', 'raise' or 'ignore', got {on_nan!r}")
         self.model = model
         self.every, self.hist_every, self.features_every = every, hist_every, features_every
         self.on_nan = on_nan
+        self.bins = bins
         self._ignore_nan = on_nan == "ignore"
         self.max_channels = max_channels
         paths = {m: p for p, m in model.named_modules()}
@@ -537,7 +540,7 @@ class Watcher:
             flat = flat[start::k]
         key = (path, kind)
         if key not in self.hist:
-            self.hist[key] = (Bins(), None)  # type: ignore[assignment]
+            self.hist[key] = (Bins(self.bins), None)  # type: ignore[assignment]
         bins, rows = self.hist[key]
         doublings = bins.fit(peak)
         if rows is None:
