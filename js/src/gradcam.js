@@ -80,6 +80,7 @@ function render({ model, el }) {
   const canvas = /** @type {HTMLCanvasElement} */ (h("canvas", { class: "nbviz-gradcam__canvas", width: String(SIZE), height: String(SIZE), role: "img" }));
   const caption = h("div", { class: "nbviz-gradcam__caption", role: "status" });
   const emptyNote = h("div", { class: "nbviz-gradcam__empty", role: "note" });
+  emptyNote.hidden = true;
   const select = (/** @type {string} */ label, /** @type {string} */ cls) =>
     /** @type {HTMLSelectElement} */ (h("select", { class: `nbviz-control ${cls}`, "aria-label": label }));
   const range = (/** @type {string} */ label, /** @type {string} */ cls, max = "1", step = "0.01") =>
@@ -305,7 +306,7 @@ function render({ model, el }) {
     // An all-zero map shows the plain image: say so, and what it means.
     const empty = e != null && isEmpty(rawMap(e));
     emptyNote.textContent = empty ? emptyMapNote(view.method, name, e.layer) : "";
-    emptyNote.style.display = empty ? "" : "none";
+    emptyNote.hidden = !empty;
     root.dataset.empty = String(empty);
     const label = d.labels?.[view.image];
     const truth = label != null ? `, true class ${d.classes[label] ?? label}` : "";
@@ -384,7 +385,7 @@ function render({ model, el }) {
     methodSelect.value = view.method;
     cmapSelect.value = view.cmap;
     maskToggle.checked = view.outline;
-    maskLabel.style.display = d.masks ? "" : "none"; // no masks given: no control
+    maskLabel.hidden = !d.masks; // no masks given: no control
     for (const [i, t] of [...strip.children].entries()) t.setAttribute("aria-selected", String(i === view.image));
     buildClasses();
     renderLegend();
@@ -410,7 +411,7 @@ function render({ model, el }) {
   function renderChart() {
     const entries = d.layers[view.method] || [];
     const has = d.masks && entries.some((e) => e.agreement);
-    agreementBox.style.display = has ? "" : "none";
+    agreementBox.hidden = !has;
     if (!has) return;
     const means = layerMeans(entries.map((e) => e.agreement), view.column, view.metric);
     const mine = entries.map((e) => e.agreement?.[view.column]?.[view.image]?.[view.metric] ?? null);
@@ -497,7 +498,7 @@ function render({ model, el }) {
   function full() {
     readData();
     title.textContent = model.get("title") || "";
-    title.style.display = title.textContent ? "" : "none";
+    title.hidden = !title.textContent;
     methodSelect.replaceChildren(...d.methods.map((m) => h("option", { value: m }, METHOD_NAMES[m] || m)));
     buildStrip();
     syncControls();

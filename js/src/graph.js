@@ -9,6 +9,7 @@ import ELK from "elkjs/lib/elk.bundled.js";
 import { colorTable, css, rgbAt, textColorOn } from "./lib/colors.js";
 import { coalesce, el as h, watchTheme } from "./lib/dom.js";
 import * as gv from "./lib/graph-view.js";
+import { plural } from "./lib/text.js";
 
 /**
  * @typedef {import("./lib/graph-view.js").GraphData} GraphData
@@ -829,7 +830,7 @@ function render({ model, el }) {
   }
   function showMatchCount() {
     const k = found.matches.size;
-    matchCount.textContent = found.query.trim() ? (k === 1 ? "1 match" : `${k} matches`) : "";
+    matchCount.textContent = found.query.trim() ? plural(k, "match", "matches") : "";
   }
   let searchTimer = 0;
   searchBox.addEventListener("input", () => {

@@ -7,23 +7,24 @@ import "./lib/common.css";
 import "./monitor.css";
 import { interpolateInferno, interpolateViridis } from "d3-scale-chromatic";
 import { decodeArray } from "./lib/arrays.js";
-import { tailPath } from "./lib/text.js";
 import { colorTable } from "./lib/colors.js";
 import { coalesce, el as h, watchTheme } from "./lib/dom.js";
 import {
+  extent,
   heatPixels,
   logCurves,
   logRange,
   logScale,
+  niceTicks,
   nonFiniteSteps,
   smooth,
-  niceTicks,
   strideNote,
   tickFormat,
   tickStep,
   valueRange,
   windowRange,
 } from "./lib/monitor-math.js";
+import { plural, tailPath } from "./lib/text.js";
 
 /**
  * @typedef {import("./lib/arrays.js").WireArray} WireArray
@@ -174,9 +175,7 @@ function render({ model, el }) {
       const ySmooth = shown(smooth(raw, view.smoothing));
       const yVal = shown(vy);
       const range = valueRange([yRaw, yVal]) || [0, 1];
-      const xs = [...x, ...vx, ...bad, ...badVal];
-      const x0 = xs.length ? Math.min(...xs) : 0;
-      const x1 = xs.length ? Math.max(...xs) : 1;
+      const [x0, x1] = extent([x, vx, bad, badVal]) || [0, 1];
       const [lo, hi] = x1 > x0 ? [x0, x1] : [x0 - 1, x0 + 1];
       const step = tickStep(range[0], range[1], 5);
       const format = tickFormat(step, Math.max(Math.abs(range[0]), Math.abs(range[1])));
@@ -196,7 +195,8 @@ function render({ model, el }) {
       const marks = [...bad, ...badVal];
       parts.bad.set({ x: Float64Array.from(marks), y: new Float64Array(marks.length).fill(range[1]) });
       if (marks.length) {
-        notes.push(`${name}: ${marks.length.toLocaleString("en-US")} non-finite value${marks.length === 1 ? "" : "s"} (NaN or ±Inf) from step ${Math.min(...marks)}, gaps in its lines, marked + along the top`);
+        const from = /** @type {[number, number]} */ (extent([marks]))[0];
+        notes.push(`${name}: ${plural(marks.length, "non-finite value")} (NaN or ±Inf) from step ${from}, gaps in its lines, marked + along the top`);
       }
     }
     curveNote.textContent = notes.join("; ");
@@ -297,12 +297,12 @@ function render({ model, el }) {
    * rows are too dense to label each), and hovering a cell names its layer, step and value.
    * @param {HTMLElement} into
    * @param {{data: ArrayLike<number>, shape: number[]}} rows  (T, C)
-   * @param {ArrayLike<number> | undefined} steps  the step of each column
+   * @param {ArrayLike<number> | undefined} spans  (T, 2) flat: the first and last step of each column
    * @param {string[]} names  one per row
    * @param {(v: number) => number} value
    * @param {string} cls
    */
-  function layerHeat(into, rows, steps, names, value, cls) {
+  function layerHeat(into, rows, spans, names, value, cls) {
     const [T, C] = rows.shape;
     const every = Math.ceil(C / 12);
     const short = names.map((n) => tailPath(n, 18));
@@ -318,7 +318,8 @@ function render({ model, el }) {
       const box = canvas.getBoundingClientRect();
       const t = Math.min(T - 1, Math.max(0, Math.floor(((e.clientX - box.left) / box.width) * T)));
       const r = Math.min(C - 1, Math.max(0, Math.floor(((e.clientY - box.top) / box.height) * C)));
-      canvas.title = `${names[r] ?? ""}, step ${steps ? steps[t] : t}: ${fmt(rows.data[t * C + r])}`;
+      const [a, b] = spans ? [spans[2 * t], spans[2 * t + 1]] : [t, t];
+      canvas.title = `${names[r] ?? ""}, ${a === b ? `step ${a}` : `steps ${a}–${b}`}: ${fmt(rows.data[t * C + r])}`;
     });
     into.append(wrap);
   }
@@ -465,9 +466,9 @@ function render({ model, el }) {
 
   function drawStatus() {
     title.textContent = get("title") || "";
-    title.style.display = title.textContent ? "" : "none";
+    title.hidden = !title.textContent;
     const n = get("steps");
-    status.textContent = `${n} step${n === 1 ? "" : "s"} recorded${get("detached") ? " · detached" : ""}`;
+    status.textContent = `${plural(n, "step")} recorded${get("detached") ? " · detached" : ""}`;
     root.dataset.steps = String(n);
     const bad = get("nonfinite");
     banner.hidden = !bad;

@@ -1,13 +1,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
+  extent,
   heatPixels,
   logCurves,
   logRange,
   logScale,
+  niceTicks,
   nonFiniteSteps,
   smooth,
-  niceTicks,
   strideNote,
   tickFormat,
   tickStep,
@@ -101,4 +102,11 @@ test("heatPixels puts time along x and cells down y", () => {
   const flipped = heatPixels([1, 0, 0, NaN], 2, 2, (v) => v, lut, { flip: true });
   assert.deepEqual([...flipped.slice(8, 12)], [255, 0, 0, 255]); // c0 at the bottom
   assert.match(strideNote(4), /mean of 4/);
+});
+
+test("extent spans several arrays, skips non-finite values, and takes long runs", () => {
+  assert.deepEqual(extent([[3, NaN, 1], [], [Infinity, 7]]), [1, 7]);
+  assert.equal(extent([[NaN], []]), null);
+  const long = new Float64Array(500_000).map((_, i) => i); // too many to spread into Math.min
+  assert.deepEqual(extent([long]), [0, 499_999]);
 });

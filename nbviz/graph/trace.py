@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import inspect
 import logging
 import math
@@ -83,9 +84,9 @@ def trace(
             "run one forward pass first"
         )
     # numpy inputs become tensors, as in every nbviz widget (torch's own error is 8 lines).
-    float_dtype = _model_float_dtype(model)
-    args = tuple(_from_numpy(a, float_dtype, f"args[{i}]") for i, a in enumerate(args))
-    kwargs = {k: _from_numpy(v, float_dtype, k) for k, v in kwargs.items()}
+    to_tensor = functools.partial(_from_numpy, float_dtype=_model_float_dtype(model))
+    args = _map_tensors(args, to_tensor, np.ndarray, "args")
+    kwargs = {k: _map_tensors(v, to_tensor, np.ndarray, k) for k, v in kwargs.items()}
     home = _model_device(model)
     if home is not None and home.type == "meta":  # no values anywhere: meta inputs
         return _Tracer(model, "meta", home).run(args, kwargs)
@@ -819,16 +820,20 @@ def _named_inputs(forward: Any, args: tuple, kwargs: dict) -> list[tuple[str, to
     return named
 
 
-def _map_tensors(obj: Any, fn: Any) -> Any:
-    """``obj`` with every tensor replaced by ``fn(tensor)`` (containers rebuilt)."""
-    if isinstance(obj, torch.Tensor):
-        return fn(obj)
+def _map_tensors(obj: Any, fn: Any, leaf: type = torch.Tensor, where: str = "") -> Any:
+    """``obj`` with every ``leaf`` (a tensor by default) replaced by ``fn(value)``, or by
+    ``fn(value, where)`` given ``where``: the value's place, as in "args[0]['ids']"
+    (containers rebuilt)."""
+    if isinstance(obj, leaf):
+        return fn(obj, where) if where else fn(obj)
     if isinstance(obj, tuple) and hasattr(obj, "_fields"):
-        return type(obj)(*(_map_tensors(x, fn) for x in obj))
+        items = zip(obj._fields, obj, strict=True)
+        return type(obj)(*(_map_tensors(x, fn, leaf, where and f"{where}.{n}") for n, x in items))
     if isinstance(obj, (tuple, list)):
-        return type(obj)(_map_tensors(x, fn) for x in obj)
+        items = enumerate(obj)
+        return type(obj)(_map_tensors(x, fn, leaf, where and f"{where}[{i}]") for i, x in items)
     if isinstance(obj, dict):
-        mapped = {k: _map_tensors(v, fn) for k, v in obj.items()}
+        mapped = {k: _map_tensors(v, fn, leaf, where and f"{where}[{k!r}]") for k, v in obj.items()}
         try:
             return type(obj)(mapped)
         except Exception:  # a dict subclass with its own constructor
@@ -843,38 +848,18 @@ def _model_float_dtype(model: nn.Module) -> torch.dtype | None:
     return None
 
 
-def _from_numpy(obj: Any, float_dtype: torch.dtype | None, where: str) -> Any:
-    """``obj`` with every numpy array (in tuples, lists and dicts) copied into a tensor, as
-    ``nbviz.cam`` does: floating arrays take the model's floating dtype (numpy's default
-    float64 would not meet float32 weights), integer and bool arrays keep theirs (token ids,
-    masks). The device is the tracer's business, as for tensor inputs. Containers without
-    arrays come back as they were."""
-    if isinstance(obj, np.ndarray):
-        if obj.dtype.kind not in "biufc":
-            raise TypeError(
-                f"input {where} is a numpy array of dtype {obj.dtype}; expected a tensor or "
-                "a numeric numpy array"
-            )
-        cast = float_dtype if obj.dtype.kind == "f" else None
-        return torch.tensor(obj, dtype=cast)  # a copy: the model may write into its input
-    if isinstance(obj, (tuple, list)):
-        names = obj._fields if hasattr(obj, "_fields") else None
-        items = [
-            _from_numpy(x, float_dtype, f"{where}.{names[i]}" if names else f"{where}[{i}]")
-            for i, x in enumerate(obj)
-        ]
-        if all(a is b for a, b in zip(items, obj, strict=True)):
-            return obj
-        return type(obj)(*items) if names else type(obj)(items)
-    if isinstance(obj, dict):
-        mapped = {k: _from_numpy(v, float_dtype, f"{where}[{k!r}]") for k, v in obj.items()}
-        if all(mapped[k] is v for k, v in obj.items()):
-            return obj
-        try:
-            return type(obj)(mapped)
-        except Exception:  # a dict subclass with its own constructor
-            return mapped
-    return obj
+def _from_numpy(array: np.ndarray, where: str, float_dtype: torch.dtype | None) -> torch.Tensor:
+    """A copy of ``array`` as a tensor, as ``nbviz.cam`` does: floating arrays take the
+    model's floating dtype (numpy's default float64 would not meet float32 weights), integer
+    and bool arrays keep theirs (token ids, masks). The device is the tracer's business, as
+    for tensor inputs."""
+    if array.dtype.kind not in "biufc":
+        raise TypeError(
+            f"input {where} is a numpy array of dtype {array.dtype}; expected a tensor or "
+            "a numeric numpy array"
+        )
+    cast = float_dtype if array.dtype.kind == "f" else None
+    return torch.tensor(array, dtype=cast)  # a copy: the model may write into its input
 
 
 def _diff(start: int | None, end: int | None) -> int | None:

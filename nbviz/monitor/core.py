@@ -129,7 +129,6 @@ class Watcher:
         self.every, self.hist_every, self.features_every = every, hist_every, features_every
         self.on_nan = on_nan
         self.bins = bins
-        self._ignore_nan = on_nan == "ignore"
         self.max_channels = max_channels
         paths = {m: p for p, m in model.named_modules()}
         # Layers: modules that own parameters, in forward order once the model has run.
@@ -191,6 +190,7 @@ class Watcher:
         self._said_no_gradients = False
         self._handles: list[Any] = []
         self._sampled_handles: list[Any] = []  # present only while a sampled forward is due
+        self._armed = (False, False)  # which of them are present: (dead units, histograms)
         self._attach()
 
     # --- hooks ---------------------------------------------------------------------------------
@@ -213,6 +213,7 @@ class Watcher:
         for h in self._sampled_handles:
             h.remove()
         self._sampled_handles = []
+        self._armed = (self._collect, self._collect_hist)
         if self._collect:
             for i, m in enumerate(self.relus):
                 self._sampled_handles.append(m.register_forward_hook(self._relu_hook(i)))
@@ -240,11 +241,11 @@ class Watcher:
 
     def _leaf_hook(self, module: nn.Module, args: Any, output: Any) -> None:
         # Runs for every leaf module on every forward: kept to a few attribute reads.
-        if self._in_probe or not torch.is_grad_enabled():
+        if not self._training_forward():
             return
         if not self._order and module in self._layer_set:
             self._first_pass.append(module)
-        if self._ignore_nan or not isinstance(output, torch.Tensor):
+        if self.on_nan == "ignore" or not isinstance(output, torch.Tensor):
             return
         outputs = self._outputs
         if not outputs:  # the forward's first output picks the check (see _end_forward)
@@ -258,7 +259,7 @@ class Watcher:
             outputs.append((module, lo.double() + hi.double()))
 
     def _model_hook(self, module: nn.Module, args: Any, output: Any) -> None:
-        if self._in_probe or not torch.is_grad_enabled():
+        if not self._training_forward():
             return
         if isinstance(output, torch.Tensor):  # the usual case, without walking a structure
             outs = [output]
@@ -281,9 +282,9 @@ class Watcher:
         records, self._outputs = self._outputs, []
         if outs is not None:  # the model's floating outputs (integer ones cannot be NaN)
             outs = [t.detach() for t in outs if t.is_floating_point() and t.numel()]
-        # Nothing to check: no records, or a model whose output holds no floating values
-        # (a non-finite value that does not reach the output is not reported).
-        if self.on_nan == "ignore" or not (records or outs) or (outs is not None and not outs):
+        # Nothing to check: a model whose output holds no floating values (a non-finite value
+        # that does not reach the output is not reported), or no module ran.
+        if self.on_nan == "ignore" or not (records if outs is None else outs):
             return
         modules = [m for m, _ in records]
         if records and not self._forward_eager:
@@ -399,10 +400,9 @@ class Watcher:
             self._raise_on_nonfinite(step, checked)
         self.steps += 1
         nxt = self.steps
-        was_armed = bool(self._sampled_handles)
         self._collect = nxt % self.every == 0
         self._collect_hist = nxt % self.hist_every == 0
-        if was_armed or self._collect or self._collect_hist:
+        if self._armed != (self._collect, self._collect_hist):
             self._arm_sampled_hooks()
 
     def log_val(self, **scalars: Any) -> None:
@@ -530,10 +530,8 @@ class Watcher:
             # k shares no factor with the size of one item, so the sample visits every
             # channel and position equally. The start comes from the watcher's own
             # generator: training's random numbers stay as they are.
-            k, item = (
-                -(-flat.numel() // sample),
-                flat.numel() // len(tensors[0]) if tensors[0].ndim else 1,
-            )
+            k = -(-flat.numel() // sample)  # ceil
+            item = flat.numel() // len(tensors[0]) if tensors[0].ndim else 1
             while math.gcd(k, item) != 1:
                 k += 1
             start = int(torch.randint(k, (), generator=self._sampler))
@@ -635,20 +633,20 @@ class Watcher:
         if not pending:
             return None
         # One transfer for every pending step: per-parameter norms, then the sampled maxima.
-        flat = [n for _, _, n, _ in pending] + [m for *_, m in pending if m is not None]
-        values = torch.cat(flat).to(torch.float64).cpu().numpy()
-        n_layers, at, first = len(self.params), 0, None
-        norms = []
-        for _, owners, n, _ in pending:
-            sq = np.bincount(owners, weights=values[at : at + len(n)] ** 2, minlength=n_layers)
-            norms.append(np.sqrt(sq))  # 0: a layer without gradients this step
-            at += len(n)
+        parts = [n for _, _, n, _ in pending] + [m for *_, m in pending if m is not None]
+        values = torch.cat(parts).to(torch.float64).cpu().numpy()
+        pieces = iter(np.split(values, np.cumsum([len(t) for t in parts])[:-1]))
+        n_layers, first = len(self.params), None
+        # 0: a layer without gradients this step
+        norms = [
+            np.sqrt(np.bincount(owners, weights=next(pieces) ** 2, minlength=n_layers))
+            for _, owners, _, _ in pending
+        ]
         for step, owners, _, m in pending:
             if m is not None:
                 mx = np.full(n_layers, -1.0)  # -1: a layer without gradients this step
                 with np.errstate(invalid="ignore"):  # a NaN gradient's max is NaN, as it should
-                    np.maximum.at(mx, np.asarray(owners), values[at : at + len(m)])
-                at += len(m)
+                    np.maximum.at(mx, np.asarray(owners), next(pieces))
                 self.grad_max.add(step, mx)
                 self.latest["grad_max"] = mx
                 self.latest_max_step = step

@@ -27,6 +27,26 @@ export function smooth(values, weight) {
 }
 
 /**
+ * [min, max] of the finite values of several arrays (a loop: spreading a long run's
+ * steps into Math.min would overflow the call stack), or null when there is none.
+ * @param {ArrayLike<number>[]} arrays
+ * @returns {[number, number] | null}
+ */
+export function extent(arrays) {
+  let lo = Infinity, hi = -Infinity;
+  for (const values of arrays) {
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i];
+      if (Number.isFinite(v)) {
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+      }
+    }
+  }
+  return lo <= hi ? [lo, hi] : null;
+}
+
+/**
  * A d3-style "nice" tick step for [lo, hi] with about `count` ticks.
  * @param {number} lo
  * @param {number} hi
@@ -49,17 +69,9 @@ export function tickStep(lo, hi, count) {
  * @returns {[number, number] | null}
  */
 export function valueRange(series) {
-  let lo = Infinity, hi = -Infinity;
-  for (const values of series) {
-    for (let i = 0; i < values.length; i++) {
-      const v = values[i];
-      if (Number.isFinite(v)) {
-        if (v < lo) lo = v;
-        if (v > hi) hi = v;
-      }
-    }
-  }
-  if (!Number.isFinite(lo)) return null;
+  const found = extent(series);
+  if (!found) return null;
+  const [lo, hi] = found;
   const pad = hi > lo ? 0.05 * (hi - lo) : Math.abs(hi) * 0.05 || 0.5;
   let a = lo - pad, b = hi + pad;
   if (lo >= 0) a = Math.max(0, a);
