@@ -183,7 +183,9 @@ function render({ model, el }) {
       parts.y.set({ min: range[0], max: range[1] });
       // Explicit tick values (bqplot spaces num_ticks evenly between the ends instead).
       parts.xaxis.set({ num_ticks: null, tick_values: niceTicks(lo, hi, { whole: true }) });
-      parts.yaxis.set({ num_ticks: null, tick_values: niceTicks(range[0], range[1]), tick_format: format });
+      // The format before the values: bqplot draws the new ticks with the format it has.
+      if (parts.yaxis.get("tick_format") !== format) parts.yaxis.set("tick_format", format);
+      parts.yaxis.set({ num_ticks: null, tick_values: niceTicks(range[0], range[1]) });
       const title = log ? `log10 ${name}` : name;
       if (parts.figure.get("title") !== title) parts.figure.set("title", title);
       // Trailing gaps are left out: bqplot places a line's label at its last point, and a

@@ -170,7 +170,7 @@ class MonitorView(LiveWidget):
         # The browser sets both scales' ranges, the step ticks and the value format from the
         # data it draws (monitor.js); the title names the curve, so the y axis has no label.
         xaxis = bqplot.Axis(scale=x, label="step", grid_lines="none", tick_format="d")
-        yaxis = bqplot.Axis(scale=y, side="left", grid_lines="dashed", tick_format=".3~g")
+        yaxis = bqplot.Axis(scale=y, side="left", grid_lines="solid", tick_format=".3~g")
         fig = bqplot.Figure(
             marks=[raw, smooth, val, bad],
             axes=[xaxis, yaxis],

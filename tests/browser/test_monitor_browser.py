@@ -257,8 +257,12 @@ def test_non_finite_values_show_as_banner_gaps_and_marks(lab: Lab):
     # A short run reads whole, distinct steps; value ticks are distinct too.
     xs = tick_labels(lab, 0, 0)
     assert xs and all(t.lstrip("-").isdigit() for t in xs) and len(set(xs)) == len(xs), xs
-    ys = tick_labels(lab, 1, 1)
-    assert len(ys) >= 2 and len(set(ys)) == len(ys), ys
+    for figure in (0, 1):  # both value axes: distinct labels, no more decimals than needed
+        ys = tick_labels(lab, figure, 1)
+        assert len(ys) >= 2 and len(set(ys)) == len(ys), ys
+        decimals = {len(t.split(".")[1]) if "." in t else 0 for t in ys}
+        assert len(decimals) == 1, ys
+        assert decimals == {0} or any(t[-1] != "0" for t in ys), ys
     # The log toggle applies to the loss, not to the accuracy.
     widget(lab).locator(".nbviz-monitor__log").check()
     lab.page.wait_for_function(
