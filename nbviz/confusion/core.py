@@ -214,22 +214,25 @@ class ConfusionCounter:
         if checked is not None:
             self._count(*checked)
 
-    def _count(self, pred: Labels, tgt: Labels) -> None:
+    def _count(self, pred: Labels, tgt: Labels) -> Labels:
+        """Count validated labels; returns the flat cell ``target * K + pred`` of each."""
         K = self.num_classes
+        cells = tgt * K + pred
         if isinstance(pred, np.ndarray):
             if self._host_flat is None:
                 self._place(torch.device("cpu"))
             # numpy's unbuffered add.at on the tensor's own memory: ~2 us for 256
             # samples, against ~7 us for torch's index_add_ (per-op overhead).
-            np.add.at(self._host_flat, tgt * K + pred, 1)
+            np.add.at(self._host_flat, cells, 1)
         else:
             n = pred.shape[0]
             if self._flat is None or self._flat.device != pred.device:
                 self._place(pred.device)
             if self._ones is None or self._ones.device != pred.device or self._ones.shape[0] < n:
                 self._ones = torch.ones(max(n, 256), dtype=torch.int64, device=pred.device)
-            self._flat.index_add_(0, tgt * K + pred, self._ones[:n])
+            self._flat.index_add_(0, cells, self._ones[:n])
         self.samples += pred.shape[0]
+        return cells
 
     def _place(self, device: torch.device) -> None:
         """Create the counts on ``device``, or move them there (data changed device)."""

@@ -122,26 +122,24 @@ class ExampleReservoir:
         if n == 0:
             return
         self.image_shape = tuple(images.shape[1:])
-        # Rank of each sample among this batch's samples of the same cell.
-        uniq, inverse, per_cell = np.unique(cells, return_inverse=True, return_counts=True)
-        order = np.argsort(inverse, kind="stable")
-        starts = np.repeat(np.cumsum(per_cell) - per_cell, per_cell)
-        rank = np.empty(n, np.int64)
-        rank[order] = np.arange(n) - starts
-        seen = self.seen
-        before = np.array([seen.get(c, 0) for c in uniq.tolist()], dtype=np.int64)
-        for c, total in zip(uniq.tolist(), (before + per_cell).tolist(), strict=True):
-            seen[c] = total
-        count = before[inverse] + rank + 1  # this sample is the count-th of its cell
-        # Algorithm R: fill while count <= cap, then replace slot j ~ U[0, count).
-        j = (self._rng.random(n) * count).astype(np.int64)
-        slot = np.where(count <= self.cap, count - 1, j)
-        take = np.flatnonzero(slot < self.cap)
-        if take.size == 0:
+        # Algorithm R, one sample at a time in batch order (a plain loop: ~10x faster
+        # than numpy's grouping at batch sizes of tens to hundreds): the count-th sample of
+        # a cell fills slot count-1 while count <= cap, then replaces slot j ~ U[0, count).
+        seen, cap = self.seen, self.cap
+        take, where = [], []
+        draws = self._rng.random(n).tolist()
+        for i, (c, u) in enumerate(zip(cells.tolist(), draws, strict=True)):
+            count = seen.get(c, 0) + 1
+            seen[c] = count
+            slot = count - 1 if count <= cap else int(u * count)
+            if slot < cap:
+                take.append(i)
+                where.append((c, slot))
+        if not take:
             return
-        chosen = images if take.size == n else images[torch.from_numpy(take)]
+        chosen = images if len(take) == n else images[torch.tensor(take)]
         thumbs = thumbnails(chosen, self.size)
-        for t, (c, s) in enumerate(zip(cells[take].tolist(), slot[take].tolist(), strict=True)):
+        for t, (c, s) in enumerate(where):
             store = self.slots.setdefault(c, [])  # in batch order, so later samples win
             if s < len(store):
                 store[s] = thumbs[t]
