@@ -101,8 +101,8 @@ class Watcher:
         probe: Any = None,
         *,
         layers: Sequence[str] | None = None,
-        every: int = 10,
-        hist_every: int = 50,
+        every: int = 20,
+        hist_every: int = 100,
         features_every: int = 100,
         bins: int = 64,
         capacity: int = 256,
@@ -156,6 +156,8 @@ class Watcher:
         # (series, index) of tensor scalars not yet read: read in one transfer, then kept as
         # floats (review fix: every tensor was kept, and moved again at every snapshot).
         self._unread: list[tuple[list[tuple[int, Any]], int]] = []
+        # (kind, name) -> (points converted, steps, values): see _arrays
+        self._converted: dict[tuple[str, str], tuple[int, Any, Any]] = {}
         n, r = len(self.layers), len(self.relus)
         self.grad_norm = RowHistory(n, capacity)
         self.grad_max = RowHistory(n, capacity, reduce="max")
@@ -164,7 +166,8 @@ class Watcher:
         self.latest: dict[str, np.ndarray] = {}
         self.latest_max_step: int | None = None  # the step of latest["grad_max"]
         # step, owner layer of each gradient, per-gradient norms, maxes (None: not sampled)
-        self._pending: list[tuple[int, tuple[int, ...], torch.Tensor, torch.Tensor | None]] = []
+        self._pending: list[tuple[int, tuple[int, ...], list[torch.Tensor], torch.Tensor | None]]
+        self._pending = []
         self.hist: dict[tuple[str, str], tuple[Bins, RowHistory]] = {}
         self.features: dict[str, np.ndarray] = {}
         self.features_step: int | None = None
@@ -183,6 +186,8 @@ class Watcher:
         self._act_hist: dict[str, np.ndarray | None] = {}  # binned activations (fractions)
         self._sampler = torch.Generator().manual_seed(0)  # activation samples (not training's)
         self._order: list[nn.Module] = []
+        self._flat_params: list[nn.Parameter] = []  # every layer's parameters, in layer order
+        self._owners: tuple[int, ...] | None = None  # the layer of each (None: not yet known)
         self._first_pass: list[nn.Module] = []  # layer modules in the order they first ran
         self._layer_set = set(own)
         self.capacity = capacity
@@ -241,7 +246,7 @@ class Watcher:
 
     def _leaf_hook(self, module: nn.Module, args: Any, output: Any) -> None:
         # Runs for every leaf module on every forward: kept to a few attribute reads.
-        if not self._training_forward():
+        if self._in_probe or not torch.is_grad_enabled():  # _training_forward(), inlined
             return
         if not self._order and module in self._layer_set:
             self._first_pass.append(module)
@@ -262,6 +267,9 @@ class Watcher:
         if not self._training_forward():
             return
         if isinstance(output, torch.Tensor):  # the usual case, without walking a structure
+            if self._forward_eager and self._outputs and _finite(output):
+                self._outputs = []  # a finite output on the CPU: nothing more to look at
+                return
             outs = [output]
         else:
             leaves = torch.utils._pytree.tree_leaves(output)
@@ -321,11 +329,20 @@ class Watcher:
             ):
                 return
             out = output.detach()
-            dims = [d for d in range(out.ndim) if d != (1 if out.ndim > 2 else out.ndim - 1)]
-            # A unit is alive if its largest value is positive: one reduction, 10x cheaper
+            if out.numel() == 0:  # an empty batch: nothing to count (and no max to take)
+                return
+            # A unit (channel: dim 1 of an image batch, the last dim otherwise) is alive if
+            # one of its values is positive. The outputs are >= 0, so a sum over the
+            # contiguous trailing dims is positive iff one value is; then the max over the
+            # batch: 2-3x cheaper than one max over the scattered dims, and far cheaper
             # than (out > 0).any(), which writes a whole boolean copy first.
-            alive = out.amax(dim=tuple(dims)) > 0 if dims else out > 0
-            self._dead_now[i] = 1 - alive.float().mean()
+            if out.ndim > 2:
+                alive = out.sum(dim=tuple(range(2, out.ndim))).amax(0) > 0
+            elif out.ndim == 2:
+                alive = out.amax(0) > 0
+            else:
+                alive = out > 0
+            self._dead_now[i] = alive  # counted in _record_sampled, all layers at once
 
         return hook
 
@@ -377,7 +394,7 @@ class Watcher:
         if grads:
             # Per-parameter values, on the device: summed into layers when read (one
             # transfer and a few numpy operations for every pending step at once).
-            norms = torch.stack(torch._foreach_norm(grads))
+            norms = torch._foreach_norm(grads)  # 0-d tensors, stacked when read
             self._pending.append((step, owners, norms, _abs_max(grads) if sampled else None))
         if sampled:
             self._record_sampled(step)
@@ -444,20 +461,26 @@ class Watcher:
         self._layer_modules = self._order
         self.params = [self.params[i] for i in perm]
         self.layers = [self.layers[i] for i in perm]
+        self._owners = None
 
     def _gradients(self) -> tuple[list[torch.Tensor], tuple[int, ...]]:
         """The gradients now on the parameters, and the layer (index) each belongs to."""
-        grads, owners = [], []
-        for i, ps in enumerate(self.params):
-            for p in ps:
-                if p.grad is not None:
-                    grads.append(p.grad)
-                    owners.append(i)
-        return grads, tuple(owners)
+        if self._owners is None:  # (the layer order is fixed by now: see _fix_order)
+            self._flat_params = [p for ps in self.params for p in ps]
+            self._owners = tuple(i for i, ps in enumerate(self.params) for _ in ps)
+        grads = [p.grad for p in self._flat_params]
+        if not any(g is None for g in grads):  # the usual case (`None in` would call ==)
+            return grads, self._owners
+        kept = [(g, i) for g, i in zip(grads, self._owners, strict=True) if g is not None]
+        return [g for g, _ in kept], tuple(i for _, i in kept)
 
     def _record_sampled(self, step: int) -> None:
         if self.relus and all(d is not None for d in self._dead_now):
-            dead = torch.stack([d.cpu() for d in self._dead_now]).double().numpy()
+            # One transfer for every layer; the dead fraction of each is counted in numpy.
+            alive = torch.cat(self._dead_now).cpu().numpy()
+            sizes = [len(d) for d in self._dead_now]  # units of each layer (never 0)
+            starts = np.cumsum([0, *sizes[:-1]])
+            dead = 1 - np.add.reduceat(alive, starts, dtype=np.float64) / sizes
             self.dead.add(step, dead)
             self.latest["dead"] = dead
         self._dead_now = [None] * len(self.relus)
@@ -633,15 +656,26 @@ class Watcher:
         if not pending:
             return None
         # One transfer for every pending step: per-parameter norms, then the sampled maxima.
-        parts = [n for _, _, n, _ in pending] + [m for *_, m in pending if m is not None]
-        values = torch.cat(parts).to(torch.float64).cpu().numpy()
-        pieces = iter(np.split(values, np.cumsum([len(t) for t in parts])[:-1]))
+        maxima = [m for *_, m in pending if m is not None]
+        values = torch.cat([torch.stack(n) for _, _, n, _ in pending] + maxima)
+        values = values.to(torch.float64).cpu().numpy()
+        sizes = [len(n) for _, _, n, _ in pending]
         n_layers, first = len(self.params), None
-        # 0: a layer without gradients this step
-        norms = [
-            np.sqrt(np.bincount(owners, weights=next(pieces) ** 2, minlength=n_layers))
-            for _, owners, _, _ in pending
-        ]
+        squares, values = values[: sum(sizes)] ** 2, values[sum(sizes) :]
+        owners = pending[0][1]
+        if all(o is owners for _, o, _, _ in pending):  # the usual case: sum each layer's
+            # parameters for every step at once (their norms are adjacent: see _gradients)
+            layer_of = np.asarray(owners, dtype=np.int64)
+            sums = np.zeros((len(pending), n_layers))  # 0: a layer without gradients
+            np.add.at(sums, (slice(None), layer_of), squares.reshape(len(pending), -1))
+            norms = list(np.sqrt(sums))
+        else:
+            parts = np.split(squares, np.cumsum(sizes)[:-1])
+            norms = [
+                np.sqrt(np.bincount(o, weights=w, minlength=n_layers))
+                for (_, o, _, _), w in zip(pending, parts, strict=True)
+            ]
+        pieces = iter(np.split(values, np.cumsum([len(m) for m in maxima])[:-1]))
         for step, owners, _, m in pending:
             if m is not None:
                 mx = np.full(n_layers, -1.0)  # -1: a layer without gradients this step
@@ -659,6 +693,21 @@ class Watcher:
         self.latest["grad_norm"] = norms[-1]
         return first
 
+    def _arrays(self, kind: str, name: str, points: list[tuple[int, Any]]):
+        """A series as (steps, values) arrays. Points are only ever appended, so only those
+        added since the last snapshot are converted: a snapshot (two a second while the
+        view is shown) costs a copy of the arrays, not a pass over every Python point
+        (21 ms a series at 100,000 steps)."""
+        done, steps, values = self._converted.get((kind, name), (0, None, None))
+        if done < len(points) or steps is None:
+            new_steps, new_values = _series(points[done:])
+            if steps is not None:
+                new_steps = np.concatenate([steps, new_steps])
+                new_values = np.concatenate([values, new_values])
+            steps, values = new_steps, new_values
+            self._converted[(kind, name)] = (len(points), steps, values)
+        return steps.copy(), values.copy()
+
     def snapshot(self) -> dict[str, Any]:
         """Everything recorded so far as numpy arrays and plain values (CPU)."""
         self.flush_pending()
@@ -667,8 +716,8 @@ class Watcher:
             "steps": self.steps,
             "layers": list(self.layers),
             "relus": list(self.relu_names),
-            "scalars": {k: _series(v) for k, v in self.scalars.items()},
-            "val": {k: _series(v) for k, v in self.val.items()},
+            "scalars": {k: self._arrays("scalars", k, v) for k, v in self.scalars.items()},
+            "val": {k: self._arrays("val", k, v) for k, v in self.val.items()},
             "grad_norm": (self.grad_norm.rows(), self.grad_norm.steps()),
             "grad_max": (self.grad_max.rows(), self.grad_max.steps()),
             "ratio": (self.ratio.rows(), self.ratio.steps()),
@@ -693,6 +742,8 @@ class Watcher:
 def _scalar(name: str, value: Any) -> Any:
     """A number, or a one-element tensor kept as is (read at snapshot time, not now)."""
     if isinstance(value, torch.Tensor):
+        if value.ndim == 0 and not value.is_complex():  # the usual case: a loss, a metric
+            return value.detach()
         if value.numel() != 1:
             raise ValueError(
                 f"{name} must be a number or a one-element tensor, got a tensor of shape "
@@ -733,13 +784,14 @@ def _caller_level() -> int:
 
 
 def _finite(t: torch.Tensor) -> bool:
-    """Whether every value of ``t`` is finite (integer and empty tensors are): min and max
-    propagate NaN and +-Inf, so their sum is finite iff all values are (one pass, 5x cheaper
-    than isfinite().all() on small tensors)."""
+    """Whether every value of ``t`` is finite (integer and empty tensors are). NaN and +-Inf
+    propagate through a sum, and a float64 sum of finite values is finite unless it
+    overflows (only float64 values near its limit can), which the exact test then rules
+    out: one reduction and one read in the usual case, 2x cheaper than aminmax."""
     if not t.is_floating_point() or t.numel() == 0:
         return True
-    lo, hi = torch.aminmax(t.detach())
-    return math.isfinite(float(lo.double() + hi.double()))
+    t = t.detach()
+    return math.isfinite(t.sum(dtype=torch.float64)) or bool(torch.isfinite(t).all())
 
 
 def _abs_max(tensors: list[torch.Tensor]) -> torch.Tensor:
