@@ -2,7 +2,7 @@
 
 Runs inside a real IPython kernel, so widget messages travel over ZeroMQ as in
 JupyterLab. Each round runs the same number of training steps without and with
-a displayed monitor at its defaults (every=10, hist_every=50,
+a displayed monitor at its defaults (every=20, hist_every=100,
 features_every=100, a probe of 8 images), in alternating order; the overhead is
 the median of the per-round ratios, which cancels the drift of a shared
 machine. The classroom-sized case also displays a live ConfusionMatrix fed
@@ -21,6 +21,7 @@ measured even while other jobs share the machine, and the CPU time spent inside
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -105,10 +106,8 @@ def main() -> None:
     ap.add_argument("--only", help="comma-separated cases: small,cnn,mobilenet,resnet")
     ap.add_argument("--rounds", type=int, help="paired rounds per case (default: per case)")
     args = ap.parse_args()
-    # Passes of 100 steps: a whole period of the defaults (features every 100 steps,
-    # histograms every 50), so periodic work counts at its steady-state share.
-    # Passes of 100 steps or more: whole periods of the defaults (features every 100 steps,
-    # histograms every 50), so periodic work counts at its steady-state share. The small
+    # Passes of 100 steps or more: whole periods of the defaults (features and histograms
+    # every 100 steps), so periodic work counts at its steady-state share. The small
     # model runs 1,000 steps a pass: its pushes (2 a second) then happen at their usual rate.
     cases = [
         (
@@ -138,7 +137,14 @@ def main() -> None:
         cases = [
             (label, m, size, max(10, steps // 10), 2, cm) for label, m, size, steps, _, cm in cases
         ]
-    print("rounds of paired passes, order alternated; monitor at its defaults")
+    # The kernel inherits this environment. OpenMP's wait policy changes small models' steps
+    # twofold (PASSIVE, as `make demo` sets, puts torch's idle threads to sleep between ops):
+    # the figures in docs/benchmarks.md say which one they ran under.
+    policy = os.environ.get("OMP_WAIT_POLICY", "default")
+    print(
+        f"rounds of paired passes, order alternated; monitor at its defaults; "
+        f"OMP_WAIT_POLICY={policy}"
+    )
     print(
         "| loop | steps per pass | bare step | overhead, wall time (median of paired ratios) | "
         "CPU time added per step, all threads (median) | inside mon.step | inside cm.update |"
