@@ -46,6 +46,28 @@ def test_sample_is_uniform():
     assert abs(freq[:10].mean() - freq[-10:].mean()) < 0.02
 
 
+def test_batches_keep_what_algorithm_r_keeps_one_sample_at_a_time():
+    """Batches of any size, several samples of a cell in one batch: the kept samples are
+    exactly those of Algorithm R run one sample at a time with the same draws."""
+    rng = np.random.default_rng(1)
+    batches = [rng.integers(0, 3, size=int(rng.integers(1, 40))) for _ in range(300)]
+    r = ExampleReservoir(per_cell=4, max_total=100, size=8, seed=7)
+    draws = np.random.default_rng(7)  # the reservoir's own stream, replayed
+    seen, kept, first = {}, {}, 0
+    for cells in batches:
+        ids = np.arange(first, first + len(cells))
+        first += len(cells)
+        r.add(cells, tagged(ids))
+        for c, u, i in zip(cells.tolist(), draws.random(len(cells)).tolist(), ids, strict=True):
+            seen[c] = count = seen.get(c, 0) + 1
+            slot = count - 1 if count <= 4 else int(u * count)
+            if slot < 4:
+                store = kept.setdefault(c, [])
+                store[slot : slot + 1] = [i]
+    assert r.seen == seen
+    assert {c: list(ids_of(np.stack(s))) for c, s in r.slots.items()} == kept
+
+
 def test_total_budget_shrinks_every_cell():
     r = ExampleReservoir(per_cell=16, max_total=64, size=8, seed=0)
     cells = np.repeat(np.arange(32), 10)
