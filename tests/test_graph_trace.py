@@ -334,6 +334,25 @@ def test_bad_arguments():
         trace(nn.Linear(2, 2), torch.zeros(1, 2), mode="fast")
 
 
+def test_a_misspelt_keyword_is_refused_before_the_forward_runs():
+    """trace's keywords go to the model's forward; a name that neither takes raises at once
+    (it showed only as a failed graph), with the near miss named."""
+    net = nn.Linear(2, 2)
+    runs = []
+    net.register_forward_pre_hook(lambda *_: runs.append(1))
+    with pytest.raises(TypeError, match=r"'mdoe'.*Linear.forward \(input\).*did you mean 'mode'"):
+        trace(net, torch.zeros(1, 2), mdoe="meta")
+    with pytest.raises(TypeError, match=r"keyword 'scale'.*takes$"):
+        trace(net, torch.zeros(1, 2), scale=2.0)
+    assert runs == []
+
+    class AnyKeywords(nn.Module):
+        def forward(self, x, **options):
+            return x * options.get("scale", 1.0)
+
+    assert trace(AnyKeywords(), torch.zeros(1, 2), scale=2.0).error is None  # nothing to check
+
+
 # --- inputs, outputs, reuse, weight tying --------------------------------------------------------
 
 
@@ -384,7 +403,12 @@ def test_numpy_arrays_are_copied_and_bad_ones_refused():
     x = np.ones(3, np.float32)
     assert trace(Inplace(), x, mode="real").error is None
     assert (x == 1).all()  # the model wrote into a copy
-    model, hooks = nn.Linear(2, 2), _global_hooks()
+
+    class Masked(nn.Linear):
+        def forward(self, input, mask=None):
+            return super().forward(input)
+
+    model, hooks = Masked(2, 2), _global_hooks()
     before = _snapshot(model)
     with pytest.raises(TypeError, match=r"^input args\[0\]\['ids'\] is a numpy array of dtype "
                        r"<U1; expected a tensor or a numeric numpy array$"):  # fmt: skip

@@ -47,6 +47,11 @@ def test_graph_argument_and_bad_arguments(net):
         nbviz.ModelGraph(graph=traced, depth=-1)
     with pytest.raises(TypeError, match="nbviz.Graph"):
         nbviz.ModelGraph(graph={"nodes": []})
+    # A misspelt keyword of ModelGraph's own raises; it used to reach the model's forward.
+    with pytest.raises(TypeError, match=r"ModelGraph got the keyword 'dept'.*did you mean 'depth'"):
+        nbviz.ModelGraph(net, torch.randn(1, 3, 32, 32), dept=2)
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        nbviz.ModelGraph(lambda x: x, torch.randn(1), dept=2)  # not a model: trace says so
 
 
 def test_numpy_inputs_are_converted(net):

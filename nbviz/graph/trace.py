@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
 import functools
 import inspect
 import logging
@@ -43,6 +44,33 @@ from .model import Graph, Node, find_repeats
 MODES = ("auto", "meta", "fake", "real")
 _REPR_LIMIT = 2000
 _BINS = 30
+
+
+def check_forward_keywords(
+    model: nn.Module, kwargs: dict[str, Any], own: tuple[str, ...], caller: str
+) -> None:
+    """Refuse a keyword that neither ``caller`` (whose own keywords are ``own``) nor the
+    model's ``forward`` takes: a misspelt ``depht=`` must not reach the forward, where its
+    TypeError would only show as a failed graph. A forward that takes ``**kwargs`` accepts
+    every name, so nothing is refused then."""
+    if not kwargs:
+        return
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):  # a builtin or C forward: nothing to check against
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    takes = [n for n, p in params.items() if p.kind is not inspect.Parameter.POSITIONAL_ONLY]
+    for name in kwargs:
+        if name not in takes:
+            close = difflib.get_close_matches(name, [*own, *takes], n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TypeError(
+                f"{caller} got the keyword {name!r}, which neither it ({', '.join(own)}) nor "
+                f"{type(model).__name__}.forward ({', '.join(takes) or 'no keywords'}) "
+                f"takes{hint}"
+            )
 
 
 def trace(
@@ -77,6 +105,7 @@ def trace(
         raise TypeError(f"trace expects a torch.nn.Module, got {type(model).__name__}")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
+    check_forward_keywords(model, kwargs, ("device", "mode"), "trace")
     if any(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters()):
         # Tracing would materialise them, changing the model: the user's call to make.
         raise ValueError(

@@ -17,7 +17,7 @@ import traitlets
 
 from .._widget import LiveWidget
 from .model import Graph
-from .trace import trace
+from .trace import check_forward_keywords, trace
 
 
 class ModelGraph(LiveWidget):
@@ -58,6 +58,9 @@ class ModelGraph(LiveWidget):
                 raise TypeError(
                     "ModelGraph needs a model (and its inputs) or graph=nbviz.trace(...)"
                 )
+            if isinstance(model, torch.nn.Module):  # (trace says what else it expects)
+                own = ("depth", "title", "mode", "graph", "max_rate", "layout")
+                check_forward_keywords(model, kwargs, own, "ModelGraph")
             graph = trace(model, *args, mode=mode, **kwargs)
         elif model is not None:
             raise TypeError("pass either a model with its inputs or graph=, not both")
