@@ -919,9 +919,12 @@ def checked_watcher(model: nn.Module, eager: bool, **kwargs) -> Watcher:
 def test_nonfinite_reports_first_step_and_layer(fault, every, where, layer, eager):
     model = nan_net()
     w = checked_watcher(model, eager, every=every)
-    run_with_fault(w, model, fault, at=3)  # training goes on after the fault
+    said = rf"^nbviz.watch: non-finite {where} at step 3 in '{layer}'"
+    with pytest.warns(RuntimeWarning, match=said) as caught:  # (device flags: when read)
+        run_with_fault(w, model, fault, at=3)  # training goes on after the fault
+        bad = w.snapshot()["nonfinite"]
+    assert len(caught) == 1  # said once, not at every later step
     assert w.steps == 8
-    bad = w.snapshot()["nonfinite"]
     assert bad == {"step": 3, "where": where, "layer": layer}
     if fault == "grad":  # at that step, the layers after the poison stayed finite
         norms = w.snapshot()["grad_norm"][0]
@@ -936,8 +939,9 @@ def test_nonfinite_step_is_the_first_even_when_read_late(eager):
     that step the forward (activations) came before the gradients."""
     model = nan_net()
     w = checked_watcher(model, eager, every=10)
-    run_with_fault(w, model, "weight", at=5, steps=12)  # no snapshot() until the end
-    bad = w.snapshot()["nonfinite"]
+    with pytest.warns(RuntimeWarning, match="non-finite activations at step 5 in '2'"):
+        run_with_fault(w, model, "weight", at=5, steps=12)  # no snapshot() until the end
+        bad = w.snapshot()["nonfinite"]
     assert bad == {"step": 5, "where": "activations", "layer": "2"}, bad
 
 
@@ -1101,8 +1105,9 @@ def test_nonfinite_in_a_model_that_is_one_layer_names_it_as_the_layers_do():
     w = Watcher(model, every=1)
     x = randn(4, 3)
     x[0, 0] = float("nan")
-    model(x).sum().backward()
-    w.step()
+    with pytest.warns(RuntimeWarning, match="non-finite activations at step 0 in 'Linear'"):
+        model(x).sum().backward()
+        w.step()
     assert w.snapshot()["nonfinite"] == {"step": 0, "where": "activations", "layer": "Linear"}
     assert w.layers == ["Linear"]
     w.detach()
@@ -1160,7 +1165,8 @@ def test_repeated_histogram_layer_is_recorded_once():
 def test_nonfinite_values_left_out_of_histograms():
     model = nan_net()
     w = Watcher(model, every=1, hist_every=1, layers=["2"])
-    run_with_fault(w, model, "inf", at=2, steps=3)
+    with pytest.warns(RuntimeWarning, match="non-finite activations at step 2 in '2'"):
+        run_with_fault(w, model, "inf", at=2, steps=3)
     edges, rows, _ = w.snapshot()["histograms"][("2", "weights")]
     assert np.isfinite(edges).all() and np.isfinite(rows).all()
     assert rows[-1].sum() == pytest.approx(1.0)  # fractions of the finite values
@@ -1367,7 +1373,8 @@ def test_integer_outputs_are_not_reported_and_a_hookless_model_still_is():
     model = Argmax()
     w = Watcher(model)
     model(torch.tensor([[float("nan"), 0.0, 1.0]]))
-    w.step()
+    with pytest.warns(RuntimeWarning, match="found no gradients"):  # (no backward here)
+        w.step()
     assert w.snapshot()["nonfinite"] is None
     w.detach()
     relu = nn.ReLU()
