@@ -12,3 +12,24 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+class FakeClock:
+    """A stand-in for ``time.monotonic`` that moves only when a test sets ``now``."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The clock every widget's throttle reads (nbviz._widget's ``time.monotonic``), under
+    the test's control: set ``clock.now`` to move time; put back after the test."""
+    from nbviz import _widget
+
+    fake = FakeClock()
+    monkeypatch.setattr(_widget.time, "monotonic", fake)
+    return fake

@@ -9,14 +9,6 @@ from nbviz import _widget
 from nbviz._widget import array_from_json
 
 
-class FakeClock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-
 def sent_messages(widget, monkeypatch):
     """Record every state message the widget sends to the frontend."""
     sent = []
@@ -160,9 +152,7 @@ def test_examples_are_sampled_per_cell():
         cm.examples(2, 0)
 
 
-def test_pushes_are_throttled_and_flushed(monkeypatch):
-    clock = FakeClock()
-    monkeypatch.setattr(_widget.time, "monotonic", clock)
+def test_pushes_are_throttled_and_flushed(monkeypatch, clock):
     cm = nbviz.ConfusionMatrix(num_classes=3, max_rate=10, examples_interval=2.0)
     sent = sent_messages(cm, monkeypatch)
     x, y = batch()
@@ -185,7 +175,7 @@ def test_pushes_are_throttled_and_flushed(monkeypatch):
     assert len(sent) == n + 2 and "history_index" in sent[-1][0]["state"]
 
 
-def test_post_execute_hook_flushes_and_close_unhooks(monkeypatch):
+def test_post_execute_hook_flushes_and_close_unhooks(monkeypatch, clock):
     class Events:
         def __init__(self):
             self.hooks = []
@@ -202,8 +192,6 @@ def test_post_execute_hook_flushes_and_close_unhooks(monkeypatch):
 
     shell = Shell()
     monkeypatch.setattr("IPython.get_ipython", lambda: shell)
-    clock = FakeClock()
-    monkeypatch.setattr(_widget.time, "monotonic", clock)
     cm = nbviz.ConfusionMatrix(num_classes=3)
     assert len(shell.events.hooks) == 1
     sent = sent_messages(cm, monkeypatch)

@@ -7,15 +7,7 @@ import pytest
 import torch
 
 import nbviz
-from nbviz import _widget
 from tests.models import resnet18
-
-
-class FakeClock:
-    now = 0.0
-
-    def __call__(self):
-        return self.now
 
 
 @pytest.fixture
@@ -93,9 +85,7 @@ def test_overlay_by_path_or_module_and_validation(net):
     assert g.get_state()["overlay_data"] is None
 
 
-def test_overlay_pushes_are_throttled_and_flushed(net, monkeypatch):
-    clock = FakeClock()
-    monkeypatch.setattr(_widget.time, "monotonic", clock)
+def test_overlay_pushes_are_throttled_and_flushed(net, monkeypatch, clock):
     g = nbviz.ModelGraph(net, torch.randn(1, 3, 32, 32), max_rate=10)
     sent = []
     monkeypatch.setattr(g, "_send", lambda msg, buffers=None: sent.append(msg))
