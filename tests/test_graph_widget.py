@@ -42,6 +42,8 @@ def test_graph_argument_and_bad_arguments(net):
     # A misspelt keyword of ModelGraph's own raises; it used to reach the model's forward.
     with pytest.raises(TypeError, match=r"ModelGraph got the keyword 'dept'.*did you mean 'depth'"):
         nbviz.ModelGraph(net, torch.randn(1, 3, 32, 32), dept=2)
+    g = nbviz.ModelGraph(net, torch.randn(2, 3, 32, 32), device="cpu")  # trace's own, passed on
+    assert g.get_state()["graph"]["error"] is None
     with pytest.raises(TypeError, match="torch.nn.Module"):
         nbviz.ModelGraph(lambda x: x, torch.randn(1), dept=2)  # not a model: trace says so
 

@@ -63,7 +63,7 @@ def check_forward_keywords(
         return
     takes = [n for n, p in params.items() if p.kind is not inspect.Parameter.POSITIONAL_ONLY]
     for name in kwargs:
-        if name not in takes:
+        if name not in takes and name not in own:  # (own: passed on to the caller's callee)
             close = difflib.get_close_matches(name, [*own, *takes], n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise TypeError(
