@@ -175,6 +175,27 @@ def test_pushes_are_throttled_and_flushed(monkeypatch, clock):
     assert len(sent) == n + 2 and "history_index" in sent[-1][0]["state"]
 
 
+def test_examples_are_pushed_only_when_one_entered(monkeypatch, clock):
+    cm = nbviz.ConfusionMatrix(num_classes=3, examples_per_cell=2, examples_interval=0)
+    sent = sent_messages(cm, monkeypatch)
+    x, y = batch()
+    cm.update(x, y, inputs=torch.rand(32, 3, 8, 8))  # the first samples of their cells enter
+    cm.flush()
+    assert "examples_images" in sent[-1][0]["state"]
+    for cell in cm._examples.seen:  # cells seen a billion times: a new sample ~never enters
+        cm._examples.seen[cell] = 10**9
+    clock.now += 10.0
+    cm.update(x, y, inputs=torch.rand(32, 3, 8, 8))
+    cm.flush()
+    assert "counts_value" in sent[-1][0]["state"]
+    assert "examples_images" not in sent[-1][0]["state"]  # the same ~1.8 MB are not resent
+    cm.end_epoch()
+    cm.update(x, y)  # a new epoch without images: its view drops the old examples
+    cm.flush()
+    assert "examples_images" in sent[-1][0]["state"]
+    assert array_from_json(cm.get_state()["examples_images"]).shape[0] == 0
+
+
 def test_post_execute_hook_flushes_and_close_unhooks(monkeypatch, clock):
     class Events:
         def __init__(self):

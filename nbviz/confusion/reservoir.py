@@ -113,14 +113,15 @@ class ExampleReservoir:
                 f"got {shape}"
             )
 
-    def add(self, cells: np.ndarray, images: torch.Tensor) -> None:
-        """Offer a batch: ``cells[i]`` is the flat cell of ``images[i]``.
+    def add(self, cells: np.ndarray, images: torch.Tensor) -> bool:
+        """Offer a batch: ``cells[i]`` is the flat cell of ``images[i]``. Returns whether a
+        thumbnail entered (only then do the kept examples change).
 
         Thumbnails are computed only for the samples that enter a reservoir."""
         cells = np.asarray(cells, dtype=np.int64)
         n = cells.shape[0]
         if n == 0:
-            return
+            return False
         self.image_shape = tuple(images.shape[1:])
         # Algorithm R, one sample at a time in batch order (a plain loop: ~10x faster
         # than numpy's grouping at batch sizes of tens to hundreds): the count-th sample of
@@ -136,7 +137,7 @@ class ExampleReservoir:
                 take.append(i)
                 where.append((c, slot))
         if not take:
-            return
+            return False
         chosen = images if len(take) == n else images[torch.tensor(take)]
         thumbs = thumbnails(chosen, self.size)
         for t, (c, s) in enumerate(where):
@@ -146,6 +147,7 @@ class ExampleReservoir:
             else:
                 store.append(thumbs[t])
         self._shrink_to_budget()
+        return True
 
     def _shrink_to_budget(self) -> None:
         cap = max(1, min(self.per_cell, self.max_total // max(1, len(self.slots))))

@@ -107,12 +107,14 @@ class ConfusionMatrix(LiveWidget):
         if self._closed:  # the first batch of a new epoch
             self._counter.reset()
             self._examples.reset()
+            self._examples_dirty = True  # the view drops the closed epoch's examples
             self._closed = False
         cells = self._counter._count(pred, tgt)
         if images is not None:
             cells = cells if isinstance(cells, np.ndarray) else cells.cpu().numpy()
-            self._examples.add(cells, images)
-            self._examples_dirty = True
+            # Pushed (every examples_interval s) only when a thumbnail entered: once the
+            # cells are full most batches change nothing, and all of them weigh ~1.8 MB.
+            self._examples_dirty |= self._examples.add(cells, images)
         self._changed()
 
     def end_epoch(self) -> np.ndarray:
