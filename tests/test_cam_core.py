@@ -132,7 +132,7 @@ def test_gradcam_equals_captum_resnet18_every_default_layer():
     assert_matches_captum(model, x, res)
 
 
-def test_maps_are_captum_upsampled_and_normalised():
+def test_maps_are_captum_upsampled_and_normalized():
     model, x = small_cnn(), images(2, 3, 32, 48)
     res = compute(model, x, layers=["features.block2", "features.block3.conv"], targets=[4, 1])
     for layer in res.layers:
@@ -893,7 +893,7 @@ def test_numpy_images(dtype):
         torch.testing.assert_close(res.raw(layer), expected.raw(layer))
 
 
-# --- 8. Normalised maps -------------------------------------------------------------------------
+# --- 8. Normalized maps -------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("method", METHODS)

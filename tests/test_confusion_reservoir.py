@@ -82,12 +82,12 @@ def test_total_budget_shrinks_every_cell():
         assert cells[i] == c
 
 
-def test_thumbnails_of_unit_range_normalised_grey_and_large_images():
+def test_thumbnails_of_unit_range_normalized_grey_and_large_images():
     x = torch.rand(2, 3, 8, 8)
     t = thumbnails(x, 32)
     assert t.shape == (2, 8, 8, 3) and t.dtype == np.uint8
     np.testing.assert_allclose(t / 255.0, x.permute(0, 2, 3, 1).numpy(), atol=1 / 255)
-    z = torch.randn(1, 3, 8, 8) * 3  # normalised input: min-max scaled
+    z = torch.randn(1, 3, 8, 8) * 3  # normalized input: min-max scaled
     tz = thumbnails(z, 32)
     assert tz.min() == 0 and tz.max() == 255
     g = thumbnails(torch.rand(1, 1, 8, 8), 32)

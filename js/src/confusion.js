@@ -1,6 +1,6 @@
 // @ts-check
 // Live confusion matrix (nbviz/confusion/widget.py). Everything a person does
-// here (normalise, hover, scrub epochs, open a cell's examples) uses data
+// here (normalize, hover, scrub epochs, open a cell's examples) uses data
 // already in the browser, so it works while the kernel is busy training.
 import "./lib/common.css";
 import "./confusion.css";

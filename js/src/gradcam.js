@@ -7,7 +7,7 @@ import "./lib/common.css";
 import "./gradcam.css";
 import { interpolateCividis, interpolateInferno, interpolateViridis } from "d3-scale-chromatic";
 import { decodeArray } from "./lib/arrays.js";
-import { blend, classChoices, emptyMapNote, isEmpty, layerMeans, normalise, outline, upsample } from "./lib/cam-math.js";
+import { blend, classChoices, emptyMapNote, isEmpty, layerMeans, normalize, outline, upsample } from "./lib/cam-math.js";
 import { colorTable } from "./lib/colors.js";
 import { coalesce, el as h, watchTheme } from "./lib/dom.js";
 import { shortLabels } from "./lib/text.js";
@@ -223,7 +223,7 @@ function render({ model, el }) {
     const key = `${view.method}|${e.layer}|${view.image}|${view.column}`;
     let v = cache.maps.get(key);
     if (!v) {
-      v = normalise(upsample(rawMap(e), e.h, e.w, SIZE, SIZE));
+      v = normalize(upsample(rawMap(e), e.h, e.w, SIZE, SIZE));
       if (cache.maps.size > 256) cache.maps.clear();
       cache.maps.set(key, v);
     }

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { blend, classChoices, emptyMapNote, isEmpty, layerMeans, normalise, outline, upsample } from "../src/lib/cam-math.js";
+import { blend, classChoices, emptyMapNote, isEmpty, layerMeans, normalize, outline, upsample } from "../src/lib/cam-math.js";
 import { colorTable } from "../src/lib/colors.js";
 
 const close = (a, b) => {
@@ -17,9 +17,9 @@ test("upsample equals torch's bilinear interpolation with align_corners=False", 
   close(upsample([5], 1, 1, 3, 2), [5, 5, 5, 5, 5, 5]);
 });
 
-test("normalise divides by the peak and leaves zero maps alone", () => {
-  close(normalise(new Float32Array([0, 2, 4])), [0, 0.5, 1]);
-  close(normalise(new Float32Array([0, 0])), [0, 0]);
+test("normalize divides by the peak and leaves zero maps alone", () => {
+  close(normalize(new Float32Array([0, 2, 4])), [0, 0.5, 1]);
+  close(normalize(new Float32Array([0, 0])), [0, 0]);
 });
 
 test("blend mixes colour over the image above the threshold only", () => {

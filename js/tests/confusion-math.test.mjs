@@ -13,14 +13,14 @@ test("dense from sparse, including a slice of concatenated epochs", () => {
   assert.deepEqual(Array.from(denseFromSparse(K, idx, val, 3, 5)), [0, 2, 0, 3, 0, 0, 0, 0, 0]);
 });
 
-test("normalising over the true class makes rows sum to 1", () => {
+test("normalizing over the true class makes rows sum to 1", () => {
   const n = normalize(m, K, "true");
   assert.ok(Math.abs(n[0] + n[1] + n[2] - 1) < 1e-12);
   assert.ok(Math.abs(n[3] - 0.2) < 1e-12);
   assert.deepEqual(Array.from(n.slice(6)), [0, 0, 0]); // empty row stays 0
 });
 
-test("normalising over the predicted class makes columns sum to 1", () => {
+test("normalizing over the predicted class makes columns sum to 1", () => {
   const n = normalize(m, K, "pred");
   assert.ok(Math.abs(n[0] - 5 / 7) < 1e-12 && Math.abs(n[3] - 2 / 7) < 1e-12);
   assert.equal(n[2], 0);

@@ -69,7 +69,7 @@ class CamResult:
 
     def maps(self, layer: str | int, target: int = 0) -> torch.Tensor:
         """``(N, H, W)`` maps upsampled (bilinear) to the image size, each scaled to [0, 1]."""
-        return normalise(upsample(self.raw(layer, target), self.image_size))
+        return normalize(upsample(self.raw(layer, target), self.image_size))
 
 
 def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -79,7 +79,7 @@ def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
 
 
-def normalise(maps: torch.Tensor) -> torch.Tensor:
+def normalize(maps: torch.Tensor) -> torch.Tensor:
     """Each map divided by its maximum (maps are >= 0); an all-zero map stays zero."""
     peak = maps.flatten(1).amax(dim=1).clamp_min(1e-30)[:, None, None]
     return (maps / peak).clamp_(0, 1)

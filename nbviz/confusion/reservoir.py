@@ -19,7 +19,7 @@ from .._text import plural
 def thumbnails(images: torch.Tensor, size: int) -> np.ndarray:
     """``(M, C, H, W)`` or ``(M, H, W)`` images -> ``(M, h, w, 3)`` uint8, longest side <= size.
 
-    Float images within [0, 1] are shown as they are; others (e.g. normalised
+    Float images within [0, 1] are shown as they are; others (e.g. normalized
     inputs) are min-max scaled per image. One channel is grey, three are RGB,
     four drop alpha; other channel counts show the channel mean in grey.
     """
@@ -37,7 +37,7 @@ def thumbnails(images: torch.Tensor, size: int) -> np.ndarray:
         x = x + 0.5  # averages of bytes: round back to bytes
     else:
         lo, hi = torch.aminmax(x)
-        if lo < 0 or hi > 1:  # e.g. normalised inputs: min-max scale each image
+        if lo < 0 or hi > 1:  # e.g. normalized inputs: min-max scale each image
             lo, hi = torch.aminmax(x.flatten(1), dim=1)
             in_unit = ((lo >= 0) & (hi <= 1))[:, None, None, None]
             lo, span = lo[:, None, None, None], (hi - lo).clamp_min(1e-12)[:, None, None, None]

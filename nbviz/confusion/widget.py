@@ -2,7 +2,7 @@
 
 Python counts and keeps the epoch history; the browser receives sparse counts
 (non-zero cells only, so K = 1,000 stays cheap) and does everything else
-itself: normalisation, hover, the epoch slider, the example gallery.
+itself: normalization, hover, the epoch slider, the example gallery.
 """
 
 from __future__ import annotations

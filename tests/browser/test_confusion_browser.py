@@ -99,7 +99,7 @@ def test_live_confusion_matrix_in_jupyterlab(lab: Lab):
     assert lab.cell_running(1)
 
     lab.start_counting_kernel_messages()
-    # normalise over the true class: the colour scale becomes 0-100 %
+    # normalize over the true class: the colour scale becomes 0-100 %
     before = canvas_pixels(lab, 0)
     widget(lab, 0).locator(".nbviz-confusion__mode").select_option("true")
     lab.page.wait_for_function(

@@ -30,7 +30,7 @@ def test_tour_runs_in_jupyterlab(lab: Lab):
     # training matrix: the last of six epochs, all 3,000 images
     assert train_view.get_attribute("data-epoch") == "epoch 6"
     assert train_view.get_attribute("data-total") == "3000"
-    # test matrix: normalised over the true class, as the notebook asks
+    # test matrix: normalized over the true class, as the notebook asks
     assert test_view.get_attribute("data-mode") == "true"
     assert test_view.get_attribute("data-total") == "600"
     accuracy = float(lab.python("print(test_cm.accuracy * 100)"))

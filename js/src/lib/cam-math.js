@@ -48,7 +48,7 @@ function axis(n, N) {
  * Divide by the maximum in place (maps are >= 0); an all-zero map stays zero.
  * @param {Float32Array} values
  */
-export function normalise(values) {
+export function normalize(values) {
   let peak = 0;
   for (let i = 0; i < values.length; i++) if (values[i] > peak) peak = values[i];
   if (peak > 0) for (let i = 0; i < values.length; i++) values[i] /= peak;
