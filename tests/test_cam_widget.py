@@ -117,6 +117,8 @@ def test_bad_arguments_fail_before_anything_runs(data, model):
     # Found only once the model has run: its class count.
     with pytest.raises(ValueError, match="classes must name the model's 6 classes"):
         nbviz.GradCAM(model, data.images, classes=["a", "b"])
+    with pytest.raises(TypeError, match="positional"):  # all but the model and images by name
+        nbviz.GradCAM(model, data.images, data.labels)
     labels = data.labels.clone()
     labels[0] = 9
     with pytest.raises(ValueError, match=r"labels must be classes in \[0, 5\]"):
