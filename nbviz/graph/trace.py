@@ -46,13 +46,11 @@ _REPR_LIMIT = 2000
 _BINS = 30
 
 
-def check_forward_keywords(
-    model: nn.Module, kwargs: dict[str, Any], own: tuple[str, ...], caller: str
-) -> None:
-    """Refuse a keyword that neither ``caller`` (whose own keywords are ``own``) nor the
-    model's ``forward`` takes: a misspelt ``depht=`` must not reach the forward, where its
-    TypeError would only show as a failed graph. A forward that takes ``**kwargs`` accepts
-    every name, so nothing is refused then."""
+def check_forward_keywords(model: nn.Module, kwargs: dict[str, Any], *callers: Any) -> None:
+    """Refuse a keyword that neither the ``callers`` it went through (their keyword-only
+    parameters; the first names the error) nor the model's ``forward`` take: a misspelt
+    ``depht=`` must not reach the forward, where its TypeError would only show as a failed
+    graph. A forward that takes ``**kwargs`` accepts every name, so nothing is refused then."""
     if not kwargs:
         return
     try:
@@ -62,8 +60,17 @@ def check_forward_keywords(
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return
     takes = [n for n, p in params.items() if p.kind is not inspect.Parameter.POSITIONAL_ONLY]
+    own = list(
+        dict.fromkeys(
+            n
+            for f in callers
+            for n, p in inspect.signature(f).parameters.items()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY
+        )
+    )
+    caller = callers[0].__qualname__.removesuffix(".__init__")
     for name in kwargs:
-        if name not in takes and name not in own:  # (own: passed on to the caller's callee)
+        if name not in takes and name not in own:
             close = difflib.get_close_matches(name, [*own, *takes], n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise TypeError(
@@ -105,7 +112,7 @@ def trace(
         raise TypeError(f"trace expects a torch.nn.Module, got {type(model).__name__}")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
-    check_forward_keywords(model, kwargs, ("device", "mode"), "trace")
+    check_forward_keywords(model, kwargs, trace)
     if any(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters()):
         # Tracing would materialise them, changing the model: the user's call to make.
         raise ValueError(

@@ -59,8 +59,7 @@ class ModelGraph(LiveWidget):
                     "ModelGraph needs a model (and its inputs) or graph=nbviz.trace(...)"
                 )
             if isinstance(model, torch.nn.Module):  # (trace says what else it expects)
-                own = ("depth", "title", "mode", "graph", "max_rate", "layout", "device")
-                check_forward_keywords(model, kwargs, own, "ModelGraph")
+                check_forward_keywords(model, kwargs, ModelGraph.__init__, trace)
             graph = trace(model, *args, mode=mode, **kwargs)
         elif model is not None:
             raise TypeError("pass either a model with its inputs or graph=, not both")

@@ -267,9 +267,6 @@ class Watcher:
         if not self._training_forward():
             return
         if isinstance(output, torch.Tensor):  # the usual case, without walking a structure
-            if self._forward_eager and self._outputs and _finite(output):
-                self._outputs = []  # a finite output on the CPU: nothing more to look at
-                return
             outs = [output]
         else:
             leaves = torch.utils._pytree.tree_leaves(output)
@@ -294,8 +291,8 @@ class Watcher:
         # that does not reach the output is not reported), or no module ran.
         if self.on_nan == "ignore" or not (records if outs is None else outs):
             return
-        modules = [m for m, _ in records]
         if records and not self._forward_eager:
+            modules = [m for m, _ in records]
             flags = [f for _, f in records]
             for t in outs or []:
                 lo, hi = torch.aminmax(t)
@@ -303,7 +300,8 @@ class Watcher:
             self._act_pending.append((self.steps, modules, torch.stack(flags), len(outs or [])))
             return
         if outs and all(_finite(t) for t in outs):
-            return
+            return  # the usual case on the CPU: one reduction, nothing else built
+        modules = [m for m, _ in records]
         finite = [_finite(t) for _, t in records]
         where = self._first_bad_output(self.steps, modules, finite, outs is not None)
         if where is not None:
@@ -662,19 +660,12 @@ class Watcher:
         sizes = [len(n) for _, _, n, _ in pending]
         n_layers, first = len(self.params), None
         squares, values = values[: sum(sizes)] ** 2, values[sum(sizes) :]
-        owners = pending[0][1]
-        if all(o is owners for _, o, _, _ in pending):  # the usual case: sum each layer's
-            # parameters for every step at once (their norms are adjacent: see _gradients)
-            layer_of = np.asarray(owners, dtype=np.int64)
-            sums = np.zeros((len(pending), n_layers))  # 0: a layer without gradients
-            np.add.at(sums, (slice(None), layer_of), squares.reshape(len(pending), -1))
-            norms = list(np.sqrt(sums))
-        else:
-            parts = np.split(squares, np.cumsum(sizes)[:-1])
-            norms = [
-                np.sqrt(np.bincount(o, weights=w, minlength=n_layers))
-                for (_, o, _, _), w in zip(pending, parts, strict=True)
-            ]
+        # Each parameter's square into its (step, layer) cell, every pending step at once.
+        rows = np.repeat(np.arange(len(pending)), sizes)
+        layers = np.concatenate([np.asarray(o, dtype=np.int64) for _, o, _, _ in pending])
+        sums = np.zeros((len(pending), n_layers))  # 0: a layer without gradients that step
+        np.add.at(sums, (rows, layers), squares)
+        norms = list(np.sqrt(sums))
         pieces = iter(np.split(values, np.cumsum([len(m) for m in maxima])[:-1]))
         for step, owners, _, m in pending:
             if m is not None:
@@ -698,13 +689,10 @@ class Watcher:
         added since the last snapshot are converted: a snapshot (two a second while the
         view is shown) costs a copy of the arrays, not a pass over every Python point
         (21 ms a series at 100,000 steps)."""
-        done, steps, values = self._converted.get((kind, name), (0, None, None))
-        if done < len(points) or steps is None:
+        done, steps, values = self._converted.get((kind, name), (0, *_series([])))
+        if done < len(points):
             new_steps, new_values = _series(points[done:])
-            if steps is not None:
-                new_steps = np.concatenate([steps, new_steps])
-                new_values = np.concatenate([values, new_values])
-            steps, values = new_steps, new_values
+            steps, values = np.concatenate([steps, new_steps]), np.concatenate([values, new_values])
             self._converted[(kind, name)] = (len(points), steps, values)
         return steps.copy(), values.copy()
 
