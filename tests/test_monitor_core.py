@@ -521,6 +521,8 @@ def test_probe_forward_hooks_are_temporary(data):
     model = small_cnn()
     # Every forward sampled: the activation hooks stay armed, so the counts compare.
     w = Watcher(model, data.images[:2], every=1, hist_every=1, features_every=1)
+    model(data.images[:4]).sum().backward()  # (the first forward drops the leaf hooks)
+    w.step()
     attached = hook_counts(model)
     model(data.images[:4]).sum().backward()
     w.step()
@@ -529,7 +531,7 @@ def test_probe_forward_hooks_are_temporary(data):
 
 def test_activation_hooks_exist_only_while_a_sampled_forward_is_due(data):
     """Dead-unit and histogram hooks are armed for sampled forwards only: the others pay
-    for the NaN watch alone."""
+    for the model's own hook alone."""
     model = small_cnn()
     w = Watcher(model, every=3, hist_every=6)
     relu = model.features.block1.relu
@@ -539,10 +541,11 @@ def test_activation_hooks_exist_only_while_a_sampled_forward_is_due(data):
         counts.append((len(relu._forward_hooks), len(hist._forward_hooks)))
         model(data.images[:4]).sum().backward()
         w.step()
-    # steps 0 and 6: both; 3: dead units only; others: neither (the conv keeps its NaN hook)
-    leaf = 1 if not isinstance(hist, nn.ReLU) else 0
+    # steps 0 and 6: both; 3: dead units only; others: neither (the conv has its NaN hook
+    # for the first forward only: the CPU check replays a bad forward instead)
+    leaf = [0 if isinstance(hist, nn.ReLU) else int(i == 0) for i in range(7)]
     assert [c[0] for c in counts] == [1, 0, 0, 1, 0, 0, 1]
-    assert [c[1] - leaf for c in counts] == [1, 0, 0, 0, 0, 0, 1]
+    assert [c[1] - k for c, k in zip(counts, leaf, strict=True)] == [1, 0, 0, 0, 0, 0, 1]
     assert len(w.dead.steps()) == 3 and len(w.hist[(w.hist_layers[0], "weights")][1].steps()) == 2
     w.detach()
     assert len(relu._forward_hooks) == len(hist._forward_hooks) == 0
@@ -938,6 +941,67 @@ def test_modules_where_no_nonfinite_value_can_begin_are_not_hooked_for_it():
     assert hooks["classifier.fc"] == 2 and hooks[""] == 1  # + its histogram; the model
     w.detach()
     assert all(len(m._forward_hooks) == 0 for m in model.modules())
+
+
+@pytest.mark.parametrize("eager", [True, False], ids=["cpu-check", "device-flags"])
+def test_leaf_hooks_serve_the_first_forward_only_when_checked_on_the_cpu(eager):
+    """An empty hook on every module costs a classroom model 2-3 % of its step: the CPU
+    check keeps the model's own hook alone after the first forward (which fixes the layer
+    order); device flags need a hook per module, and keep them."""
+    model = nan_net()
+    w = checked_watcher(model, eager, every=1000, hist_every=1000)
+    hooked = [m for m in model if not isinstance(m, nn.ReLU)]
+    assert all(len(m._forward_hooks) >= 1 for m in hooked)  # (+ histograms: first forward)
+    train_steps(w, model, 2)
+    assert all(len(m._forward_hooks) == (0 if eager else 1) for m in hooked)
+    assert len(model._forward_hooks) == 1 and w.layers == ["0", "2", "5", "7"]
+    w.detach()
+    assert all(len(m._forward_hooks) == 0 for m in model.modules())
+
+
+class NormedDropout(nn.Module):
+    """Batch norm and dropout, as a forward replay must leave them; a keyword input."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 8)
+        self.bn = nn.BatchNorm1d(8)
+        self.drop = nn.Dropout(0.5)
+        self.head = nn.Linear(8, 2)
+
+    def forward(self, x, *, scale=1.0):
+        return self.head(self.drop(self.bn(self.fc(x * scale))))
+
+
+def test_the_replay_of_a_bad_forward_leaves_rng_and_buffers_as_found():
+    """A non-finite output on the CPU is traced by running that forward once more: the RNG
+    stream, the batch-norm statistics and the weights then equal those of a run without
+    the watcher, bit for bit."""
+
+    def train(watch: bool):
+        torch.manual_seed(0)
+        model = NormedDropout()
+        w = Watcher(model, every=1000, hist_every=1000) if watch else None
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        x, y = torch.randn(6, 4), torch.arange(6) % 2
+        for step in range(4):
+            scale = float("inf") if step == 2 else 1.0  # inf * 0 inputs: NaN at `fc`
+            out = model(x, scale=scale)
+            opt.zero_grad()
+            F.cross_entropy(out, y).backward()
+            if w is not None:
+                w.step()
+            opt.step()
+        return model, w, torch.get_rng_state()
+
+    bare, _, rng = train(False)
+    with pytest.warns(RuntimeWarning, match="non-finite activations at step 2 in 'fc'"):
+        watched, w, watched_rng = train(True)
+    assert w.nonfinite == {"step": 2, "where": "activations", "layer": "fc"}
+    assert torch.equal(rng, watched_rng)
+    for a, b in zip(bare.state_dict().values(), watched.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)
+    w.detach()
 
 
 def test_no_module_output_is_held_after_the_forward():

@@ -193,7 +193,12 @@ class Watcher:
         self.capacity = capacity
         self.versions = {"scalars": 0, "flow": 0, "hist": 0, "features": 0}  # what changed
         self._said_no_gradients = False
-        self._handles: list[Any] = []
+        self._handles: list[Any] = []  # the model's hook
+        self._leaf_handles: list[Any] = []  # see _set_leaf_hooks
+        # Leaves where a non-finite value can begin (one that is finite whenever its input is,
+        # as a ReLU or a max pooling, is left out: one Python call saved per forward).
+        leaves = [m for m in model.modules() if next(m.children(), None) is None]
+        self._checked = [m for m in leaves if not isinstance(m, FINITE_IN_FINITE_OUT)]
         self._sampled_handles: list[Any] = []  # present only while a sampled forward is due
         self._armed = (False, False)  # which of them are present: (dead units, histograms)
         self._attach()
@@ -201,16 +206,23 @@ class Watcher:
     # --- hooks ---------------------------------------------------------------------------------
 
     def _attach(self) -> None:
-        leaves = [m for m in self.model.modules() if next(m.children(), None) is None]
-        for m in leaves:
-            if isinstance(m, FINITE_IN_FINITE_OUT):  # (the model hook still reads the output)
-                continue  # a non-finite value cannot begin there: one Python call saved
-            self._handles.append(m.register_forward_hook(self._leaf_hook))
-        # Last, so that it runs after the leaf hook when the model is itself a leaf.
-        self._handles.append(self.model.register_forward_hook(self._model_hook))
+        # Last, so that it runs after a leaf hook when the model is itself a leaf.
+        self._set_leaf_hooks(True)
+        self._handles.append(self.model.register_forward_hook(self._model_hook, with_kwargs=True))
         # The first forward is sampled (it also fixes the layer order).
         self._collect = self._collect_hist = True
         self._arm_sampled_hooks()
+
+    def _set_leaf_hooks(self, on: bool) -> None:
+        """A hook on every leaf module that can make a non-finite value. They serve the first
+        forward (the layer order), forwards checked with device flags, and a model run
+        piecewise; a forward checked on the CPU does without them (a hook costs every module
+        Python's slow call path: 2-3 % of a classroom model's step), see `_end_forward`."""
+        for h in self._leaf_handles:
+            h.remove()
+        self._leaf_handles = []
+        if on:
+            self._leaf_handles = [m.register_forward_hook(self._leaf_hook) for m in self._checked]
 
     def _arm_sampled_hooks(self) -> None:
         """Hooks that read activations (dead units, activation histograms) exist only while a
@@ -230,9 +242,10 @@ class Watcher:
 
     def detach(self) -> None:
         """Remove every hook (idempotent)."""
-        for h in self._handles + self._sampled_handles:
+        for h in self._handles + self._leaf_handles + self._sampled_handles:
             h.remove()
         self._handles.clear()
+        self._leaf_handles.clear()
         self._sampled_handles.clear()
         self._outputs = []  # no reference to a forward's tensors outlives the hooks
 
@@ -263,7 +276,7 @@ class Watcher:
             lo, hi = torch.aminmax(output.detach())
             outputs.append((module, lo.double() + hi.double()))
 
-    def _model_hook(self, module: nn.Module, args: Any, output: Any) -> None:
+    def _model_hook(self, module: nn.Module, args: Any, kwargs: Any, output: Any) -> None:
         if not self._training_forward():
             return
         if isinstance(output, torch.Tensor):  # the usual case, without walking a structure
@@ -271,19 +284,30 @@ class Watcher:
         else:
             leaves = torch.utils._pytree.tree_leaves(output)
             outs = [t for t in leaves if isinstance(t, torch.Tensor)]
-        self._end_forward(outs)
+        if not self._outputs:  # no leaf hook ran: the output's device picks the check
+            first = next((t for t in outs if t.is_floating_point()), None)
+            eager = self._eager
+            self._forward_eager = (first is None or first.is_cpu) if eager is None else eager
+        self._end_forward(outs, (args, kwargs))
+        # The layer order is known once a whole forward ran: a CPU-checked model needs the
+        # leaf hooks no more; one checked with device flags gets them (back).
+        wanted = not self._forward_eager and self.on_nan != "ignore"
+        if bool(self._leaf_handles) != wanted:
+            self._set_leaf_hooks(wanted)
 
-    def _end_forward(self, outs: list[torch.Tensor] | None) -> None:
+    def _end_forward(self, outs: list[torch.Tensor] | None, inputs: Any = None) -> None:
         """Check the model's outputs ``outs`` (None: the model's own forward did not run, so
         every module output counts) and, if one is non-finite, name the first module whose
         output was: where the non-finite value began.
 
         Checking every module output each step cost a read of every activation (+2-3 % of a
-        CPU step); on the CPU a check is a synchronous read anyway, so only the output is
-        read and the modules are scanned when it is bad. On other devices every module gets
-        a flag on the device (no sync), read with the gradient statistics. Either way a
-        non-finite value that the model itself masks out (a -inf attention mask) is not an
-        error: only one that reaches the output is."""
+        CPU step), and even an empty hook on every module costs as much again. On the CPU a
+        check is a synchronous read anyway, so only the output is read, and when it is bad
+        the forward is run once more on the same ``inputs`` (args, kwargs), without
+        gradients and with a hook on every module, to find where it began (`_replay`). On
+        other devices every module gets a flag on the device (no sync), read with the
+        gradient statistics. Either way a non-finite value that the model itself masks out
+        (a -inf attention mask) is not an error: only one that reaches the output is."""
         records, self._outputs = self._outputs, []
         if outs is not None:  # the model's floating outputs (integer ones cannot be NaN)
             outs = [t.detach() for t in outs if t.is_floating_point() and t.numel()]
@@ -291,7 +315,7 @@ class Watcher:
         # that does not reach the output is not reported), or no module ran.
         if self.on_nan == "ignore" or not (records if outs is None else outs):
             return
-        if records and not self._forward_eager:
+        if not self._forward_eager:
             modules = [m for m, _ in records]
             flags = [f for _, f in records]
             for t in outs or []:
@@ -299,14 +323,50 @@ class Watcher:
                 flags.append(lo.double() + hi.double())
             self._act_pending.append((self.steps, modules, torch.stack(flags), len(outs or [])))
             return
-        if outs and all(_finite(t) for t in outs):
+        if outs is not None and all(_finite(t) for t in outs):
             return  # the usual case on the CPU: one reduction, nothing else built
+        if outs is not None and not records:  # (no leaf hook ran: find where, by a replay)
+            self.flush_pending()  # an earlier step's gradients may be where it began
+            if self.nonfinite is not None:
+                return  # the earlier one is the one reported
+            records = self._replay(*inputs) if inputs is not None else []
         modules = [m for m, _ in records]
         finite = [_finite(t) for _, t in records]
         where = self._first_bad_output(self.steps, modules, finite, outs is not None)
         if where is not None:
-            self.flush_pending()  # an earlier step's gradients may be where it began
+            self.flush_pending()
             self._found_nonfinite(where)
+
+    def _replay(self, args: tuple, kwargs: dict) -> list[tuple[nn.Module, torch.Tensor]]:
+        """Run the forward that made a non-finite output again on its inputs, without
+        gradients, and return every checked module's output in forward order. The RNG and
+        the buffers (batch-norm statistics) are put back: training goes on as if it had not
+        run. The user's own hooks on the model's modules do run a second time. A forward that fails
+        this time returns nothing (the model itself is then named)."""
+        found: list[tuple[nn.Module, torch.Tensor]] = []
+
+        def hook(module: nn.Module, _args: Any, output: Any) -> None:
+            if isinstance(output, torch.Tensor):
+                found.append((module, output))
+
+        handles = [m.register_forward_hook(hook) for m in self._checked]
+        # The replay updates copies of the buffers: the originals may be saved for the
+        # backward still to come, and autograd refuses tensors changed in place.
+        buffers = [(m, k, b) for m in self.model.modules() for k, b in m._buffers.items()]
+        for m, k, b in buffers:
+            if b is not None:
+                m._buffers[k] = b.clone()
+        try:
+            with torch.no_grad(), torch.random.fork_rng(devices=[]):
+                self.model(*args, **kwargs)
+        except Exception:  # noqa: BLE001 - a diagnosis must not stop training
+            found = []
+        finally:
+            for h in handles:
+                h.remove()
+            for m, k, b in buffers:
+                m._buffers[k] = b
+        return found
 
     def _first_bad_output(
         self, step: int, modules: list[nn.Module], finite: list[bool], had_output: bool
@@ -655,7 +715,9 @@ class Watcher:
             return None
         # One transfer for every pending step: per-parameter norms, then the sampled maxima.
         maxima = [m for *_, m in pending if m is not None]
-        values = torch.cat([torch.stack(n) for _, _, n, _ in pending] + maxima)
+        # One stack of every 0-d norm (a stack per step cost 10 us each, at every push).
+        values = torch.stack([t for _, _, n, _ in pending for t in n])
+        values = torch.cat([values, *maxima]) if maxima else values
         values = values.to(torch.float64).cpu().numpy()
         sizes = [len(n) for _, _, n, _ in pending]
         n_layers, first = len(self.params), None
