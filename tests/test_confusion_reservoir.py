@@ -46,26 +46,63 @@ def test_sample_is_uniform():
     assert abs(freq[:10].mean() - freq[-10:].mean()) < 0.02
 
 
-def test_batches_keep_what_algorithm_r_keeps_one_sample_at_a_time():
-    """Batches of any size, several samples of a cell in one batch: the kept samples are
-    exactly those of Algorithm R run one sample at a time with the same draws."""
+def keep_frequencies(trials: int, offer) -> np.ndarray:
+    """How often each of 40 items (ids 0-39 of cell 0) was kept, over seeded trials."""
+    hits = np.zeros(40)
+    for seed in range(trials):
+        r = offer(seed)
+        hits[ids_of(np.stack(r.slots[0]))] += 1
+    return hits / trials
+
+
+def test_sample_stays_uniform_through_whole_batches_and_a_shrinking_budget():
+    """Forty samples of one cell in one batch; or twenty, then a second cell that halves
+    every reservoir (budget 8 over two cells), then twenty more: every sample is kept
+    with the same probability (8/40, then 4/40)."""
+
+    def one_batch(seed):
+        r = ExampleReservoir(per_cell=8, max_total=100, size=8, seed=seed)
+        r.add(np.zeros(40, int), tagged(np.arange(40)))
+        return r
+
+    def shrinking(seed):
+        r = ExampleReservoir(per_cell=8, max_total=8, size=8, seed=seed)
+        r.add(np.zeros(20, int), tagged(np.arange(20)))
+        r.add(np.array([1]), tagged([1000]))  # a second cell: each keeps 4 now
+        for chunk in np.array_split(np.arange(20, 40), 3):
+            r.add(np.zeros(len(chunk), int), tagged(chunk))
+        assert r.cap == 4 and len(r.slots[0]) == 4
+        return r
+
+    for offer, p in ((one_batch, 0.2), (shrinking, 0.1)):
+        freq = keep_frequencies(2000, offer)
+        sigma = np.sqrt(p * (1 - p) / 2000)
+        assert np.all(np.abs(freq - p) < 5 * sigma), (offer.__name__, freq)
+        assert abs(freq[:20].mean() - freq[20:].mean()) < 6 * sigma / np.sqrt(20)
+
+
+def test_same_seed_same_sample_and_full_cells_cost_no_draws():
+    """Deterministic for a seed; once a cell is full, a batch whose samples do not enter
+    leaves the random stream untouched (Algorithm L draws only at entries)."""
     rng = np.random.default_rng(1)
     batches = [rng.integers(0, 3, size=int(rng.integers(1, 40))) for _ in range(300)]
-    r = ExampleReservoir(per_cell=4, max_total=100, size=8, seed=7)
-    draws = np.random.default_rng(7)  # the reservoir's own stream, replayed
-    seen, kept, first = {}, {}, 0
-    for cells in batches:
-        ids = np.arange(first, first + len(cells))
-        first += len(cells)
-        r.add(cells, tagged(ids))
-        for c, u, i in zip(cells.tolist(), draws.random(len(cells)).tolist(), ids, strict=True):
-            seen[c] = count = seen.get(c, 0) + 1
-            slot = count - 1 if count <= 4 else int(u * count)
-            if slot < 4:
-                store = kept.setdefault(c, [])
-                store[slot : slot + 1] = [i]
-    assert r.seen == seen
-    assert {c: list(ids_of(np.stack(s))) for c, s in r.slots.items()} == kept
+    kept = []
+    for _ in range(2):
+        r = ExampleReservoir(per_cell=4, max_total=100, size=8, seed=7)
+        first = 0
+        for cells in batches:
+            r.add(cells, tagged(np.arange(first, first + len(cells))))
+            first += len(cells)
+        kept.append({c: list(ids_of(np.stack(s))) for c, s in r.slots.items()})
+        assert r.seen == {c: int((np.concatenate(batches) == c).sum()) for c in range(3)}
+    assert kept[0] == kept[1]
+    state = r._rng.bit_generator.state
+    entry = r.next_entry[0]
+    skip = entry - r.seen[0] - 1  # samples of cell 0 that will not enter (here: hundreds)
+    assert skip > 0
+    assert not r.add(np.zeros(skip, int), tagged(np.arange(skip)))
+    assert r._rng.bit_generator.state == state and r.next_entry[0] == entry
+    assert r.add(np.zeros(1, int), tagged([9999]))  # the next one enters
 
 
 def test_total_budget_shrinks_every_cell():
@@ -131,3 +168,30 @@ def test_plural_doctests():
     import nbviz._text
 
     assert doctest.testmod(nbviz._text).failed == 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_the_numpy_path_for_unit_images_equals_the_general_one(monkeypatch, dtype, channels):
+    from nbviz.confusion import reservoir
+
+    x = torch.rand(5, channels, 7, 9, dtype=dtype)
+    x[0, 0, 0, :3] = torch.tensor([0.0, 1.0, 0.5 / 255])  # the ends, and a rounding edge
+    quick = thumbnails(x, 16)
+    monkeypatch.setattr(reservoir, "_unit_images_as_they_are", lambda x, size: None)
+    np.testing.assert_array_equal(quick, thumbnails(x, 16))
+    assert quick.shape == (5, 7, 9, 3)
+
+
+def test_samples_are_picked_from_images_of_any_dtype_and_device_path():
+    """Entering samples are picked with numpy's indexing where it can view the images, with
+    torch's elsewhere (half precision here): the same thumbnails either way."""
+    ids = np.arange(12)
+    kept = []
+    for dtype in (torch.float32, torch.float16):
+        r = ExampleReservoir(per_cell=4, max_total=100, size=8, seed=3)
+        images = tagged(ids).to(dtype) / 255
+        r.add(np.zeros(6, int), images[:6])  # the first four enter, maybe more
+        r.add(np.zeros(6, int), images[6:])  # some enter: picked from the batch
+        kept.append(np.stack(r.slots[0]))
+    np.testing.assert_array_equal(kept[0], kept[1])

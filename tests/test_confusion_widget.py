@@ -182,8 +182,8 @@ def test_examples_are_pushed_only_when_one_entered(monkeypatch, clock):
     cm.update(x, y, inputs=torch.rand(32, 3, 8, 8))  # the first samples of their cells enter
     cm.flush()
     assert "examples_images" in sent[-1][0]["state"]
-    for cell in cm._examples.seen:  # cells seen a billion times: a new sample ~never enters
-        cm._examples.seen[cell] = 10**9
+    for cell in cm._examples.seen:  # cells whose next entry is a billion samples away
+        cm._examples.next_entry[cell] = 10**9
     clock.now += 10.0
     cm.update(x, y, inputs=torch.rand(32, 3, 8, 8))
     cm.flush()

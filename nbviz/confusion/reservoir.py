@@ -1,13 +1,20 @@
 """A bounded random sample of example images for every confusion-matrix cell.
 
 Each cell keeps a uniform random sample of the inputs that landed in it
-(reservoir sampling, Algorithm R), stored as small uint8 RGB thumbnails. The
-total is bounded too: once many cells are occupied, every cell's reservoir
-shrinks to ``max_total // occupied`` (never below one) by dropping random slots,
-which keeps each sample uniform.
+(reservoir sampling), stored as small uint8 RGB thumbnails. The total is
+bounded too: once many cells are occupied, every cell's reservoir shrinks to
+``max_total // occupied`` (never below one) by dropping random slots, which
+keeps each sample uniform.
+
+Sampling is Li's Algorithm L ("Reservoir-sampling algorithms of time
+complexity O(n(1 + log(N/n)))", ACM TOMS 1994): each cell knows which of its
+samples is the next to enter, so a batch costs one count of its cells, and
+samples that do not enter (almost all, once a cell is full) cost nothing.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -26,6 +33,9 @@ def thumbnails(images: torch.Tensor, size: int) -> np.ndarray:
     x = images.detach()
     if x.ndim == 3:
         x = x.unsqueeze(1)
+    quick = _unit_images_as_they_are(x, size)
+    if quick is not None:
+        return quick
     c = x.shape[1]
     if c == 4:
         x = x[:, :3]
@@ -47,6 +57,23 @@ def thumbnails(images: torch.Tensor, size: int) -> np.ndarray:
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
     return x.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def _unit_images_as_they_are(x: torch.Tensor, size: int) -> np.ndarray | None:
+    """The usual case in numpy (a few operations instead of a dozen torch calls, which
+    a training loop's cold caches make ~10 us each): float images on the CPU, in [0, 1],
+    grey or RGB, no larger than ``size``. Bit for bit what the general path makes;
+    None for any other case."""
+    if not (x.is_cpu and x.dtype in (torch.float32, torch.float64) and x.shape[1] in (1, 3)):
+        return None
+    if max(x.shape[-2:]) > size or x.numel() == 0:
+        return None
+    a = x.numpy().astype(np.float32, copy=False)
+    lo, hi = float(a.min()), float(a.max())
+    if not (0.0 <= lo and hi <= 1.0):  # (NaN fails too)
+        return None
+    out = (a * np.float32(255) + np.float32(0.5)).astype(np.uint8).transpose(0, 2, 3, 1)
+    return np.repeat(out, 3, axis=3) if out.shape[3] == 1 else out
 
 
 def _shrink(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -103,6 +130,10 @@ class ExampleReservoir:
         self.cap = self.per_cell
         self.seen: dict[int, int] = {}  # cell -> samples that landed in it
         self.slots: dict[int, list[np.ndarray]] = {}  # cell -> thumbnails (<= cap)
+        # Algorithm L's state of a full cell: the 1-based count of its next sample to enter,
+        # and W, the largest of the kept samples' (virtual) uniform keys.
+        self.next_entry: dict[int, int] = {}
+        self._w: dict[int, float] = {}
 
     def check(self, images: torch.Tensor) -> None:
         """Thumbnails are stacked, so every batch must have the first batch's image shape."""
@@ -119,35 +150,61 @@ class ExampleReservoir:
 
         Thumbnails are computed only for the samples that enter a reservoir."""
         cells = np.asarray(cells, dtype=np.int64)
-        n = cells.shape[0]
-        if n == 0:
+        if cells.shape[0] == 0:
             return False
         self.image_shape = tuple(images.shape[1:])
-        # Algorithm R, one sample at a time in batch order (a plain loop: ~10x faster
-        # than numpy's grouping at batch sizes of tens to hundreds): the count-th sample of
-        # a cell fills slot count-1 while count <= cap, then replaces slot j ~ U[0, count).
-        seen, cap = self.seen, self.cap
-        take, where = [], []
-        draws = self._rng.random(n).tolist()
-        for i, (c, u) in enumerate(zip(cells.tolist(), draws, strict=True)):
-            count = seen.get(c, 0) + 1
-            seen[c] = count
-            slot = count - 1 if count <= cap else int(u * count)
-            if slot < cap:
-                take.append(i)
-                where.append((c, slot))
+        order = cells.tolist()
+        seen, nxt, cap = self.seen, self.next_entry, self.cap
+        where: dict[int, list[int]] | None = None  # cell -> its samples' batch indices
+        take: list[tuple[int, int, int]] = []  # (batch index, cell, slot)
+        counts: dict[int, int] = {}
+        for c in order:
+            counts[c] = counts.get(c, 0) + 1
+        for c, k in counts.items():
+            before = seen.get(c, 0)
+            seen[c] = total = before + k
+            entry = nxt.get(c, before + 1)  # (a cell not yet full takes every sample)
+            if entry > total:
+                continue  # the usual case once a cell is full
+            if where is None:
+                where = {}
+                for i, cell in enumerate(order):
+                    where.setdefault(cell, []).append(i)
+            while entry <= total:
+                slot = entry - 1 if entry <= cap else int(self._rng.random() * cap)
+                take.append((where[c][entry - before - 1], c, slot))
+                entry = self._following(c, entry)
+            nxt[c] = entry
         if not take:
             return False
-        chosen = images if len(take) == n else images[torch.tensor(take)]
+        take.sort()  # batch order: of two samples that enter one slot, the later stays
+        index = [i for i, _, _ in take]
+        if len(index) == cells.shape[0]:
+            chosen = images
+        elif images.is_cpu and images.dtype in _NUMPY_READY:  # numpy's indexing: ~10x cheaper
+            chosen = torch.from_numpy(images.detach().numpy()[index])
+        else:
+            chosen = images[torch.tensor(index, device=images.device)]
         thumbs = thumbnails(chosen, self.size)
-        for t, (c, s) in enumerate(where):
-            store = self.slots.setdefault(c, [])  # in batch order, so later samples win
+        for t, (_, c, s) in enumerate(take):
+            store = self.slots.setdefault(c, [])
             if s < len(store):
                 store[s] = thumbs[t]
             else:
                 store.append(thumbs[t])
         self._shrink_to_budget()
         return True
+
+    def _following(self, cell: int, entry: int) -> int:
+        """The count of the sample to enter after the one counted ``entry`` (Algorithm L:
+        W shrinks by U**(1/cap) at each entry, and the gap to the next is geometric in W)."""
+        cap = self.cap
+        if entry < cap:
+            return entry + 1  # still filling
+        rand = self._rng.random
+        w = (self._w.get(cell, 1.0) if entry > cap else 1.0) * (1.0 - rand()) ** (1.0 / cap)
+        self._w[cell] = w
+        return entry + 1 + _gap(1.0 - rand(), w)
 
     def _shrink_to_budget(self) -> None:
         cap = max(1, min(self.per_cell, self.max_total // max(1, len(self.slots))))
@@ -158,6 +215,10 @@ class ExampleReservoir:
             if len(store) > cap:
                 keep = np.sort(self._rng.choice(len(store), size=cap, replace=False))
                 self.slots[c] = [store[k] for k in keep]
+            n = self.seen[c]
+            if n >= cap:  # full at the new size: W is the cap-th smallest of n uniform keys
+                self._w[c] = w = float(self._rng.beta(cap, n - cap + 1))
+                self.next_entry[c] = n + 1 + _gap(1.0 - self._rng.random(), w)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """``(cells (M,), images (M, h, w, 3) uint8)`` for the browser."""
@@ -169,3 +230,14 @@ class ExampleReservoir:
 
     def __len__(self) -> int:
         return sum(len(s) for s in self.slots.values())
+
+
+_NUMPY_READY = (torch.float32, torch.float64, torch.uint8)
+
+
+def _gap(u: float, w: float) -> int:
+    """Samples skipped before the next entry: geometric with success probability ``w``,
+    from one uniform ``u`` in (0, 1]."""
+    if w >= 1.0:
+        return 0
+    return int(math.log(u) / math.log1p(-w))
