@@ -1,10 +1,10 @@
-"""Example reservoirs: bounded, uniform, and thumbnails that look like the input."""
+"""Example reservoirs: bounded and uniform (thumbnails: test_images.py)."""
 
 import numpy as np
 import pytest
 import torch
 
-from nbviz.confusion.reservoir import ExampleReservoir, thumbnails
+from nbviz.confusion.reservoir import ExampleReservoir
 
 
 def tagged(ids):
@@ -119,22 +119,6 @@ def test_total_budget_shrinks_every_cell():
         assert cells[i] == c
 
 
-def test_thumbnails_of_unit_range_normalized_grey_and_large_images():
-    x = torch.rand(2, 3, 8, 8)
-    t = thumbnails(x, 32)
-    assert t.shape == (2, 8, 8, 3) and t.dtype == np.uint8
-    np.testing.assert_allclose(t / 255.0, x.permute(0, 2, 3, 1).numpy(), atol=1 / 255)
-    z = torch.randn(1, 3, 8, 8) * 3  # normalized input: min-max scaled
-    tz = thumbnails(z, 32)
-    assert tz.min() == 0 and tz.max() == 255
-    g = thumbnails(torch.rand(1, 1, 8, 8), 32)
-    assert (g[..., 0] == g[..., 1]).all() and (g[..., 1] == g[..., 2]).all()
-    big = thumbnails(torch.rand(1, 3, 128, 64), 32)
-    assert big.shape == (1, 32, 16, 3)
-    hw = thumbnails(torch.rand(2, 10, 10), 32)  # (N, H, W)
-    assert hw.shape == (2, 10, 10, 3)
-
-
 def test_bad_arguments():
     with pytest.raises(ValueError, match="per_cell"):
         ExampleReservoir(per_cell=0)
@@ -146,41 +130,12 @@ def test_bad_arguments():
         r.check(torch.rand(1, 3, 9, 9))
 
 
-def test_thumbnails_leave_the_inputs_alone():
-    for x in (torch.rand(2, 3, 16, 16), torch.randn(2, 3, 16, 16), torch.rand(2, 3, 64, 64)):
-        before = x.clone()
-        thumbnails(x, 32)
-        assert torch.equal(x, before)
-    u = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8)
-    np.testing.assert_array_equal(thumbnails(u, 32), u.permute(0, 2, 3, 1).numpy())
-
-
-def test_image_count_message_uses_the_singular_for_one():
-    from nbviz.confusion.reservoir import check_images
-
-    with pytest.raises(ValueError, match=r"expected 1 image, got 2"):
-        check_images(torch.rand(2, 3, 8, 8), 1)
-
-
 def test_plural_doctests():
     import doctest
 
     import nbviz._text
 
     assert doctest.testmod(nbviz._text).failed == 0
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("channels", [1, 3])
-def test_the_numpy_path_for_unit_images_equals_the_general_one(monkeypatch, dtype, channels):
-    from nbviz.confusion import reservoir
-
-    x = torch.rand(5, channels, 7, 9, dtype=dtype)
-    x[0, 0, 0, :3] = torch.tensor([0.0, 1.0, 0.5 / 255])  # the ends, and a rounding edge
-    quick = thumbnails(x, 16)
-    monkeypatch.setattr(reservoir, "_unit_images_as_they_are", lambda x, size: None)
-    np.testing.assert_array_equal(quick, thumbnails(x, 16))
-    assert quick.shape == (5, 7, 9, 3)
 
 
 def test_samples_are_picked_from_images_of_any_dtype_and_device_path():

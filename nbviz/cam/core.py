@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._images import images_for_model
 from .._state import preserved
-from .._text import plural
 
 CAM_METHODS = ("gradcam", "gradcam++", "layercam")
 INPUT_METHODS = ("saliency", "smoothgrad", "integrated_gradients")
@@ -121,7 +121,7 @@ def compute(
     for name, value in (("batch_size", batch_size), ("samples", samples), ("steps", steps)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    x = check_images(images, model)
+    x = images_for_model(images, model)
     chosen = None if method in INPUT_METHODS else resolve_layers(model, layers)
     with preserved(model, training=False, requires_grad=False), torch.enable_grad():
         if method in CAM_METHODS:
@@ -136,63 +136,6 @@ def compute(
 
 
 # --- validation ----------------------------------------------------------------------------------
-
-
-def check_images(images: Any, model: nn.Module) -> torch.Tensor:
-    """``images`` as a float tensor on the model's device, or a ValueError saying why not."""
-    numpy = isinstance(images, np.ndarray)
-    if numpy:
-        images = torch.from_numpy(np.ascontiguousarray(images))
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(
-            f"images must be a torch.Tensor or numpy array, got {type(images).__name__}"
-        )
-    first = next((m for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)), None)
-    channels = first.in_channels if first is not None else None
-    if images.ndim != 4:
-        raise ValueError(
-            f"images must be a batch of shape (N, C, H, W), got shape {tuple(images.shape)}"
-            + _rank_hint(tuple(images.shape), channels, numpy)
-        )
-    if images.shape[0] == 0:
-        raise ValueError("images must hold at least one image, got an empty batch")
-    if images.is_complex() or images.dtype == torch.bool:
-        raise ValueError(f"images must be real-valued, got dtype {images.dtype}")
-    if channels is not None and channels != images.shape[1]:
-        raise ValueError(
-            f"images must have {plural(channels, 'channel')} for this model (its first conv "
-            f"layer takes {channels}), got {images.shape[1]} (shape {tuple(images.shape)})"
-        )
-    device = next((p.device for p in model.parameters()), images.device)
-    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
-    # Fix: cast floating images to the model's dtype too (numpy arrays are float64 by
-    # default; keeping that dtype made a float32 model fail with a RuntimeError).
-    # A copy: models may write into their input in place (a first ReLU(inplace=True)).
-    return images.detach().to(device=device, dtype=dtype, copy=True)
-
-
-def _rank_hint(shape: tuple[int, ...], channels: int | None, numpy: bool) -> str:
-    """How to reach (N, C, H, W) from a 2-D or 3-D ``images``, given the channels the model
-    takes (``None``: unknown, no conv layer)."""
-    add_batch = "images[None]"  # (C, H, W) -> (1, C, H, W)
-    add_channel = "images[:, None]" if numpy else "images.unsqueeze(1)"  # (N, H, W) -> (N, 1, H, W)
-    if len(shape) == 2 and channels in (None, 1):
-        return " (for one single-channel image (H, W), pass images[None, None])"
-    if len(shape) != 3:
-        return ""
-    if channels is None:
-        return (
-            f" (for one image (C, H, W), pass {add_batch}; "
-            f"for a batch of single-channel images (N, H, W), pass {add_channel})"
-        )
-    if channels == 1:
-        return f" (this model takes 1 channel: for images of shape (N, H, W), pass {add_channel})"
-    if shape[0] == channels:
-        return f" (for one image (C, H, W), pass {add_batch})"
-    return (
-        f"; this model takes {plural(channels, 'channel')}: pass one image of shape "
-        f"({channels}, H, W) as {add_batch}, or a batch of shape (N, {channels}, H, W)"
-    )
 
 
 def resolve_layers(model: nn.Module, layers: Any) -> dict[nn.Module, str] | None:

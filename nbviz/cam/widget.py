@@ -17,14 +17,13 @@ import torch
 import traitlets
 from torch import nn
 
+from .._images import display_images, display_masks, images_for_model
 from .._state import preserved
 from .._text import plural
 from .._widget import Array, LiveWidget
-from ..confusion.reservoir import thumbnails
-from .core import METHODS, agreement, check_images, check_masks, compute, resolve_layers
+from .core import METHODS, agreement, check_masks, compute, resolve_layers
 
 COLORMAPS = ("inferno", "viridis", "cividis")
-_DISPLAY_MAX = 256  # longest side of the images sent for display
 
 
 class GradCAM(LiveWidget):
@@ -44,7 +43,7 @@ class GradCAM(LiveWidget):
     every image (plus the true one). ``layers`` as in :func:`nbviz.cam.compute`.
     """
 
-    _bundle = "gradcam"
+    _bundle = "cam"
 
     title = traitlets.Unicode("").tag(sync=True)
     classes = traitlets.List(traitlets.Unicode()).tag(sync=True)
@@ -90,7 +89,7 @@ class GradCAM(LiveWidget):
             raise ValueError(f"opacity must be a number in [0, 1], got {opacity!r}")
         if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
             raise ValueError(f"topk must be an int >= 1, got {topk!r}")
-        x = check_images(images, model)  # every check before anything runs
+        x = images_for_model(images, model)  # every check before anything runs
         n = x.shape[0]
         self._labels = _check_labels(labels, n)
         self._masks = None if masks is None else check_masks(masks, n, tuple(x.shape[2:]))
@@ -110,8 +109,8 @@ class GradCAM(LiveWidget):
             opacity=float(opacity),
             colormap=colormap,
             labels=None if self._labels is None else self._labels.tolist(),
-            images=_display_images(x),
-            masks=None if self._masks is None else _display_masks(self._masks),
+            images=display_images(x),
+            masks=None if self._masks is None else display_masks(self._masks),
         )
         self._classes_given = classes
         self.refresh()
@@ -232,15 +231,3 @@ def _agreements(res, masks: torch.Tensor) -> list[list]:
             ]
         )
     return out
-
-
-def _display_images(x: torch.Tensor) -> np.ndarray:
-    """(N, H', W', 3) uint8, shrunk by an integer factor when larger than _DISPLAY_MAX."""
-    return thumbnails(x.detach().cpu(), min(_DISPLAY_MAX, max(x.shape[2:])))
-
-
-def _display_masks(masks: torch.Tensor) -> np.ndarray:
-    """The masks at the display images' size (the same integer factor, nearest)."""
-    h, w = masks.shape[1:]
-    f = -(-max(h, w) // _DISPLAY_MAX)
-    return masks[:, : h // f * f : f, : w // f * f : f].to(torch.uint8).numpy()

@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 import traitlets
 
+from .._images import example_images
 from .._widget import Array, LiveWidget, Throttle
 from .core import ArrayLike, ConfusionCounter, accuracy, per_class_metrics, predicted_labels
-from .reservoir import ExampleReservoir, check_images
+from .reservoir import ExampleReservoir
 
 NORMALIZE = ("none", "true", "pred")
 
@@ -102,7 +103,7 @@ class ConfusionMatrix(LiveWidget):
         pred, tgt = checked
         images = None
         if inputs is not None:
-            images = check_images(inputs, len(tgt))
+            images = example_images(inputs, len(tgt))
             self._examples.check(images)
         if self._closed:  # the first batch of a new epoch
             self._counter.reset()

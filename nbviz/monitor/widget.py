@@ -17,8 +17,8 @@ import numpy as np
 import traitlets
 from torch import nn
 
+from .._images import thumbnails
 from .._widget import LiveWidget, array_to_json
-from ..confusion.reservoir import thumbnails
 from .core import Watcher
 
 _PALETTE = {"train": "#1f77b4", "raw": "#1f77b4", "val": "#ff7f0e", "bad": "#d62728"}
