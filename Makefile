@@ -10,7 +10,8 @@ BIN := $(VENV)/bin
 # a bare `torch` requirement never pulls a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
 JS_SOURCES := $(wildcard js/src/*.js js/src/*.css js/src/lib/*.js js/src/lib/*.css) js/build.mjs
-BUNDLES := nbviz/static/confusion.js nbviz/static/graph.js nbviz/static/gradcam.js nbviz/static/monitor.js
+# Every js/src/<name>.js is a widget's bundle (js/build.mjs builds each one).
+BUNDLES := $(patsubst js/src/%.js,nbviz/static/%.js,$(wildcard js/src/*.js))
 PYTEST_ARGS ?=
 
 .PHONY: demo test js wheel chromium lint clean

@@ -75,16 +75,16 @@ def main() -> None:
                 lab.open_notebook(f"{name.split()[0].strip(',')}.ipynb", [cell])
                 lab.run_cell(0)
                 lab.wait_cell(0, timeout=600)
-                w = page.locator(".nbviz-gradcam").first
+                w = page.locator(".nbviz-cam").first
                 w.wait_for(state="visible")
                 w.scroll_into_view_if_needed()
                 page.evaluate("(el) => { el.nbvizPaints.length = 0; }", w.element_handle())
                 for control in ("layer", "opacity", "threshold"):
-                    drag(page, w.locator(f".nbviz-gradcam__{control}"))
-                thumbs = w.locator(".nbviz-gradcam__thumb")
+                    drag(page, w.locator(f".nbviz-cam__{control}"))
+                thumbs = w.locator(".nbviz-cam__thumb")
                 for i in range(thumbs.count()):
                     thumbs.nth(i).click()
-                method = w.locator(".nbviz-gradcam__method")
+                method = w.locator(".nbviz-cam__method")
                 for value in method.locator("option").all_inner_texts():
                     method.select_option(label=value)
                 paints = page.evaluate("(el) => el.nbvizPaints", w.element_handle())

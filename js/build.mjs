@@ -1,11 +1,19 @@
-// Bundles one ES module per widget (src/<widget>.js) into nbviz/static/.
+// Bundles one ES module per widget into nbviz/static/: every src/<name>.js is a bundle
+// (with the CSS it imports, as <name>.css). nbviz/static/bundles.json lists what was built:
+// the wheel's build hook waits for it, and no other file lists the bundles.
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { build } from "esbuild";
-import { readdirSync } from "node:fs";
 
-const entries = readdirSync("src").filter((f) => f.endsWith(".js")).map((f) => `src/${f}`);
+const outdir = "../nbviz/static";
+const names = readdirSync("src")
+  .filter((f) => f.endsWith(".js"))
+  .map((f) => f.slice(0, -3))
+  .sort();
+rmSync(outdir, { recursive: true, force: true }); // no bundle of a renamed widget lingers
+mkdirSync(outdir, { recursive: true });
 await build({
-  entryPoints: entries,
-  outdir: "../nbviz/static",
+  entryPoints: names.map((n) => `src/${n}.js`),
+  outdir,
   bundle: true,
   format: "esm",
   target: "es2020",
@@ -13,3 +21,4 @@ await build({
   sourcemap: process.argv.includes("--dev") ? "inline" : false,
   logLevel: "info",
 });
+writeFileSync(`${outdir}/bundles.json`, `${JSON.stringify(names)}\n`);

@@ -4,7 +4,7 @@
 // threshold and colour map only redraws from that data, so nothing goes back
 // to the kernel (it works while the kernel is busy, and in a saved notebook).
 import "./lib/common.css";
-import "./gradcam.css";
+import "./cam.css";
 import { interpolateCividis, interpolateInferno, interpolateViridis } from "d3-scale-chromatic";
 import { decodeArray } from "./lib/arrays.js";
 import { blend, classChoices, emptyMapNote, isEmpty, layerMeans, normalize, outline, upsample } from "./lib/cam-math.js";
@@ -71,35 +71,35 @@ function svg(tag, attrs = {}) {
 
 /** @param {{ model: any, el: HTMLElement }} ctx */
 function render({ model, el }) {
-  const root = h("div", { class: "nbviz nbviz-gradcam" });
+  const root = h("div", { class: "nbviz nbviz-cam" });
   el.appendChild(root);
 
   // --- skeleton -------------------------------------------------------------------------------
-  const title = h("div", { class: "nbviz-gradcam__title" });
-  const strip = h("div", { class: "nbviz-gradcam__strip", role: "listbox", "aria-label": "images" });
-  const canvas = /** @type {HTMLCanvasElement} */ (h("canvas", { class: "nbviz-gradcam__canvas", width: String(SIZE), height: String(SIZE), role: "img" }));
-  const caption = h("div", { class: "nbviz-gradcam__caption", role: "status" });
-  const emptyNote = h("div", { class: "nbviz-gradcam__empty", role: "note" });
+  const title = h("div", { class: "nbviz-cam__title" });
+  const strip = h("div", { class: "nbviz-cam__strip", role: "listbox", "aria-label": "images" });
+  const canvas = /** @type {HTMLCanvasElement} */ (h("canvas", { class: "nbviz-cam__canvas", width: String(SIZE), height: String(SIZE), role: "img" }));
+  const caption = h("div", { class: "nbviz-cam__caption", role: "status" });
+  const emptyNote = h("div", { class: "nbviz-cam__empty", role: "note" });
   emptyNote.hidden = true;
   const select = (/** @type {string} */ label, /** @type {string} */ cls) =>
     /** @type {HTMLSelectElement} */ (h("select", { class: `nbviz-control ${cls}`, "aria-label": label }));
   const range = (/** @type {string} */ label, /** @type {string} */ cls, max = "1", step = "0.01") =>
     /** @type {HTMLInputElement} */ (h("input", { type: "range", class: cls, min: "0", max, step, "aria-label": label }));
-  const methodSelect = select("method", "nbviz-gradcam__method");
-  const cmapSelect = select("colour map", "nbviz-gradcam__cmap");
-  const layerSlider = range("layer", "nbviz-gradcam__layer", "0", "1");
-  const layerLabel = h("span", { class: "nbviz-gradcam__value nbviz-gradcam__layer-name" });
-  const opacitySlider = range("opacity", "nbviz-gradcam__opacity");
-  const opacityLabel = h("span", { class: "nbviz-gradcam__value" });
-  const thresholdSlider = range("threshold", "nbviz-gradcam__threshold");
-  const thresholdLabel = h("span", { class: "nbviz-gradcam__value" });
-  const maskToggle = /** @type {HTMLInputElement} */ (h("input", { type: "checkbox", class: "nbviz-gradcam__mask" }));
-  const maskLabel = h("label", { class: "nbviz-gradcam__check" }, [maskToggle, "outline the human mask"]);
-  const classList = h("div", { class: "nbviz-gradcam__classes", role: "radiogroup", "aria-label": "class explained" });
-  const legend = h("div", { class: "nbviz-gradcam__legend" });
+  const methodSelect = select("method", "nbviz-cam__method");
+  const cmapSelect = select("colour map", "nbviz-cam__cmap");
+  const layerSlider = range("layer", "nbviz-cam__layer", "0", "1");
+  const layerLabel = h("span", { class: "nbviz-cam__value nbviz-cam__layer-name" });
+  const opacitySlider = range("opacity", "nbviz-cam__opacity");
+  const opacityLabel = h("span", { class: "nbviz-cam__value" });
+  const thresholdSlider = range("threshold", "nbviz-cam__threshold");
+  const thresholdLabel = h("span", { class: "nbviz-cam__value" });
+  const maskToggle = /** @type {HTMLInputElement} */ (h("input", { type: "checkbox", class: "nbviz-cam__mask" }));
+  const maskLabel = h("label", { class: "nbviz-cam__check" }, [maskToggle, "outline the human mask"]);
+  const classList = h("div", { class: "nbviz-cam__classes", role: "radiogroup", "aria-label": "class explained" });
+  const legend = h("div", { class: "nbviz-cam__legend" });
   const row = (/** @type {string} */ name, /** @type {(string | Node)[]} */ parts) =>
-    h("div", { class: "nbviz-gradcam__row" }, [h("span", { class: "nbviz-gradcam__key" }, name), ...parts]);
-  const panel = h("div", { class: "nbviz-gradcam__panel" }, [
+    h("div", { class: "nbviz-cam__row" }, [h("span", { class: "nbviz-cam__key" }, name), ...parts]);
+  const panel = h("div", { class: "nbviz-cam__panel" }, [
     row("method", [methodSelect]),
     row("layer", [layerSlider, layerLabel]),
     row("opacity", [opacitySlider, opacityLabel]),
@@ -107,21 +107,21 @@ function render({ model, el }) {
     row("colours", [cmapSelect]),
     legend,
     maskLabel,
-    h("div", { class: "nbviz-gradcam__key nbviz-gradcam__classes-head" }, "class explained"),
+    h("div", { class: "nbviz-cam__key nbviz-cam__classes-head" }, "class explained"),
     classList,
   ]);
-  const metricSelect = select("agreement measure", "nbviz-gradcam__metric");
+  const metricSelect = select("agreement measure", "nbviz-cam__metric");
   for (const [value, label] of METRICS) metricSelect.appendChild(h("option", { value }, label));
-  const chart = h("div", { class: "nbviz-gradcam__chart" });
-  const chartHead = h("div", { class: "nbviz-gradcam__chart-head" }, [
-    h("span", { class: "nbviz-gradcam__key" }, "agreement with the human mask, per layer"),
+  const chart = h("div", { class: "nbviz-cam__chart" });
+  const chartHead = h("div", { class: "nbviz-cam__chart-head" }, [
+    h("span", { class: "nbviz-cam__key" }, "agreement with the human mask, per layer"),
     metricSelect,
   ]);
-  const agreementBox = h("div", { class: "nbviz-gradcam__agreement" }, [chartHead, chart]);
+  const agreementBox = h("div", { class: "nbviz-cam__agreement" }, [chartHead, chart]);
   root.append(
     title,
     strip,
-    h("div", { class: "nbviz-gradcam__main" }, [h("div", { class: "nbviz-gradcam__view" }, [canvas, caption, emptyNote]), panel]),
+    h("div", { class: "nbviz-cam__main" }, [h("div", { class: "nbviz-cam__view" }, [canvas, caption, emptyNote]), panel]),
     agreementBox,
   );
   for (const name of Object.keys(COLORMAPS)) cmapSelect.appendChild(h("option", { value: name }, name));
@@ -319,7 +319,7 @@ function render({ model, el }) {
     strip.replaceChildren();
     const [, H, W] = d.images.shape;
     for (let i = 0; i < d.N; i++) {
-      const c = /** @type {HTMLCanvasElement} */ (h("canvas", { class: "nbviz-gradcam__thumb", width: String(W), height: String(H), role: "option", tabindex: "0" }));
+      const c = /** @type {HTMLCanvasElement} */ (h("canvas", { class: "nbviz-cam__thumb", width: String(W), height: String(H), role: "option", tabindex: "0" }));
       const tctx = /** @type {CanvasRenderingContext2D} */ (c.getContext("2d"));
       const img = tctx.createImageData(W, H);
       for (let p = 0; p < H * W; p++) {
@@ -363,12 +363,12 @@ function render({ model, el }) {
       const name = d.classes[c.cls] ?? String(c.cls);
       const rank = c.rank != null ? `#${c.rank}` : "";
       const parts = [
-        h("span", { class: "nbviz-gradcam__rank" }, rank),
-        h("span", { class: "nbviz-gradcam__cls", title: name }, d.short[c.cls] ?? name),
-        h("span", { class: "nbviz-gradcam__prob" }, `${(100 * c.prob).toFixed(1)}%`),
+        h("span", { class: "nbviz-cam__rank" }, rank),
+        h("span", { class: "nbviz-cam__cls", title: name }, d.short[c.cls] ?? name),
+        h("span", { class: "nbviz-cam__prob" }, `${(100 * c.prob).toFixed(1)}%`),
       ];
-      if (c.isTrue) parts.push(h("span", { class: "nbviz-gradcam__true" }, "true"));
-      classList.appendChild(h("label", { class: "nbviz-gradcam__choice" }, [input, ...parts]));
+      if (c.isTrue) parts.push(h("span", { class: "nbviz-cam__true" }, "true"));
+      classList.appendChild(h("label", { class: "nbviz-cam__choice" }, [input, ...parts]));
     }
   }
 
@@ -393,7 +393,7 @@ function render({ model, el }) {
   }
 
   function renderLegend() {
-    const bar = /** @type {HTMLCanvasElement} */ (h("canvas", { class: "nbviz-gradcam__bar", width: "256", height: "1" }));
+    const bar = /** @type {HTMLCanvasElement} */ (h("canvas", { class: "nbviz-cam__bar", width: "256", height: "1" }));
     const bctx = /** @type {CanvasRenderingContext2D} */ (bar.getContext("2d"));
     const img = bctx.createImageData(256, 1);
     const table = lut(view.cmap);
@@ -403,7 +403,7 @@ function render({ model, el }) {
     bctx.putImageData(img, 0, 0);
     legend.replaceChildren(
       bar,
-      h("div", { class: "nbviz-gradcam__ticks" }, [h("span", {}, "0"), h("span", {}, "0.5"), h("span", {}, "1 = the map's peak")]),
+      h("div", { class: "nbviz-cam__ticks" }, [h("span", {}, "0"), h("span", {}, "0.5"), h("span", {}, "1 = the map's peak")]),
     );
   }
 
@@ -422,8 +422,8 @@ function render({ model, el }) {
     const s = svg("svg", { width: W, height: Hh, viewBox: `0 0 ${W} ${Hh}`, role: "img" });
     s.setAttribute("aria-label", "agreement with the human mask per layer");
     for (const t of [0, 0.5, 1]) {
-      s.append(svg("line", { x1: left, x2: W - 4, y1: y(t), y2: y(t), class: "nbviz-gradcam__grid" }));
-      const label = svg("text", { x: left - 4, y: y(t) + 4, "text-anchor": "end", class: "nbviz-gradcam__axis" });
+      s.append(svg("line", { x1: left, x2: W - 4, y1: y(t), y2: y(t), class: "nbviz-cam__grid" }));
+      const label = svg("text", { x: left - 4, y: y(t) + 4, "text-anchor": "end", class: "nbviz-cam__axis" });
       label.textContent = String(t);
       s.append(label);
     }
@@ -434,16 +434,16 @@ function render({ model, el }) {
     entries.forEach((e, i) => {
       const m = means[i] ?? 0;
       const x = left + i * bw;
-      const g = svg("g", { class: "nbviz-gradcam__barg" });
+      const g = svg("g", { class: "nbviz-cam__barg" });
       const rect = svg("rect", {
         x: x + 2, y: y(m), width: Math.max(2, bw - 4), height: Math.max(0, y(0) - y(m)),
-        class: `nbviz-gradcam__bar-rect${i === layerIndex() ? " nbviz-gradcam__bar-rect--current" : ""}`,
+        class: `nbviz-cam__bar-rect${i === layerIndex() ? " nbviz-cam__bar-rect--current" : ""}`,
       });
       const tip = svg("title");
       tip.textContent = `${e.layer}: mean ${m.toFixed(2)}${mine[i] != null ? `, this image ${Number(mine[i]).toFixed(2)}` : ""}`;
       g.append(rect, tip);
-      if (mine[i] != null) g.append(svg("circle", { cx: x + bw / 2, cy: y(Number(mine[i])), r: 3, class: "nbviz-gradcam__dot" }));
-      const tick = svg("text", { x: x + bw / 2, y: Hh - 4, "text-anchor": "middle", class: "nbviz-gradcam__axis" });
+      if (mine[i] != null) g.append(svg("circle", { cx: x + bw / 2, cy: y(Number(mine[i])), r: 3, class: "nbviz-cam__dot" }));
+      const tick = svg("text", { x: x + bw / 2, y: Hh - 4, "text-anchor": "middle", class: "nbviz-cam__axis" });
       tick.textContent = String(i + 1);
       g.append(tick);
       g.addEventListener("click", (ev) => {
@@ -454,7 +454,7 @@ function render({ model, el }) {
       s.append(g);
     });
     const note = best >= 0 ? `best: ${entries[best].layer} (${Number(means[best]).toFixed(2)}); bars: mean of all images, dot: this image` : "";
-    chart.replaceChildren(s, h("div", { class: "nbviz-gradcam__note" }, note));
+    chart.replaceChildren(s, h("div", { class: "nbviz-cam__note" }, note));
   }
 
   // Controls act on the view alone, then repaint at once (no animation frame: the

@@ -9,7 +9,7 @@ from pathlib import Path
 from .lab import Lab
 
 EVIL = "<img src=x onerror=alert(1)>"
-ROOT = ".nbviz-gradcam"
+ROOT = ".nbviz-cam"
 
 SETUP = f"""
 import json, os, time, torch, nbviz
@@ -38,7 +38,7 @@ def widget(lab: Lab):
 
 
 def pixels(lab: Lab) -> str:
-    return widget(lab).locator(".nbviz-gradcam__canvas").evaluate("(c) => c.toDataURL()")
+    return widget(lab).locator(".nbviz-cam__canvas").evaluate("(c) => c.toDataURL()")
 
 
 def drag(lab: Lab, selector: str, start: float, end: float) -> None:
@@ -73,8 +73,8 @@ def test_gradcam_explorer_in_jupyterlab(lab: Lab):
     lab.wait_cell(0, timeout=300)
     widget(lab).wait_for(state="visible")
     w = widget(lab)
-    assert w.locator(".nbviz-gradcam__title").inner_text() == "Where does the SmallCNN look?"
-    assert w.locator(".nbviz-gradcam__thumb").count() == 8
+    assert w.locator(".nbviz-cam__title").inner_text() == "Where does the SmallCNN look?"
+    assert w.locator(".nbviz-cam__thumb").count() == 8
     facts = json.loads(
         lab.python(
             "print(json.dumps({'layers': cam.results[0].layers, "
@@ -89,44 +89,44 @@ def test_gradcam_explorer_in_jupyterlab(lab: Lab):
     lab.start_counting_kernel_messages()
 
     # The view opens on the deepest layer; drag the layer slider to the shallowest.
-    layer_name = w.locator(".nbviz-gradcam__layer-name")
+    layer_name = w.locator(".nbviz-cam__layer-name")
     assert layer_name.inner_text().startswith(facts["layers"][-1])
-    changes(lab, lambda: drag(lab, ".nbviz-gradcam__layer", 1.0, 0.0))
+    changes(lab, lambda: drag(lab, ".nbviz-cam__layer", 1.0, 0.0))
     assert layer_name.inner_text().startswith(facts["layers"][0])
-    changes(lab, lambda: drag(lab, ".nbviz-gradcam__layer", 0.0, 0.5))
+    changes(lab, lambda: drag(lab, ".nbviz-cam__layer", 0.0, 0.5))
     chosen = layer_name.inner_text().split(" · ")[0]
     assert chosen in facts["layers"][1:-1]
-    changes(lab, lambda: drag(lab, ".nbviz-gradcam__opacity", 0.5, 0.95))
-    changes(lab, lambda: drag(lab, ".nbviz-gradcam__threshold", 0.0, 0.6))
-    changes(lab, lambda: drag(lab, ".nbviz-gradcam__threshold", 0.6, 0.1))
+    changes(lab, lambda: drag(lab, ".nbviz-cam__opacity", 0.5, 0.95))
+    changes(lab, lambda: drag(lab, ".nbviz-cam__threshold", 0.0, 0.6))
+    changes(lab, lambda: drag(lab, ".nbviz-cam__threshold", 0.6, 0.1))
     # Switching method keeps the chosen layer (CAM methods share their layers) ...
-    changes(lab, lambda: w.locator(".nbviz-gradcam__method").select_option("gradcam++"))
+    changes(lab, lambda: w.locator(".nbviz-cam__method").select_option("gradcam++"))
     assert layer_name.inner_text().split(" · ")[0] == chosen
-    changes(lab, lambda: w.locator(".nbviz-gradcam__method").select_option("saliency"))
-    assert w.locator(".nbviz-gradcam__layer").is_disabled()  # one "layer": the input
+    changes(lab, lambda: w.locator(".nbviz-cam__method").select_option("saliency"))
+    assert w.locator(".nbviz-cam__layer").is_disabled()  # one "layer": the input
     assert layer_name.inner_text().startswith("input")
     # ... and an input-gradient method in between does not forget it.
-    changes(lab, lambda: w.locator(".nbviz-gradcam__method").select_option("layercam"))
+    changes(lab, lambda: w.locator(".nbviz-cam__method").select_option("layercam"))
     assert layer_name.inner_text().split(" · ")[0] == chosen
-    assert w.locator(".nbviz-gradcam__layer").input_value() == str(facts["layers"].index(chosen))
-    changes(lab, lambda: w.locator(".nbviz-gradcam__cmap").select_option("viridis"))
-    changes(lab, lambda: w.locator(".nbviz-gradcam__mask").check())
-    changes(lab, lambda: w.locator(".nbviz-gradcam__choice").nth(1).click())
-    changes(lab, lambda: w.locator(".nbviz-gradcam__thumb").nth(3).click())
-    assert w.locator(".nbviz-gradcam__thumb").nth(3).get_attribute("aria-selected") == "true"
+    assert w.locator(".nbviz-cam__layer").input_value() == str(facts["layers"].index(chosen))
+    changes(lab, lambda: w.locator(".nbviz-cam__cmap").select_option("viridis"))
+    changes(lab, lambda: w.locator(".nbviz-cam__mask").check())
+    changes(lab, lambda: w.locator(".nbviz-cam__choice").nth(1).click())
+    changes(lab, lambda: w.locator(".nbviz-cam__thumb").nth(3).click())
+    assert w.locator(".nbviz-cam__thumb").nth(3).get_attribute("aria-selected") == "true"
 
     # The hostile class name (image 1's true class) is text, never markup.
-    changes(lab, lambda: w.locator(".nbviz-gradcam__thumb").nth(0).click())
-    assert EVIL in w.locator(".nbviz-gradcam__classes").inner_text()
+    changes(lab, lambda: w.locator(".nbviz-cam__thumb").nth(0).click())
+    assert EVIL in w.locator(".nbviz-cam__classes").inner_text()
     assert w.locator("img").count() == 0
 
     # The agreement chart: a bar per layer; clicking one picks that layer.
-    bars = w.locator(".nbviz-gradcam__bar-rect")
+    bars = w.locator(".nbviz-cam__bar-rect")
     assert bars.count() == len(facts["layers"])
     changes(lab, lambda: bars.nth(1).click())
     assert layer_name.inner_text().startswith(facts["layers"][1])
-    assert "best:" in w.locator(".nbviz-gradcam__note").inner_text()
-    w.locator(".nbviz-gradcam__metric").select_option("2")  # IoU: the chart redraws
+    assert "best:" in w.locator(".nbviz-cam__note").inner_text()
+    w.locator(".nbviz-cam__metric").select_option("2")  # IoU: the chart redraws
 
     assert float(w.get_attribute("data-paint-ms")) >= 0
     assert lab.cell_running(1), "the busy cell ended before the interactions"
@@ -135,11 +135,11 @@ def test_gradcam_explorer_in_jupyterlab(lab: Lab):
     lab.wait_cell(1, timeout=60)
 
     # --- pictures, light and dark ------------------------------------------------------
-    w.locator(".nbviz-gradcam__method").select_option("gradcam")
-    drag(lab, ".nbviz-gradcam__layer", 0.0, 0.75)
-    drag(lab, ".nbviz-gradcam__threshold", 0.1, 0.0)
-    drag(lab, ".nbviz-gradcam__opacity", 0.99, 0.6)
-    w.locator(".nbviz-gradcam__choice").nth(0).click()
+    w.locator(".nbviz-cam__method").select_option("gradcam")
+    drag(lab, ".nbviz-cam__layer", 0.0, 0.75)
+    drag(lab, ".nbviz-cam__threshold", 0.1, 0.0)
+    drag(lab, ".nbviz-cam__opacity", 0.99, 0.6)
+    w.locator(".nbviz-cam__choice").nth(0).click()
     lab.page.mouse.move(0, 0)
     lab.page.set_viewport_size({"width": 1280, "height": 1100})
     lab.screenshot_themes(w, "gradcam")
@@ -147,9 +147,9 @@ def test_gradcam_explorer_in_jupyterlab(lab: Lab):
     # A low-resolution map (the deepest block, 4x4) upsampled to the view: weak values
     # fade into the image instead of drawing dark or bright patches.
     lab.set_theme("light")
-    drag(lab, ".nbviz-gradcam__layer", 0.75, 1.0)
+    drag(lab, ".nbviz-cam__layer", 0.75, 1.0)
     assert layer_name.inner_text() == f"{facts['layers'][-1]} · 4×4"
-    w.locator(".nbviz-gradcam__cmap").select_option("inferno")  # the default colours
+    w.locator(".nbviz-cam__cmap").select_option("inferno")  # the default colours
     lab.page.mouse.move(0, 0)
     lab.screenshot_themes(w, "gradcam-lowres")
     assert dialogs == []
@@ -189,15 +189,15 @@ def test_gradcam_empty_map_no_masks_and_long_class_names(lab: Lab):
     lab.wait_cell(0)
     widget(lab).wait_for(state="visible")
     w = widget(lab)
-    note = w.locator(".nbviz-gradcam__empty")
+    note = w.locator(".nbviz-cam__empty")
 
     # No masks were given: no mask control at all (and no agreement chart).
-    assert not w.locator(".nbviz-gradcam__check").is_visible()
-    assert not w.locator(".nbviz-gradcam__mask").is_visible()
-    assert not w.locator(".nbviz-gradcam__agreement").is_visible()
+    assert not w.locator(".nbviz-cam__check").is_visible()
+    assert not w.locator(".nbviz-cam__mask").is_visible()
+    assert not w.locator(".nbviz-cam__agreement").is_visible()
 
     # Long names sharing a prefix: shortened, still distinguishable, full name on hover.
-    shown = w.locator(".nbviz-gradcam__cls")
+    shown = w.locator(".nbviz-cam__cls")
     assert shown.count() == 2
     texts = [shown.nth(i).inner_text() for i in range(2)]
     titles = [shown.nth(i).get_attribute("title") for i in range(2)]
@@ -208,12 +208,12 @@ def test_gradcam_empty_map_no_masks_and_long_class_names(lab: Lab):
         assert text.startswith("handwritten") and text.endswith(title.split()[-1])
 
     # The view opens on the deepest layer (relu) explaining "seven": a map, no note.
-    assert w.locator(".nbviz-gradcam__layer-name").inner_text().startswith("relu")
+    assert w.locator(".nbviz-cam__layer-name").inner_text().startswith("relu")
     assert not note.is_visible()
     assert w.get_attribute("data-empty") == "false"
 
     # "three" at relu is all zero: the plain image, and words saying why.
-    changes(lab, lambda: w.locator(".nbviz-gradcam__choice").nth(1).click())
+    changes(lab, lambda: w.locator(".nbviz-cam__choice").nth(1).click())
     note.wait_for(state="visible")
     text = note.inner_text()
     assert f"no positive evidence for “{NAMES[0]}” at relu" in text
@@ -222,9 +222,9 @@ def test_gradcam_empty_map_no_masks_and_long_class_names(lab: Lab):
     # The canvas is the plain image: compare with the image scaled the same way.
     diff = lab.page.evaluate(
         """(root) => {
-            const c = root.querySelector('.nbviz-gradcam__canvas');
+            const c = root.querySelector('.nbviz-cam__canvas');
             const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-            const th = root.querySelector('.nbviz-gradcam__thumb');
+            const th = root.querySelector('.nbviz-cam__thumb');
             const big = document.createElement('canvas');
             big.width = big.height = c.width;
             const g = big.getContext('2d');
@@ -242,7 +242,7 @@ def test_gradcam_empty_map_no_masks_and_long_class_names(lab: Lab):
     lab.screenshot_themes(w, "gradcam-empty")
 
     # Back to "seven": the note goes away.
-    changes(lab, lambda: w.locator(".nbviz-gradcam__choice").nth(0).click())
+    changes(lab, lambda: w.locator(".nbviz-cam__choice").nth(0).click())
     note.wait_for(state="hidden")
     assert w.get_attribute("data-empty") == "false"
     assert dialogs == []
