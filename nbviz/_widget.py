@@ -127,14 +127,18 @@ class LiveWidget(anywidget.AnyWidget):
     """Base for widgets that receive data while a cell runs.
 
     Subclasses implement ``_push()`` (set the synced traits from the current
-    state) and call ``self._changed()`` after each update. Pushes are throttled
+    state) and call ``self.mark_changed()`` after each update. Pushes are throttled
     to ``max_rate`` per second; ``flush()`` pushes now and is called at the end
     of every cell execution, so the final view equals the Python state.
     """
 
     _bundle: str = ""
+    # Every widget has one: shown above the view as text (never HTML); "" shows none.
+    title = traitlets.Unicode("").tag(sync=True)
 
-    def __init__(self, *, max_rate: float | None = 10.0, layout: Any = None, **traits: Any):
+    def __init__(
+        self, *, max_rate: float | None = 10.0, layout: Any = None, title: str = "", **traits: Any
+    ):
         path = bundle_path(self._bundle)
         if not path.exists():
             raise BundleMissingError(
@@ -150,7 +154,7 @@ class LiveWidget(anywidget.AnyWidget):
         self._unhook = None
         if layout is not None:  # ipywidgets' own; None keeps its default
             traits["layout"] = layout
-        super().__init__(**traits)
+        super().__init__(title=str(title), **traits)
         self._unhook = self._register_post_execute()
 
     # anywidget reads these as class attributes; resolved per subclass. (Only
@@ -186,11 +190,17 @@ class LiveWidget(anywidget.AnyWidget):
         weakref.finalize(self, unhook)
         return unhook
 
-    def _changed(self, force: bool = False) -> None:
-        """Note new data; push it now if the throttle allows (or ``force``)."""
+    def mark_changed(self, force: bool = False) -> None:
+        """Note new data; push it now if the throttle allows (or ``force``). Widgets call it
+        after each update, and so may a composite that fed one of its views."""
         self._dirty = True
         if force or self._throttle.ready():
             self._sync(final=force)
+
+    @property
+    def pending(self) -> bool:
+        """Whether data is waiting for the next push (or the end-of-cell flush)."""
+        return self._dirty
 
     def flush(self) -> None:
         """Push pending data to the browser now (one message)."""

@@ -984,5 +984,5 @@ def test_layer_methods_run_in_batches_of_batch_size():
     assert calls == [5, 2, 2, 1, 2, 2, 1]
     assert torch.equal(whole.targets, batched.targets)
     for layer in whole.layers:
-        assert torch.allclose(whole._raw[layer], batched._raw[layer], atol=1e-6)
+        assert torch.allclose(whole.raw(layer, None), batched.raw(layer, None), atol=1e-6)
     assert torch.equal(listed.targets, per_image)

@@ -57,7 +57,7 @@ def test_state_holds_every_map_of_every_method(data, model):
     total = sum(N * 3 * e["h"] * e["w"] for e in index)
     assert w.maps.dtype == np.uint8 and w.maps.size == total
     for e in index:
-        raw = res[e["method"]]._raw[e["layer"]]
+        raw = res[e["method"]].raw(e["layer"], None)
         assert (e["h"], e["w"]) == tuple(raw.shape[2:])  # the layer's own resolution
         peak = raw.flatten(2).amax(2).clamp_min(1e-30)[:, :, None, None]
         expected = (raw / peak * 255).round().numpy()

@@ -63,9 +63,11 @@ class CamResult:
             raise ValueError(f"layer must be one of {self.layers} or an index, got {layer!r}")
         return layer
 
-    def raw(self, layer: str | int, target: int = 0) -> torch.Tensor:
-        """``(N, h, w)`` maps at the layer's own resolution, for target column ``target``."""
-        return self._raw[self._key(layer)][:, target]
+    def raw(self, layer: str | int, target: int | None = 0) -> torch.Tensor:
+        """``(N, h, w)`` maps at the layer's own resolution, for target column ``target``
+        (``None``: every target, ``(N, T, h, w)``)."""
+        maps = self._raw[self._key(layer)]
+        return maps if target is None else maps[:, target]
 
     def maps(self, layer: str | int, target: int = 0) -> torch.Tensor:
         """``(N, H, W)`` maps upsampled (bilinear) to the image size, each scaled to [0, 1]."""
@@ -335,7 +337,7 @@ def _concat(parts: list[CamResult]) -> CamResult:
         targets=torch.cat([p.targets for p in parts]),
         probs=torch.cat([p.probs for p in parts]),
         image_size=first.image_size,
-        _raw={k: torch.cat([p._raw[k] for p in parts]) for k in first.layers},
+        _raw={k: torch.cat([p.raw(k, None) for p in parts]) for k in first.layers},
     )
 
 

@@ -45,7 +45,6 @@ class GradCAM(LiveWidget):
 
     _bundle = "cam"
 
-    title = traitlets.Unicode("").tag(sync=True)
     classes = traitlets.List(traitlets.Unicode()).tag(sync=True)
     images = Array()  # (N, H, W, 3) uint8, for display
     labels = traitlets.List(allow_none=True, default_value=None).tag(sync=True)
@@ -102,7 +101,7 @@ class GradCAM(LiveWidget):
         super().__init__(
             max_rate=None,
             layout=layout,
-            title=str(title),
+            title=title,
             methods=methods,
             topk=topk,
             method=methods[0],
@@ -135,7 +134,7 @@ class GradCAM(LiveWidget):
             for method in self._methods
         ]
         self._pending = (results, self._classes_given or [str(i) for i in range(k)])
-        self._changed(force=True)
+        self.mark_changed(force=True)
 
     @property
     def results(self) -> list:
@@ -168,7 +167,7 @@ class GradCAM(LiveWidget):
         for res in results:
             scores = None if self._masks is None else _agreements(res, self._masks)
             for li, layer in enumerate(res.layers):
-                raw = res._raw[layer]  # (N, T, h, w)
+                raw = res.raw(layer, None)  # (N, T, h, w)
                 q = _quantise(raw)
                 chunks.append(q.reshape(-1))
                 index.append(

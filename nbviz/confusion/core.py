@@ -212,10 +212,11 @@ class ConfusionCounter:
         """Count one batch: scores ``(N, K)`` or labels ``(N,)`` against targets ``(N,)``."""
         checked = predicted_labels(outputs, targets, self.num_classes)
         if checked is not None:
-            self._count(*checked)
+            self.count_labels(*checked)
 
-    def _count(self, pred: Labels, tgt: Labels) -> Labels:
-        """Count validated labels; returns the flat cell ``target * K + pred`` of each."""
+    def count_labels(self, pred: Labels, tgt: Labels) -> Labels:
+        """Count labels that `predicted_labels` validated; returns the flat cell
+        ``target * K + pred`` of each."""
         K = self.num_classes
         cells = tgt * K + pred
         if isinstance(pred, np.ndarray):

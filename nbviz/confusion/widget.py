@@ -39,7 +39,6 @@ class ConfusionMatrix(LiveWidget):
     _bundle = "confusion"
 
     classes = traitlets.List(traitlets.Unicode()).tag(sync=True)
-    title = traitlets.Unicode("").tag(sync=True)
     normalize = traitlets.Enum(NORMALIZE, default_value="none").tag(sync=True)
     # The epoch in progress (or, right after end_epoch, the epoch just closed).
     counts_index = Array()
@@ -79,9 +78,9 @@ class ConfusionMatrix(LiveWidget):
         self._closed = False
         self._history_dirty = self._examples_dirty = False
         super().__init__(
-            max_rate=max_rate, layout=layout, classes=names, normalize=normalize, title=str(title)
+            max_rate=max_rate, layout=layout, classes=names, normalize=normalize, title=title
         )
-        self._changed(force=True)  # initial empty state in the first message
+        self.mark_changed(force=True)  # initial empty state in the first message
 
     # ---------------------------------------------------------------- data in
     @property
@@ -110,13 +109,13 @@ class ConfusionMatrix(LiveWidget):
             self._examples.reset()
             self._examples_dirty = True  # the view drops the closed epoch's examples
             self._closed = False
-        cells = self._counter._count(pred, tgt)
+        cells = self._counter.count_labels(pred, tgt)
         if images is not None:
             cells = cells if isinstance(cells, np.ndarray) else cells.cpu().numpy()
             # Pushed (every examples_interval s) only when a thumbnail entered: once the
             # cells are full most batches change nothing, and all of them weigh ~1.8 MB.
             self._examples_dirty |= self._examples.add(cells, images)
-        self._changed()
+        self.mark_changed()
 
     def end_epoch(self) -> np.ndarray:
         """Close the epoch: store its matrix in ``history`` and push the view.
@@ -128,7 +127,7 @@ class ConfusionMatrix(LiveWidget):
             self._history.append(self._counter.sparse())
             self._closed = True
             self._history_dirty = True
-            self._changed(force=True)
+            self.mark_changed(force=True)
         return self.matrix
 
     def reset(self) -> None:
@@ -138,7 +137,7 @@ class ConfusionMatrix(LiveWidget):
         self._history.clear()
         self._closed = False
         self._history_dirty = self._examples_dirty = True
-        self._changed(force=True)
+        self.mark_changed(force=True)
 
     # --------------------------------------------------------------- data out
     @property

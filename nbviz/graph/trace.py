@@ -326,7 +326,7 @@ class _Tracer:
             self.calls[module] = node["call"] + 1
             node["params"] = self.own[module]
             node["params_total"] = self.total[module]
-            self.stack.append((module, node, self._flop_total(), sys.exc_info()[1]))
+            self.stack.append((module, node, self.flop_total(), sys.exc_info()[1]))
 
     def _exit(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
         with torch._C.DisableTorchFunction():
@@ -345,10 +345,10 @@ class _Tracer:
                 node["flops"] = None  # an unfinished call
                 return
             node["outputs"] = [_meta(t) for t in _tensors(output)]
-            end = self._flop_total()
+            end = self.flop_total()
             node["flops"] = end - start if end is not None and start is not None else None
 
-    def _op(self, func: Any, args: tuple, kwargs: dict, out: Any, flops: int | None) -> None:
+    def record_op(self, func: Any, args: tuple, kwargs: dict, out: Any, flops: int | None) -> None:
         """Record one torch call; skip those that only read metadata (size, dim, shape...)."""
         target = _inplace_target(func, args, kwargs)
         outputs = _tensors(out)
@@ -373,7 +373,7 @@ class _Tracer:
         node["outputs"] = [_meta(t) for t in outputs]
         self._produce(node, outputs)
 
-    def _op_failed(self, func: Any, args: tuple, kwargs: dict, exc: BaseException) -> None:
+    def record_failure(self, func: Any, args: tuple, kwargs: dict, exc: BaseException) -> None:
         inputs = [t for t in _tensors((args, kwargs)) if id(t) not in self.state_ids]
         name, type_ = _op_names(func)
         path = self.stack[-1][1]["path"] if self.stack else ""
@@ -382,7 +382,7 @@ class _Tracer:
         self._consume(node, inputs)
         self.failed.setdefault(id(exc), (exc, node["id"]))
 
-    def _flop_total(self) -> int | None:
+    def flop_total(self) -> int | None:
         return self.flops.total if self.flops is not None else None
 
     # --- the result ----------------------------------------------------------------------------
@@ -440,20 +440,20 @@ class _Recorder(TorchFunctionMode):
             out = _from_spec(spec)
             if flops:
                 tracer.flops.total += flops
-            tracer._op(func, args, kwargs, out, flops)
+            tracer.record_op(func, args, kwargs, out, flops)
             return out
-        start = tracer._flop_total()
+        start = tracer.flop_total()
         try:
             out = func(*args, **kwargs)
         except Exception as exc:
-            tracer._op_failed(func, args, kwargs, exc)
+            tracer.record_failure(func, args, kwargs, exc)
             raise
-        flops = _diff(start, tracer._flop_total())
+        flops = _diff(start, tracer.flop_total())
         if key is not None:
             spec = _fresh_spec(out, args, kwargs, func)
             if spec is not None:
                 self.known[key] = (spec, flops)
-        tracer._op(func, args, kwargs, out, flops)
+        tracer.record_op(func, args, kwargs, out, flops)
         return out
 
 

@@ -38,7 +38,6 @@ class ModelGraph(LiveWidget):
 
     graph = traitlets.Dict().tag(sync=True)
     depth = traitlets.Int(1).tag(sync=True)
-    title = traitlets.Unicode("").tag(sync=True)
     overlay_data = traitlets.Dict(allow_none=True, default_value=None).tag(sync=True)
 
     def __init__(
@@ -73,9 +72,7 @@ class ModelGraph(LiveWidget):
         self._module_paths: dict[int, str] | None = None  # id(module) -> path, on first need
         self._paths = set(data["modules"])
         self._pending_overlay: dict | None = None
-        super().__init__(
-            max_rate=max_rate, layout=layout, graph=data, depth=depth, title=str(title)
-        )
+        super().__init__(max_rate=max_rate, layout=layout, graph=data, depth=depth, title=title)
 
     @property
     def traced(self) -> Graph:
@@ -92,7 +89,7 @@ class ModelGraph(LiveWidget):
         """
         if values is None:
             self._pending_overlay = None
-            self._changed()
+            self.mark_changed()
             return
         if not isinstance(values, Mapping):
             raise TypeError(
@@ -112,7 +109,7 @@ class ModelGraph(LiveWidget):
                 f"overlay keys must be module paths of the traced model; unknown: {shown}"
             )
         self._pending_overlay = {"label": str(label), "values": clean}
-        self._changed()
+        self.mark_changed()
 
     def _path_of(self, module: torch.nn.Module) -> str | None:
         # Built once: overlay() runs every training step, mostly with path keys.

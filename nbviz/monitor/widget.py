@@ -44,7 +44,6 @@ class MonitorView(LiveWidget):
 
     _bundle = "monitor"
 
-    title = traitlets.Unicode("").tag(sync=True)
     layers = traitlets.List(traitlets.Unicode()).tag(sync=True)
     relus = traitlets.List(traitlets.Unicode()).tag(sync=True)
     steps = traitlets.Int(0).tag(sync=True)
@@ -224,14 +223,14 @@ class Monitor(ipywidgets.VBox):
         """Call once per training step, after ``loss.backward()`` and before ``optimizer.step()``:
         records the named scalars (numbers or one-element tensors) and the gradients' statistics."""
         self.watcher.step(**scalars)
-        self.view._changed()
-        if self._graph is not None and self.view._dirty is False:
+        self.view.mark_changed()
+        if self._graph is not None and not self.view.pending:
             self._overlay()
 
     def log_val(self, **scalars: Any) -> None:
         """Validation scalars at the current step, drawn as points on the same axes."""
         self.watcher.log_val(**scalars)
-        self.view._changed()
+        self.view.mark_changed()
 
     def detach(self) -> None:
         """Remove the hooks; the dashboard keeps showing what was recorded."""
@@ -240,7 +239,7 @@ class Monitor(ipywidgets.VBox):
         self.view.flush()
 
     def flush(self) -> None:
-        self.view._changed(force=True)
+        self.view.mark_changed(force=True)
         if self._graph is not None:
             self._overlay()
 
