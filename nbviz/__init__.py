@@ -9,7 +9,8 @@ from importlib.metadata import PackageNotFoundError, version
 from . import cam, datasets
 from .cam import GradCAM
 from .confusion import ConfusionMatrix
-from .graph import Graph, ModelGraph, trace
+from .graph import Graph, ModelGraph
+from .graph.trace import trace
 from .monitor import Monitor, watch
 
 try:

@@ -92,6 +92,23 @@ def Array(**kwargs: Any) -> traitlets.Any:
     return traitlets.Any(None, allow_none=True, **kwargs).tag(sync=True, **array_serialization)
 
 
+def nested_to_json(value: Any, widget: Any = None) -> Any:
+    """Numpy arrays anywhere in dicts and lists -> binary array records (as `Array`'s)."""
+    if isinstance(value, np.ndarray):
+        return array_to_json(value)
+    if isinstance(value, dict):
+        return {k: nested_to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [nested_to_json(v) for v in value]
+    return value
+
+
+def Nested(default: Any = None) -> traitlets.Any:
+    """A synced trait holding dicts and lists with numpy arrays inside (per layer, per
+    series, ...), each array sent as a binary buffer."""
+    return traitlets.Any(default).tag(sync=True, to_json=nested_to_json)
+
+
 # ---------------------------------------------------------------------------
 # Rate limiting and end-of-cell flush
 

@@ -16,7 +16,8 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
 from torch.utils.flop_counter import FlopCounterMode
 
-from nbviz.graph import Graph, trace
+from nbviz.graph import Graph
+from nbviz.graph.trace import trace
 from tests.models import (
     ZOO,
     broken,
@@ -721,3 +722,15 @@ def test_graph_repr_counts_in_words():
     g = trace(nn.Linear(2, 2), torch.rand(1, 2))
     text = repr(g)
     assert "1 module call," in text and "1 op," in text, text
+
+
+def test_the_module_and_the_function_each_keep_their_name():
+    """``import nbviz.graph.trace`` gives the recorder's module; ``nbviz.trace`` its function."""
+    import importlib
+    import inspect
+
+    import nbviz
+    import nbviz.graph.trace as module
+
+    assert inspect.ismodule(module) and module is importlib.import_module("nbviz.graph.trace")
+    assert nbviz.graph.trace is module and nbviz.trace is module.trace

@@ -184,7 +184,7 @@ def _resolve_targets(targets: Any, logits: torch.Tensor) -> torch.Tensor:
         t = t.expand(n)
     if t.ndim == 1:
         t = t[:, None]
-    # Fix: (N, 0) targets used to reach torch.stack([]) and fail with a RuntimeError.
+    # (N, 0) targets are refused here, with a message, before any forward.
     if t.ndim != 2 or t.shape[0] != n or t.shape[1] == 0:
         raise ValueError(
             f"targets must be an int, one int per image ({n}) or (N, T) ints, got shape "
@@ -267,8 +267,8 @@ class _Capture:
                         f"layer {path!r} {problem}: its map is undefined; choose the module after it"
                     )
                 continue
-            # Fix: dedupe shared tensors only for the automatic choice; an explicitly
-            # requested layer (e.g. a block and its last child) used to vanish silently.
+            # Shared tensors are deduplicated only for the automatic choice: every explicitly
+            # requested layer (e.g. a block and its last child) gets its maps.
             if self.explicit or id(out) not in seen:
                 seen.add(id(out))
                 found.append((path, out))
@@ -290,8 +290,8 @@ def _layer_maps(model, x, chosen, targets, method) -> CamResult:
     raw: dict[str, list[torch.Tensor]] = {p: [] for p in names}
     for t in range(target.shape[1]):
         score = logits.gather(1, target[:, t : t + 1]).sum()
-        # Fix: allow_unused, as a hooked layer whose output the score does not use (a
-        # side branch) made autograd raise; such a layer gets zero gradients (zero map).
+        # allow_unused: a hooked layer whose output the score does not use (a side branch)
+        # gets zero gradients, so a zero map, instead of an error from autograd.
         grads = torch.autograd.grad(
             score, acts, retain_graph=t < target.shape[1] - 1, allow_unused=True
         )

@@ -6,8 +6,8 @@
 8
 """
 
-from .model import Graph
-from .trace import trace
+from . import trace  # the module (the recorder); its function is nbviz.trace
+from .core import Graph
 from .widget import ModelGraph
 
 __all__ = ["Graph", "ModelGraph", "trace"]

@@ -39,7 +39,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry, sdpa_flop_count, shape_wrapper
 from torch.utils.weak import WeakIdKeyDictionary
 
-from .model import Graph, Node, find_repeats
+from .core import Graph, Node, find_repeats
 
 MODES = ("auto", "meta", "fake", "real")
 _REPR_LIMIT = 2000

@@ -16,7 +16,7 @@ import torch
 import traitlets
 
 from .._widget import LiveWidget
-from .model import Graph
+from .core import Graph
 from .trace import check_forward_keywords, trace
 
 

@@ -72,7 +72,7 @@ FINITE_IN_FINITE_OUT = (
 )
 KINDS = ("weights", "gradients", "activations")
 # Steps of device values (gradient statistics, tensor scalars) kept before they move to the
-# CPU even without a snapshot(), so that a watcher nobody reads stays bounded (review fix).
+# CPU even without a snapshot(): a watcher nobody reads stays bounded.
 MAX_PENDING = 256
 # Values of one activation binned per histogram at most (a systematic sample of larger ones:
 # each bin within about +-0.003 of the whole activation's fraction).
@@ -140,9 +140,9 @@ class Watcher:
         self.relu_names = [paths[m] or type(m).__name__ for m in self.relus]
         # Default histogram layers: four spread over the layers with weight matrices or
         # kernels (conv, linear, embedding), not the norms' scales and shifts.
-        # Review fix: by path, not by display name (a root owning parameters, as a timm ViT's
-        # cls_token or a bare nn.Linear, is named by its type and was looked up as a path:
-        # KeyError). A root with children is left out: its histogram is every parameter.
+        # Looked up by path, not by display name (a root owning parameters, as a timm ViT's
+        # cls_token or a bare nn.Linear, is displayed by its type). A root with children is
+        # left out: its histogram would be every parameter.
         picks = [(paths[m], m) for m in own if paths[m] or next(m.children(), None) is None]
         mains = [p for p, m in picks if any(q.ndim >= 2 for q in m.parameters(recurse=False))]
         self.hist_layers = _pick_layers(model, layers, mains or [p for p, _ in picks], 4)
@@ -154,7 +154,7 @@ class Watcher:
         self.scalars: dict[str, list[tuple[int, Any]]] = {}
         self.val: dict[str, list[tuple[int, Any]]] = {}
         # (series, index) of tensor scalars not yet read: read in one transfer, then kept as
-        # floats (review fix: every tensor was kept, and moved again at every snapshot).
+        # floats (each tensor moves to the CPU once).
         self._unread: list[tuple[list[tuple[int, Any]], int]] = []
         # (kind, name) -> (points converted, steps, values): see _arrays
         self._converted: dict[tuple[str, str], tuple[int, Any, Any]] = {}
@@ -410,9 +410,9 @@ class Watcher:
                 self._collect_hist and isinstance(output, torch.Tensor) and self._training_forward()
             ):
                 return
-            # Binned now (review fix): the output was kept until step(), by which time an
-            # in-place op after this layer (ReLU(inplace=True) after a conv or a norm) had
-            # overwritten it; a clone would hold a whole activation through the backward.
+            # Binned now, not at step(): by then an in-place op after this layer
+            # (ReLU(inplace=True) after a conv or a norm) may have overwritten the output,
+            # and a clone would hold a whole activation through the backward.
             self._act_hist[path] = self._fractions(
                 path, "activations", [output.detach()], sample=ACTIVATION_SAMPLE
             )
@@ -465,8 +465,8 @@ class Watcher:
             self._record_histograms(step)
         if self.probe is not None and step % self.features_every == 0:
             self._record_features(step)  # a forward of a few probe inputs
-        # Review fix: bounded without snapshot() (after the activations' check, which takes
-        # precedence over the gradients at the same step).
+        # Bounded without snapshot() (after the activations' check, which takes precedence
+        # over the gradients at the same step).
         if len(self._pending) >= MAX_PENDING or len(self._act_pending) >= MAX_PENDING:
             self.flush_pending()
         if len(self._unread) >= MAX_PENDING:
@@ -636,7 +636,7 @@ class Watcher:
         by_path = dict(self.model.named_modules())
         handles = [
             by_path[p].register_forward_hook(
-                # A copy of the kept channels (review fix): an in-place op after the conv
+                # A copy of the kept channels: an in-place op after the conv
                 # (ReLU(inplace=True)) would overwrite the output itself.
                 lambda m, a, out, p=p: captured.__setitem__(
                     p, out[:, : self.max_channels].detach().clone()
@@ -885,7 +885,7 @@ def _pick_layers(model: nn.Module, layers: Any, default_from: list[str], k: int)
             raise ValueError(f"layer {p!r} does not exist in this model{hint}")
         if not any(True for _ in paths[p].parameters()):
             raise ValueError(f"layer {p!r} has no parameters: pick a layer with weights")
-    return list(dict.fromkeys(layers))  # review fix: a repeated name was hooked and binned twice
+    return list(dict.fromkeys(layers))  # a repeated name is hooked and binned once
 
 
 def _check_probe(model: nn.Module, probe: Any) -> torch.Tensor | None:

@@ -52,8 +52,8 @@ class RowHistory:
         if not self._count:
             self._acc[:], self._first = row, step
         elif self.reduce == "max":
-            # NaN shows (review fix: nanmax hid a NaN step within a row, while merging rows
-            # with max kept it; the mean keeps it too).
+            # A NaN in any merged step shows in the row (np.maximum propagates it, as the
+            # mean does; nanmax would hide it).
             np.maximum(self._acc, row, out=self._acc)
         else:
             self._acc += row

@@ -18,25 +18,10 @@ import traitlets
 from torch import nn
 
 from .._images import thumbnails
-from .._widget import LiveWidget, array_to_json
+from .._widget import LiveWidget, Nested
 from .core import Watcher
 
 _PALETTE = {"train": "#1f77b4", "raw": "#1f77b4", "val": "#ff7f0e", "bad": "#d62728"}
-
-
-def _nested_to_json(value: Any, widget: Any = None) -> Any:
-    """Numpy arrays anywhere in dicts and lists -> nbviz's binary array records."""
-    if isinstance(value, np.ndarray):
-        return array_to_json(value)
-    if isinstance(value, dict):
-        return {k: _nested_to_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_nested_to_json(v) for v in value]
-    return value
-
-
-def _data(default: Any = None) -> traitlets.Any:
-    return traitlets.Any(default).tag(sync=True, to_json=_nested_to_json)
 
 
 class MonitorView(LiveWidget):
@@ -47,16 +32,16 @@ class MonitorView(LiveWidget):
     layers = traitlets.List(traitlets.Unicode()).tag(sync=True)
     relus = traitlets.List(traitlets.Unicode()).tag(sync=True)
     steps = traitlets.Int(0).tag(sync=True)
-    scalars = _data({})  # name -> {steps, values}
-    val = _data({})
-    flow = _data({})  # grad_norm / grad_max / ratio / dead -> {rows, steps, stride}
-    latest = _data({})  # the newest per-layer values, for the bars
+    scalars = Nested({})  # name -> {steps, values}
+    val = Nested({})
+    flow = Nested({})  # grad_norm / grad_max / ratio / dead -> {rows, steps, stride}
+    latest = Nested({})  # the newest per-layer values, for the bars
     max_step = traitlets.Int(-1).tag(sync=True)  # the step of latest["grad_max"] (sampled)
-    histograms = _data({})  # "layer|kind" -> {radius, rows, steps, stride}
+    histograms = Nested({})  # "layer|kind" -> {radius, rows, steps, stride}
     hist_layers = traitlets.List(traitlets.Unicode()).tag(sync=True)
-    features = _data({})  # layer -> (N, C, h, w) uint8
+    features = Nested({})  # layer -> (N, C, h, w) uint8
     features_step = traitlets.Int(-1).tag(sync=True)
-    probe_images = _data(None)  # (N, H, W, 3) uint8 thumbnails of the probe, if images
+    probe_images = Nested(None)  # (N, H, W, 3) uint8 thumbnails of the probe, if images
     nonfinite = traitlets.Dict(allow_none=True, default_value=None).tag(sync=True)
     curves = traitlets.List().tag(sync=True)  # per scalar: ids of its bqplot models
     detached = traitlets.Bool(False).tag(sync=True)
