@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._checks import as_tensor, model_device, model_dtype
 from ._text import plural
 
 # --- in --------------------------------------------------------------------------------------------
@@ -25,12 +26,7 @@ def images_for_model(images: Any, model: nn.Module) -> torch.Tensor:
     """``images`` as a float copy on the model's device and in its dtype, or a TypeError/
     ValueError saying why not (with a hint for the rank, given the model's first conv)."""
     numpy = isinstance(images, np.ndarray)
-    if numpy:
-        images = torch.from_numpy(np.ascontiguousarray(images))
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(
-            f"images must be a torch.Tensor or numpy array, got {type(images).__name__}"
-        )
+    images = as_tensor(images, "images")
     first = next((m for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)), None)
     channels = first.in_channels if first is not None else None
     if images.ndim != 4:
@@ -47,8 +43,7 @@ def images_for_model(images: Any, model: nn.Module) -> torch.Tensor:
             f"images must have {plural(channels, 'channel')} for this model (its first conv "
             f"layer takes {channels}), got {images.shape[1]} (shape {tuple(images.shape)})"
         )
-    device = next((p.device for p in model.parameters()), images.device)
-    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    device, dtype = model_device(model, images.device), model_dtype(model, torch.float32)
     # In the model's dtype (numpy arrays are float64 by default), and a copy: models may
     # write into their input in place (a first ReLU(inplace=True)).
     return images.detach().to(device=device, dtype=dtype, copy=True)
@@ -81,12 +76,7 @@ def _rank_hint(shape: tuple[int, ...], channels: int | None, numpy: bool) -> str
 def example_images(inputs: Any, n: int) -> torch.Tensor:
     """The images of a batch of ``n`` samples, kept as examples (the confusion matrix's
     ``inputs``): a tensor, or a TypeError/ValueError naming what was expected."""
-    if isinstance(inputs, np.ndarray):
-        inputs = torch.from_numpy(np.ascontiguousarray(inputs))
-    if not isinstance(inputs, torch.Tensor):
-        raise TypeError(
-            f"inputs must be a torch.Tensor or numpy.ndarray of images, got {type(inputs).__name__}"
-        )
+    inputs = as_tensor(inputs, "inputs", "a torch.Tensor or numpy.ndarray of images")
     if inputs.ndim not in (3, 4):
         raise ValueError(
             f"inputs must be images of shape (N, C, H, W) or (N, H, W), got shape "

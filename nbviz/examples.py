@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._checks import int_at_least
+
 __all__ = ["SmallCNN", "VGG11", "batches", "evaluate", "train"]
 
 
@@ -79,8 +81,7 @@ class SmallCNN(nn.Module):
             ("width", width),
             ("depth", depth),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+            int_at_least(name, value)
         pools = {"max": nn.AdaptiveMaxPool2d, "avg": nn.AdaptiveAvgPool2d}
         if pool not in pools:
             raise ValueError(f"pool must be 'max' or 'avg', got {pool!r}")
@@ -171,8 +172,7 @@ class VGG11(nn.Module):
     ):
         super().__init__()
         for name, value in (("num_classes", num_classes), ("in_channels", in_channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+            int_at_least(name, value)
         if (
             isinstance(width, bool)
             or not isinstance(width, numbers.Real)
@@ -227,9 +227,7 @@ def _as_tensors(images: Any, labels: Any) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _check_batch_size(batch_size: int) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
-    return batch_size
+    return int_at_least("batch_size", batch_size)
 
 
 def batches(

@@ -19,7 +19,6 @@ backward is also cheaper than a training step's.
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from collections.abc import Sequence
@@ -31,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import as_tensor, int_at_least, submodule
 from .._images import images_for_model
 from .._state import preserved
 
@@ -121,8 +121,7 @@ def compute(
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
     for name, value in (("batch_size", batch_size), ("samples", samples), ("steps", steps)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        int_at_least(name, value)
     x = images_for_model(images, model)
     chosen = None if method in INPUT_METHODS else resolve_layers(model, layers)
     with preserved(model, training=False, requires_grad=False), torch.enable_grad():
@@ -155,11 +154,7 @@ def resolve_layers(model: nn.Module, layers: Any) -> dict[nn.Module, str] | None
                 raise ValueError(f"layer {type(layer).__name__} is not a submodule of this model")
             chosen[layer] = paths[layer]
         elif isinstance(layer, str):
-            if layer not in by_path:
-                near = difflib.get_close_matches(layer, list(by_path), n=3)
-                hint = f"; did you mean {', '.join(map(repr, near))}?" if near else ""
-                raise ValueError(f"layer {layer!r} does not exist in this model{hint}")
-            chosen[by_path[layer]] = layer
+            chosen[submodule(model, layer, by_path)] = layer
         else:
             raise ValueError(f"layers must be module paths or modules, got {type(layer).__name__}")
     if not chosen:
@@ -501,10 +496,7 @@ def agreement(res: CamResult, masks: Any, target: int = 0, top: float = 0.15) ->
 
 def check_masks(masks: Any, n: int, size: tuple[int, int]) -> torch.Tensor:
     """``masks`` as an (N, H, W) bool tensor on the CPU, or a ValueError naming what's wrong."""
-    if isinstance(masks, np.ndarray):
-        masks = torch.from_numpy(np.ascontiguousarray(masks))
-    if not isinstance(masks, torch.Tensor):
-        raise TypeError(f"masks must be a torch.Tensor or numpy array, got {type(masks).__name__}")
+    masks = as_tensor(masks, "masks")
     if masks.ndim == 4 and masks.shape[1] == 1:
         masks = masks[:, 0]
     if masks.ndim != 3 or masks.shape[0] != n or tuple(masks.shape[1:]) != tuple(size):

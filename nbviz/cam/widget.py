@@ -17,6 +17,7 @@ import torch
 import traitlets
 from torch import nn
 
+from .._checks import int_at_least
 from .._images import display_images, display_masks, images_for_model
 from .._state import preserved
 from .._text import plural
@@ -86,8 +87,7 @@ class GradCAM(LiveWidget):
             raise ValueError(f"colormap must be one of {COLORMAPS}, got {colormap!r}")
         if not isinstance(opacity, (int, float)) or not 0 <= opacity <= 1:
             raise ValueError(f"opacity must be a number in [0, 1], got {opacity!r}")
-        if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
-            raise ValueError(f"topk must be an int >= 1, got {topk!r}")
+        int_at_least("topk", topk)
         x = images_for_model(images, model)  # every check before anything runs
         n = x.shape[0]
         self._labels = _check_labels(labels, n)

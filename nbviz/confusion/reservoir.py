@@ -19,6 +19,7 @@ import math
 import numpy as np
 import torch
 
+from .._checks import int_at_least
 from .._images import thumbnails
 
 
@@ -27,8 +28,7 @@ class ExampleReservoir:
 
     def __init__(self, per_cell: int = 16, max_total: int = 4096, size: int = 32, seed: int = 0):
         for name, v in (("per_cell", per_cell), ("max_total", max_total), ("size", size)):
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+            int_at_least(name, v)
         self.per_cell, self.max_total, self.size = per_cell, max_total, size
         self._rng = np.random.default_rng(seed)
         self.reset()

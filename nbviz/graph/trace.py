@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import difflib
 import functools
 import inspect
 import logging
@@ -39,6 +38,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry, sdpa_flop_count, shape_wrapper
 from torch.utils.weak import WeakIdKeyDictionary
 
+from .._checks import did_you_mean
 from .core import Graph, Node, find_repeats
 
 MODES = ("auto", "meta", "fake", "real")
@@ -71,8 +71,7 @@ def check_forward_keywords(model: nn.Module, kwargs: dict[str, Any], *callers: A
     caller = callers[0].__qualname__.removesuffix(".__init__")
     for name in kwargs:
         if name not in takes and name not in own:
-            close = difflib.get_close_matches(name, [*own, *takes], n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(name, [*own, *takes], n=1)
             raise TypeError(
                 f"{caller} got the keyword {name!r}, which neither it ({', '.join(own)}) nor "
                 f"{type(model).__name__}.forward ({', '.join(takes) or 'no keywords'}) "

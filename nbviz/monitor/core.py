@@ -36,7 +36,6 @@ without the watcher.
 
 from __future__ import annotations
 
-import difflib
 import math
 import sys
 import warnings
@@ -48,6 +47,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._checks import as_tensor, int_at_least, model_device, model_dtype, submodule
 from .._state import preserved
 from .history import Bins, RowHistory
 
@@ -119,8 +119,7 @@ class Watcher:
             ("max_feature_layers", max_feature_layers),
             ("max_channels", max_channels),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+            int_at_least(name, value)
         if isinstance(bins, bool) or not isinstance(bins, int) or bins < 4 or bins % 4:
             raise ValueError(f"bins must be an int >= 4 and a multiple of 4, got {bins!r}")
         if on_nan not in ("warn", "raise", "ignore"):
@@ -879,11 +878,7 @@ def _pick_layers(model: nn.Module, layers: Any, default_from: list[str], k: int)
         layers = [layers]
     paths = dict(model.named_modules())
     for p in layers:
-        if not isinstance(p, str) or p not in paths:
-            near = difflib.get_close_matches(str(p), list(paths), n=3)
-            hint = f"; did you mean {', '.join(map(repr, near))}?" if near else ""
-            raise ValueError(f"layer {p!r} does not exist in this model{hint}")
-        if not any(True for _ in paths[p].parameters()):
+        if not any(True for _ in submodule(model, p, paths).parameters()):
             raise ValueError(f"layer {p!r} has no parameters: pick a layer with weights")
     return list(dict.fromkeys(layers))  # a repeated name is hooked and binned once
 
@@ -891,12 +886,8 @@ def _pick_layers(model: nn.Module, layers: Any, default_from: list[str], k: int)
 def _check_probe(model: nn.Module, probe: Any) -> torch.Tensor | None:
     if probe is None:
         return None
-    if isinstance(probe, np.ndarray):
-        probe = torch.from_numpy(np.ascontiguousarray(probe))
-    if not isinstance(probe, torch.Tensor):
-        raise TypeError(f"probe must be a batch of inputs as a tensor, got {type(probe).__name__}")
-    device = next((p.device for p in model.parameters()), probe.device)
-    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+    probe = as_tensor(probe, "probe", "a batch of inputs as a tensor")
+    device, dtype = model_device(model, probe.device), model_dtype(model)
     probe = probe.detach().to(device=device, dtype=dtype if probe.is_floating_point() else None)
     try:
         with torch.no_grad(), preserved(model, training=False):
