@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import int_at_least
+from ._state import preserved
 
 __all__ = ["SmallCNN", "VGG11", "batches", "evaluate", "train"]
 
@@ -267,22 +268,6 @@ def _device_of(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-class _ModeRestorer:
-    """Remember every submodule's ``training`` flag and put them all back on exit."""
-
-    def __init__(self, model: nn.Module, training: bool):
-        self.model = model
-        self.training = training
-
-    def __enter__(self) -> None:
-        self.saved = [(m, m.training) for m in self.model.modules()]
-        self.model.train(self.training)
-
-    def __exit__(self, *exc: object) -> None:
-        for module, mode in self.saved:
-            module.training = mode
-
-
 def train(
     model: nn.Module,
     images: Any,
@@ -344,7 +329,7 @@ def train(
         correct = 0
         seen = 0
         epoch_seed = int(np.random.SeedSequence([int(seed), epoch]).generate_state(1)[0])
-        with _ModeRestorer(model, training=True):
+        with preserved(model, training=True):
             for x, y in batches(images, labels, batch_size, shuffle=True, seed=epoch_seed):
                 x = x.to(device, non_blocking=True)
                 y = y.to(device, non_blocking=True)
@@ -391,7 +376,7 @@ def evaluate(model: nn.Module, images: Any, labels: Any, batch_size: int = 256) 
         raise ValueError("evaluate needs at least one sample, got 0")
     device = _device_of(model)
     correct = 0
-    with _ModeRestorer(model, training=False), torch.no_grad():
+    with preserved(model, training=False), torch.no_grad():
         for x, y in batches(images, labels, batch_size, shuffle=False):
             outputs = model(x.to(device))
             correct += int((outputs.argmax(dim=1) == y.to(device)).sum())

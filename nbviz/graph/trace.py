@@ -39,6 +39,7 @@ from torch.utils.flop_counter import flop_registry, sdpa_flop_count, shape_wrapp
 from torch.utils.weak import WeakIdKeyDictionary
 
 from .._checks import did_you_mean
+from .._state import preserved
 from .core import Graph, Node, find_repeats
 
 MODES = ("auto", "meta", "fake", "real")
@@ -186,7 +187,10 @@ class _Tracer:
         error = None
         with contextlib.ExitStack() as stack:
             stack.enter_context(torch.no_grad())
-            stack.callback(_keep_state(self.model, copy_values=self.mode != "meta"))
+            # What a forward may change (buffers' values, replaced tensors, modes) goes back.
+            stack.enter_context(
+                preserved(self.model, tensors=True, buffer_values=self.mode != "meta")
+            )
             if self.mode == "real":
                 stack.enter_context(torch.random.fork_rng(devices=_cuda_devices(self.device)))
             try:
@@ -583,46 +587,6 @@ def _inplace_target(func: Any, args: tuple, kwargs: dict) -> torch.Tensor | None
 
 
 # --- model state ---------------------------------------------------------------------------------
-
-
-def _keep_state(model: nn.Module, copy_values: bool):
-    """Snapshot what a forward may change; returns the function that puts it back.
-
-    A forward can write buffers: BatchNorm in train mode updates its running
-    statistics inside the kernel (without bumping the tensor's version, so
-    there's no cheap way to notice) and counts batches with an in-place add
-    that even runs for real under fake tensors. So every buffer is copied first
-    (buffers are small next to parameters) and put back if its values differ.
-    Parameters and buffers replaced by new objects, and train/eval flags, are
-    put back too.
-    """
-    slots = [
-        (store, name, t)
-        for m in model.modules()
-        for store in (m._parameters, m._buffers)
-        if isinstance(store, dict)  # not a ScriptModule's read-only view
-        for name, t in store.items()
-    ]
-    copies = [
-        (t, t.clone())
-        for m in model.modules()
-        for t in m._buffers.values()
-        if copy_values and t is not None and not t.is_meta
-    ]
-    training = [(m, m.training) for m in model.modules()]
-
-    def restore() -> None:
-        for store, name, t in slots:
-            if store.get(name) is not t:
-                store[name] = t
-        with torch.no_grad():
-            for t, copy in copies:
-                if not torch.equal(t, copy):
-                    t.copy_(copy)
-        for m, flag in training:
-            m.training = flag
-
-    return restore
 
 
 def _cuda_devices(device: torch.device | None) -> list[int]:
