@@ -164,3 +164,18 @@ def test_cuda_counts_match_cpu():
     gpu.update(logits.cuda(), y.cuda())
     assert gpu._flat.device.type == "cuda"
     np.testing.assert_array_equal(cpu.compute(), gpu.compute())
+
+
+@pytest.mark.parametrize("k", [10, 1000], ids=["checked-whole", "checked-by-picks"])
+def test_nan_scores_are_found_at_every_size_and_infinities_are_not_nan(k):
+    """Small scores are checked whole (one max), large ones by the picked scores: both find
+    a NaN anywhere, and +-inf scores (a masked class) count as scores."""
+    out = torch.randn(64, k)
+    out[7, 3] = float("nan")
+    with pytest.raises(ValueError, match=r"outputs contain NaN \(rows \[7\]\)"):
+        ConfusionCounter(k).update(out, torch.zeros(64, dtype=torch.long))
+    out[7, 3], out[1, :] = float("inf"), float("-inf")
+    out[1, 2] = float("inf")
+    c = ConfusionCounter(k)
+    c.update(out, torch.zeros(64, dtype=torch.long))
+    assert c.compute()[0, 3] >= 1 and c.compute()[0, 2] >= 1 and c.compute().sum() == 64
