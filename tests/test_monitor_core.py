@@ -6,7 +6,8 @@ Covers: per-layer gradient norms and max |g| in forward order; update-to-weight 
 dead ReLU fractions; histograms equal to ``torch.histc`` (also after the range doubles,
 and for layers followed by an in-place ReLU); probe feature maps; hooks removed on every exit path;
 bitwise-identical training with and without the monitor; bounded memory over 10,000
-steps; the NaN/Inf watch; clear errors for bad input; the widget's state and throttling.
+steps; the NaN/Inf watch; clear errors for bad input (the widget's state and throttling:
+test_monitor_widget.py).
 """
 
 from __future__ import annotations
@@ -17,103 +18,36 @@ import sys
 import tracemalloc
 import warnings
 
-import bqplot
-import ipywidgets
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from monitor_helpers import (  # tests/ is on the path (pytest's rootdir-relative import)
+    CNN_LAYERS,
+    direct_grad_stats,
+    flat,
+    hook_state,
+    mlp,
+    modules,
+    own_params,
+    randn,
+    shapes_data,
+    small_cnn,
+    tiny,
+    train_step,
+)
 from torch import nn
-from torch.nn.modules import module as module_globals
 
 import nbviz
 from nbviz import _widget
-from nbviz.datasets import shapes
-from nbviz.examples import SmallCNN
 from nbviz.monitor import Monitor, Watcher
-
-CNN_LAYERS = [f"features.block{i}.{n}" for i in range(1, 5) for n in ("conv", "bn")] + [
-    "classifier.fc"
-]
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
 def data():
-    return shapes(n=48, size=32, seed=0)
-
-
-def small_cnn(seed: int = 0) -> SmallCNN:
-    torch.manual_seed(seed)
-    return SmallCNN(num_classes=6, width=8)
-
-
-def mlp(seed: int = 0, dropout: float = 0.0) -> nn.Sequential:
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Linear(12, 16),
-        nn.ReLU(),
-        nn.Dropout(dropout),
-        nn.Linear(16, 8),
-        nn.ReLU(),
-        nn.Linear(8, 3),
-    )
-
-
-def tiny(seed: int = 0) -> nn.Sequential:
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
-
-
-def randn(*shape: int, seed: int = 1) -> torch.Tensor:
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
-
-
-def modules(model: nn.Module) -> dict[str, nn.Module]:
-    return dict(model.named_modules())
-
-
-def own_params(module: nn.Module) -> list[torch.Tensor]:
-    return list(module.parameters(recurse=False))
-
-
-def flat(tensors) -> torch.Tensor:
-    return torch.cat([t.detach().reshape(-1) for t in tensors])
-
-
-def direct_grad_stats(model: nn.Module, layers: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Per layer: ||concatenated grads of its own parameters|| and their max |g|."""
-    by_path = modules(model)
-    norms, maxes = [], []
-    for name in layers:
-        g = flat(p.grad for p in own_params(by_path[name]))
-        norms.append(float(torch.linalg.vector_norm(g)))
-        maxes.append(float(g.abs().max()))
-    return np.array(norms), np.array(maxes)
-
-
-def hook_state(model: nn.Module) -> dict:
-    """Every hook dict of every module (and the global ones), as comparable key tuples."""
-    kinds = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
-    state = {
-        (name, kind): tuple(getattr(m, kind)) for name, m in model.named_modules() for kind in kinds
-    }
-    for g in ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks"):
-        state[("<global>", g)] = tuple(getattr(module_globals, g))
-    return state
-
-
-def train_step(model, opt, x, y, mon=None, **extra):
-    opt.zero_grad()
-    out = model(x)
-    loss = F.cross_entropy(out, y)
-    loss.backward()
-    if mon is not None:
-        mon.step(loss=loss, acc=(out.argmax(1) == y).float().mean(), **extra)
-    opt.step()
-    return loss
+    return shapes_data()
 
 
 # --- 1. gradient flow: norms, max |g|, forward order --------------------------------------------
@@ -1184,67 +1118,7 @@ def test_bad_constructor_arguments_name_what_was_expected(data):
     w.detach()
 
 
-# --- 8. the widget --------------------------------------------------------------------------------
-
-
-def test_widget_state_after_some_steps(data):
-    model = small_cnn()
-    opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    mon = nbviz.watch(model, probe=data.images[:4], every=2, hist_every=2, features_every=3)
-    assert isinstance(mon, Monitor) and isinstance(mon, ipywidgets.VBox)
-    for _ in range(7):
-        train_step(model, opt, data.images[:8], data.labels[:8], mon)
-    mon.log_val(loss=0.5, acc=torch.tensor(0.25))
-    mon.view.flush()
-    state = mon.view.get_state()
-    for key in ("layers", "flow", "latest", "histograms", "features", "scalars"):
-        assert state[key], key
-    assert state["layers"] == CNN_LAYERS and state["steps"] == 7
-    assert set(state["flow"]) == {"grad_norm", "grad_max", "ratio", "dead"}
-    g = state["flow"]["grad_norm"]["rows"]
-    assert g["shape"] == [7, len(CNN_LAYERS)] and g["dtype"] == "float32"
-    assert set(state["scalars"]) == {"loss", "acc"} and set(state["val"]) == {"loss", "acc"}
-    assert state["scalars"]["loss"]["values"]["shape"] == [7]
-    assert set(state["histograms"]) == {
-        f"{layer}|{kind}"
-        for layer in mon.watcher.hist_layers
-        for kind in ("weights", "gradients", "activations")
-    }
-    assert set(state["features"]) == set(mon.watcher.feature_layers)
-    assert state["features_step"] == 6
-    figures = mon.curves.children
-    assert [f.title for f in figures] == ["loss", "acc"]
-    assert all(isinstance(f, bqplot.Figure) for f in figures)
-    assert [c["name"] for c in state["curves"]] == ["loss", "acc"]
-    norms = mon.gradient_norms()
-    assert list(norms) == CNN_LAYERS
-    np.testing.assert_allclose(
-        list(norms.values()), direct_grad_stats(model, CNN_LAYERS)[0], rtol=1e-5
-    )
-    mon.detach()
-    assert mon.view.get_state()["detached"] is True
-
-
-def test_widget_pushes_are_throttled_and_flushed(monkeypatch, clock):
-    model = tiny()
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    mon = nbviz.watch(model, every=5, hist_every=10, max_rate=2.0)
-    pushes = []
-    monkeypatch.setattr(mon.view, "send_state", lambda key=None: pushes.append(key))
-    x, y = randn(8, 4), torch.arange(8) % 2
-    for step in range(100):  # 100 steps within 0.99 s of (fake) time
-        clock.now = 10.0 + step * 0.01
-        train_step(model, opt, x, y, mon)
-    assert 1 <= len(pushes) <= 2, len(pushes)  # ~2 refreshes a second, not 100
-    assert mon.view.steps < mon.watcher.steps == 100
-    n = len(pushes)
-    mon.view.flush()  # what the end of the cell does
-    assert len(pushes) == n + 1
-    assert mon.view.steps == mon.watcher.steps == 100
-    assert mon.view.scalars["loss"]["steps"][-1] == 99
-    mon.view.flush()  # nothing new: nothing sent
-    assert len(pushes) == n + 1
-    mon.detach()
+# --- 8. warnings ------------------------------------------------------------------------------
 
 
 def test_on_nan_warn_says_so_once():

@@ -1,13 +1,25 @@
 """nbviz.watch's dashboard through its synced state, and its link to ModelGraph."""
 
+import bqplot
 import ipywidgets
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from monitor_helpers import (  # tests/ is on the path (pytest's rootdir-relative import)
+    CNN_LAYERS,
+    direct_grad_stats,
+    randn,
+    shapes_data,
+    small_cnn,
+    tiny,
+    train_step,
+)
 from torch import nn
 
 import nbviz
 from nbviz.examples import SmallCNN
+from nbviz.monitor import Monitor
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -91,3 +103,64 @@ def test_watch_takes_a_layout_like_the_other_widgets():
         assert mon.layout.width == "500px"
     finally:
         mon.detach()
+
+
+def test_widget_state_after_some_steps():
+    data = shapes_data()
+    model = small_cnn()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    mon = nbviz.watch(model, probe=data.images[:4], every=2, hist_every=2, features_every=3)
+    assert isinstance(mon, Monitor) and isinstance(mon, ipywidgets.VBox)
+    for _ in range(7):
+        train_step(model, opt, data.images[:8], data.labels[:8], mon)
+    mon.log_val(loss=0.5, acc=torch.tensor(0.25))
+    mon.view.flush()
+    state = mon.view.get_state()
+    for key in ("layers", "flow", "latest", "histograms", "features", "scalars"):
+        assert state[key], key
+    assert state["layers"] == CNN_LAYERS and state["steps"] == 7
+    assert set(state["flow"]) == {"grad_norm", "grad_max", "ratio", "dead"}
+    g = state["flow"]["grad_norm"]["rows"]
+    assert g["shape"] == [7, len(CNN_LAYERS)] and g["dtype"] == "float32"
+    assert set(state["scalars"]) == {"loss", "acc"} and set(state["val"]) == {"loss", "acc"}
+    assert state["scalars"]["loss"]["values"]["shape"] == [7]
+    assert set(state["histograms"]) == {
+        f"{layer}|{kind}"
+        for layer in mon.watcher.hist_layers
+        for kind in ("weights", "gradients", "activations")
+    }
+    assert set(state["features"]) == set(mon.watcher.feature_layers)
+    assert state["features_step"] == 6
+    figures = mon.curves.children
+    assert [f.title for f in figures] == ["loss", "acc"]
+    assert all(isinstance(f, bqplot.Figure) for f in figures)
+    assert [c["name"] for c in state["curves"]] == ["loss", "acc"]
+    norms = mon.gradient_norms()
+    assert list(norms) == CNN_LAYERS
+    np.testing.assert_allclose(
+        list(norms.values()), direct_grad_stats(model, CNN_LAYERS)[0], rtol=1e-5
+    )
+    mon.detach()
+    assert mon.view.get_state()["detached"] is True
+
+
+def test_widget_pushes_are_throttled_and_flushed(monkeypatch, clock):
+    model = tiny()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    mon = nbviz.watch(model, every=5, hist_every=10, max_rate=2.0)
+    pushes = []
+    monkeypatch.setattr(mon.view, "send_state", lambda key=None: pushes.append(key))
+    x, y = randn(8, 4), torch.arange(8) % 2
+    for step in range(100):  # 100 steps within 0.99 s of (fake) time
+        clock.now = 10.0 + step * 0.01
+        train_step(model, opt, x, y, mon)
+    assert 1 <= len(pushes) <= 2, len(pushes)  # ~2 refreshes a second, not 100
+    assert mon.view.steps < mon.watcher.steps == 100
+    n = len(pushes)
+    mon.view.flush()  # what the end of the cell does
+    assert len(pushes) == n + 1
+    assert mon.view.steps == mon.watcher.steps == 100
+    assert mon.view.scalars["loss"]["steps"][-1] == 99
+    mon.view.flush()  # nothing new: nothing sent
+    assert len(pushes) == n + 1
+    mon.detach()
