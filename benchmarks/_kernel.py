@@ -9,13 +9,17 @@ the slow drift of a shared machine.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from jupyter_client.manager import start_new_kernel
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def paired_rounds(setup: str, rounds: int, args: str = "", timeout: float = 1200) -> list[dict]:
     """``[{"bare": result, "live": result}, ...]``, one per round."""
-    km, kc = start_new_kernel(kernel_name="python3")
+    # Started in the repository's root, so that the kernel imports tests.models as we do.
+    km, kc = start_new_kernel(kernel_name="python3", cwd=str(REPO))
     out: list[str] = []
 
     def hook(msg):

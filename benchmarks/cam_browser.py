@@ -8,20 +8,18 @@ switches methods, as a person would. The widget stamps each repaint with the
 time from the event's timeStamp to the end of drawing the canvas
 (`nbvizPaints`); this script reports the median, p95 and max per control.
 
-    python benchmarks/cam_browser.py
+    python -m benchmarks.cam_browser
 """
 
 from __future__ import annotations
 
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.browser.lab import CHROMIUM_ARGS, VIEWPORT, Lab, LabServer, find_chromium  # noqa: E402
+from tests.browser.lab import CHROMIUM_ARGS, VIEWPORT, Lab, LabServer, find_chromium
 
 CASES = {
     "SmallCNN, 16 images 64x64": """

@@ -22,8 +22,8 @@ missing, gets a stand-in module (see ``load_pytorch_grad_cam``)::
 
     pip install --no-deps grad-cam==1.5.7 ttach opencv-python-headless
 
-    python benchmarks/cam_layers.py          # tables for docs/benchmarks.md (several minutes)
-    python benchmarks/cam_layers.py --quick  # smaller model, one round
+    python -m benchmarks.cam_layers          # tables for docs/benchmarks.md (several minutes)
+    python -m benchmarks.cam_layers --quick  # smaller model, one round
 """
 
 from __future__ import annotations
@@ -40,15 +40,13 @@ import subprocess
 import sys
 import time
 import types
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import nbviz  # noqa: E402
-from tests.models import resnet50  # noqa: E402
+import nbviz
+from tests.models import resnet50
 
 CAM_METHODS = ("gradcam", "gradcam++", "layercam", "saliency")  # the explorer's default
 CHEAP = ("forward+backward", "nbviz")  # fractions of a second: timed in pairs

@@ -8,8 +8,8 @@ per-round ratios, which cancels the slow drift of a shared machine. The time
 spent inside `cm.update` (pushes to the browser included) is measured directly
 too: a second, noise-free view of the same cost.
 
-    python benchmarks/confusion_overhead.py            # table for docs/benchmarks.md
-    python benchmarks/confusion_overhead.py --quick
+    python -m benchmarks.confusion_overhead            # table for docs/benchmarks.md
+    python -m benchmarks.confusion_overhead --quick
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from _kernel import paired_rounds  # benchmarks/ is on the path when run as a script
+from benchmarks._kernel import paired_rounds
 
 SETUP = """
 import time, json, torch, nbviz

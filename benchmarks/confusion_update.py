@@ -3,8 +3,8 @@
 Same batches, one process, runs alternated so that drift hits all alike.
 Input validation is on for every contender (torchmetrics' default).
 
-    python benchmarks/confusion_update.py            # table for docs/benchmarks.md
-    python benchmarks/confusion_update.py --quick    # a fast smoke run
+    python -m benchmarks.confusion_update            # table for docs/benchmarks.md
+    python -m benchmarks.confusion_update --quick    # a fast smoke run
 """
 
 from __future__ import annotations

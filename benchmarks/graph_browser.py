@@ -6,20 +6,18 @@ Starts JupyterLab and headless Chromium with the test harness
 from the start of a layout to the painted frame) plus frames counted with
 requestAnimationFrame while the mouse drags the fully expanded graph.
 
-    python benchmarks/graph_browser.py
+    python -m benchmarks.graph_browser
 """
 
 from __future__ import annotations
 
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.browser.lab import CHROMIUM_ARGS, VIEWPORT, Lab, LabServer, find_chromium  # noqa: E402
+from tests.browser.lab import CHROMIUM_ARGS, VIEWPORT, Lab, LabServer, find_chromium
 
 MODELS = {
     "ResNet-50": ("resnet50(1000, 64)", "torch.randn(1, 3, 224, 224)", "layer3"),

@@ -5,24 +5,21 @@ of the rounds. torchview's `draw_graph` is timed for graph construction only
 (`save_graph=False`; nothing is rendered). A plain forward pass under
 `torch.no_grad()` is the yardstick.
 
-    python benchmarks/graph_trace.py          # table for docs/benchmarks.md
-    python benchmarks/graph_trace.py --quick  # smaller models, one round
+    python -m benchmarks.graph_trace          # table for docs/benchmarks.md
+    python -m benchmarks.graph_trace --quick  # smaller models, one round
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 import warnings
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import nbviz  # noqa: E402
-from tests.models import gpt, resnet50, vit  # noqa: E402
+import nbviz
+from tests.models import gpt, resnet50, vit
 
 
 def models(quick: bool):

@@ -13,9 +13,9 @@ thread: the training thread, torch's, ZeroMQ's), so the fixed cost per step is
 measured even while other jobs share the machine, and the CPU time spent inside
 ``mon.step`` and ``cm.update`` (pushes included).
 
-    python benchmarks/monitor_overhead.py            # table for docs/benchmarks.md
-    python benchmarks/monitor_overhead.py --only small --rounds 6
-    python benchmarks/monitor_overhead.py --quick
+    python -m benchmarks.monitor_overhead            # table for docs/benchmarks.md
+    python -m benchmarks.monitor_overhead --only small --rounds 6
+    python -m benchmarks.monitor_overhead --quick
 """
 
 from __future__ import annotations
@@ -24,17 +24,13 @@ import argparse
 import os
 import statistics
 import sys
-from pathlib import Path
 
-from _kernel import paired_rounds  # benchmarks/ is on the path when run as a script
-
-REPO = Path(__file__).resolve().parents[1]
+from benchmarks._kernel import paired_rounds
 
 SETUP = """
 import sys, time, json, torch, nbviz
 import torch.nn.functional as F
 from IPython.display import display
-sys.path.insert(0, {repo!r})
 from nbviz.examples import SmallCNN
 from tests.models import mobilenet_v2, resnet50
 torch.manual_seed(0)
@@ -152,7 +148,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for label, model, size, steps, rounds, with_cm in cases:
         res = paired_rounds(
-            SETUP.format(repo=str(REPO), model=model, size=size, with_cm=with_cm),
+            SETUP.format(model=model, size=size, with_cm=with_cm),
             rounds,
             str(steps),
         )

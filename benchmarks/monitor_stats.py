@@ -11,28 +11,23 @@
 Same tensors, one process, contenders alternated, median over rounds.
 
     pip install -e ".[bench]"
-    python benchmarks/monitor_stats.py            # the tables in docs/benchmarks.md
-    python benchmarks/monitor_stats.py --quick
+    python -m benchmarks.monitor_stats            # the tables in docs/benchmarks.md
+    python -m benchmarks.monitor_stats --quick
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from nbviz.examples import SmallCNN  # noqa: E402
-from nbviz.monitor.core import Watcher  # noqa: E402
-from tests.models import resnet50  # noqa: E402
+from nbviz.examples import SmallCNN
+from nbviz.monitor.core import Watcher
+from tests.models import resnet50
 
 
 def with_gradients(model: torch.nn.Module, x: torch.Tensor) -> torch.nn.Module:
