@@ -9,7 +9,7 @@ import { interpolateCividis, interpolateInferno, interpolateViridis } from "d3-s
 import { decodeArray } from "./lib/arrays.js";
 import { blend, classChoices, emptyMapNote, isEmpty, layerMeans, normalize, outline, upsample } from "./lib/cam-math.js";
 import { colorTable } from "./lib/colors.js";
-import { coalesce, el as h, watchTheme } from "./lib/dom.js";
+import { coalesce, el as h, svgEl as svg, watchTheme } from "./lib/dom.js";
 import { shortLabels } from "./lib/text.js";
 
 /**
@@ -60,13 +60,6 @@ const tables = new Map();
 function lut(name) {
   if (!tables.has(name)) tables.set(name, colorTable(COLORMAPS[/** @type {keyof COLORMAPS} */ (name)] || interpolateInferno).lut);
   return /** @type {Uint8Array} */ (tables.get(name));
-}
-const SVG = "http://www.w3.org/2000/svg";
-/** @param {string} tag @param {Record<string, string | number>} attrs */
-function svg(tag, attrs = {}) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
-  return node;
 }
 
 /** @param {{ model: any, el: HTMLElement }} ctx */

@@ -7,9 +7,9 @@ import "./lib/common.css";
 import "./graph.css";
 import ELK from "elkjs/lib/elk.bundled.js";
 import { colorTable, css, rgbAt, textColorOn } from "./lib/colors.js";
-import { coalesce, el as h, watchTheme } from "./lib/dom.js";
+import { coalesce, el as h, svgEl as s, watchTheme } from "./lib/dom.js";
 import * as gv from "./lib/graph-view.js";
-import { plural } from "./lib/text.js";
+import { plural, truncateEnd } from "./lib/text.js";
 
 /**
  * @typedef {import("./lib/graph-view.js").GraphData} GraphData
@@ -78,18 +78,6 @@ function elkTransposed() {
   return /** @type {Promise<boolean>} */ (transposedProbe);
 }
 
-/**
- * @param {string} tag
- * @param {Record<string, string | number>} [attrs]
- * @param {string} [text]
- * @returns {SVGElement}
- */
-function s(tag, attrs = {}, text) {
-  const node = /** @type {SVGElement} */ (document.createElementNS(SVG, tag));
-  for (const k in attrs) node.setAttribute(k, String(attrs[k]));
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 /** @param {{ model: any, el: HTMLElement }} ctx */
 function render({ model, el }) {
@@ -190,17 +178,7 @@ function render({ model, el }) {
     return w;
   };
   /** Text shortened with "…" to at most maxW px. @param {string} text @param {keyof FONTS} font @param {number} maxW */
-  const fitText = (text, font, maxW) => {
-    if (measure(text, font) <= maxW) return text;
-    let lo = 0;
-    let hi = text.length;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if (measure(text.slice(0, mid) + "…", font) <= maxW) lo = mid;
-      else hi = mid - 1;
-    }
-    return text.slice(0, lo) + "…";
-  };
+  const fitText = (text, font, maxW) => truncateEnd(text, maxW, (t) => measure(t, font));
 
   let depth = 1; // the depth last asked for (trait, select, collapse all)
   function traitDepth() {

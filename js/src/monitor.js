@@ -8,7 +8,7 @@ import "./monitor.css";
 import { interpolateInferno, interpolateViridis } from "d3-scale-chromatic";
 import { decodeArray } from "./lib/arrays.js";
 import { colorTable } from "./lib/colors.js";
-import { coalesce, el as h, watchTheme } from "./lib/dom.js";
+import { coalesce, el as h, svgEl as svg, watchTheme } from "./lib/dom.js";
 import {
   extent,
   heatPixels,
@@ -24,7 +24,7 @@ import {
   valueRange,
   windowRange,
 } from "./lib/monitor-math.js";
-import { plural, tailPath } from "./lib/text.js";
+import { formatNumber as fmt, plural, tailPath } from "./lib/text.js";
 
 /**
  * @typedef {import("./lib/arrays.js").WireArray} WireArray
@@ -51,15 +51,6 @@ import { plural, tailPath } from "./lib/text.js";
 
 const inferno = colorTable(interpolateInferno).lut;
 const viridis = colorTable(interpolateViridis).lut;
-const SVG = "http://www.w3.org/2000/svg";
-/** @param {string} tag @param {Record<string, string | number>} [attrs] */
-function svg(tag, attrs = {}) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
-  return node;
-}
-const fmt = (/** @type {number} */ v) =>
-  v === 0 ? "0" : Number.isFinite(v) ? (Math.abs(v) >= 1e-2 && Math.abs(v) < 1e3 ? String(+v.toPrecision(3)) : v.toExponential(0)) : String(v);
 
 /** @param {{ model: any, el: HTMLElement }} ctx */
 function render({ model, el }) {

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { plural, sharedPrefixes, shortLabels, tailPath, truncateEnd, truncateMiddle } from "../src/lib/text.js";
+import { formatNumber, plural, sharedPrefixes, shortLabels, tailPath, truncateEnd, truncateMiddle } from "../src/lib/text.js";
 
 test("plural picks the noun form from the count", () => {
   assert.equal(plural(1, "sample"), "1 sample");
@@ -74,4 +74,15 @@ test("tailPath drops leading components of a module path", () => {
   assert.equal(tailPath("features.block1.conv", 14), "…block1.conv");
   assert.equal(tailPath("encoder.layers.11.attention.out_proj", 20), "…attention.out_proj");
   assert.equal(tailPath("a_very_long_single_name", 8), "…le_name");
+});
+
+test("formatNumber keeps three digits in range and powers of ten outside", () => {
+  assert.equal(formatNumber(0), "0");
+  assert.equal(formatNumber(0.012345), "0.0123");
+  assert.equal(formatNumber(456.7), "457");
+  assert.equal(formatNumber(-2.5), "-2.5");
+  assert.equal(formatNumber(3e-5), "3e-5");
+  assert.equal(formatNumber(25000), "3e+4");
+  assert.equal(formatNumber(Number.NaN), "NaN");
+  assert.equal(formatNumber(-Infinity), "-Infinity");
 });

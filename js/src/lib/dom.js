@@ -19,6 +19,22 @@ export function el(tag, attrs = {}, children = []) {
   return node;
 }
 
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+/**
+ * An SVG element with attributes (and, given, text: a text node, never markup).
+ * @param {string} tag
+ * @param {Record<string, string | number>} [attrs]
+ * @param {string} [text]
+ * @returns {SVGElement}
+ */
+export function svgEl(tag, attrs = {}, text) {
+  const node = /** @type {SVGElement} */ (document.createElementNS(SVG_NS, tag));
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
 /**
  * Theme colours for canvas drawing, read from the widget's CSS custom
  * properties (which follow JupyterLab's variables, with fallbacks).

@@ -20,6 +20,17 @@ export function plural(n, singular, pluralForm = `${singular}s`) {
 }
 
 /**
+ * A statistic in three significant digits ("0.0123", "457"), or in powers of ten outside
+ * 0.01-1000 ("3e-5", "2e+4"); 0, NaN and infinities as they are.
+ * @param {number} v
+ */
+export function formatNumber(v) {
+  if (v === 0 || !Number.isFinite(v)) return String(v);
+  const a = Math.abs(v);
+  return a >= 1e-2 && a < 1e3 ? String(+v.toPrecision(3)) : v.toExponential(0);
+}
+
+/**
  * The longest prefix of `text` that fits `max` with an ellipsis after it.
  * @param {string} text
  * @param {number} max
