@@ -111,6 +111,7 @@ class SmallCNN(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, num_classes)`` of images ``(N, C, H, W)``."""
         return self.classifier(self.features(x))
 
 
@@ -213,6 +214,7 @@ class VGG11(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, num_classes)`` of images ``(N, C, H, W)``."""
         return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
 
 
@@ -288,7 +290,8 @@ def train(
 
     Args:
         model: a classifier returning logits ``(B, num_classes)``.
-        images, labels: the training data, ``(N, C, H, W)`` and ``(N,)``.
+        images: the training images, ``(N, C, H, W)``.
+        labels: their integer classes, ``(N,)``.
         epochs: number of passes over the data.
         batch_size: minibatch size.
         lr: Adam's learning rate.

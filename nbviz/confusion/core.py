@@ -271,6 +271,7 @@ class ConfusionCounter:
         return idx.cpu().numpy(), self._flat[idx].cpu().numpy()
 
     def reset(self) -> None:
+        """Forget every count (the matrix stays where it is, zeroed)."""
         if self._flat is not None:
             self._flat.zero_()
         self.samples = 0

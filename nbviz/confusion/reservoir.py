@@ -34,6 +34,7 @@ class ExampleReservoir:
         self.reset()
 
     def reset(self) -> None:
+        """Forget every kept example and every cell's count."""
         self.image_shape: tuple | None = None  # (C, H, W) of the first batch
         self.cap = self.per_cell
         self.seen: dict[int, int] = {}  # cell -> samples that landed in it

@@ -85,6 +85,7 @@ class ConfusionMatrix(LiveWidget):
     # ---------------------------------------------------------------- data in
     @property
     def num_classes(self) -> int:
+        """K, the number of classes."""
         return self._counter.num_classes
 
     def update(self, outputs: ArrayLike, targets: ArrayLike, inputs: ArrayLike | None = None):
@@ -158,6 +159,7 @@ class ConfusionMatrix(LiveWidget):
 
     @property
     def accuracy(self) -> float:
+        """The epoch in progress' accuracy (the diagonal's share; NaN before any sample)."""
         return accuracy(self.matrix)
 
     def per_class(self) -> dict[str, np.ndarray]:

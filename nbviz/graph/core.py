@@ -102,10 +102,12 @@ class Graph:
 
     @property
     def inputs(self) -> list[Node]:
+        """The nodes of the forward's inputs."""
         return [n for n in self.nodes if n["kind"] == "input"]
 
     @property
     def outputs(self) -> list[Node]:
+        """The nodes of the forward's outputs."""
         return [n for n in self.nodes if n["kind"] == "output"]
 
     def predecessors(self, id: str) -> list[Node]:

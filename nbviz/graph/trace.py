@@ -143,7 +143,7 @@ def trace(
 
 
 def _meta_swappable(model: nn.Module, target: torch.device | None) -> bool:
-    """Can a CPU model run on meta stand-ins for its parameters? (ScriptModules can't.)"""
+    """Whether a CPU model can run on meta stand-ins for its parameters (ScriptModules can't)."""
     on_cpu = target is None or target.type == "cpu"
     return on_cpu and not any(isinstance(m, torch.jit.ScriptModule) for m in model.modules())
 

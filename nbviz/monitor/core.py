@@ -250,6 +250,7 @@ class Watcher:
 
     @property
     def attached(self) -> bool:
+        """Whether the hooks are on the model (False after `detach`)."""
         return bool(self._handles)
 
     def _training_forward(self) -> bool:
@@ -844,7 +845,7 @@ def _finite(t: torch.Tensor) -> bool:
 
 
 def _abs_max(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """max |t| of each tensor (NaN if it holds one, 0 if it is empty). torch's inf-norm is a
+    """The max |t| of each tensor (NaN if it holds one, 0 if it is empty). torch's inf-norm is a
     generic reduction on the CPU, 7x slower there than aminmax (34 ms a step for ResNet-50's
     gradients), and it refuses empty tensors."""
     full = [i for i, t in enumerate(tensors) if t.numel()]

@@ -36,8 +36,8 @@ class RowHistory:
         self._rows = np.zeros((capacity, width), dtype=np.float64)
         self._spans = np.zeros((capacity, 2), dtype=np.int64)  # first and last step of a row
         self._n = 0
-        # Steps waiting to fill one row, as a running sum (or max) and a count: a list of
-        # them grew with the stride, i.e. with the length of the run (fixed in review).
+        # Steps waiting to fill one row, as a running sum (or max) and a count: constant
+        # memory however long the run (a list of them would grow with the stride).
         self._acc = np.zeros(width, dtype=np.float64)
         self._count = 0
         self._first = 0  # first step of the row being filled
@@ -46,6 +46,7 @@ class RowHistory:
         return self._n
 
     def add(self, step: int, values: Sequence[float] | np.ndarray) -> None:
+        """Record the row of ``step`` (steps come in increasing order)."""
         row = np.asarray(values, dtype=np.float64).reshape(self.width)
         if self._n == self.capacity and not self._count:
             self._merge()  # before a new row starts, so every row spans `stride` steps
@@ -103,10 +104,10 @@ class Bins:
         if not math.isfinite(peak):
             return 0
         if self.radius is None:
-            # A power of two strictly above the first peak: later doublings stay exact.
-            # (Fixed in review: it was ceil(log2(peak)), so a peak that is a power of two
-            # sat on the upper edge, in the last bin by torch.histc's closed interval, and
-            # after a doubling in another bin than a histogram over the new range gives.)
+            # A power of two strictly above the first peak: later doublings stay exact, and
+            # a peak that is itself a power of two is inside the range, not on its upper
+            # edge (where torch.histc's closed interval would put it in the last bin, and
+            # a doubling in another bin than a histogram over the new range gives).
             self.radius = 2.0 ** (math.floor(math.log2(peak)) + 1) if peak > 0 else 2.0**-20
             return 0
         doublings = 0
@@ -127,5 +128,6 @@ class Bins:
         return counts
 
     def edges(self) -> np.ndarray:
+        """The ``bins + 1`` bin edges over [-radius, radius]."""
         r = self.radius or 1.0
         return np.linspace(-r, r, self.bins + 1)

@@ -224,6 +224,7 @@ class Monitor(ipywidgets.VBox):
         self.view.flush()
 
     def flush(self) -> None:
+        """Push everything recorded to the view now (and the graph's overlay, if linked)."""
         self.view.mark_changed(force=True)
         if self._graph is not None:
             self._overlay()
