@@ -734,3 +734,53 @@ def test_the_module_and_the_function_each_keep_their_name():
 
     assert inspect.ismodule(module) and module is importlib.import_module("nbviz.graph.trace")
     assert nbviz.graph.trace is module and nbviz.trace is module.trace
+
+
+def _conforms(value, hint) -> None:
+    """``value`` is of the type ``hint`` from the contract: a typed dict with exactly its
+    keys, a list, a dict, a union with None, a literal, or a plain str/int/float/bool."""
+    import types
+    import typing
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if typing.is_typeddict(hint):
+        fields = typing.get_type_hints(hint)
+        assert isinstance(value, dict) and set(value) == set(fields), (hint.__name__, value)
+        for key, field in fields.items():
+            _conforms(value[key], field)
+    elif origin is list:
+        assert isinstance(value, list)
+        for item in value:
+            _conforms(item, args[0])
+    elif origin is dict:
+        assert isinstance(value, dict)
+        for item in value.values():
+            _conforms(item, args[1])
+    elif origin in (typing.Union, types.UnionType):
+        if value is not None:
+            _conforms(value, next(a for a in args if a is not type(None)))
+        else:
+            assert type(None) in args
+    elif origin is typing.Literal:
+        assert value in args, (value, args)
+    else:
+        assert isinstance(value, hint) and not (hint is int and isinstance(value, bool)), (
+            hint,
+            value,
+        )
+
+
+@pytest.mark.parametrize("name", ["resnet18", "gpt", "dict_net", "broken"])
+def test_to_dict_follows_the_typed_contract_in_graph_core(name):
+    """The JSON the widget sends has exactly the fields written in nbviz/graph/core.py's
+    typed dicts (GraphData, NodeData, EdgeData, ModuleData, ...), nested ones included."""
+    from nbviz.graph import core
+    from tests import models
+
+    graph = trace(getattr(models, name)(), models.example_input(name))
+    assert (graph.error is not None) == (name == "broken")
+    assert graph.modules  # (fills the weight histograms)
+    data = graph.to_dict()
+    _conforms(data, core.GraphData)
+    assert data["nodes"] and data["edges"] and data["modules"]  # an empty graph proves nothing
+    json.dumps(data)  # plain JSON, as the trait sends it

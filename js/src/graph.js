@@ -18,7 +18,7 @@ import { plural, truncateEnd } from "./lib/text.js";
  * @typedef {import("./lib/graph-view.js").VisNode} VisNode
  * @typedef {import("./lib/graph-view.js").GNode} GNode
  * @typedef {Object} GraphState
- * @property {GraphData | null} graph  nbviz.Graph.to_dict() (see the schema in nbviz/graph)
+ * @property {GraphData | null} graph  nbviz.Graph.to_dict(): GraphData in nbviz/graph/core.py
  * @property {number} depth            initial expansion depth (0: the whole model is one box)
  * @property {{label: string, values: Record<string, number | null>} | null} overlay_data
  *                                     a value per module path, colours module boxes; changes often

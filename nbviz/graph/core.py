@@ -1,9 +1,11 @@
 """The layer graph of one forward pass: nodes, edges, modules and repeated blocks.
 
 A `Graph` is plain data in the shape of the JSON contract shared with the
-frontend (``js/src/graph.js``): every node, edge and module is a dict of
-str/int/float/bool/None/list/dict, so `Graph.to_dict` can go straight to
-``json.dumps``. `nbviz.trace` builds one; this module only reads it.
+frontend (``js/src/graph.js``, ``js/src/lib/graph-view.js``): every node, edge and
+module is a dict of str/int/float/bool/None/list/dict, so `Graph.to_dict` can go
+straight to ``json.dumps``. The typed dicts below (`GraphData` and its parts) are the
+contract's one written source; the frontend's JSDoc types and the tests point here.
+`nbviz.trace` builds a graph; this module only reads it.
 
 >>> g = Graph.from_dict({
 ...     "model": "Net", "root": "m0", "error": None, "repeats": [], "modules": {},
@@ -18,12 +20,95 @@ str/int/float/bool/None/list/dict, so `Graph.to_dict` can go straight to
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 from .._text import plural
 
-Node = dict[str, Any]
-Edge = dict[str, Any]
+
+class TensorMeta(TypedDict):
+    """A tensor as the graph shows it."""
+
+    shape: list[int]
+    dtype: str  # "float32", "int64", ...
+
+
+class NodeData(TypedDict):
+    """One node: a forward input or output, a module call, or an op inside one."""
+
+    id: str  # "m<k>" for module calls, "n<k>" for the others; unique in the graph
+    kind: Literal["input", "output", "module", "op"]
+    name: str  # an input's argument name, a module's attribute name, an op's short name
+    type: str  # a module's class, an op's qualified name ("F.conv2d"), or the kind
+    path: str  # the module's path ("" for the root; an op's: its module's)
+    parent: str | None  # the id of the module call it runs in (None: the top level)
+    call: int  # which call of its module (0 the first; more when a module is reused)
+    inputs: list[TensorMeta]
+    outputs: list[TensorMeta]
+    params: int  # parameters the module owns itself (0 for the other kinds)
+    params_total: int  # ... and its submodules'
+    flops: int | None  # None: not counted (an unfinished call, an op without a formula)
+    inplace: bool  # an op that wrote into its input
+    error: str | None  # where the forward failed: the exception's message
+
+
+class EdgeData(TypedDict):
+    """A tensor from its producer to one consumer (input, op or output nodes)."""
+
+    source: str
+    target: str
+    shape: list[int]
+    dtype: str
+
+
+class ParamData(TypedDict):
+    """One parameter a module owns."""
+
+    name: str
+    shape: list[int]
+    numel: int
+    dtype: str
+
+
+class HistogramData(TypedDict):
+    """A module's weights in bins: ``counts[i]`` values in ``[edges[i], edges[i+1])``."""
+
+    counts: list[int]
+    edges: list[float]
+
+
+class ModuleData(TypedDict):
+    """One module (by path, however often it was called)."""
+
+    type: str
+    repr: str  # the module's own repr line (its constructor arguments)
+    params: list[ParamData]
+    params_own: int
+    params_total: int
+    histogram: HistogramData | None  # None until read (Graph.modules fills it)
+
+
+class ErrorData(TypedDict):
+    """Where the forward failed."""
+
+    type: str  # the exception's class
+    message: str
+    node: str | None  # the id of the node that raised
+
+
+class GraphData(TypedDict):
+    """`Graph.to_dict()`: what the widget sends as its ``graph`` trait."""
+
+    model: str  # the model's class name
+    nodes: list[NodeData]  # in execution order: inputs first, outputs last
+    edges: list[EdgeData]
+    modules: dict[str, ModuleData]  # by module path
+    repeats: list[list[str]]  # runs of identical sibling calls, as module-call ids
+    root: str | None  # the id of the root module's call
+    error: ErrorData | None
+
+
+Node = NodeData
+Edge = EdgeData
 
 
 class Graph:
@@ -46,10 +131,10 @@ class Graph:
         model: str,
         nodes: list[Node],
         edges: list[Edge],
-        modules: dict[str, dict[str, Any]],
+        modules: dict[str, ModuleData],
         repeats: list[list[str]],
         root: str | None,
-        error: dict[str, Any] | None = None,
+        error: ErrorData | None = None,
         mode: str = "real",
         histograms: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
@@ -70,7 +155,7 @@ class Graph:
             self._children.setdefault(n["parent"], []).append(n)
 
     @property
-    def modules(self) -> dict[str, dict[str, Any]]:
+    def modules(self) -> dict[str, ModuleData]:
         """MODULE entries per module path (weight histograms filled in on first access)."""
         if self._histograms is not None:
             fill, self._histograms = self._histograms, None
@@ -131,7 +216,7 @@ class Graph:
 
     # --- serialisation -------------------------------------------------------------------------
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> GraphData:
         """The graph as the JSON-serialisable dict of the data contract (a fresh copy)."""
         return {
             "model": self.model,
@@ -144,7 +229,7 @@ class Graph:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], mode: str = "real") -> Graph:
+    def from_dict(cls, data: GraphData, mode: str = "real") -> Graph:
         """Rebuild a graph from `to_dict` output (e.g. after a JSON round trip)."""
         return cls(
             data["model"],

@@ -3,8 +3,9 @@
 // set of expanded modules and folded repeats, edges lifted to the boxes that
 // show, search, the ELK graph of what shows, and number formatting. No DOM
 // here, so all of it is unit-tested in node (js/tests/graph-view.test.mjs).
-// The data contract is nbviz.Graph.to_dict() (see nbviz/graph and the
-// schema): nodes in execution order, edges between input/op/output nodes.
+// The data contract is nbviz.Graph.to_dict(), written once as the typed dicts
+// GraphData, NodeData, EdgeData and ModuleData in nbviz/graph/core.py (the types below
+// mirror them): nodes in execution order, edges between input/op/output nodes.
 
 /**
  * @typedef {{shape: number[] | null, dtype: string}} TensorMeta
