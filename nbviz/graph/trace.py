@@ -19,32 +19,35 @@ Python code.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import inspect
 import logging
-import math
 import sys
-import weakref
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import flop_registry, sdpa_flop_count, shape_wrapper
 from torch.utils.weak import WeakIdKeyDictionary
 
 from .._checks import did_you_mean
 from .._state import preserved
 from .core import Graph, Node, find_repeats
+from .flops import FlopCounter, flop_diff
+from .module_info import REPR_LIMIT, histograms_of, modules_info
+from .nested import (
+    from_numpy,
+    leaves,
+    map_tensors,
+    model_float_dtype,
+    named_inputs,
+    tensor_meta,
+    tensors_in,
+)
+from .ops import METADATA, inplace_target, op_names
 
 MODES = ("auto", "meta", "fake", "real")
-_REPR_LIMIT = 2000
-_BINS = 30
 
 
 def check_forward_keywords(model: nn.Module, kwargs: dict[str, Any], *callers: Any) -> None:
@@ -120,9 +123,9 @@ def trace(
             "run one forward pass first"
         )
     # numpy inputs become tensors, as in every nbviz widget (torch's own error is 8 lines).
-    to_tensor = functools.partial(_from_numpy, float_dtype=_model_float_dtype(model))
-    args = _map_tensors(args, to_tensor, np.ndarray, "args")
-    kwargs = {k: _map_tensors(v, to_tensor, np.ndarray, k) for k, v in kwargs.items()}
+    to_tensor = functools.partial(from_numpy, float_dtype=model_float_dtype(model))
+    args = map_tensors(args, to_tensor, np.ndarray, "args")
+    kwargs = {k: map_tensors(v, to_tensor, np.ndarray, k) for k, v in kwargs.items()}
     home = _model_device(model)
     if home is not None and home.type == "meta":  # no values anywhere: meta inputs
         return _Tracer(model, "meta", home).run(args, kwargs)
@@ -166,7 +169,7 @@ class _Tracer:
         self.stack: list[tuple[nn.Module, Node, int | None, BaseException | None]] = []
         self.calls: dict[nn.Module, int] = {}  # module -> calls so far
         self.failed: dict[int, tuple[BaseException, str]] = {}  # id(exception) -> its node
-        self.flops: _FlopCounter | None = None
+        self.flops: FlopCounter | None = None
         self.counts = {"m": 0, "n": 0}
         # Static facts about the modules, looked up at every call.
         self.paths: dict[nn.Module, str] = {}
@@ -194,11 +197,11 @@ class _Tracer:
             if self.mode == "real":
                 stack.enter_context(torch.random.fork_rng(devices=_cuda_devices(self.device)))
             try:
-                args, kwargs = _map_tensors((args, kwargs), self._converter(stack))
+                args, kwargs = map_tensors((args, kwargs), self._converter(stack))
                 self._add_inputs(args, kwargs)
                 if self.mode == "meta" and self.home_type != "meta":
                     stack.enter_context(self._meta_state())
-                self.flops = stack.enter_context(_FlopCounter())
+                self.flops = stack.enter_context(FlopCounter())
                 for m in self.paths:
                     if not isinstance(m, torch.jit.ScriptModule):  # no hooks there: opaque
                         stack.enter_context(self._hooks(m))
@@ -282,7 +285,7 @@ class _Tracer:
             "path": path,
             "parent": parent["id"] if parent and kind not in ("input", "output") else None,
             "call": 0,
-            "inputs": [_meta(t) for t in inputs],
+            "inputs": [tensor_meta(t) for t in inputs],
             "outputs": [],
             "params": 0,
             "params_total": 0,
@@ -299,7 +302,7 @@ class _Tracer:
             source = self.producer.get(t)
             if source is not None and (source, node["id"]) not in self._edge_keys:
                 self._edge_keys.add((source, node["id"]))
-                self.edges.append({"source": source, "target": node["id"], **_meta(t)})
+                self.edges.append({"source": source, "target": node["id"], **tensor_meta(t)})
 
     def _produce(self, node: Node, tensors: list[torch.Tensor]) -> None:
         for t in tensors:
@@ -307,23 +310,23 @@ class _Tracer:
                 self.producer[t] = node["id"]
 
     def _add_inputs(self, args: tuple, kwargs: dict) -> None:
-        for name, t in _named_inputs(self.model.forward, args, kwargs):
+        for name, t in named_inputs(self.model.forward, args, kwargs):
             node = self._new_node("input", name, "input", "", [])
-            node["outputs"] = [_meta(t)]
+            node["outputs"] = [tensor_meta(t)]
             if t not in self.producer:  # the same tensor passed twice: its first name wins
                 self._produce(node, [t])
 
     def _add_outputs(self, output: Any) -> None:
-        for path, t in _leaves(output, "output"):
+        for path, t in leaves(output, "output"):
             node = self._new_node("output", path, "output", "", [t])
-            node["outputs"] = [_meta(t)]
+            node["outputs"] = [tensor_meta(t)]
             self._consume(node, [t])
 
     def _enter(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         with torch._C.DisableTorchFunction():  # our own bookkeeping is not part of the graph
             path = self.paths[module]
             name = path.rpartition(".")[2] if path else type(module).__name__
-            tensors = [t for t in _tensors((args, kwargs)) if id(t) not in self.state_ids]
+            tensors = [t for t in tensors_in((args, kwargs)) if id(t) not in self.state_ids]
             node = self._new_node("module", name, type(module).__name__, path, tensors)
             node["call"] = self.calls.get(module, 0)
             self.calls[module] = node["call"] + 1
@@ -347,23 +350,23 @@ class _Tracer:
                 self.failed.setdefault(id(exc), (exc, node["id"]))
                 node["flops"] = None  # an unfinished call
                 return
-            node["outputs"] = [_meta(t) for t in _tensors(output)]
+            node["outputs"] = [tensor_meta(t) for t in tensors_in(output)]
             end = self.flop_total()
             node["flops"] = end - start if end is not None and start is not None else None
 
     def record_op(self, func: Any, args: tuple, kwargs: dict, out: Any, flops: int | None) -> None:
         """Record one torch call; skip those that only read metadata (size, dim, shape...)."""
-        target = _inplace_target(func, args, kwargs)
-        outputs = _tensors(out)
+        target = inplace_target(func, args, kwargs)
+        outputs = tensors_in(out)
         if not outputs and target is None:
             return
         written = kwargs.get("out")
         inputs = [
             t
-            for t in _tensors((args, kwargs))
+            for t in tensors_in((args, kwargs))
             if id(t) not in self.state_ids and (written is None or t is not written)
         ]
-        name, type_ = _op_names(func)
+        name, type_ = op_names(func)
         path = self.stack[-1][1]["path"] if self.stack else ""
         node = self._new_node("op", name, type_, path, inputs)
         node["flops"] = flops
@@ -373,12 +376,12 @@ class _Tracer:
             outputs = outputs or [target]
             base = target._base
             self._produce(node, [target] + ([base] if base is not None else []))
-        node["outputs"] = [_meta(t) for t in outputs]
+        node["outputs"] = [tensor_meta(t) for t in outputs]
         self._produce(node, outputs)
 
     def record_failure(self, func: Any, args: tuple, kwargs: dict, exc: BaseException) -> None:
-        inputs = [t for t in _tensors((args, kwargs)) if id(t) not in self.state_ids]
-        name, type_ = _op_names(func)
+        inputs = [t for t in tensors_in((args, kwargs)) if id(t) not in self.state_ids]
+        name, type_ = op_names(func)
         path = self.stack[-1][1]["path"] if self.stack else ""
         node = self._new_node("op", name, type_, path, inputs)
         node["flops"] = None
@@ -394,12 +397,12 @@ class _Tracer:
         error = None
         if exc is not None:
             node_id = self.failed.get(id(exc), (None, None))[1]
-            message = (str(exc).strip() or type(exc).__name__)[:_REPR_LIMIT]
+            message = (str(exc).strip() or type(exc).__name__)[:REPR_LIMIT]
             error = {"type": type(exc).__name__, "message": message, "node": node_id}
             for n in self.nodes:
                 if n["id"] == node_id:
                     n["error"] = message
-        modules = _modules_info(self.model)
+        modules = modules_info(self.model)
         root = next((n["id"] for n in self.nodes if n["kind"] == "module"), None)
         return Graph(
             model=type(self.model).__name__,
@@ -410,7 +413,7 @@ class _Tracer:
             root=root,
             error=error,
             mode=self.mode,
-            histograms=_histograms_of(self.model),
+            histograms=histograms_of(self.model),
         )
 
 
@@ -434,7 +437,7 @@ class _Recorder(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func in _METADATA:
+        if func in METADATA:
             return func(*args, **kwargs)
         tracer = self.tracer
         key = _meta_key(func, args, kwargs) if self.known is not None else None
@@ -451,7 +454,7 @@ class _Recorder(TorchFunctionMode):
         except Exception as exc:
             tracer.record_failure(func, args, kwargs, exc)
             raise
-        flops = _diff(start, tracer.flop_total())
+        flops = flop_diff(start, tracer.flop_total())
         if key is not None:
             spec = _fresh_spec(out, args, kwargs, func)
             if spec is not None:
@@ -492,9 +495,9 @@ def _describe(o: Any) -> Any:
 def _fresh_spec(out: Any, args: tuple, kwargs: dict, func: Any) -> Any:
     """How to remake ``out`` from scratch, or None when it must not be remade:
     it is (or shares memory with) an argument, or the call wrote in place."""
-    if _inplace_target(func, args, kwargs) is not None:
+    if inplace_target(func, args, kwargs) is not None:
         return None
-    given = {id(t) for t in _tensors((args, kwargs))}
+    given = {id(t) for t in tensors_in((args, kwargs))}
     many = type(out) in (tuple, list)
     specs = []
     for t in out if many else (out,):
@@ -509,81 +512,6 @@ def _from_spec(spec: Any) -> Any:
         return spec[0](_from_spec(s) for s in spec[1])
     shape, stride, dtype = spec
     return torch.empty_strided(shape, stride, dtype=dtype, device="meta")
-
-
-# --- op names and in-place detection -------------------------------------------------------------
-
-# Calls that only read metadata: skipped before any bookkeeping (others are skipped
-# later too when they return no tensor).
-_METADATA = {
-    torch.Tensor.size,
-    torch.Tensor.dim,
-    torch.Tensor.numel,
-    torch.Tensor.stride,
-    torch.Tensor.__len__,
-    torch.Tensor.is_contiguous,
-    torch.Tensor.is_floating_point,
-    torch.Tensor.is_complex,
-    torch.Tensor.data_ptr,
-    torch.Tensor.element_size,
-    torch.Tensor.get_device,
-}
-_INPLACE_DUNDERS = {
-    f"__i{op}__"
-    for op in "add sub mul truediv floordiv mod pow matmul and or xor lshift rshift".split()
-}
-_NAMES: dict[Any, str] = {}
-
-
-def _qualified_names() -> dict[Any, str]:
-    """Callable -> "F.relu" / "torch.cat" / "Tensor.view", built once (F wins over torch)."""
-    if not _NAMES:
-        tensor = {a: getattr(torch.Tensor, a, None) for a in dir(torch.Tensor)}
-        # vars(), not getattr: torch imports some submodules lazily on attribute access.
-        for prefix, namespace in (("Tensor", tensor), ("torch", vars(torch)), ("F", vars(F))):
-            for attr, obj in list(namespace.items()):
-                if attr.startswith("_") and not attr.startswith("__"):
-                    continue
-                if callable(obj) and not isinstance(obj, type):
-                    with contextlib.suppress(TypeError):  # unhashable odds and ends
-                        _NAMES[obj] = f"{prefix}.{attr}"
-    return _NAMES
-
-
-def _op_names(func: Any) -> tuple[str, str]:
-    """Short name ("add", "getitem", "T") and qualified type ("Tensor.add", "F.relu")."""
-    raw = getattr(func, "__name__", None) or type(func).__name__
-    if raw == "__get__":  # a property such as x.T or x.mT
-        prop = getattr(getattr(func, "__self__", None), "__name__", "property")
-        return prop, f"Tensor.{prop}"
-    try:
-        qualified = _qualified_names().get(func)
-    except TypeError:
-        qualified = None
-    if qualified is None:
-        module = getattr(func, "__module__", None) or ""
-        qualified = f"{module}.{raw}" if module and module != "builtins" else raw
-        qualified = qualified.replace("torch.nn.functional.", "F.")
-    name = raw[2:-2] if raw.startswith("__") and raw.endswith("__") else raw
-    return name, qualified
-
-
-def _inplace_target(func: Any, args: tuple, kwargs: dict) -> torch.Tensor | None:
-    """The tensor an in-place call writes to, or None for an ordinary call."""
-    name = getattr(func, "__name__", "")
-    written = kwargs.get("out")
-    if isinstance(written, torch.Tensor):
-        return written
-    inplace = (
-        kwargs.get("inplace") is True
-        or name in _INPLACE_DUNDERS
-        or name == "__setitem__"
-        or (name.endswith("_") and not name.endswith("__"))
-    )
-    if not inplace:
-        return None
-    first = args[0] if args else kwargs.get("input", kwargs.get("self"))
-    return first if isinstance(first, torch.Tensor) else None
 
 
 # --- model state ---------------------------------------------------------------------------------
@@ -602,264 +530,3 @@ def _model_device(model: nn.Module) -> torch.device | None:
     for t in model.buffers():
         return t.device
     return None
-
-
-_PRIM_DEVICE = torch.ops.prim.device.default  # has no decomposition, and `decompose` fails
-
-
-class _FlopCounter(TorchDispatchMode):
-    """A running FLOP total from torch's FLOP formulas (`torch.utils.flop_counter`).
-
-    Leaner than `FlopCounterMode`, which tracks modules itself (hooks of its own) and
-    runs Python decompositions of ops it has no formula for; here each aten op runs
-    as it would and only the ops with a formula are counted. Taught the CPU kernels
-    torch has no formula for: the fused RNN layers and CPU scaled-dot-product
-    attention.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.total = 0
-        aten = torch.ops.aten
-        extra = {
-            getattr(aten, name, None): shape_wrapper(formula)
-            for name, formula in (
-                ("mkldnn_rnn_layer", _rnn_layer_flop),
-                ("_cudnn_rnn", _cudnn_rnn_flop),
-                ("_scaled_dot_product_flash_attention_for_cpu", _sdpa_cpu_flop),
-            )
-        }
-        self.formulas = {**flop_registry, **extra}
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        formula = self.formulas.get(getattr(func, "_overloadpacket", None))
-        if formula is None and func is not _PRIM_DEVICE and isinstance(func, torch._ops.OpOverload):
-            # Ops without a formula run as their decomposition where they have one (as
-            # FlopCounterMode does): counted op by op, and much cheaper on fake tensors.
-            with self:
-                out = func.decompose(*args, **kwargs)
-            if out is not NotImplemented:
-                return out
-        out = func(*args, **kwargs)
-        if formula is not None:
-            self.total += formula(*args, **kwargs, out_val=out)
-        return out
-
-
-def _rnn_layer_flop(input, w_ih, w_hh, *args, out_shape=None, **kwargs) -> int:
-    """One layer, one direction: a matmul with each weight matrix per step (time x batch)."""
-    return 2 * math.prod(input[:-1]) * (math.prod(w_ih) + math.prod(w_hh))
-
-
-def _sdpa_cpu_flop(query, key, value, *args, out_shape=None, **kwargs) -> int:
-    """Same count as torch's formula for the CUDA attention kernels."""
-    return sdpa_flop_count(query, key, value)
-
-
-def _cudnn_rnn_flop(input, weights, *args, out_shape=None, **kwargs) -> int:
-    """All layers and directions at once: every weight matrix is used once per step."""
-    return 2 * math.prod(input[:-1]) * sum(math.prod(w) for w in weights if len(w) == 2)
-
-
-# --- modules -------------------------------------------------------------------------------------
-
-
-def _modules_info(model: nn.Module) -> dict[str, dict[str, Any]]:
-    """The MODULE entries of the data contract, one per module object."""
-    info = {}
-    for path, m in model.named_modules():
-        own = [(n, p) for n, p in m._parameters.items() if p is not None]
-        info[path] = {
-            "type": type(m).__name__,
-            "repr": _safe_repr(m)[:_REPR_LIMIT],
-            "params": [
-                {"name": n, "shape": list(p.shape), "numel": p.numel(), "dtype": _dtype(p)}
-                for n, p in own
-            ],
-            "params_own": sum(p.numel() for _, p in own),
-            "params_total": sum(p.numel() for p in m.parameters()),
-            "histogram": None,  # filled lazily by _histograms_of
-        }
-    return info
-
-
-def _histograms_of(model: nn.Module) -> Callable[[], dict[str, Any]]:
-    """A function computing every module's weight histogram later, if the model still exists."""
-    ref = weakref.ref(model)
-
-    def compute() -> dict[str, Any]:
-        m = ref()
-        if m is None:
-            return {}
-        return {
-            path: _histogram([p for p in mod._parameters.values() if p is not None])
-            for path, mod in m.named_modules()
-        }
-
-    return compute
-
-
-def _histogram(params: list[torch.Tensor]) -> dict[str, list] | None:
-    """30-bin numpy histogram of the values of ``params`` together; None without values."""
-    arrays = []
-    for p in params:
-        if p.is_meta or _is_fake(p) or p.is_complex():
-            return None
-        if p.numel() == 0:
-            continue
-        arrays.append(p.detach().reshape(-1).float().cpu().numpy())
-    if not arrays:
-        return None
-    lo = min(float(np.nanmin(a)) for a in arrays)
-    hi = max(float(np.nanmax(a)) for a in arrays)
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return None
-    # One range for all arrays: the sum of their counts is the histogram of the concatenation.
-    counts = np.zeros(_BINS, dtype=np.int64)
-    edges = None
-    for a in arrays:
-        c, edges = np.histogram(a, bins=_BINS, range=(lo, hi))
-        counts += c
-    return {"counts": counts.tolist(), "edges": edges.tolist()}
-
-
-def _is_fake(t: torch.Tensor) -> bool:
-    from torch._subclasses.fake_tensor import FakeTensor
-
-    return isinstance(t, FakeTensor)
-
-
-def _safe_repr(m: nn.Module) -> str:
-    try:
-        return repr(m)
-    except Exception as exc:  # a broken extra_repr must not stop the trace
-        return f"{type(m).__name__}(<repr failed: {exc}>)"
-
-
-# --- tensors in nested structures ----------------------------------------------------------------
-
-
-def _meta(t: torch.Tensor) -> dict[str, Any]:
-    try:
-        shape = [int(s) for s in t.shape]
-    except Exception:  # nested or symbolic shapes: no single shape to show
-        shape = []
-    return {"shape": shape, "dtype": _dtype(t)}
-
-
-def _dtype(t: torch.Tensor) -> str:
-    return str(t.dtype).removeprefix("torch.")
-
-
-def _tensors(obj: Any) -> list[torch.Tensor]:
-    """Every tensor in a nest of tuples, lists, dicts and dataclasses, in order."""
-    found: list[torch.Tensor] = []
-
-    def walk(o: Any, depth: int) -> None:
-        if isinstance(o, torch.Tensor):
-            found.append(o)
-        elif depth > 20:
-            return
-        elif isinstance(o, (tuple, list)):
-            for x in o:
-                walk(x, depth + 1)
-        elif isinstance(o, dict):
-            for x in o.values():
-                walk(x, depth + 1)
-        elif dataclasses.is_dataclass(o) and not isinstance(o, type):
-            for f in dataclasses.fields(o):
-                walk(getattr(o, f.name, None), depth + 1)
-
-    walk(obj, 0)
-    return found
-
-
-def _leaves(obj: Any, prefix: str, depth: int = 0) -> Iterator[tuple[str, torch.Tensor]]:
-    """(name, tensor) for every tensor in a nest: "output[0]", "output['logits']"..."""
-    if isinstance(obj, torch.Tensor):
-        yield prefix, obj
-    elif depth > 20:
-        return
-    elif isinstance(obj, tuple) and hasattr(obj, "_fields"):  # namedtuple
-        for field in obj._fields:
-            yield from _leaves(getattr(obj, field), f"{prefix}.{field}", depth + 1)
-    elif isinstance(obj, (tuple, list)):
-        for i, x in enumerate(obj):
-            yield from _leaves(x, f"{prefix}[{i}]", depth + 1)
-    elif isinstance(obj, dict):
-        for k, x in obj.items():
-            yield from _leaves(x, f"{prefix}[{k!r}]", depth + 1)
-    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        for f in dataclasses.fields(obj):
-            yield from _leaves(getattr(obj, f.name, None), f"{prefix}.{f.name}", depth + 1)
-
-
-def _named_inputs(forward: Any, args: tuple, kwargs: dict) -> list[tuple[str, torch.Tensor]]:
-    """Input tensors named after forward's parameters: "x", "kwargs.mask", "args[1]"."""
-    try:
-        signature = inspect.signature(forward)
-        bound = signature.bind(*args, **kwargs)
-    except (TypeError, ValueError):  # forward will complain itself; name by position
-        return [
-            *(leaf for i, a in enumerate(args) for leaf in _leaves(a, f"args[{i}]")),
-            *(leaf for k, v in kwargs.items() for leaf in _leaves(v, f"kwargs.{k}")),
-        ]
-    named = []
-    for name, value in bound.arguments.items():
-        kind = signature.parameters[name].kind
-        if kind is inspect.Parameter.VAR_POSITIONAL:
-            for i, v in enumerate(value):
-                named += _leaves(v, f"{name}[{i}]")
-        elif kind is inspect.Parameter.VAR_KEYWORD:
-            for k, v in value.items():
-                named += _leaves(v, f"{name}.{k}")
-        else:
-            named += _leaves(value, name)
-    return named
-
-
-def _map_tensors(obj: Any, fn: Any, leaf: type = torch.Tensor, where: str = "") -> Any:
-    """``obj`` with every ``leaf`` (a tensor by default) replaced by ``fn(value)``, or by
-    ``fn(value, where)`` given ``where``: the value's place, as in "args[0]['ids']"
-    (containers rebuilt)."""
-    if isinstance(obj, leaf):
-        return fn(obj, where) if where else fn(obj)
-    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
-        items = zip(obj._fields, obj, strict=True)
-        return type(obj)(*(_map_tensors(x, fn, leaf, where and f"{where}.{n}") for n, x in items))
-    if isinstance(obj, (tuple, list)):
-        items = enumerate(obj)
-        return type(obj)(_map_tensors(x, fn, leaf, where and f"{where}[{i}]") for i, x in items)
-    if isinstance(obj, dict):
-        mapped = {k: _map_tensors(v, fn, leaf, where and f"{where}[{k!r}]") for k, v in obj.items()}
-        try:
-            return type(obj)(mapped)
-        except Exception:  # a dict subclass with its own constructor
-            return mapped
-    return obj
-
-
-def _model_float_dtype(model: nn.Module) -> torch.dtype | None:
-    for t in (*model.parameters(), *model.buffers()):
-        if t.is_floating_point():
-            return t.dtype
-    return None
-
-
-def _from_numpy(array: np.ndarray, where: str, float_dtype: torch.dtype | None) -> torch.Tensor:
-    """A copy of ``array`` as a tensor, as ``nbviz.cam`` does: floating arrays take the
-    model's floating dtype (numpy's default float64 would not meet float32 weights), integer
-    and bool arrays keep theirs (token ids, masks). The device is the tracer's business, as
-    for tensor inputs."""
-    if array.dtype.kind not in "biufc":
-        raise TypeError(
-            f"input {where} is a numpy array of dtype {array.dtype}; expected a tensor or "
-            "a numeric numpy array"
-        )
-    cast = float_dtype if array.dtype.kind == "f" else None
-    return torch.tensor(array, dtype=cast)  # a copy: the model may write into its input
-
-
-def _diff(start: int | None, end: int | None) -> int | None:
-    return end - start if start is not None and end is not None else None
