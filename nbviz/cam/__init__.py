@@ -5,7 +5,8 @@
 >>> nbviz.cam.agreement(res, masks)  # doctest: +SKIP
 """
 
-from .core import METHODS, Agreement, CamResult, agreement, compute
+from .agreement import Agreement, agreement
+from .core import METHODS, CamResult, compute
 from .widget import GradCAM
 
 __all__ = ["METHODS", "Agreement", "CamResult", "GradCAM", "agreement", "compute"]

@@ -22,7 +22,8 @@ from .._images import display_images, display_masks, images_for_model
 from .._state import preserved
 from .._text import plural
 from .._widget import Array, LiveWidget
-from .core import METHODS, agreement, check_masks, compute, resolve_layers
+from .agreement import agreement, check_masks
+from .core import METHODS, compute, resolve_layers
 
 COLORMAPS = ("inferno", "viridis", "cividis")
 
