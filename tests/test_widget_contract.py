@@ -40,3 +40,28 @@ def test_every_widget_is_exported():
         # A composite shows some views: Monitor holds MonitorView, and is what nbviz exports.
         shown_by = [c for c in exported if isinstance(c, type) and c.__module__ == cls.__module__]
         assert shown_by, f"{cls.__name__} is not reachable from nbviz.__all__"
+
+
+def state_typedef(js: str) -> set[str]:
+    """The property names of the ``@typedef {Object} <Name>State`` block that a widget's
+    ``render`` types its model with (``AnyModel<Name>State``)."""
+    import re
+
+    state = re.search(r"AnyModel<(\w+)>", js).group(1)
+    block = js[js.index(f"@typedef {{Object}} {state}") :]
+    block = block[: block.index("*/")]
+    cut = re.search(r"\n \* @typedef", block[1:])  # the next typedef, if any, ends it
+    block = block[: cut.start() + 1] if cut else block
+    return set(re.findall(r"@property \{.*?\} (\w+)", block))
+
+
+def test_each_frontend_types_exactly_the_traits_python_syncs():
+    """tsc makes reading a trait outside the state typedef an error (anywidget's types);
+    this keeps the typedef equal to the traits the Python widget syncs."""
+    import anywidget
+
+    base = set(anywidget.AnyWidget.class_traits(sync=True))
+    for cls in widget_classes():
+        synced = set(cls.class_traits(sync=True)) - base
+        typed = state_typedef((JS_SRC / f"{cls._bundle}.js").read_text())
+        assert typed == synced, (cls._bundle, typed ^ synced)

@@ -7,7 +7,16 @@ import "./lib/common.css";
 import "./cam.css";
 import { interpolateCividis, interpolateInferno, interpolateViridis } from "d3-scale-chromatic";
 import { decodeArray } from "./lib/arrays.js";
-import { blend, classChoices, emptyMapNote, isEmpty, layerMeans, normalize, outline, upsample } from "./lib/cam-math.js";
+import {
+  blend,
+  classChoices,
+  emptyMapNote,
+  isEmpty,
+  layerMeans,
+  normalize,
+  outline,
+  upsample,
+} from "./lib/cam-math.js";
 import { colorTable } from "./lib/colors.js";
 import { coalesce, el as h, svgEl as svg, watchTheme } from "./lib/dom.js";
 import { shortLabels } from "./lib/text.js";
@@ -58,11 +67,12 @@ const NAME_MAX = 32; // characters of a class name in the class selector (~240 p
 const tables = new Map();
 /** @param {string} name */
 function lut(name) {
-  if (!tables.has(name)) tables.set(name, colorTable(COLORMAPS[/** @type {keyof COLORMAPS} */ (name)] || interpolateInferno).lut);
+  if (!tables.has(name))
+    tables.set(name, colorTable(COLORMAPS[/** @type {keyof typeof COLORMAPS} */ (name)] || interpolateInferno).lut);
   return /** @type {Uint8Array} */ (tables.get(name));
 }
 
-/** @param {{ model: any, el: HTMLElement }} ctx */
+/** @param {{ model: import("@anywidget/types").AnyModel<GradCAMState>, el: HTMLElement }} ctx */
 function render({ model, el }) {
   const root = h("div", { class: "nbviz nbviz-cam" });
   el.appendChild(root);
@@ -70,14 +80,18 @@ function render({ model, el }) {
   // --- skeleton -------------------------------------------------------------------------------
   const title = h("div", { class: "nbviz-cam__title" });
   const strip = h("div", { class: "nbviz-cam__strip", role: "listbox", "aria-label": "images" });
-  const canvas = /** @type {HTMLCanvasElement} */ (h("canvas", { class: "nbviz-cam__canvas", width: String(SIZE), height: String(SIZE), role: "img" }));
+  const canvas = /** @type {HTMLCanvasElement} */ (
+    h("canvas", { class: "nbviz-cam__canvas", width: String(SIZE), height: String(SIZE), role: "img" })
+  );
   const caption = h("div", { class: "nbviz-cam__caption", role: "status" });
   const emptyNote = h("div", { class: "nbviz-cam__empty", role: "note" });
   emptyNote.hidden = true;
   const select = (/** @type {string} */ label, /** @type {string} */ cls) =>
     /** @type {HTMLSelectElement} */ (h("select", { class: `nbviz-control ${cls}`, "aria-label": label }));
   const range = (/** @type {string} */ label, /** @type {string} */ cls, max = "1", step = "0.01") =>
-    /** @type {HTMLInputElement} */ (h("input", { type: "range", class: cls, min: "0", max, step, "aria-label": label }));
+    /** @type {HTMLInputElement} */ (
+      h("input", { type: "range", class: cls, min: "0", max, step, "aria-label": label })
+    );
   const methodSelect = select("method", "nbviz-cam__method");
   const cmapSelect = select("colour map", "nbviz-cam__cmap");
   const layerSlider = range("layer", "nbviz-cam__layer", "0", "1");
@@ -114,7 +128,10 @@ function render({ model, el }) {
   root.append(
     title,
     strip,
-    h("div", { class: "nbviz-cam__main" }, [h("div", { class: "nbviz-cam__view" }, [canvas, caption, emptyNote]), panel]),
+    h("div", { class: "nbviz-cam__main" }, [
+      h("div", { class: "nbviz-cam__view" }, [canvas, caption, emptyNote]),
+      panel,
+    ]),
     agreementBox,
   );
   for (const name of Object.keys(COLORMAPS)) cmapSelect.appendChild(h("option", { value: name }, name));
@@ -312,7 +329,9 @@ function render({ model, el }) {
     strip.replaceChildren();
     const [, H, W] = d.images.shape;
     for (let i = 0; i < d.N; i++) {
-      const c = /** @type {HTMLCanvasElement} */ (h("canvas", { class: "nbviz-cam__thumb", width: String(W), height: String(H), role: "option", tabindex: "0" }));
+      const c = /** @type {HTMLCanvasElement} */ (
+        h("canvas", { class: "nbviz-cam__thumb", width: String(W), height: String(H), role: "option", tabindex: "0" })
+      );
       const tctx = /** @type {CanvasRenderingContext2D} */ (c.getContext("2d"));
       const img = tctx.createImageData(W, H);
       for (let p = 0; p < H * W; p++) {
@@ -345,7 +364,9 @@ function render({ model, el }) {
       view.column = same ? same.column : 0;
     }
     for (const c of choices) {
-      const input = /** @type {HTMLInputElement} */ (h("input", { type: "radio", name: `cls-${uid}`, value: String(c.column) }));
+      const input = /** @type {HTMLInputElement} */ (
+        h("input", { type: "radio", name: `cls-${uid}`, value: String(c.column) })
+      );
       input.checked = c.column === view.column;
       input.addEventListener("change", (ev) => {
         view.column = c.column;
@@ -396,7 +417,11 @@ function render({ model, el }) {
     bctx.putImageData(img, 0, 0);
     legend.replaceChildren(
       bar,
-      h("div", { class: "nbviz-cam__ticks" }, [h("span", {}, "0"), h("span", {}, "0.5"), h("span", {}, "1 = the map's peak")]),
+      h("div", { class: "nbviz-cam__ticks" }, [
+        h("span", {}, "0"),
+        h("span", {}, "0.5"),
+        h("span", {}, "1 = the map's peak"),
+      ]),
     );
   }
 
@@ -406,10 +431,17 @@ function render({ model, el }) {
     const has = d.masks && entries.some((e) => e.agreement);
     agreementBox.hidden = !has;
     if (!has) return;
-    const means = layerMeans(entries.map((e) => e.agreement), view.column, view.metric);
+    const means = layerMeans(
+      entries.map((e) => e.agreement),
+      view.column,
+      view.metric,
+    );
     const mine = entries.map((e) => e.agreement?.[view.column]?.[view.image]?.[view.metric] ?? null);
     const W = Math.max(240, Math.min(640, 36 * entries.length + 40));
-    const Hh = 120, left = 30, bottom = 18, top = 8;
+    const Hh = 120,
+      left = 30,
+      bottom = 18,
+      top = 8;
     const bw = (W - left - 4) / Math.max(1, entries.length);
     const y = (/** @type {number} */ v) => top + (1 - v) * (Hh - top - bottom);
     const s = svg("svg", { width: W, height: Hh, viewBox: `0 0 ${W} ${Hh}`, role: "img" });
@@ -429,13 +461,17 @@ function render({ model, el }) {
       const x = left + i * bw;
       const g = svg("g", { class: "nbviz-cam__barg" });
       const rect = svg("rect", {
-        x: x + 2, y: y(m), width: Math.max(2, bw - 4), height: Math.max(0, y(0) - y(m)),
+        x: x + 2,
+        y: y(m),
+        width: Math.max(2, bw - 4),
+        height: Math.max(0, y(0) - y(m)),
         class: `nbviz-cam__bar-rect${i === layerIndex() ? " nbviz-cam__bar-rect--current" : ""}`,
       });
       const tip = svg("title");
       tip.textContent = `${e.layer}: mean ${m.toFixed(2)}${mine[i] != null ? `, this image ${Number(mine[i]).toFixed(2)}` : ""}`;
       g.append(rect, tip);
-      if (mine[i] != null) g.append(svg("circle", { cx: x + bw / 2, cy: y(Number(mine[i])), r: 3, class: "nbviz-cam__dot" }));
+      if (mine[i] != null)
+        g.append(svg("circle", { cx: x + bw / 2, cy: y(Number(mine[i])), r: 3, class: "nbviz-cam__dot" }));
       const tick = svg("text", { x: x + bw / 2, y: Hh - 4, "text-anchor": "middle", class: "nbviz-cam__axis" });
       tick.textContent = String(i + 1);
       g.append(tick);
@@ -446,7 +482,10 @@ function render({ model, el }) {
       });
       s.append(g);
     });
-    const note = best >= 0 ? `best: ${entries[best].layer} (${Number(means[best]).toFixed(2)}); bars: mean of all images, dot: this image` : "";
+    const note =
+      best >= 0
+        ? `best: ${entries[best].layer} (${Number(means[best]).toFixed(2)}); bars: mean of all images, dot: this image`
+        : "";
     chart.replaceChildren(s, h("div", { class: "nbviz-cam__note" }, note));
   }
 

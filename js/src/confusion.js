@@ -41,7 +41,7 @@ const GAP = 8;
 const LEGEND = 52;
 const viridis = colorTable();
 
-/** @param {{ model: any, el: HTMLElement }} ctx */
+/** @param {{ model: import("@anywidget/types").AnyModel<ConfusionState>, el: HTMLElement }} ctx */
 function render({ model, el }) {
   const root = h("div", { class: "nbviz nbviz-confusion" });
   el.appendChild(root);
@@ -139,7 +139,7 @@ function render({ model, el }) {
   /** Geometry in CSS pixels for the current width and K. */
   function layout(ctx, K, classes, showLabels) {
     const width = Math.max(320, Math.floor(root.clientWidth || 640));
-    ctx.font = "12px " + themeColors(root).font;
+    ctx.font = `12px ${themeColors(root).font}`;
     let labelW = 0;
     if (showLabels) for (const c of classes) labelW = Math.max(labelW, ctx.measureText(c).width);
     labelW = Math.min(130, Math.ceil(labelW));
@@ -249,10 +249,18 @@ function render({ model, el }) {
       const step = Math.max(1, Math.ceil(14 / g.cell));
       for (let k = 0; k < K; k += step) {
         const mid = (k + 0.5) * g.cell;
-        const row = h("span", { class: "nbviz-confusion__label nbviz-confusion__label--row", title: String(classes[k]) }, short[k]);
+        const row = h(
+          "span",
+          { class: "nbviz-confusion__label nbviz-confusion__label--row", title: String(classes[k]) },
+          short[k],
+        );
         row.style.right = `${g.width - g.x0 + 6}px`;
         row.style.top = `${g.y0 + mid}px`;
-        const col = h("span", { class: "nbviz-confusion__label nbviz-confusion__label--col", title: String(classes[k]) }, short[k]);
+        const col = h(
+          "span",
+          { class: "nbviz-confusion__label nbviz-confusion__label--col", title: String(classes[k]) },
+          short[k],
+        );
         col.style.left = `${g.x0 + mid}px`;
         col.style.top = `${g.y0 - 6}px`;
         labels.append(row, col);
@@ -423,7 +431,11 @@ function render({ model, el }) {
     const cur = current();
     const n = cur.matrix[r * K + c];
     const ids = data.examples.get(r * K + c) || [];
-    const close = h("button", { class: "nbviz-close nbviz-confusion__close", type: "button", "aria-label": "close examples" }, "×");
+    const close = h(
+      "button",
+      { class: "nbviz-close nbviz-confusion__close", type: "button", "aria-label": "close examples" },
+      "×",
+    );
     close.addEventListener("click", () => {
       view.selected = null;
       drawOverlay();

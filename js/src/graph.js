@@ -54,7 +54,8 @@ const WARM_RUNS = 4;
 let warmRuns = 0;
 /** @param {() => any} makeGraph @param {() => boolean} stop */
 function warmUp(makeGraph, stop) {
-  const idle = /** @type {any} */ (globalThis).requestIdleCallback || ((/** @type {() => void} */ f) => setTimeout(f, 200));
+  const idle =
+    /** @type {any} */ (globalThis).requestIdleCallback || ((/** @type {() => void} */ f) => setTimeout(f, 200));
   const next = () =>
     idle(() => {
       if (warmRuns >= WARM_RUNS || stop()) return;
@@ -78,8 +79,7 @@ function elkTransposed() {
   return /** @type {Promise<boolean>} */ (transposedProbe);
 }
 
-
-/** @param {{ model: any, el: HTMLElement }} ctx */
+/** @param {{ model: import("@anywidget/types").AnyModel<GraphState>, el: HTMLElement }} ctx */
 function render({ model, el }) {
   const shownAt = performance.now(); // display: the view is being created
   const id = ++uid;
@@ -90,16 +90,39 @@ function render({ model, el }) {
   const title = h("div", { class: "nbviz-graph__title" });
   const banner = h("div", { class: "nbviz-graph__banner", role: "alert" });
   banner.hidden = true;
-  const depthSelect = /** @type {HTMLSelectElement} */ (h("select", { class: "nbviz-control nbviz-graph__depth", "aria-label": "expand to depth" }));
+  const depthSelect = /** @type {HTMLSelectElement} */ (
+    h("select", { class: "nbviz-control nbviz-graph__depth", "aria-label": "expand to depth" })
+  );
   const foldBox = /** @type {HTMLInputElement} */ (h("input", { type: "checkbox", class: "nbviz-graph__fold-all" }));
   foldBox.checked = true;
-  const foldLabel = h("label", { class: "nbviz-graph__fold-label", title: "show each run of identical blocks as one ×N box" }, [foldBox, "fold repeats"]);
-  const collapseBtn = h("button", { class: "nbviz-control nbviz-graph__button", type: "button", title: "collapse every module and fold every repeat" }, "collapse all");
+  const foldLabel = h(
+    "label",
+    { class: "nbviz-graph__fold-label", title: "show each run of identical blocks as one ×N box" },
+    [foldBox, "fold repeats"],
+  );
+  const collapseBtn = h(
+    "button",
+    {
+      class: "nbviz-control nbviz-graph__button",
+      type: "button",
+      title: "collapse every module and fold every repeat",
+    },
+    "collapse all",
+  );
   const searchBox = /** @type {HTMLInputElement} */ (
-    h("input", { class: "nbviz-control nbviz-graph__search", type: "search", placeholder: "search modules and ops", "aria-label": "search modules by path, name or type, and ops such as relu by name" })
+    h("input", {
+      class: "nbviz-control nbviz-graph__search",
+      type: "search",
+      placeholder: "search modules and ops",
+      "aria-label": "search modules by path, name or type, and ops such as relu by name",
+    })
   );
   const matchCount = h("span", { class: "nbviz-graph__matches", role: "status" });
-  const fitBtn = h("button", { class: "nbviz-control nbviz-graph__button", type: "button", title: "fit the graph to the width" }, "fit");
+  const fitBtn = h(
+    "button",
+    { class: "nbviz-control nbviz-graph__button", type: "button", title: "fit the graph to the width" },
+    "fit",
+  );
   const svgBtn = h("button", { class: "nbviz-control nbviz-graph__button", type: "button" }, "export SVG");
   const pngBtn = h("button", { class: "nbviz-control nbviz-graph__button", type: "button" }, "export PNG");
   const stats = h("span", { class: "nbviz-graph__stats" });
@@ -116,7 +139,16 @@ function render({ model, el }) {
   const svg = /** @type {SVGSVGElement} */ (s("svg", { class: "nbviz-graph__svg", role: "img" }));
   const markerId = `nbviz-graph-arrow-${id}-${Math.random().toString(36).slice(2, 8)}`;
   const defs = s("defs");
-  const marker = s("marker", { id: markerId, viewBox: "0 0 10 10", refX: "9", refY: "5", markerWidth: "7", markerHeight: "7", orient: "auto-start-reverse", markerUnits: "userSpaceOnUse" });
+  const marker = s("marker", {
+    id: markerId,
+    viewBox: "0 0 10 10",
+    refX: "9",
+    refY: "5",
+    markerWidth: "7",
+    markerHeight: "7",
+    orient: "auto-start-reverse",
+    markerUnits: "userSpaceOnUse",
+  });
   marker.appendChild(s("path", { d: "M0,1 L10,5 L0,9 z", class: "nbviz-graph__arrow" }));
   defs.appendChild(marker);
   const scene = s("g", { class: "nbviz-graph__scene" });
@@ -168,7 +200,7 @@ function render({ model, el }) {
   /** @type {gv.Measure} */
   const measure = (text, font) => {
     if (!text) return 0;
-    const key = font + "\u0000" + text;
+    const key = `${font}\u0000${text}`;
     let w = widths.get(key);
     if (w === undefined) {
       measureCtx.font = `${FONTS[font]} ${family}`;
@@ -177,7 +209,7 @@ function render({ model, el }) {
     }
     return w;
   };
-  /** Text shortened with "…" to at most maxW px. @param {string} text @param {keyof FONTS} font @param {number} maxW */
+  /** Text shortened with "…" to at most maxW px. @param {string} text @param {keyof typeof FONTS} font @param {number} maxW */
   const fitText = (text, font, maxW) => truncateEnd(text, maxW, (t) => measure(t, font));
 
   let depth = 1; // the depth last asked for (trait, select, collapse all)
@@ -241,7 +273,8 @@ function render({ model, el }) {
     const max = index ? index.maxDepth : 0;
     if (depthSelect.options.length !== max + 1) {
       depthSelect.replaceChildren();
-      for (let d = 0; d <= max; d++) depthSelect.appendChild(h("option", { value: String(d) }, d === max && d > 0 ? `${d} (all)` : String(d)));
+      for (let d = 0; d <= max; d++)
+        depthSelect.appendChild(h("option", { value: String(d) }, d === max && d > 0 ? `${d} (all)` : String(d)));
     }
     depthSelect.value = String(Math.min(max, depth));
     foldLabel.hidden = !index || index.runs.size === 0;
@@ -379,7 +412,13 @@ function render({ model, el }) {
         if (seq !== layoutSeq) return;
         root.dataset.layoutMs = (performance.now() - started).toFixed(1);
         // ms spent: preparing, in ELK, building the SVG, restyling, until the frame was painted
-        root.dataset.layoutParts = [t.elk - started, t.laid - t.elk, t.painted - t.laid, t.styled - t.painted, performance.now() - t.styled]
+        root.dataset.layoutParts = [
+          t.elk - started,
+          t.laid - t.elk,
+          t.painted - t.laid,
+          t.styled - t.painted,
+          performance.now() - t.styled,
+        ]
           .map((x) => x.toFixed(0))
           .join(",");
         root.dataset.layouts = String(++layouts);
@@ -465,7 +504,10 @@ function render({ model, el }) {
     const t = gv.boxText(idx, v);
     const w = b.width;
     const hgt = b.height;
-    const tip = [n.kind === "module" ? n.path || n.name : `${n.name} (${n.type})`, n.kind === "module" ? n.type : n.path ? `in ${n.path}` : ""]
+    const tip = [
+      n.kind === "module" ? n.path || n.name : `${n.name} (${n.type})`,
+      n.kind === "module" ? n.type : n.path ? `in ${n.path}` : "",
+    ]
       .filter(Boolean)
       .join(" · ");
     g.appendChild(s("title", {}, v.kind === "fold" ? `${t.title} (${t.badge}) · ${n.type}` : tip));
@@ -473,7 +515,12 @@ function render({ model, el }) {
     if (v.open) {
       g.appendChild(s("rect", { class: "nbviz-graph__container", width: w, height: hgt, rx: 6 }));
       const head = s("g", { class: "nbviz-graph__header", "data-action": "collapse" });
-      head.appendChild(s("path", { class: "nbviz-graph__header-band", d: `M0,${BOX.header} V6 Q0,0 6,0 H${w - 6} Q${w},0 ${w},6 V${BOX.header} Z` }));
+      head.appendChild(
+        s("path", {
+          class: "nbviz-graph__header-band",
+          d: `M0,${BOX.header} V6 Q0,0 6,0 H${w - 6} Q${w},0 ${w},6 V${BOX.header} Z`,
+        }),
+      );
       const refold = v.run !== undefined ? BOX.badge : 0;
       const room = w - 2 * BOX.padX - BOX.info - refold - BOX.chevron;
       const text = s("text", { class: "nbviz-graph__label", x: BOX.padX, y: 18 });
@@ -481,9 +528,11 @@ function render({ model, el }) {
       const nameText = fitText(t.title, "name", room);
       text.appendChild(s("tspan", { class: "nbviz-graph__name" }, nameText));
       const left = room - measure(nameText, "name") - 8;
-      if (left > 20) text.appendChild(s("tspan", { class: "nbviz-graph__type", dx: 8 }, fitText(t.subtitle, "type", left)));
+      if (left > 20)
+        text.appendChild(s("tspan", { class: "nbviz-graph__type", dx: 8 }, fitText(t.subtitle, "type", left)));
       const left2 = left - measure(t.subtitle, "type") - 8;
-      if (left2 > 30 && t.detail) text.appendChild(s("tspan", { class: "nbviz-graph__detail", dx: 6 }, fitText(`· ${t.detail}`, "small", left2)));
+      if (left2 > 30 && t.detail)
+        text.appendChild(s("tspan", { class: "nbviz-graph__detail", dx: 6 }, fitText(`· ${t.detail}`, "small", left2)));
       head.appendChild(text);
       g.appendChild(head);
       if (refold) g.appendChild(refoldBadge(idx, v, w - BOX.info - BOX.badge - 2, 5));
@@ -510,11 +559,23 @@ function render({ model, el }) {
       const nameText = fitText(t.title, "name", room);
       line1.appendChild(s("tspan", { class: "nbviz-graph__name" }, nameText));
       const left = room - measure(nameText, "name") - 8;
-      if (left > 16) line1.appendChild(s("tspan", { class: "nbviz-graph__type", dx: 8 }, fitText(t.subtitle, "type", left)));
+      if (left > 16)
+        line1.appendChild(s("tspan", { class: "nbviz-graph__type", dx: 8 }, fitText(t.subtitle, "type", left)));
       g.appendChild(line1);
-      if (t.detail) g.appendChild(s("text", { class: "nbviz-graph__detail", x: BOX.padX, y: 31 }, fitText(t.detail, "small", bw - 2 * BOX.padX - right + BOX.info)));
+      if (t.detail)
+        g.appendChild(
+          s(
+            "text",
+            { class: "nbviz-graph__detail", x: BOX.padX, y: 31 },
+            fitText(t.detail, "small", bw - 2 * BOX.padX - right + BOX.info),
+          ),
+        );
       if (fold) {
-        const bg = s("g", { class: "nbviz-graph__badge", "data-action": "unfold", transform: `translate(${bw - BOX.badge - 4},${bh / 2 - 9})` });
+        const bg = s("g", {
+          class: "nbviz-graph__badge",
+          "data-action": "unfold",
+          transform: `translate(${bw - BOX.badge - 4},${bh / 2 - 9})`,
+        });
         bg.appendChild(s("title", {}, `show the ${(v.members || []).length} repeats one by one`));
         bg.appendChild(s("rect", { width: BOX.badge, height: 18, rx: 9 }));
         bg.appendChild(s("text", { x: BOX.badge / 2, y: 13 }, t.badge));
@@ -536,7 +597,8 @@ function render({ model, el }) {
     const nameText = fitText(t.title, nameFont, w - 2 * x0);
     text.appendChild(s("tspan", { class: "nbviz-graph__name" }, nameText));
     const left = w - 2 * x0 - measure(nameText, nameFont) - 6;
-    if (t.detail && left > 16) text.appendChild(s("tspan", { class: "nbviz-graph__detail", dx: 6 }, fitText(t.detail, "small", left)));
+    if (t.detail && left > 16)
+      text.appendChild(s("tspan", { class: "nbviz-graph__detail", dx: 6 }, fitText(t.detail, "small", left)));
     g.appendChild(text);
     return g;
   }
@@ -554,7 +616,11 @@ function render({ model, el }) {
   function refoldBadge(idx, v, x, y) {
     const members = idx.runs.get(/** @type {string} */ (v.run)) || [];
     const i = members.indexOf(v.id);
-    const g = s("g", { class: "nbviz-graph__badge nbviz-graph__badge--refold", "data-action": "refold", transform: `translate(${x},${y})` });
+    const g = s("g", {
+      class: "nbviz-graph__badge nbviz-graph__badge--refold",
+      "data-action": "refold",
+      transform: `translate(${x},${y})`,
+    });
     g.appendChild(s("title", {}, `fold the ${members.length} repeats back into one box`));
     g.appendChild(s("rect", { width: BOX.badge - 4, height: 18, rx: 9 }));
     g.appendChild(s("text", { x: (BOX.badge - 4) / 2, y: 13 }, `${i + 1}/${members.length}`));
@@ -605,7 +671,13 @@ function render({ model, el }) {
       else delete g.dataset.value;
       if (lastFill.get(nid) === fill) continue;
       lastFill.set(nid, fill);
-      const target = /** @type {SVGElement | null} */ (g.querySelector(g.dataset.fill === "header" ? ":scope > .nbviz-graph__header > .nbviz-graph__header-band" : ":scope > .nbviz-graph__box"));
+      const target = /** @type {SVGElement | null} */ (
+        g.querySelector(
+          g.dataset.fill === "header"
+            ? ":scope > .nbviz-graph__header > .nbviz-graph__header-band"
+            : ":scope > .nbviz-graph__box",
+        )
+      );
       if (target) target.style.fill = fill;
       g.classList.toggle("nbviz-graph__node--valued", !!fill);
       if (fill) {
@@ -639,7 +711,10 @@ function render({ model, el }) {
     for (let i = 0; i <= 10; i++) stops.push(css(rgbAt(viridis, i / 10)));
     legend.replaceChildren(
       h("div", { class: "nbviz-graph__legend-label" }, String(ov.label ?? "")),
-      h("div", { class: "nbviz-graph__legend-bar", style: `background: linear-gradient(to right, ${stops.join(", ")})` }),
+      h("div", {
+        class: "nbviz-graph__legend-bar",
+        style: `background: linear-gradient(to right, ${stops.join(", ")})`,
+      }),
       h("div", { class: "nbviz-graph__legend-range" }, [
         h("span", {}, gv.formatValue(scale.min)),
         h("span", {}, scale.log ? "log scale" : ""),
@@ -834,7 +909,11 @@ function render({ model, el }) {
     if (!n) return;
     selected = vis?.byId.has(nid) ? nid : null;
     const mod = n.kind === "module" ? index.graph.modules?.[n.path] : undefined;
-    const close = h("button", { class: "nbviz-close nbviz-graph__close", type: "button", "aria-label": "close details" }, "×");
+    const close = h(
+      "button",
+      { class: "nbviz-close nbviz-graph__close", type: "button", "aria-label": "close details" },
+      "×",
+    );
     close.addEventListener("click", closeDetails);
     const heading = n.kind === "module" ? n.path || n.name || n.type : n.name;
     /** @type {(string | Node)[]} */
@@ -858,12 +937,24 @@ function render({ model, el }) {
       if (n.inplace) facts.push(["in place", "yes: modifies its input"]);
     }
     if (n.error) facts.push(["error", n.error]);
-    parts.push(h("dl", { class: "nbviz-graph__facts" }, facts.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])));
+    parts.push(
+      h(
+        "dl",
+        { class: "nbviz-graph__facts" },
+        facts.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]),
+      ),
+    );
     /** @param {string} label @param {{shape: number[] | null, dtype: string}[] | undefined} list */
     const tensors = (label, list) => {
       if (!list || !list.length) return;
       parts.push(h("h4", {}, label));
-      parts.push(h("ul", { class: "nbviz-graph__tensors" }, list.map((t) => h("li", {}, [h("code", {}, t.shape ? `[${t.shape.join(", ")}]` : "–"), ` ${t.dtype ?? ""}`]))));
+      parts.push(
+        h(
+          "ul",
+          { class: "nbviz-graph__tensors" },
+          list.map((t) => h("li", {}, [h("code", {}, t.shape ? `[${t.shape.join(", ")}]` : "–"), ` ${t.dtype ?? ""}`])),
+        ),
+      );
     };
     tensors("inputs", n.inputs);
     tensors("outputs", n.outputs);
@@ -871,18 +962,36 @@ function render({ model, el }) {
       if (mod.params && mod.params.length) {
         parts.push(h("h4", {}, "parameters"));
         const rows = mod.params.map((p) =>
-          h("tr", {}, [h("td", {}, p.name), h("td", {}, h("code", {}, `[${(p.shape || []).join(", ")}]`)), h("td", { class: "nbviz-graph__num" }, gv.formatInt(p.numel)), h("td", {}, p.dtype ?? "")]),
+          h("tr", {}, [
+            h("td", {}, p.name),
+            h("td", {}, h("code", {}, `[${(p.shape || []).join(", ")}]`)),
+            h("td", { class: "nbviz-graph__num" }, gv.formatInt(p.numel)),
+            h("td", {}, p.dtype ?? ""),
+          ]),
         );
         parts.push(
           h("table", { class: "nbviz-graph__params" }, [
-            h("thead", {}, h("tr", {}, [h("th", {}, "name"), h("th", {}, "shape"), h("th", { class: "nbviz-graph__num" }, "count"), h("th", {}, "dtype")])),
+            h(
+              "thead",
+              {},
+              h("tr", {}, [
+                h("th", {}, "name"),
+                h("th", {}, "shape"),
+                h("th", { class: "nbviz-graph__num" }, "count"),
+                h("th", {}, "dtype"),
+              ]),
+            ),
             h("tbody", {}, rows),
           ]),
         );
       }
       if (mod.params && mod.params.length) {
         parts.push(h("h4", {}, "weights"));
-        parts.push(mod.histogram ? histogram(mod.histogram) : h("div", { class: "nbviz-graph__muted" }, "no values on the meta device"));
+        parts.push(
+          mod.histogram
+            ? histogram(mod.histogram)
+            : h("div", { class: "nbviz-graph__muted" }, "no values on the meta device"),
+        );
       }
       if (mod.repr) {
         parts.push(h("h4", {}, "repr"));
@@ -916,12 +1025,25 @@ function render({ model, el }) {
     const H = 64;
     const counts = hist.counts || [];
     const max = Math.max(1, ...counts);
-    const out = s("svg", { class: "nbviz-graph__hist", width: W, height: H + 16, viewBox: `0 0 ${W} ${H + 16}`, role: "img" });
+    const out = s("svg", {
+      class: "nbviz-graph__hist",
+      width: W,
+      height: H + 16,
+      viewBox: `0 0 ${W} ${H + 16}`,
+      role: "img",
+    });
     const bw = W / Math.max(1, counts.length);
     counts.forEach((c, i) => {
       const bh = c > 0 ? Math.max(1, (H * c) / max) : 0;
-      const r = s("rect", { x: (i * bw + 0.5).toFixed(1), y: (H - bh).toFixed(1), width: Math.max(0.5, bw - 1).toFixed(1), height: bh.toFixed(1) });
-      r.appendChild(s("title", {}, `[${fmt(hist.edges?.[i])}, ${fmt(hist.edges?.[i + 1])}): ${c.toLocaleString("en-US")}`));
+      const r = s("rect", {
+        x: (i * bw + 0.5).toFixed(1),
+        y: (H - bh).toFixed(1),
+        width: Math.max(0.5, bw - 1).toFixed(1),
+        height: bh.toFixed(1),
+      });
+      r.appendChild(
+        s("title", {}, `[${fmt(hist.edges?.[i])}, ${fmt(hist.edges?.[i + 1])}): ${c.toLocaleString("en-US")}`),
+      );
       out.appendChild(r);
     });
     out.appendChild(s("line", { x1: 0, x2: W, y1: H + 0.5, y2: H + 0.5 }));
@@ -934,14 +1056,35 @@ function render({ model, el }) {
         out.appendChild(s("text", { x: x0.toFixed(1), y: H + 13, "text-anchor": "middle" }, "0"));
       }
     }
-    out.setAttribute("aria-label", `histogram of weight values from ${fmt(edges[0])} to ${fmt(edges[edges.length - 1])}`);
+    out.setAttribute(
+      "aria-label",
+      `histogram of weight values from ${fmt(edges[0])} to ${fmt(edges[edges.length - 1])}`,
+    );
     return out;
   }
   /** @param {number | undefined} x */
   const fmt = (x) => (x == null ? "?" : gv.formatValue(x));
 
   // ---- export -------------------------------------------------------------
-  const STYLE_PROPS = ["fill", "fill-opacity", "stroke", "stroke-width", "stroke-opacity", "stroke-dasharray", "opacity", "font-family", "font-size", "font-weight", "font-style", "text-anchor", "dominant-baseline", "paint-order", "stroke-linejoin", "display", "visibility"];
+  const STYLE_PROPS = [
+    "fill",
+    "fill-opacity",
+    "stroke",
+    "stroke-width",
+    "stroke-opacity",
+    "stroke-dasharray",
+    "opacity",
+    "font-family",
+    "font-size",
+    "font-weight",
+    "font-style",
+    "text-anchor",
+    "dominant-baseline",
+    "paint-order",
+    "stroke-linejoin",
+    "display",
+    "visibility",
+  ];
 
   /** A standalone SVG of the whole graph as it is now, colours resolved. */
   function exportSvgText() {
@@ -955,12 +1098,21 @@ function render({ model, el }) {
     const legendH = legend.hidden ? 0 : 44;
     const W = Math.ceil(laid.width + 2 * pad);
     const H = Math.ceil(laid.height + 2 * pad + top + legendH);
-    const out = /** @type {SVGSVGElement} */ (s("svg", { xmlns: SVG, width: W, height: H, viewBox: `0 0 ${W} ${H}`, "font-family": style.fontFamily || "sans-serif" }));
+    const out = /** @type {SVGSVGElement} */ (
+      s("svg", {
+        xmlns: SVG,
+        width: W,
+        height: H,
+        viewBox: `0 0 ${W} ${H}`,
+        "font-family": style.fontFamily || "sans-serif",
+      })
+    );
     out.appendChild(s("rect", { width: W, height: H, fill: bg }));
     const d = /** @type {SVGElement} */ (defs.cloneNode(true));
     inlineStyles(defs, d);
     out.appendChild(d);
-    if (titleText) out.appendChild(s("text", { x: pad, y: pad + 10, fill: fg, "font-size": 14, "font-weight": 600 }, titleText));
+    if (titleText)
+      out.appendChild(s("text", { x: pad, y: pad + 10, fill: fg, "font-size": 14, "font-weight": 600 }, titleText));
     const clone = /** @type {SVGGElement} */ (scene.cloneNode(true));
     inlineStyles(scene, clone);
     for (const t of clone.querySelectorAll("title")) t.remove();
@@ -974,12 +1126,19 @@ function render({ model, el }) {
         const lg = s("g", { transform: `translate(${pad},${y})` });
         const gradId = `nbviz-graph-legend-${id}`;
         const grad = s("linearGradient", { id: gradId });
-        for (let i = 0; i <= 10; i++) grad.appendChild(s("stop", { offset: `${i * 10}%`, "stop-color": css(rgbAt(viridis, i / 10)) }));
+        for (let i = 0; i <= 10; i++)
+          grad.appendChild(s("stop", { offset: `${i * 10}%`, "stop-color": css(rgbAt(viridis, i / 10)) }));
         d.appendChild(grad);
         lg.appendChild(s("text", { x: 0, y: 10, fill: fg, "font-size": 11 }, String(ov?.label ?? "")));
         lg.appendChild(s("rect", { x: 0, y: 16, width: 180, height: 10, fill: `url(#${gradId})` }));
         lg.appendChild(s("text", { x: 0, y: 38, fill: fg, "font-size": 10 }, gv.formatValue(scale.min)));
-        lg.appendChild(s("text", { x: 180, y: 38, fill: fg, "font-size": 10, "text-anchor": "end" }, gv.formatValue(scale.max) + (scale.log ? " (log)" : "")));
+        lg.appendChild(
+          s(
+            "text",
+            { x: 180, y: 38, fill: fg, "font-size": 10, "text-anchor": "end" },
+            gv.formatValue(scale.max) + (scale.log ? " (log)" : ""),
+          ),
+        );
         out.appendChild(lg);
       }
     }
@@ -1032,7 +1191,10 @@ function render({ model, el }) {
     const out = exportSvgText();
     if (!out) return;
     // 2x for crisp text, within what canvases allow (16k px a side, ~120M px).
-    const scale = Math.max(0.05, Math.min(2, 16000 / out.width, 16000 / out.height, Math.sqrt(1.2e8 / (out.width * out.height))));
+    const scale = Math.max(
+      0.05,
+      Math.min(2, 16000 / out.width, 16000 / out.height, Math.sqrt(1.2e8 / (out.width * out.height))),
+    );
     const img = new Image();
     const url = URL.createObjectURL(new Blob([out.text], { type: "image/svg+xml" }));
     img.onload = () => {
@@ -1164,7 +1326,7 @@ function roundedPath(pts, r) {
     d += `L${ax.toFixed(1)},${ay.toFixed(1)}Q${x1.toFixed(1)},${y1.toFixed(1)} ${bx.toFixed(1)},${by.toFixed(1)}`;
   }
   const last = pts[pts.length - 1];
-  return d + `L${last[0].toFixed(1)},${last[1].toFixed(1)}`;
+  return `${d}L${last[0].toFixed(1)},${last[1].toFixed(1)}`;
 }
 
 export default { render };

@@ -52,7 +52,7 @@ import { formatNumber as fmt, plural, tailPath } from "./lib/text.js";
 const inferno = colorTable(interpolateInferno).lut;
 const viridis = colorTable(interpolateViridis).lut;
 
-/** @param {{ model: any, el: HTMLElement }} ctx */
+/** @param {{ model: import("@anywidget/types").AnyModel<MonitorState>, el: HTMLElement }} ctx */
 function render({ model, el }) {
   const root = h("div", { class: "nbviz nbviz-monitor" });
   el.appendChild(root);
@@ -63,40 +63,75 @@ function render({ model, el }) {
   const status = h("div", { class: "nbviz-monitor__status", role: "status" });
   const banner = h("div", { class: "nbviz-monitor__nan", role: "alert" });
   banner.hidden = true;
-  const smoothing = /** @type {HTMLInputElement} */ (h("input", { type: "range", min: "0", max: "0.99", step: "0.01", class: "nbviz-monitor__smoothing", "aria-label": "smoothing" }));
+  const smoothing = /** @type {HTMLInputElement} */ (
+    h("input", {
+      type: "range",
+      min: "0",
+      max: "0.99",
+      step: "0.01",
+      class: "nbviz-monitor__smoothing",
+      "aria-label": "smoothing",
+    })
+  );
   const smoothingLabel = h("span", { class: "nbviz-monitor__value" });
   const logToggle = /** @type {HTMLInputElement} */ (h("input", { type: "checkbox", class: "nbviz-monitor__log" }));
-  const windowSelect = /** @type {HTMLSelectElement} */ (h("select", { class: "nbviz-control nbviz-monitor__window", "aria-label": "steps shown" }));
-  for (const [v, label] of [["0", "whole run"], ["100", "last 100 steps"], ["500", "last 500 steps"], ["2000", "last 2,000 steps"]]) windowSelect.append(h("option", { value: v }, label));
+  const windowSelect = /** @type {HTMLSelectElement} */ (
+    h("select", { class: "nbviz-control nbviz-monitor__window", "aria-label": "steps shown" })
+  );
+  for (const [v, label] of [
+    ["0", "whole run"],
+    ["100", "last 100 steps"],
+    ["500", "last 500 steps"],
+    ["2000", "last 2,000 steps"],
+  ])
+    windowSelect.append(h("option", { value: v }, label));
   const logLabel = h("span", {}, " log scale");
   const curveControls = h("div", { class: "nbviz-monitor__controls" }, [
     h("label", {}, ["smoothing ", smoothing, smoothingLabel]),
-    h("label", { title: "log10 of the losses (of every curve spanning over a decade when no name says loss)" }, [logToggle, logLabel]),
+    h("label", { title: "log10 of the losses (of every curve spanning over a decade when no name says loss)" }, [
+      logToggle,
+      logLabel,
+    ]),
     windowSelect,
   ]);
   const curveNote = h("div", { class: "nbviz-monitor__curve-note", role: "note" });
   curveNote.hidden = true;
-  const panel = (/** @type {string} */ name, /** @type {string} */ heading, /** @type {(string | Node)[]} */ extra = []) => {
+  const panel = (
+    /** @type {string} */ name,
+    /** @type {string} */ heading,
+    /** @type {(string | Node)[]} */ extra = [],
+  ) => {
     const body = h("div", { class: "nbviz-monitor__body" });
     const note = h("div", { class: "nbviz-monitor__note" });
-    const box = h("section", { class: `nbviz-monitor__panel nbviz-monitor__panel--${name}` }, [h("div", { class: "nbviz-monitor__head" }, [h("h4", {}, heading), ...extra]), body, note]);
+    const box = h("section", { class: `nbviz-monitor__panel nbviz-monitor__panel--${name}` }, [
+      h("div", { class: "nbviz-monitor__head" }, [h("h4", {}, heading), ...extra]),
+      body,
+      note,
+    ]);
     return { box, body, note };
   };
   const flow = panel("flow", "Gradient flow");
   const ratio = panel("ratio", "Update / weight ratio");
   const dead = panel("dead", "Dead ReLU units");
-  const histLayer = /** @type {HTMLSelectElement} */ (h("select", { class: "nbviz-control nbviz-monitor__hist-layer", "aria-label": "histogram layer" }));
-  const histKind = /** @type {HTMLSelectElement} */ (h("select", { class: "nbviz-control nbviz-monitor__hist-kind", "aria-label": "histogram of" }));
+  const histLayer = /** @type {HTMLSelectElement} */ (
+    h("select", { class: "nbviz-control nbviz-monitor__hist-layer", "aria-label": "histogram layer" })
+  );
+  const histKind = /** @type {HTMLSelectElement} */ (
+    h("select", { class: "nbviz-control nbviz-monitor__hist-kind", "aria-label": "histogram of" })
+  );
   for (const k of ["weights", "gradients", "activations"]) histKind.append(h("option", { value: k }, k));
   const hist = panel("hist", "Histograms over time", [histLayer, histKind]);
-  const featLayer = /** @type {HTMLSelectElement} */ (h("select", { class: "nbviz-control nbviz-monitor__feature-layer", "aria-label": "feature map layer" }));
+  const featLayer = /** @type {HTMLSelectElement} */ (
+    h("select", { class: "nbviz-control nbviz-monitor__feature-layer", "aria-label": "feature map layer" })
+  );
   const probeStrip = h("div", { class: "nbviz-monitor__probes", role: "listbox", "aria-label": "probe image" });
   const feat = panel("features", "Feature maps", [featLayer]);
   const grid = h("div", { class: "nbviz-monitor__grid" }, [flow.box, ratio.box, dead.box, hist.box, feat.box]);
   root.append(title, status, banner, curveControls, curveNote, grid);
 
   // --- data ------------------------------------------------------------------------------------
-  const get = (/** @type {string} */ k) => model.get(k);
+  /** @template {keyof MonitorState} K @param {K} k @returns {MonitorState[K]} */
+  const get = (k) => model.get(k);
   const arr = (/** @type {any} */ v) => decodeArray(v);
   /** @type {Record<string, Record<string, any>>} */
   let curveModels = {};
@@ -134,14 +169,14 @@ function render({ model, el }) {
     const allValues = {};
     for (const name of Object.keys(curveModels)) {
       const s = scalars[name];
-      allValues[name] = Float64Array.from(s ? arr(s.values)?.data ?? [] : []);
+      allValues[name] = Float64Array.from(s ? (arr(s.values)?.data ?? []) : []);
     }
     const logged = new Set(view.log ? logCurves(allValues) : []);
     /** @type {string[]} */
     const notes = [];
     for (const [name, parts] of Object.entries(curveModels)) {
       const s = scalars[name];
-      const steps = s ? arr(s.steps)?.data ?? new Int32Array() : new Int32Array();
+      const steps = s ? (arr(s.steps)?.data ?? new Int32Array()) : new Int32Array();
       const [a, b] = windowRange(steps, view.window);
       const x = Float64Array.from(steps.subarray(a, b));
       const raw = allValues[name].subarray(a, b);
@@ -189,7 +224,9 @@ function render({ model, el }) {
       parts.bad.set({ x: Float64Array.from(marks), y: new Float64Array(marks.length).fill(range[1]) });
       if (marks.length) {
         const from = /** @type {[number, number]} */ (extent([marks]))[0];
-        notes.push(`${name}: ${plural(marks.length, "non-finite value")} (NaN or ±Inf) from step ${from}, gaps in its lines, marked + along the top`);
+        notes.push(
+          `${name}: ${plural(marks.length, "non-finite value")} (NaN or ±Inf) from step ${from}, gaps in its lines, marked + along the top`,
+        );
       }
     }
     curveNote.textContent = notes.join("; ");
@@ -217,8 +254,16 @@ function render({ model, el }) {
    * @param {{log?: boolean, max?: ArrayLike<number> | null, reference?: number, domain?: [number, number]}} opts
    */
   function bars(into, names, values, opts) {
-    const W = Math.max(300, Math.min(560, 14 * names.length + 60)), H = 150, left = 44, bottom = 20, top = 6;
-    const all = [...Array.from(values), ...(opts.max ? Array.from(opts.max) : []), ...(opts.reference ? [opts.reference] : [])];
+    const W = Math.max(300, Math.min(560, 14 * names.length + 60)),
+      H = 150,
+      left = 44,
+      bottom = 20,
+      top = 6;
+    const all = [
+      ...Array.from(values),
+      ...(opts.max ? Array.from(opts.max) : []),
+      ...(opts.reference ? [opts.reference] : []),
+    ];
     const range = opts.domain || (opts.log ? logRange(all) : [0, Math.max(1e-12, ...all.filter(Number.isFinite))]);
     const s = svg("svg", { width: W, height: H, role: "img" });
     if (!range || !names.length) {
@@ -236,7 +281,15 @@ function render({ model, el }) {
       s.append(lab);
     }
     if (opts.reference) {
-      s.append(svg("line", { x1: left, x2: W - 4, y1: y(opts.reference), y2: y(opts.reference), class: "nbviz-monitor__reference" }));
+      s.append(
+        svg("line", {
+          x1: left,
+          x2: W - 4,
+          y1: y(opts.reference),
+          y2: y(opts.reference),
+          class: "nbviz-monitor__reference",
+        }),
+      );
     }
     const bw = (W - left - 4) / names.length;
     names.forEach((name, i) => {
@@ -244,11 +297,26 @@ function render({ model, el }) {
       const g = svg("g");
       const bad = !Number.isFinite(v);
       const x = left + i * bw;
-      const rect = svg("rect", { x: x + 1, y: bad ? top : y(v), width: Math.max(1, bw - 2), height: bad ? H - top - bottom : Math.max(0, y(lo) - y(v)), class: bad ? "nbviz-monitor__bar nbviz-monitor__bar--bad" : "nbviz-monitor__bar" });
+      const rect = svg("rect", {
+        x: x + 1,
+        y: bad ? top : y(v),
+        width: Math.max(1, bw - 2),
+        height: bad ? H - top - bottom : Math.max(0, y(lo) - y(v)),
+        class: bad ? "nbviz-monitor__bar nbviz-monitor__bar--bad" : "nbviz-monitor__bar",
+      });
       const tip = svg("title");
       tip.textContent = `${i + 1}. ${name}: ${fmt(v)}${opts.max ? `, max |g| ${fmt(opts.max[i])}` : ""}`;
       g.append(rect, tip);
-      if (opts.max && Number.isFinite(opts.max[i]) && opts.max[i] > 0) g.append(svg("line", { x1: x + 1, x2: x + Math.max(2, bw - 1), y1: y(opts.max[i]), y2: y(opts.max[i]), class: "nbviz-monitor__max" }));
+      if (opts.max && Number.isFinite(opts.max[i]) && opts.max[i] > 0)
+        g.append(
+          svg("line", {
+            x1: x + 1,
+            x2: x + Math.max(2, bw - 1),
+            y1: y(opts.max[i]),
+            y2: y(opts.max[i]),
+            class: "nbviz-monitor__max",
+          }),
+        );
       s.append(g);
     });
     const first = svg("text", { x: left, y: H - 5, class: "nbviz-monitor__axis" });
@@ -278,9 +346,25 @@ function render({ model, el }) {
    * @param {boolean} [flip]
    */
   function heat(into, rows, T, C, value, lut, cls, flip = false) {
-    const c = /** @type {HTMLCanvasElement} */ (h("canvas", { class: `nbviz-monitor__heat ${cls}`, width: String(Math.max(1, T)), height: String(Math.max(1, C)), role: "img" }));
+    const c = /** @type {HTMLCanvasElement} */ (
+      h("canvas", {
+        class: `nbviz-monitor__heat ${cls}`,
+        width: String(Math.max(1, T)),
+        height: String(Math.max(1, C)),
+        role: "img",
+      })
+    );
     const ctx = /** @type {CanvasRenderingContext2D} */ (c.getContext("2d"));
-    if (T && C) ctx.putImageData(new ImageData(heatPixels(rows, T, C, value, lut, { flip }), T, C), 0, 0);
+    if (T && C)
+      ctx.putImageData(
+        new ImageData(
+          /** @type {Uint8ClampedArray<ArrayBuffer>} */ (heatPixels(rows, T, C, value, lut, { flip })),
+          T,
+          C,
+        ),
+        0,
+        0,
+      );
     into.append(c);
     return c;
   }
@@ -328,12 +412,21 @@ function render({ model, el }) {
     const barBox = h("div");
     flow.body.append(barBox);
     if (norm) bars(barBox, layers, norm, { log: true, max: mx });
-    else barBox.append(h("div", { class: "nbviz-monitor__empty" }, "no gradients yet: call mon.step() after loss.backward()"));
+    else
+      barBox.append(
+        h("div", { class: "nbviz-monitor__empty" }, "no gradients yet: call mon.step() after loss.backward()"),
+      );
     const g = f.grad_norm && arr(f.grad_norm.rows);
     if (g && g.shape[0]) {
-      const [T, C] = g.shape;
       const range = logRange(g.data) || [1e-8, 1];
-      layerHeat(flow.body, g, arr(f.grad_norm.steps)?.data, layers, logScale(range[0], range[1]), "nbviz-monitor__flow-heat");
+      layerHeat(
+        flow.body,
+        g,
+        arr(f.grad_norm.steps)?.data,
+        layers,
+        logScale(range[0], range[1]),
+        "nbviz-monitor__flow-heat",
+      );
       const maxStep = get("max_step");
       const tick = mx && maxStep >= 0 ? ` (tick: max |g| at step ${maxStep}, measured every few steps)` : "";
       flow.note.textContent = `bars: gradient norm per layer at the last step${tick}, log scale; map: layers (input side at the top) × time, colour log10 norm from ${fmt(range[0])} to ${fmt(range[1])}; grey: no gradient or non-finite. ${strideNote(f.grad_norm.stride)}.`;
@@ -369,8 +462,10 @@ function render({ model, el }) {
     else dead.body.replaceChildren(h("div", { class: "nbviz-monitor__empty" }, "measured every few steps: none yet"));
     const hist = (get("flow") || {}).dead;
     const rows = hist && arr(hist.rows);
-    if (rows && rows.shape[0]) layerHeat(dead.body, rows, arr(hist.steps)?.data, relus, (v) => v, "nbviz-monitor__dead-heat");
-    dead.note.textContent = "fraction of channels that are zero for the whole batch (bars: the latest; map: ReLU modules × time, black 0 to yellow 1). nn.ReLU modules only: functional relu calls are not seen.";
+    if (rows && rows.shape[0])
+      layerHeat(dead.body, rows, arr(hist.steps)?.data, relus, (v) => v, "nbviz-monitor__dead-heat");
+    dead.note.textContent =
+      "fraction of channels that are zero for the whole batch (bars: the latest; map: ReLU modules × time, black 0 to yellow 1). nn.ReLU modules only: functional relu calls are not seen.";
   }
 
   function drawHist() {
@@ -393,7 +488,11 @@ function render({ model, el }) {
     let peak = 0;
     for (const v of rows.data) if (v > peak) peak = v;
     const wrap = h("div", { class: "nbviz-monitor__hist-wrap" }, [
-      h("div", { class: "nbviz-monitor__hist-axis" }, [h("span", {}, fmt(entry.radius)), h("span", {}, "0"), h("span", {}, fmt(-entry.radius))]),
+      h("div", { class: "nbviz-monitor__hist-axis" }, [
+        h("span", {}, fmt(entry.radius)),
+        h("span", {}, "0"),
+        h("span", {}, fmt(-entry.radius)),
+      ]),
     ]);
     heat(wrap, rows.data, T, B, (v) => Math.sqrt(v / (peak || 1)), viridis, "nbviz-monitor__hist-heat", true);
     hist.body.append(wrap);
@@ -415,7 +514,15 @@ function render({ model, el }) {
     if (probes && !probeStrip.childElementCount) {
       const [N, H, W] = probes.shape;
       for (let i = 0; i < N; i++) {
-        const c = /** @type {HTMLCanvasElement} */ (h("canvas", { class: "nbviz-monitor__probe", width: String(W), height: String(H), role: "option", tabindex: "0" }));
+        const c = /** @type {HTMLCanvasElement} */ (
+          h("canvas", {
+            class: "nbviz-monitor__probe",
+            width: String(W),
+            height: String(H),
+            role: "option",
+            tabindex: "0",
+          })
+        );
         const img = new ImageData(W, H);
         for (let p = 0; p < H * W; p++) {
           img.data.set(probes.data.subarray((i * H * W + p) * 3, (i * H * W + p) * 3 + 3), 4 * p);
@@ -429,10 +536,14 @@ function render({ model, el }) {
         probeStrip.append(c);
       }
     }
-    [...probeStrip.children].forEach((c, i) => c.setAttribute("aria-selected", String(i === view.probe)));
+    [...probeStrip.children].forEach((c, i) => {
+      c.setAttribute("aria-selected", String(i === view.probe));
+    });
     const maps = arr(features[view.featureLayer]);
     if (!maps) {
-      feat.body.append(h("div", { class: "nbviz-monitor__empty" }, "pass probe=... (a few conv-model inputs) to see feature maps"));
+      feat.body.append(
+        h("div", { class: "nbviz-monitor__empty" }, "pass probe=... (a few conv-model inputs) to see feature maps"),
+      );
       feat.note.textContent = "";
       return;
     }
@@ -441,7 +552,9 @@ function render({ model, el }) {
     const tiles = h("div", { class: "nbviz-monitor__tiles" });
     for (let c = 0; c < C; c++) {
       const start = (i * C + c) * Hh * W;
-      const tile = /** @type {HTMLCanvasElement} */ (h("canvas", { class: "nbviz-monitor__tile", width: String(W), height: String(Hh) }));
+      const tile = /** @type {HTMLCanvasElement} */ (
+        h("canvas", { class: "nbviz-monitor__tile", width: String(W), height: String(Hh) })
+      );
       const img = new ImageData(W, Hh);
       for (let p = 0; p < Hh * W; p++) {
         const v = maps.data[start + p];
@@ -513,7 +626,18 @@ function render({ model, el }) {
   });
 
   const schedule = coalesce(drawAll); // several traits change in one message: draw once
-  const events = ["scalars", "val", "flow", "latest", "max_step", "histograms", "features", "nonfinite", "steps", "detached"].map((k) => `change:${k}`);
+  const events = [
+    "scalars",
+    "val",
+    "flow",
+    "latest",
+    "max_step",
+    "histograms",
+    "features",
+    "nonfinite",
+    "steps",
+    "detached",
+  ].map((k) => `change:${k}`);
   for (const e of events) model.on(e, schedule);
   const onCurves = () => resolveCurves();
   model.on("change:curves", onCurves);

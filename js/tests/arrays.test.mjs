@@ -1,5 +1,5 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
+import { test } from "node:test";
 import { decodeArray } from "../src/lib/arrays.js";
 
 test("decodes a DataView into a typed array honouring byteOffset", () => {

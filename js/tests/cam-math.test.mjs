@@ -1,6 +1,15 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
-import { blend, classChoices, emptyMapNote, isEmpty, layerMeans, normalize, outline, upsample } from "../src/lib/cam-math.js";
+import { test } from "node:test";
+import {
+  blend,
+  classChoices,
+  emptyMapNote,
+  isEmpty,
+  layerMeans,
+  normalize,
+  outline,
+  upsample,
+} from "../src/lib/cam-math.js";
 import { colorTable } from "../src/lib/colors.js";
 
 const close = (a, b) => {
@@ -10,8 +19,10 @@ const close = (a, b) => {
 
 test("upsample equals torch's bilinear interpolation with align_corners=False", () => {
   // Reference values printed by torch.nn.functional.interpolate.
-  close(upsample([0, 1, 2, 3, 4, 5], 2, 3, 4, 5),
-    [0, 0.4, 1, 1.6, 2, 0.75, 1.15, 1.75, 2.35, 2.75, 2.25, 2.65, 3.25, 3.85, 4.25, 3, 3.4, 4, 4.6, 5]);
+  close(
+    upsample([0, 1, 2, 3, 4, 5], 2, 3, 4, 5),
+    [0, 0.4, 1, 1.6, 2, 0.75, 1.15, 1.75, 2.35, 2.75, 2.25, 2.65, 3.25, 3.85, 4.25, 3, 3.4, 4, 4.6, 5],
+  );
   close(upsample([0, 1, 2, 7], 2, 2, 3, 3), [0, 0.5, 1, 1, 2.5, 4, 2, 4.5, 7]);
   close(upsample([1, 2, 3, 4], 2, 2, 2, 2), [1, 2, 3, 4]); // same size: unchanged
   close(upsample([5], 1, 1, 3, 2), [5, 5, 5, 5, 5, 5]);
@@ -105,7 +116,15 @@ test("outline marks the inside pixels next to the outside", () => {
 });
 
 test("layerMeans averages one metric over images per layer", () => {
-  const a = [[[[1, 0.5, 0.2], [0, 0.3, 0.4]]], null];
+  const a = [
+    [
+      [
+        [1, 0.5, 0.2],
+        [0, 0.3, 0.4],
+      ],
+    ],
+    null,
+  ];
   assert.deepEqual(layerMeans(a, 0, 0), [0.5, null]);
   close([layerMeans(a, 0, 1)[0]], [0.4]);
 });
@@ -113,8 +132,23 @@ test("layerMeans averages one metric over images per layer", () => {
 test("classChoices lists distinct classes and marks the true one", () => {
   // One image, T = 4: top-3 predictions 2, 0, 5, then the true label 0.
   const c = classChoices([2, 0, 5, 0], [0.7, 0.2, 0.05, 0.2], 4, 0, 3, 0);
-  assert.deepEqual(c.map((x) => [x.column, x.cls, x.rank, x.isTrue]), [[0, 2, 1, false], [1, 0, 2, true], [2, 5, 3, false]]);
+  assert.deepEqual(
+    c.map((x) => [x.column, x.cls, x.rank, x.isTrue]),
+    [
+      [0, 2, 1, false],
+      [1, 0, 2, true],
+      [2, 5, 3, false],
+    ],
+  );
   // True label outside the top 3: its own entry, unranked.
   const d = classChoices([2, 0, 5, 4], [0.7, 0.2, 0.05, 0.01], 4, 0, 3, 4);
-  assert.deepEqual(d.map((x) => [x.column, x.rank, x.isTrue]), [[0, 1, false], [1, 2, false], [2, 3, false], [3, null, true]]);
+  assert.deepEqual(
+    d.map((x) => [x.column, x.rank, x.isTrue]),
+    [
+      [0, 1, false],
+      [1, 2, false],
+      [2, 3, false],
+      [3, null, true],
+    ],
+  );
 });

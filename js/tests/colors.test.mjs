@@ -1,5 +1,5 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
+import { test } from "node:test";
 import { colorTable, parseColor, rgbAt, textColorOn } from "../src/lib/colors.js";
 
 test("viridis runs from dark purple to yellow", () => {

@@ -1,5 +1,5 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
+import { test } from "node:test";
 import { denseFromSparse, formatValue, normalize, summary } from "../src/lib/confusion-math.js";
 
 // rows = true, columns = predicted

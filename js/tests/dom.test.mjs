@@ -1,5 +1,5 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
+import { test } from "node:test";
 import { coalesce } from "../src/lib/dom.js";
 
 test("coalesce runs once per deferral however often it is asked, then again after", async () => {

@@ -1,8 +1,7 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
+import { test } from "node:test";
 import ELK from "elkjs/lib/elk.bundled.js";
 import {
-  FOLD_PREFIX,
   allRuns,
   boxSize,
   boxText,
@@ -11,15 +10,16 @@ import {
   edgeLabel,
   errorInfo,
   expandedToDepth,
+  FOLD_PREFIX,
   foldLabel,
   formatCount,
   formatFlops,
   formatShape,
   formatValue,
   indexGraph,
-  placeLabels,
   minimumIsTransposed,
   overlayScale,
+  placeLabels,
   probeGraph,
   readLayout,
   reprLines,
@@ -67,7 +67,16 @@ const residual = () =>
     nodes: [
       { id: "in", kind: "input", name: "x", type: "Tensor" },
       { id: "m0", kind: "module", name: "Residual", type: "Residual", path: "", params_total: 40 },
-      { id: "m1", kind: "module", name: "conv", type: "Conv2d", path: "conv", parent: "m0", params: 40, params_total: 40 },
+      {
+        id: "m1",
+        kind: "module",
+        name: "conv",
+        type: "Conv2d",
+        path: "conv",
+        parent: "m0",
+        params: 40,
+        params_total: 40,
+      },
       { id: "o1", kind: "op", name: "conv2d", type: "F.conv2d", parent: "m1" },
       { id: "o2", kind: "op", name: "relu", type: "F.relu", parent: "m0" },
       { id: "o3", kind: "op", name: "add", type: "Tensor.__add__", parent: "m0" },
@@ -366,13 +375,24 @@ test("repr lines: indentation kept, keyword tuples kept whole, text unchanged", 
     ")",
   ].join("\n");
   const lines = reprLines(repr);
-  assert.deepEqual(lines.map((l) => l.indent), [0, 2, 2, 0, 0]);
-  assert.deepEqual(lines[1].parts.filter((p) => p.keep).map((p) => p.text), ["kernel_size=(1, 1)", "stride=(2, 2)"]);
+  assert.deepEqual(
+    lines.map((l) => l.indent),
+    [0, 2, 2, 0, 0],
+  );
+  assert.deepEqual(
+    lines[1].parts.filter((p) => p.keep).map((p) => p.text),
+    ["kernel_size=(1, 1)", "stride=(2, 2)"],
+  );
   assert.deepEqual(lines[2].parts, [{ text: "  (1): BatchNorm2d(32, eps=1e-05, momentum=0.1)", keep: false }]);
   assert.deepEqual(lines[3].parts, [{ text: "", keep: false }]);
   assert.equal(lines.map((l) => l.parts.map((p) => p.text).join("")).join("\n"), repr);
   const odd = "Block(shape=(), x=(a (b) c), <img src=x>)"; // odd text stays text, whole
-  assert.equal(reprLines(odd)[0].parts.map((p) => p.text).join(""), odd);
+  assert.equal(
+    reprLines(odd)[0]
+      .parts.map((p) => p.text)
+      .join(""),
+    odd,
+  );
 });
 
 test("error: banner text and what to open so the failing node shows", () => {
@@ -401,22 +421,37 @@ test("ELK graph: open modules are compound nodes, edges sit in the innermost com
   assert.equal(elk.layoutOptions["elk.hierarchyHandling"], "INCLUDE_CHILDREN");
   assert.equal(elk.layoutOptions["elk.edgeRouting"], "ORTHOGONAL");
   assert.equal(elk.layoutOptions["elk.layered.considerModelOrder.strategy"], "NODES_AND_EDGES");
-  assert.deepEqual(elk.children.map((c) => c.id), ["in", "m0", "out"]);
+  assert.deepEqual(
+    elk.children.map((c) => c.id),
+    ["in", "m0", "out"],
+  );
   const m0 = elk.children[1];
-  assert.deepEqual(m0.children.map((c) => c.id), ["add", "ma"]); // execution order
+  assert.deepEqual(
+    m0.children.map((c) => c.id),
+    ["add", "ma"],
+  ); // execution order
   const ma = m0.children[1];
-  assert.deepEqual(ma.children.map((c) => c.id), ["v1", "mb", "v2"]);
+  assert.deepEqual(
+    ma.children.map((c) => c.id),
+    ["v1", "mb", "v2"],
+  );
   assert.equal(ma.width, undefined); // ELK sizes containers
   assert.ok(ma.layoutOptions["elk.padding"].includes("top="));
   assert.ok(ma.children.every((c) => c.width > 0 && c.height > 0));
   assert.deepEqual(ma.edges.map((e) => e.id).sort(), ["e:mb>v2", "e:v1>mb"]);
-  assert.deepEqual(m0.edges.map((e) => e.id), ["e:add>v1"]);
+  assert.deepEqual(
+    m0.edges.map((e) => e.id),
+    ["e:add>v1"],
+  );
   assert.deepEqual(elk.edges.map((e) => e.id).sort(), ["e:add>out", "e:in>add", "e:v2>out"]);
   assert.equal(ma.edges[0].labels, undefined); // labels are placed after layout by default
   const labelled = toElk(idx, vis, { edgeLabels: true });
   assert.equal(labelled.children[1].children[1].edges[0].labels[0].text, "4");
   // spacing is not inherited in ELK: containers carry it too
-  assert.equal(ma.layoutOptions["elk.layered.spacing.nodeNodeBetweenLayers"], elk.layoutOptions["elk.layered.spacing.nodeNodeBetweenLayers"]);
+  assert.equal(
+    ma.layoutOptions["elk.layered.spacing.nodeNodeBetweenLayers"],
+    elk.layoutOptions["elk.layered.spacing.nodeNodeBetweenLayers"],
+  );
 });
 
 test("ELK lays the graph out; coordinates come back absolute and ids are kept", async () => {
@@ -427,7 +462,8 @@ test("ELK lays the graph out; coordinates come back absolute and ids are kept", 
   const laid = readLayout(await elk.layout(toElk(idx, vis, { transposed })));
   for (const v of vis.nodes) assert.ok(laid.boxes.has(v.id), v.id);
   for (const e of vis.edges) assert.ok(laid.paths.get(e.id).length >= 2, e.id);
-  const inside = (a, b) => a.x >= b.x && a.y >= b.y && a.x + a.width <= b.x + b.width && a.y + a.height <= b.y + b.height;
+  const inside = (a, b) =>
+    a.x >= b.x && a.y >= b.y && a.x + a.width <= b.x + b.width && a.y + a.height <= b.y + b.height;
   const box = (id) => laid.boxes.get(id);
   assert.ok(inside(box("o1"), box("m1")), "conv2d inside conv");
   assert.ok(inside(box("m1"), box("m0")), "conv inside the root");
@@ -468,10 +504,36 @@ test("edge labels sit beside their edge, clear of boxes, headers and other edges
     ["b", { x: 0, y: 150, width: 40, height: 20 }],
   ]);
   const paths = new Map([
-    ["e1", [[20, 20], [20, 120]]],
-    ["e2", [[30, 20], [30, 30], [100, 30], [100, 150]]],
-    ["e3", [[20, 140], [20, 150]]],
-    ["e4", [[5, 150], [5, 140]]],
+    [
+      "e1",
+      [
+        [20, 20],
+        [20, 120],
+      ],
+    ],
+    [
+      "e2",
+      [
+        [30, 20],
+        [30, 30],
+        [100, 30],
+        [100, 150],
+      ],
+    ],
+    [
+      "e3",
+      [
+        [20, 140],
+        [20, 150],
+      ],
+    ],
+    [
+      "e4",
+      [
+        [5, 150],
+        [5, 140],
+      ],
+    ],
   ]);
   const measure = (t) => t.length * 6;
   const spots = placeLabels(vis, { boxes, paths }, measure);
@@ -520,7 +582,7 @@ test("numbers: parameter counts, FLOPs, shapes", () => {
   assert.equal(formatShape([]), "scalar");
   assert.equal(formatShape(null), "");
   assert.equal(formatValue(0.000012), "1.20e-5");
-  assert.equal(formatValue(3.14159), "3.14");
+  assert.equal(formatValue(3.14259), "3.14");
 });
 
 test("overlay scale: linear, or log when values span more than 3 decades", () => {

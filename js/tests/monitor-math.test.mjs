@@ -1,5 +1,5 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
+import { test } from "node:test";
 import {
   extent,
   heatPixels,
@@ -18,7 +18,10 @@ import {
 
 test("smooth is TensorBoard's debiased moving average", () => {
   const s = smooth([1, 1, 1], 0.9);
-  assert.deepEqual([...s].map((v) => +v.toFixed(12)), [1, 1, 1]); // debiased: no pull to zero
+  assert.deepEqual(
+    [...s].map((v) => +v.toFixed(12)),
+    [1, 1, 1],
+  ); // debiased: no pull to zero
   const t = smooth([0, 10], 0.5); // last = 0, then 5; debias 0.5, 0.75
   assert.ok(Math.abs(t[0] - 0) < 1e-12 && Math.abs(t[1] - 5 / 0.75) < 1e-12);
   assert.deepEqual([...smooth([3, 4], 0)], [3, 4]); // no smoothing
@@ -33,7 +36,13 @@ test("smooth is TensorBoard's debiased moving average", () => {
 test("valueRange pads the extent but keeps losses >= 0 and accuracies <= 1", () => {
   const close = (got, want) => assert.ok(got && got.every((v, i) => Math.abs(v - want[i]) < 1e-9), `${got} != ${want}`);
   close(valueRange([[0.2, 1.2]]), [0.15, 1.25]);
-  close(valueRange([[0.01, 2.0], [NaN, Infinity]]), [0, 2.0995]); // a loss axis stops at 0
+  close(
+    valueRange([
+      [0.01, 2.0],
+      [NaN, Infinity],
+    ]),
+    [0, 2.0995],
+  ); // a loss axis stops at 0
   close(valueRange([[0.5, 0.99]]), [0.4755, 1]); // an accuracy axis stops at 1
   close(valueRange([[-1, 1]]), [-1.1, 1.1]);
   close(valueRange([[2, 2]]), [1.9, 2.1]); // one value: a small band around it
@@ -51,11 +60,21 @@ test("tick formats give distinct, short labels", () => {
     }
     return out;
   };
-  for (const [lo, hi] of [[0, 1], [1.0002, 1.0011], [0.8, 4.8], [1e-6, 9e-6], [2e5, 9e5], [-0.5, 0.5]]) {
+  for (const [lo, hi] of [
+    [0, 1],
+    [1.0002, 1.0011],
+    [0.8, 4.8],
+    [1e-6, 9e-6],
+    [2e5, 9e5],
+    [-0.5, 0.5],
+  ]) {
     const l = labels(lo, hi);
     assert.ok(l.length >= 2, `${lo}..${hi}`);
     assert.equal(new Set(l).size, l.length, `duplicate labels ${l} for ${lo}..${hi}`);
-    assert.ok(l.every((s) => s.length <= 8), `long labels ${l}`);
+    assert.ok(
+      l.every((s) => s.length <= 8),
+      `long labels ${l}`,
+    );
   }
 });
 

@@ -1,6 +1,14 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
-import { formatNumber, plural, sharedPrefixes, shortLabels, tailPath, truncateEnd, truncateMiddle } from "../src/lib/text.js";
+import { test } from "node:test";
+import {
+  formatNumber,
+  plural,
+  sharedPrefixes,
+  shortLabels,
+  tailPath,
+  truncateEnd,
+  truncateMiddle,
+} from "../src/lib/text.js";
 
 test("plural picks the noun form from the count", () => {
   assert.equal(plural(1, "sample"), "1 sample");
@@ -39,7 +47,11 @@ test("names sharing a long prefix stay distinguishable when shortened", () => {
 });
 
 test("the kept start ends on a whole word when one fits", () => {
-  const names = ["handwritten digit sample of class three", "handwritten digit sample of class seven", "handwritten digit sample of class nine"];
+  const names = [
+    "handwritten digit sample of class three",
+    "handwritten digit sample of class seven",
+    "handwritten digit sample of class nine",
+  ];
   assert.deepEqual(shortLabels(names, 20), ["handwritten…three", "handwritten…seven", "handwritten…nine"]);
   assert.deepEqual(shortLabels(names.slice(0, 2), 26), ["handwritten digit…three", "handwritten digit…seven"]);
 });

@@ -18,10 +18,15 @@ export function upsample(src, h, w, H, W) {
   const xs = axis(w, W);
   const ys = axis(h, H);
   for (let Y = 0; Y < H; Y++) {
-    const y0 = ys.i0[Y], y1 = ys.i1[Y], ly = ys.l[Y];
-    const r0 = y0 * w, r1 = y1 * w;
+    const y0 = ys.i0[Y],
+      y1 = ys.i1[Y],
+      ly = ys.l[Y];
+    const r0 = y0 * w,
+      r1 = y1 * w;
     for (let X = 0; X < W; X++) {
-      const x0 = xs.i0[X], x1 = xs.i1[X], lx = xs.l[X];
+      const x0 = xs.i0[X],
+        x1 = xs.i1[X],
+        lx = xs.l[X];
       const top = src[r0 + x0] * (1 - lx) + src[r0 + x1] * lx;
       const bottom = src[r1 + x0] * (1 - lx) + src[r1 + x1] * lx;
       out[Y * W + X] = top * (1 - ly) + bottom * ly;
@@ -32,7 +37,9 @@ export function upsample(src, h, w, H, W) {
 
 /** Source indices and weights along one axis (torch's area_pixel_compute_source_index). */
 function axis(n, N) {
-  const i0 = new Int32Array(N), i1 = new Int32Array(N), l = new Float32Array(N);
+  const i0 = new Int32Array(N),
+    i1 = new Int32Array(N),
+    l = new Float32Array(N);
   const scale = n / N;
   for (let I = 0; I < N; I++) {
     const s = Math.max(0, scale * (I + 0.5) - 0.5);
@@ -118,15 +125,21 @@ export function emptyMapNote(method, name, layer) {
   const rule = /** @type {Record<string, string>} */ (CAM_RULE)[method];
   if (rule) {
     const where = layer && layer !== "input" ? ` at ${layer}` : "";
-    return `Empty map: no positive evidence for “${name}”${where}. ${rule}, and nothing is left. ` +
-      "Common early in training; another layer or class may show more.";
+    return (
+      `Empty map: no positive evidence for “${name}”${where}. ${rule}, and nothing is left. ` +
+      "Common early in training; another layer or class may show more."
+    );
   }
   if (method === "integrated_gradients") {
-    return `Empty map: no pixel adds to the score of “${name}” (integrated gradients keeps only ` +
-      "positive attributions). Common early in training.";
+    return (
+      `Empty map: no pixel adds to the score of “${name}” (integrated gradients keeps only ` +
+      "positive attributions). Common early in training."
+    );
   }
-  return `Empty map: the score of “${name}” does not change with any pixel of this image (its ` +
-    "gradient is zero everywhere). Common early in training, or when every unit on the way is inactive.";
+  return (
+    `Empty map: the score of “${name}” does not change with any pixel of this image (its ` +
+    "gradient is zero everywhere). Common early in training, or when every unit on the way is inactive."
+  );
 }
 
 /**
@@ -154,8 +167,14 @@ export function outline(mask, h, w, H, W) {
       const p = Y * W + X;
       if (!inside[p]) continue;
       const out =
-        X === 0 || Y === 0 || X === W - 1 || Y === H - 1 ||
-        !inside[p - 1] || !inside[p + 1] || !inside[p - W] || !inside[p + W];
+        X === 0 ||
+        Y === 0 ||
+        X === W - 1 ||
+        Y === H - 1 ||
+        !inside[p - 1] ||
+        !inside[p + 1] ||
+        !inside[p - W] ||
+        !inside[p + W];
       if (out) edge[p] = 1;
     }
   }

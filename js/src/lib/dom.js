@@ -61,7 +61,10 @@ export function themeColors(root) {
  */
 export function watchTheme(callback) {
   const observer = new MutationObserver(callback);
-  observer.observe(document.body, { attributes: true, attributeFilter: ["class", "data-jp-theme-light", "data-jp-theme-name"] });
+  observer.observe(document.body, {
+    attributes: true,
+    attributeFilter: ["class", "data-jp-theme-light", "data-jp-theme-name"],
+  });
   const media = window.matchMedia?.("(prefers-color-scheme: dark)");
   media?.addEventListener?.("change", callback);
   return () => {

@@ -93,9 +93,9 @@ export function indexGraph(graph) {
   });
   for (const n of nodes) {
     if (n.parent != null && byId.has(n.parent)) {
-      let list = children.get(n.parent);
-      if (!list) children.set(n.parent, (list = []));
-      list.push(n.id);
+      const list = children.get(n.parent);
+      if (list) list.push(n.id);
+      else children.set(n.parent, [n.id]);
     }
   }
   /** @type {Map<string, number>} */
@@ -103,7 +103,10 @@ export function indexGraph(graph) {
   let maxDepth = 0;
   for (const n of nodes) {
     if (n.kind !== "module") continue;
-    const d = n.parent != null && depth.has(n.parent) ? /** @type {number} */ (depth.get(n.parent)) + 1 : ancestorsOf(byId, n.id).length;
+    const d =
+      n.parent != null && depth.has(n.parent)
+        ? /** @type {number} */ (depth.get(n.parent)) + 1
+        : ancestorsOf(byId, n.id).length;
     depth.set(n.id, d);
     if (children.has(n.id)) maxDepth = Math.max(maxDepth, d + 1);
   }
@@ -194,7 +197,8 @@ export function representative(index, expanded, folded) {
     let out = id;
     if (n) {
       const parentRep = n.parent != null && index.byId.has(n.parent) ? rep(n.parent) : null;
-      if (parentRep !== null && parentRep !== n.parent) out = parentRep; // hidden inside a box
+      if (parentRep !== null && parentRep !== n.parent)
+        out = parentRep; // hidden inside a box
       else if (parentRep !== null && !isOpen(index, expanded, n.parent || "")) out = parentRep;
       else {
         const run = index.runOf.get(id);
@@ -252,7 +256,13 @@ export function visibleGraph(index, expanded, folded) {
     if (r === n.id) {
       const run = index.runOf.get(n.id);
       /** @type {VisNode} */
-      const v = { id: n.id, kind: n.kind, node: n, parent: containerOf(n.parent), open: n.kind === "module" && isOpen(index, expanded, n.id) };
+      const v = {
+        id: n.id,
+        kind: n.kind,
+        node: n,
+        parent: containerOf(n.parent),
+        open: n.kind === "module" && isOpen(index, expanded, n.id),
+      };
       if (run !== undefined) v.run = run;
       nodes.push(v);
       byId.set(v.id, v);
@@ -368,7 +378,14 @@ export function search(index, query, expanded = new Set(), folded = new Set()) {
     if (n.kind === "module") hay = [n.path, n.name, n.type];
     else if (n.kind === "op") hay = [n.name, n.type];
     else continue;
-    if (!hay.some((s) => String(s ?? "").toLowerCase().includes(q))) continue;
+    if (
+      !hay.some((s) =>
+        String(s ?? "")
+          .toLowerCase()
+          .includes(q),
+      )
+    )
+      continue;
     if (n.kind === "op" && n.parent != null && isLeafModule(index, n.parent)) {
       inLeaves.push(n.id);
       continue;
@@ -382,7 +399,11 @@ export function search(index, query, expanded = new Set(), folded = new Set()) {
     }
   }
   if (inLeaves.length) {
-    const rep = representative(index, new Set([...expanded, ...expand]), new Set([...folded].filter((r) => !unfold.has(r))));
+    const rep = representative(
+      index,
+      new Set([...expanded, ...expand]),
+      new Set([...folded].filter((r) => !unfold.has(r))),
+    );
     const shown = inLeaves.filter((id) => rep(id) === id);
     if (shown.length) {
       matches.push(...shown);
@@ -433,10 +454,11 @@ export function errorInfo(index) {
   const id = err.node != null && index.byId.has(err.node) ? err.node : null;
   const expand = id ? ancestorsOf(index.byId, id) : [];
   const unfold = [];
-  if (id) for (const a of [...expand, id]) {
-    const run = index.runOf.get(a);
-    if (run !== undefined) unfold.push(run);
-  }
+  if (id)
+    for (const a of [...expand, id]) {
+      const run = index.runOf.get(a);
+      if (run !== undefined) unfold.push(run);
+    }
   let where = "";
   if (id) {
     const n = /** @type {GNode} */ (index.byId.get(id));
@@ -469,7 +491,8 @@ export const BOX = {
 /** @typedef {(text: string, font: "name" | "op" | "type" | "small") => number} Measure */
 
 /** Rough text width when no canvas is around (tests, node). @type {Measure} */
-export const estimateWidth = (text, font) => text.length * (font === "name" ? 7.2 : font === "op" ? 6.8 : font === "type" ? 6.4 : 6.0);
+export const estimateWidth = (text, font) =>
+  text.length * (font === "name" ? 7.2 : font === "op" ? 6.8 : font === "type" ? 6.4 : 6.0);
 
 /**
  * Lines of text a box shows; shared by sizing and painting.
@@ -481,7 +504,12 @@ export function boxText(index, v) {
   const n = v.node;
   if (v.kind === "fold") {
     const members = v.members || [];
-    return { title: foldLabel(index, members), subtitle: n.type, detail: moduleDetail(index, n), badge: `×${members.length}` };
+    return {
+      title: foldLabel(index, members),
+      subtitle: n.type,
+      detail: moduleDetail(index, n),
+      badge: `×${members.length}`,
+    };
   }
   if (v.kind === "module") {
     const title = displayName(n);
@@ -513,8 +541,12 @@ export function boxSize(index, v, measure = estimateWidth) {
   const chevron = v.kind === "module" && canExpand(index, v.id) ? BOX.chevron : 0;
   const refold = v.run !== undefined && v.kind === "module" ? BOX.badge : 0;
   if (v.open) {
-    const head = chevron + measure(t.title, "name") + 8 + measure(t.subtitle, "type") + 8 + measure(`· ${t.detail}`, "small");
-    return { width: Math.min(BOX.maxW * 2, Math.ceil(head + 2 * BOX.padX + BOX.info + refold)), height: BOX.header + 2 * BOX.inset };
+    const head =
+      chevron + measure(t.title, "name") + 8 + measure(t.subtitle, "type") + 8 + measure(`· ${t.detail}`, "small");
+    return {
+      width: Math.min(BOX.maxW * 2, Math.ceil(head + 2 * BOX.padX + BOX.info + refold)),
+      height: BOX.header + 2 * BOX.inset,
+    };
   }
   if (v.kind === "module" || v.kind === "fold") {
     const line1 = chevron + measure(t.title, "name") + 8 + measure(t.subtitle, "type");
@@ -524,7 +556,12 @@ export function boxSize(index, v, measure = estimateWidth) {
     const width = clampW(w);
     return { width, height: BOX.moduleH + (v.kind === "fold" ? BOX.foldExtra : 0) };
   }
-  const w = measure(t.title, v.kind === "op" ? "op" : "name") + 8 + measure(t.detail, "small") + 2 * BOX.padX + (v.kind === "op" ? 0 : 8);
+  const w =
+    measure(t.title, v.kind === "op" ? "op" : "name") +
+    8 +
+    measure(t.detail, "small") +
+    2 * BOX.padX +
+    (v.kind === "op" ? 0 : 8);
   return { width: clampW(w), height: v.kind === "op" ? BOX.opH : BOX.ioH };
 }
 
@@ -607,7 +644,12 @@ const LABEL_H = 12;
 export function toElk(index, vis, opts = {}) {
   const { measure = estimateWidth, options = {}, edgeLabels = false, transposed = false } = opts;
   /** @type {ElkNode} */
-  const root = { id: "__root__", layoutOptions: { ...ELK_OPTIONS, ...(edgeLabels ? LABEL_OPTIONS : {}), ...options }, children: [], edges: [] };
+  const root = {
+    id: "__root__",
+    layoutOptions: { ...ELK_OPTIONS, ...(edgeLabels ? LABEL_OPTIONS : {}), ...options },
+    children: [],
+    edges: [],
+  };
   /** @type {Map<string, ElkNode>} */
   const elkById = new Map();
   /** @type {[VisNode, ElkNode][]} */
@@ -636,14 +678,22 @@ export function toElk(index, vis, opts = {}) {
   // Attach after creating all, so a container listed after its children still holds them.
   for (const [v, e] of pairs) {
     const parent = (v.parent != null && elkById.get(v.parent)) || root;
-    /** @type {ElkNode[]} */ ((parent.children || (parent.children = []))).push(e);
+    if (!parent.children) parent.children = [];
+    /** @type {ElkNode[]} */ (parent.children).push(e);
   }
   for (const edge of vis.edges) {
     const holder = (edge.container && elkById.get(edge.container)) || root;
     /** @type {any} */
     const e = { id: edge.id, sources: [edge.source], targets: [edge.target] };
     if (edgeLabels && edge.label) {
-      e.labels = [{ id: `${edge.id}:label`, text: edge.label, width: Math.ceil(measure(edge.label, "small") + 6), height: LABEL_H }];
+      e.labels = [
+        {
+          id: `${edge.id}:label`,
+          text: edge.label,
+          width: Math.ceil(measure(edge.label, "small") + 6),
+          height: LABEL_H,
+        },
+      ];
     }
     /** @type {any[]} */ (holder.edges).push(e);
   }
@@ -710,9 +760,9 @@ export function placeLabels(vis, laid, measure = estimateWidth, opts = {}) {
     for (let cx = Math.floor(r.x / CELL); cx <= Math.floor((r.x + r.width) / CELL); cx++) {
       for (let cy = Math.floor(r.y / CELL); cy <= Math.floor((r.y + r.height) / CELL); cy++) {
         const k = key(cx, cy);
-        let list = grid.get(k);
-        if (!list) grid.set(k, (list = []));
-        list.push(r);
+        const list = grid.get(k);
+        if (list) list.push(r);
+        else grid.set(k, [r]);
       }
     }
   };
@@ -741,7 +791,12 @@ export function placeLabels(vis, laid, measure = estimateWidth, opts = {}) {
     for (let i = 0; i + 1 < pts.length; i++) {
       const [x0, y0] = pts[i];
       const [x1, y1] = pts[i + 1];
-      add({ x: Math.min(x0, x1) - 1.5, y: Math.min(y0, y1) - 1.5, width: Math.abs(x1 - x0) + 3, height: Math.abs(y1 - y0) + 3 });
+      add({
+        x: Math.min(x0, x1) - 1.5,
+        y: Math.min(y0, y1) - 1.5,
+        width: Math.abs(x1 - x0) + 3,
+        height: Math.abs(y1 - y0) + 3,
+      });
     }
   }
   /** @type {Map<string, LabelSpot>} */

@@ -14,7 +14,8 @@
 export function smooth(values, weight) {
   const w = Math.min(0.999, Math.max(0, weight));
   const out = new Float64Array(values.length);
-  let last = 0, debias = 0;
+  let last = 0,
+    debias = 0;
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
     if (Number.isFinite(v)) {
@@ -33,7 +34,8 @@ export function smooth(values, weight) {
  * @returns {[number, number] | null}
  */
 export function extent(arrays) {
-  let lo = Infinity, hi = -Infinity;
+  let lo = Infinity,
+    hi = -Infinity;
   for (const values of arrays) {
     for (let i = 0; i < values.length; i++) {
       const v = values[i];
@@ -73,7 +75,8 @@ export function valueRange(series) {
   if (!found) return null;
   const [lo, hi] = found;
   const pad = hi > lo ? 0.05 * (hi - lo) : Math.abs(hi) * 0.05 || 0.5;
-  let a = lo - pad, b = hi + pad;
+  let a = lo - pad,
+    b = hi + pad;
   if (lo >= 0) a = Math.max(0, a);
   if (lo >= 0 && hi <= 1 && hi > lo) b = Math.min(1, b);
   return [a, b];
@@ -150,7 +153,8 @@ export function windowRange(steps, window) {
   const n = steps.length;
   if (window <= 0 || n === 0) return [0, n];
   const from = steps[n - 1] - window + 1;
-  let lo = 0, hi = n;
+  let lo = 0,
+    hi = n;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
     if (steps[mid] < from) lo = mid + 1;
@@ -165,7 +169,8 @@ export function windowRange(steps, window) {
  * @returns {[number, number] | null}
  */
 export function logRange(values) {
-  let lo = Infinity, hi = -Infinity;
+  let lo = Infinity,
+    hi = -Infinity;
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
     if (v > 0 && Number.isFinite(v)) {
@@ -174,7 +179,8 @@ export function logRange(values) {
     }
   }
   if (!Number.isFinite(lo)) return null;
-  const a = Math.floor(Math.log10(lo)), b = Math.ceil(Math.log10(hi));
+  const a = Math.floor(Math.log10(lo)),
+    b = Math.ceil(Math.log10(hi));
   return [10 ** a, 10 ** Math.max(b, a + 1)];
 }
 
@@ -221,7 +227,8 @@ export function heatPixels(rows, T, C, value, lut, options = {}) {
  * @param {number} hi
  */
 export function logScale(lo, hi) {
-  const a = Math.log10(lo), b = Math.log10(hi);
+  const a = Math.log10(lo),
+    b = Math.log10(hi);
   return (/** @type {number} */ v) => {
     if (!Number.isFinite(v)) return NaN;
     if (v <= 0) return 0;
@@ -234,5 +241,7 @@ export function logScale(lo, hi) {
  * @param {number} stride
  */
 export function strideNote(stride) {
-  return stride > 1 ? `each column is the mean of ${stride} recorded points (older ones merged to keep memory fixed)` : "one column per recorded point";
+  return stride > 1
+    ? `each column is the mean of ${stride} recorded points (older ones merged to keep memory fixed)`
+    : "one column per recorded point";
 }

@@ -76,7 +76,9 @@ export function shortLabels(names, max, measure = chars) {
   // stretch that did not fit): fall back to start + end for those.
   /** @type {Map<string, number[]>} */
   const seen = new Map();
-  out.forEach((s, i) => seen.set(s, [...(seen.get(s) || []), i]));
+  out.forEach((s, i) => {
+    seen.set(s, [...(seen.get(s) || []), i]);
+  });
   for (const ids of seen.values()) {
     if (ids.length < 2 || ids.every((i) => names[i] === names[ids[0]])) continue;
     for (const i of ids) out[i] = truncateMiddle(names[i], max, measure);
@@ -123,7 +125,8 @@ export function sharedPrefixes(names) {
   const order = names.map((_, i) => i).sort((a, b) => (names[a] < names[b] ? -1 : names[a] > names[b] ? 1 : a - b));
   const out = new Array(names.length).fill(0);
   for (let j = 1; j < order.length; j++) {
-    const a = order[j - 1], b = order[j];
+    const a = order[j - 1],
+      b = order[j];
     const n = commonPrefix(names[a], names[b]);
     out[a] = Math.max(out[a], n);
     out[b] = Math.max(out[b], n);
