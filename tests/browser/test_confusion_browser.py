@@ -27,13 +27,19 @@ classes = list(data.classes)
 classes[0] = {EVIL!r}   # a hostile class name must show as text
 model = SmallCNN(num_classes=len(classes))
 cm = nbviz.ConfusionMatrix(classes=classes, title="Training batches")
+# The README's picture: the same run with the data set's own class names (shown later).
+shown = nbviz.ConfusionMatrix(classes=data.classes, title="Shapes: training batches")
+def both(outputs, targets, inputs):
+    cm.update(outputs, targets, inputs)
+    shown.update(outputs, targets, inputs)
 cm
 """
 
 TRAIN = """
 for epoch in range(200):
-    train(model, data.images, data.labels, epochs=1, seed=epoch, on_batch=cm.update)
+    train(model, data.images, data.labels, epochs=1, seed=epoch, on_batch=both)
     cm.end_epoch()
+    shown.end_epoch()
     if os.path.exists("stop-confusion"):
         break
 """
@@ -75,7 +81,7 @@ def canvas_pixels(lab: Lab, i: int) -> str:
 def test_live_confusion_matrix_in_jupyterlab(lab: Lab):
     dialogs = []
     lab.page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    lab.open_notebook("confusion.ipynb", [SETUP, TRAIN])
+    lab.open_notebook("confusion.ipynb", [SETUP, TRAIN, "shown"])
     lab.run_cell(0)
     lab.wait_cell(0)
     widget(lab, 0).wait_for(state="visible")
@@ -197,14 +203,29 @@ def test_live_confusion_matrix_in_jupyterlab(lab: Lab):
     assert lab.kernel_messages_sent("comm_msg") == 0
     slider.fill(str(state["epochs"]))  # back to the latest for the pictures
 
-    # --- pictures, light and dark ----------------------------------------------------------
+    # --- pictures, light and dark: the hostile name as text, and the README's ---------------
     lab.page.mouse.move(0, 0)  # no tooltip over the matrix
     lab.page.set_viewport_size({"width": 1280, "height": 1300})  # the whole widget in view
     widget(lab, 0).scroll_into_view_if_needed()
-    shots = {"light": lab.screenshot(widget(lab, 0), "confusion-light")}
+    lab.screenshot(widget(lab, 0), "confusion-hostile-light")
+    lab.run_cell(2)  # the same run, with the data set's class names
+    lab.wait_cell(2)
+    widget(lab, 2).wait_for(state="visible")
+    lab.page.wait_for_function(
+        "([el, n]) => el.dataset.total === String(n)",
+        arg=[widget(lab, 2).element_handle(), sum(map(sum, state["matrix"]))],
+    )
+    assert drawn_table(lab, 2) == state["matrix"]  # fed the same batches
+    lab.page.mouse.click(*cell_point(lab, 2, r, c))  # the most confused pair's examples
+    widget(lab, 2).locator(".nbviz-confusion__gallery").wait_for(state="visible")
+    lab.page.mouse.move(0, 0)
+    widget(lab, 2).scroll_into_view_if_needed()
+    shots = {"light": lab.screenshot(widget(lab, 2), "confusion-light")}
     lab.set_theme("dark")
     lab.page.wait_for_timeout(300)  # one animation frame for the canvas to redraw in the new theme
-    shots["dark"] = lab.screenshot(widget(lab, 0), "confusion-dark")
+    shots["dark"] = lab.screenshot(widget(lab, 2), "confusion-dark")
+    widget(lab, 0).scroll_into_view_if_needed()
+    lab.screenshot(widget(lab, 0), "confusion-hostile-dark")
     if os.environ.get("NBVIZ_UPDATE_DOCS"):  # refresh the README's pictures
         for theme, path in shots.items():
             shutil.copy(path, DOCS / f"confusion-{theme}.png")
