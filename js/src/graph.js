@@ -120,7 +120,7 @@ function render({ model, el }) {
   const matchCount = h("span", { class: "nbviz-graph__matches", role: "status" });
   const fitBtn = h(
     "button",
-    { class: "nbviz-control nbviz-graph__button", type: "button", title: "fit the graph to the width" },
+    { class: "nbviz-control nbviz-graph__button", type: "button", title: "fit the whole graph in view" },
     "fit",
   );
   const svgBtn = h("button", { class: "nbviz-control nbviz-graph__button", type: "button" }, "export SVG");
@@ -730,8 +730,13 @@ function render({ model, el }) {
   }
   const scheduleTransform = coalesce(applyTransform);
 
-  /** Fits the graph to the width (and the height too when it stays readable). @param {boolean} [sizeViewport] */
-  function fit(sizeViewport = false) {
+  /**
+   * The "fit" button (`whole`): the whole graph in view, width and height. The first
+   * paint (`sizeViewport`) sizes the viewport to the graph and fits the width, and the
+   * height too when that stays readable (a tall graph then starts at its top).
+   * @param {boolean} [sizeViewport] @param {boolean} [whole]
+   */
+  function fit(sizeViewport = false, whole = false) {
     if (!laid) return;
     const W = viewport.clientWidth || 800;
     const gw = Math.max(1, laid.width);
@@ -743,7 +748,7 @@ function render({ model, el }) {
     }
     const H = viewport.clientHeight || 500;
     let k = Math.min(kw, H / gh);
-    if (k < 0.85 * Math.min(1, kw)) k = Math.min(1, kw); // shrinking to the height would hurt reading: fit the width, top aligned
+    if (!whole && k < 0.85 * Math.min(1, kw)) k = Math.min(1, kw); // shrinking to the height would hurt reading: fit the width, top aligned
     view.k = Math.max(MIN_ZOOM, k);
     view.x = (W - gw * view.k) / 2;
     view.y = gh * view.k <= H ? (H - gh * view.k) / 2 : 0;
@@ -1234,7 +1239,7 @@ function render({ model, el }) {
     firstLayout = true;
     requestLayout();
   });
-  fitBtn.addEventListener("click", () => fit(false));
+  fitBtn.addEventListener("click", () => fit(false, true));
   foldBox.addEventListener("change", () => {
     if (!index) return;
     materialize();

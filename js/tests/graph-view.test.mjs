@@ -600,3 +600,43 @@ test("overlay scale: linear, or log when values span more than 3 decades", () =>
   assert.equal(overlayScale(null), null);
   assert.equal(overlayScale({}), null);
 });
+
+test("search: a module matches where the match begins, not again in each of its children", () => {
+  // layer1.0 has a downsample block (a conv and a norm inside); so has layer2.0
+  const nodes = [
+    { id: "in", kind: "input", name: "x", type: "Tensor" },
+    { id: "m0", kind: "module", name: "Net", type: "Net", path: "" },
+  ];
+  for (const layer of ["layer1", "layer2"]) {
+    const block = `${layer}.0`;
+    nodes.push({ id: block, kind: "module", name: "0", type: "Block", path: block, parent: "m0" });
+    nodes.push({
+      id: `${block}.ds`,
+      kind: "module",
+      name: "downsample",
+      type: "Sequential",
+      path: `${block}.downsample`,
+      parent: block,
+    });
+    for (const [k, type] of [
+      ["0", "Conv2d"],
+      ["1", "BatchNorm2d"],
+    ]) {
+      nodes.push({
+        id: `${block}.ds.${k}`,
+        kind: "module",
+        name: k,
+        type,
+        path: `${block}.downsample.${k}`,
+        parent: `${block}.ds`,
+      });
+    }
+  }
+  nodes.push({ id: "out", kind: "output", name: "output", type: "Tensor" });
+  const idx = indexGraph(graphOf({ nodes, edges: [] }));
+  assert.deepEqual(search(idx, "downsample").matches, ["layer1.0.ds", "layer2.0.ds"]);
+  assert.deepEqual(search(idx, "layer1.0.downsample").matches, ["layer1.0.ds"]);
+  assert.deepEqual(search(idx, "downsample.1").matches, ["layer1.0.ds.1", "layer2.0.ds.1"]);
+  assert.deepEqual(search(idx, "conv2d").matches, ["layer1.0.ds.0", "layer2.0.ds.0"]); // by type
+  assert.deepEqual(search(idx, "layer2").matches, ["layer2.0"]);
+});

@@ -212,13 +212,20 @@ def test_resnet_graph_expand_search_details_and_live_overlay(lab: Lab):
     search.press("Enter")
     wait_layout_after(lab, 0, n)
     matches = widget(lab, 0).locator(".nbviz-graph__node--match")
-    # layer2-4 each downsample once; the search runs over paths, so their conv and bn match too
-    assert matches.count() == 9
-    assert int(widget(lab, 0).get_attribute("data-matches")) == 9
-    assert "9 matches" in widget(lab, 0).locator(".nbviz-graph__matches").inner_text()
+    # layer2-4 each downsample once: a module matches where the match begins, so the conv
+    # and the norm inside each (whose paths hold "downsample" too) are not hits of their own
+    assert matches.count() == 3
+    assert int(widget(lab, 0).get_attribute("data-matches")) == 3
+    assert "3 matches" in widget(lab, 0).locator(".nbviz-graph__matches").inner_text()
+    assert sorted(m.get_attribute("data-path") for m in matches.all()) == [
+        f"body.layer{k}.0.downsample" for k in (2, 3, 4)
+    ]
     assert module(lab, 0, "body.layer3.0.downsample").is_visible()
 
     # the details panel of a convolution: repr, parameters, histogram
+    n = layouts(lab, 0)
+    click(lab, module(lab, 0, "body.layer2.0.downsample"))  # open the match
+    wait_layout_after(lab, 0, n)
     conv = module(lab, 0, "body.layer2.0.downsample.0")
     click(lab, conv.locator('[data-action="info"]').first)
     details = widget(lab, 0).locator(".nbviz-graph__details")
@@ -317,6 +324,18 @@ def test_gpt_graph_folds_twelve_blocks_and_expands_fully(lab: Lab):
     wait_layout_after(lab, 0, n)
     full_ms = float(w.get_attribute("data-layout-ms"))
     assert visible(lab, 0) > 300
+
+    # "fit": the whole graph in view, its height too (a tall graph no longer fits by width)
+    w.locator("button", has_text="fit").click()
+    inside = w.evaluate(
+        """(el) => {
+            const v = el.querySelector('.nbviz-graph__viewport').getBoundingClientRect();
+            const g = el.querySelector('.nbviz-graph__scene').getBoundingClientRect();
+            return [g.top >= v.top - 1, g.bottom <= v.bottom + 1, g.left >= v.left - 1,
+                    g.right <= v.right + 1, g.height > 0.5 * v.height || g.width > 0.5 * v.width];
+        }"""
+    )
+    assert all(inside), inside
     print(
         f"GPT-style 12 layers: first paint {first_paint:.0f} ms, unfold {expand_ms:.0f} ms, "
         f"fully expanded ({visible(lab, 0)} boxes) {full_ms:.0f} ms"

@@ -373,19 +373,21 @@ export function search(index, query, expanded = new Set(), folded = new Set()) {
   const unfold = new Set();
   /** @type {string[]} */
   const inLeaves = [];
+  const has = (/** @type {unknown} */ s) =>
+    String(s ?? "")
+      .toLowerCase()
+      .includes(q);
   for (const n of index.graph.nodes || []) {
-    let hay;
-    if (n.kind === "module") hay = [n.path, n.name, n.type];
-    else if (n.kind === "op") hay = [n.name, n.type];
+    let hit;
+    if (n.kind === "module") {
+      // A module matches where the match begins: its path holds the query and its
+      // parent's does not, so "downsample" finds each downsample block, not also every
+      // child inside one (their paths hold it too); or by its name or its type.
+      const parentPath = n.parent != null ? index.byId.get(n.parent)?.path : undefined;
+      hit = (has(n.path) && !(parentPath && has(parentPath))) || has(n.name) || has(n.type);
+    } else if (n.kind === "op") hit = has(n.name) || has(n.type);
     else continue;
-    if (
-      !hay.some((s) =>
-        String(s ?? "")
-          .toLowerCase()
-          .includes(q),
-      )
-    )
-      continue;
+    if (!hit) continue;
     if (n.kind === "op" && n.parent != null && isLeafModule(index, n.parent)) {
       inLeaves.push(n.id);
       continue;
