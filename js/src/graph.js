@@ -188,6 +188,8 @@ function render({ model, el }) {
   let layoutSeq = 0;
   /** @type {string | null} */
   let pendingReveal = null; // after a search, bring the first match into view
+  /** @type {string | null} */
+  let focusedId = null; // the box the keyboard is on (the graph's one tab stop)
   let layouts = 0;
   let firstLayout = true;
   let disposed = false;
@@ -474,7 +476,14 @@ function render({ model, el }) {
       }
     }
     // Edges under the (translucent) containers: a header band is never crossed by a line over its text.
+    const hadFocus = svg.contains(document.activeElement);
     scene.replaceChildren(edges, containers, labels, leaves);
+    if (!focusedId || !groups.has(focusedId)) focusedId = vis.nodes[0]?.id ?? null;
+    const stop = focusedId ? groups.get(focusedId) : undefined;
+    if (stop) {
+      stop.setAttribute("tabindex", "0");
+      if (hadFocus) stop.focus({ preventScroll: true });
+    }
     svg.setAttribute("aria-label", `layer graph of ${idx.graph.model || "the model"}, ${vis.nodes.length} boxes shown`);
   }
 
@@ -502,6 +511,12 @@ function render({ model, el }) {
     const expandable = v.kind === "module" && gv.canExpand(idx, v.id);
     if (expandable) g.classList.add("nbviz-graph__node--expandable");
     const t = gv.boxText(idx, v);
+    // Keyboard: one tab stop (roving tabindex, see paint), arrows move, Enter opens.
+    g.setAttribute("tabindex", "-1");
+    g.setAttribute("role", "button");
+    if (expandable || v.open) g.setAttribute("aria-expanded", String(!!v.open));
+    const spoken = [t.title, v.kind === "fold" ? `${t.badge} repeats of ${n.type}` : t.subtitle, t.detail];
+    g.setAttribute("aria-label", spoken.filter(Boolean).join(", "));
     const w = b.width;
     const hgt = b.height;
     const tip = [
@@ -833,6 +848,7 @@ function render({ model, el }) {
     const nid = g.dataset.id;
     const v = vis?.byId.get(nid);
     if (!v) return;
+    focusedId = nid; // the keyboard goes on from the box last clicked
     const action = /** @type {HTMLElement | null} */ (target.closest("[data-action]"))?.dataset.action;
     if (action === "info") return showDetails(v.kind === "fold" ? v.node.id : nid);
     if (action === "unfold" && v.run) return toggleFold(v.run, false, [nid, v.run]);
@@ -860,6 +876,54 @@ function render({ model, el }) {
     if (fold) folded.add(run);
     else folded.delete(run);
     requestLayout(anchors);
+  }
+
+  // ---- keyboard -----------------------------------------------------------
+  /** Moves the keyboard (and the one tab stop) to a box, in view. @param {string} nid */
+  function focusNode(nid) {
+    const g = groups.get(nid);
+    if (!g) return;
+    groups.get(/** @type {string} */ (focusedId))?.setAttribute("tabindex", "-1");
+    focusedId = nid;
+    g.setAttribute("tabindex", "0");
+    g.focus({ preventScroll: true });
+    reveal(nid);
+  }
+
+  /**
+   * Arrows (and Home/End) move between the boxes in execution order; Enter or Space opens
+   * a module, unfolds repeats, or shows an op's details; Escape closes the open module
+   * the keyboard is in (or on). Keys never reach JupyterLab's shortcuts from here.
+   * @param {KeyboardEvent} ev
+   */
+  function onKeyDown(ev) {
+    const g = /** @type {SVGGElement | null} */ (/** @type {Element} */ (ev.target).closest?.("g.nbviz-graph__node"));
+    if (!g || !index || !vis || !g.dataset.id) return;
+    const nid = g.dataset.id;
+    const v = vis.byId.get(nid);
+    if (!v) return;
+    const order = vis.nodes.map((x) => x.id);
+    const at = order.indexOf(nid);
+    /** @type {string | undefined} */
+    let next;
+    if (ev.key === "ArrowDown" || ev.key === "ArrowRight") next = order[Math.min(order.length - 1, at + 1)];
+    else if (ev.key === "ArrowUp" || ev.key === "ArrowLeft") next = order[Math.max(0, at - 1)];
+    else if (ev.key === "Home") next = order[0];
+    else if (ev.key === "End") next = order[order.length - 1];
+    else if (ev.key === "Enter" || ev.key === " ") {
+      if (v.kind === "fold" && v.run) toggleFold(v.run, false, [nid, v.run]);
+      else if (v.kind === "module" && !v.open && gv.canExpand(index, nid)) toggleExpand(nid, true);
+      else showDetails(v.kind === "fold" ? v.node.id : nid);
+    } else if (ev.key === "Escape") {
+      const container = v.open ? nid : v.node.parent;
+      if (container != null && vis.byId.get(container)?.open) {
+        focusedId = container; // the collapsed box keeps the keyboard
+        toggleExpand(container, false);
+      }
+    } else return;
+    ev.preventDefault();
+    ev.stopPropagation();
+    if (next) focusNode(next);
   }
 
   // ---- search -------------------------------------------------------------
@@ -1254,6 +1318,8 @@ function render({ model, el }) {
   svg.addEventListener("pointerup", onPointerUp);
   svg.addEventListener("pointercancel", onPointerCancel);
   svg.addEventListener("wheel", onWheel, { passive: false });
+  svg.addEventListener("keydown", onKeyDown);
+  svg.setAttribute("data-lm-suppress-shortcuts", "true"); // JupyterLab: keys here are the graph's
 
   const onGraph = () => {
     readGraph();

@@ -407,3 +407,76 @@ def test_search_finds_functional_ops_and_the_repr_wraps_between_words(lab: Lab):
         shots[theme] = lab.screenshot(details, f"graph-repr-{theme}")
     lab.set_theme("light")
     print(f"screenshots: {shot}, {shots['light']}, {shots['dark']}")
+
+
+def test_keyboard_moves_opens_and_closes_boxes(lab: Lab):
+    """One tab stop in the graph; arrows move in execution order, Enter unfolds repeats and
+    opens a module, Escape closes it; every box has an accessible name, the focused one a
+    visible ring; none of it reaches JupyterLab's shortcuts or the kernel."""
+    lab.page.set_viewport_size({"width": 1280, "height": 1100})
+    w = show_first(lab, "keys.ipynb", [GPT])
+    lab.start_counting_kernel_messages()
+    stops = w.locator('g.nbviz-graph__node[tabindex="0"]')
+    assert stops.count() == 1
+    names = w.locator("g.nbviz-graph__node").evaluate_all(
+        "(gs) => gs.map((g) => g.getAttribute('aria-label'))"
+    )
+    assert names and all(names), names
+    stops.first.focus()
+    lab.page.keyboard.press("Tab")  # (Tab leaves the graph: one stop) ...
+    lab.page.keyboard.press("Shift+Tab")  # ... and comes back to it
+    focused = "() => document.activeElement?.closest?.('g.nbviz-graph__node')?.dataset.id ?? null"
+    first = lab.page.evaluate(focused)
+    assert first is not None
+
+    def press_until(key: str, predicate: str, most: int = 40) -> None:
+        for _ in range(most):
+            if lab.page.evaluate(
+                f"() => {{ const g = document.activeElement; return !!g && ({predicate}); }}"
+            ):
+                return
+            lab.page.keyboard.press(key)
+        raise AssertionError(f"{key} x{most} never reached {predicate}")
+
+    lab.page.keyboard.press("ArrowDown")
+    assert lab.page.evaluate(focused) not in (None, first)  # moved on
+    ring = lab.page.evaluate(
+        "() => getComputedStyle(document.activeElement.querySelector("
+        "'.nbviz-graph__box, .nbviz-graph__container')).strokeDasharray"
+    )
+    assert ring not in ("", "none"), ring  # the focus ring shows
+
+    # Enter on the folded x12 box unfolds it; the keyboard stays in the graph
+    press_until("ArrowDown", "g.dataset.kind === 'fold'")
+    n = layouts(lab, 0)
+    lab.page.keyboard.press("Enter")
+    wait_layout_after(lab, 0, n)
+    assert w.locator(".nbviz-graph__node--folded").count() == 0
+    assert lab.page.evaluate(focused) is not None
+
+    # Escape closes an open block (the unfolded blocks show open at this depth), Enter
+    # opens it again; aria-expanded says which, and the keyboard stays on the block
+    press_until("ArrowDown", "g.dataset.path === 'transformer.h.3'")
+    block_id = lab.page.evaluate(focused)
+    expanded = "() => document.activeElement.getAttribute('aria-expanded')"
+    assert lab.page.evaluate(expanded) == "true"
+    for key, state in (("Escape", "false"), ("Enter", "true")):
+        n = layouts(lab, 0)
+        lab.page.keyboard.press(key)
+        wait_layout_after(lab, 0, n)
+        assert module(lab, 0, "transformer.h.3").get_attribute("aria-expanded") == state, key
+        assert lab.page.evaluate(focused) == block_id, key
+        assert lab.page.evaluate(expanded) == state, key
+    # Escape on a box inside the open block closes the block, and the keyboard goes to it
+    lab.page.keyboard.press("ArrowDown")
+    inner = lab.page.evaluate(focused)
+    assert inner != block_id
+    n = layouts(lab, 0)
+    lab.page.keyboard.press("Escape")
+    wait_layout_after(lab, 0, n)
+    assert lab.page.evaluate(focused) == block_id
+    assert lab.page.evaluate(expanded) == "false"
+    # JupyterLab did not take the keys: its notebook stayed in command mode, cell unchanged
+    assert lab.page.evaluate("() => document.body.dataset.jpMode ?? 'command'") != "edit"
+    assert lab.kernel_messages_sent("comm_msg") == 0
+    lab.screenshot(w, "graph-keyboard")
