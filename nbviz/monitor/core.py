@@ -6,7 +6,7 @@ before ``optimizer.step()``), records on the tensors' own device:
 - every step: the gradient norm of each layer (parameterised module, in
   forward order), with one ``torch._foreach_norm`` over all gradients, and
   whether the model's output was non-finite; if it was, the first module
-  whose output was names the layer where it began (see `_end_forward`);
+  whose output was names the layer where it began (see `nonfinite.NonfiniteWatch`);
 - every ``every`` steps: each layer's max |g|, the update-to-weight ratio of
   each layer (the next optimiser step's change over the weights) and the
   fraction of dead ReLU units (channels that are zero for the whole batch) of
@@ -37,10 +37,8 @@ without the watcher.
 from __future__ import annotations
 
 import math
-import sys
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -50,26 +48,9 @@ from torch import nn
 from .._checks import as_tensor, int_at_least, model_device, model_dtype, submodule
 from .._state import preserved
 from .history import Bins, RowHistory
+from .nonfinite import FINITE_IN_FINITE_OUT, NonfiniteWatch, caller_level, nonfinite_order
 
 DEAD_UNIT_MODULES = (nn.ReLU, nn.ReLU6)  # zero for every negative input: a unit can die
-# Modules whose output is finite whenever their input is, so a non-finite value never
-# begins there: the NaN/Inf watch does not hook them (fewer hook calls per forward).
-FINITE_IN_FINITE_OUT = (
-    nn.ReLU,
-    nn.ReLU6,
-    nn.Hardtanh,
-    nn.Sigmoid,
-    nn.Tanh,
-    nn.MaxPool1d,
-    nn.MaxPool2d,
-    nn.MaxPool3d,
-    nn.AdaptiveMaxPool1d,
-    nn.AdaptiveMaxPool2d,
-    nn.AdaptiveMaxPool3d,
-    nn.Identity,
-    nn.Flatten,
-    nn.Unflatten,
-)
 KINDS = ("weights", "gradients", "activations")
 # Steps of device values (gradient statistics, tensor scalars) kept before they move to the
 # CPU even without a snapshot(): a watcher nobody reads stays bounded.
@@ -170,17 +151,9 @@ class Watcher:
         self.hist: dict[tuple[str, str], tuple[Bins, RowHistory]] = {}
         self.features: dict[str, np.ndarray] = {}
         self.features_step: int | None = None
-        self.nonfinite: dict[str, Any] | None = None
         self._snapshot_weights: list[torch.Tensor] | None = None
         self._collect = False  # this forward is a sampled one: record activations
         self._in_probe = False
-        # This forward's module outputs (CPU: the tensors, checked only if the model's output
-        # is non-finite) or their finiteness flags (other devices: read later, no sync).
-        self._outputs: list[tuple[nn.Module, torch.Tensor]] = []
-        self._eager: bool | None = None  # which check: None picks it by the outputs' device
-        self._forward_eager = True  # the check this forward uses
-        # Flags of finished forwards on a device: step, modules, flags (outputs' flags last).
-        self._act_pending: list[tuple[int, list[nn.Module], torch.Tensor, int]] = []
         self._dead_now: list[torch.Tensor | None] = [None] * r
         self._act_hist: dict[str, np.ndarray | None] = {}  # binned activations (fractions)
         self._sampler = torch.Generator().manual_seed(0)  # activation samples (not training's)
@@ -198,6 +171,7 @@ class Watcher:
         # as a ReLU or a max pooling, is left out: one Python call saved per forward).
         leaves = [m for m in model.modules() if next(m.children(), None) is None]
         self._checked = [m for m in leaves if not isinstance(m, FINITE_IN_FINITE_OUT)]
+        self.nan = NonfiniteWatch(model, on_nan, self._checked)  # where a NaN/Inf began
         self._sampled_handles: list[Any] = []  # present only while a sampled forward is due
         self._armed = (False, False)  # which of them are present: (dead units, histograms)
         self._attach()
@@ -216,7 +190,7 @@ class Watcher:
         """A hook on every leaf module that can make a non-finite value. They serve the first
         forward (the layer order), forwards checked with device flags, and a model run
         piecewise; a forward checked on the CPU does without them (a hook costs every module
-        Python's slow call path: 2-3 % of a classroom model's step), see `_end_forward`."""
+        Python's slow call path: 2-3 % of a classroom model's step), see `NonfiniteWatch`."""
         for h in self._leaf_handles:
             h.remove()
         self._leaf_handles = []
@@ -246,7 +220,13 @@ class Watcher:
         self._handles.clear()
         self._leaf_handles.clear()
         self._sampled_handles.clear()
-        self._outputs = []  # no reference to a forward's tensors outlives the hooks
+        self.nan.outputs = []  # no reference to a forward's tensors outlives the hooks
+
+    @property
+    def nonfinite(self) -> dict[str, Any] | None:
+        """Where the first non-finite value began: step, where ("activations", "gradients"
+        or "scalar") and layer; None while every value was finite."""
+        return self.nan.first
 
     @property
     def attached(self) -> bool:
@@ -263,18 +243,8 @@ class Watcher:
             return
         if not self._order and module in self._layer_set:
             self._first_pass.append(module)
-        if self.on_nan == "ignore" or not isinstance(output, torch.Tensor):
-            return
-        outputs = self._outputs
-        if not outputs:  # the forward's first output picks the check (see _end_forward)
-            eager = self._eager
-            self._forward_eager = output.device.type == "cpu" if eager is None else eager
-        if self._forward_eager:  # held until the forward ends (autograd keeps most anyway),
-            outputs.append((module, output))  # read only if the model's output is bad
-        elif output.is_floating_point() and output.numel():
-            # min and max propagate NaN and +-Inf: their sum is finite iff all values are.
-            lo, hi = torch.aminmax(output.detach())
-            outputs.append((module, lo.double() + hi.double()))
+        if self.on_nan != "ignore" and isinstance(output, torch.Tensor):
+            self.nan.record(module, output)
 
     def _model_hook(self, module: nn.Module, args: Any, kwargs: Any, output: Any) -> None:
         if not self._training_forward():
@@ -284,101 +254,13 @@ class Watcher:
         else:
             leaves = torch.utils._pytree.tree_leaves(output)
             outs = [t for t in leaves if isinstance(t, torch.Tensor)]
-        if not self._outputs:  # no leaf hook ran: the output's device picks the check
-            first = next((t for t in outs if t.is_floating_point()), None)
-            eager = self._eager
-            self._forward_eager = (first is None or first.is_cpu) if eager is None else eager
-        self._end_forward(outs, (args, kwargs))
+        self.nan.choose_check(outs)
+        self.nan.end_forward(self.steps, outs, self.flush_pending, (args, kwargs))
         # The layer order is known once a whole forward ran: a CPU-checked model needs the
         # leaf hooks no more; one checked with device flags gets them (back).
-        wanted = not self._forward_eager and self.on_nan != "ignore"
+        wanted = self.nan.wants_leaf_hooks
         if bool(self._leaf_handles) != wanted:
             self._set_leaf_hooks(wanted)
-
-    def _end_forward(self, outs: list[torch.Tensor] | None, inputs: Any = None) -> None:
-        """Check the model's outputs ``outs`` (None: the model's own forward did not run, so
-        every module output counts) and, if one is non-finite, name the first module whose
-        output was: where the non-finite value began.
-
-        Checking every module output each step cost a read of every activation (+2-3 % of a
-        CPU step), and even an empty hook on every module costs as much again. On the CPU a
-        check is a synchronous read anyway, so only the output is read, and when it is bad
-        the forward is run once more on the same ``inputs`` (args, kwargs), without
-        gradients and with a hook on every module, to find where it began (`_replay`). On
-        other devices every module gets a flag on the device (no sync), read with the
-        gradient statistics. Either way a non-finite value that the model itself masks out
-        (a -inf attention mask) is not an error: only one that reaches the output is."""
-        records, self._outputs = self._outputs, []
-        if outs is not None:  # the model's floating outputs (integer ones cannot be NaN)
-            outs = [t.detach() for t in outs if t.is_floating_point() and t.numel()]
-        # Nothing to check: a model whose output holds no floating values (a non-finite value
-        # that does not reach the output is not reported), or no module ran.
-        if self.on_nan == "ignore" or not (records if outs is None else outs):
-            return
-        if not self._forward_eager:
-            modules = [m for m, _ in records]
-            flags = [f for _, f in records]
-            for t in outs or []:
-                lo, hi = torch.aminmax(t)
-                flags.append(lo.double() + hi.double())
-            self._act_pending.append((self.steps, modules, torch.stack(flags), len(outs or [])))
-            return
-        if outs is not None and all(_finite(t) for t in outs):
-            return  # the usual case on the CPU: one reduction, nothing else built
-        if outs is not None and not records:  # (no leaf hook ran: find where, by a replay)
-            self.flush_pending()  # an earlier step's gradients may be where it began
-            if self.nonfinite is not None:
-                return  # the earlier one is the one reported
-            records = self._replay(*inputs) if inputs is not None else []
-        modules = [m for m, _ in records]
-        finite = [_finite(t) for _, t in records]
-        where = self._first_bad_output(self.steps, modules, finite, outs is not None)
-        if where is not None:
-            self.flush_pending()
-            self._found_nonfinite(where)
-
-    def _replay(self, args: tuple, kwargs: dict) -> list[tuple[nn.Module, torch.Tensor]]:
-        """Run the forward that made a non-finite output again on its inputs, without
-        gradients, and return every checked module's output in forward order. The RNG and
-        the buffers (batch-norm statistics) are put back: training goes on as if it had not
-        run. The user's own hooks on the model's modules do run a second time. A forward that fails
-        this time returns nothing (the model itself is then named)."""
-        found: list[tuple[nn.Module, torch.Tensor]] = []
-
-        def hook(module: nn.Module, _args: Any, output: Any) -> None:
-            if isinstance(output, torch.Tensor):
-                found.append((module, output))
-
-        handles = [m.register_forward_hook(hook) for m in self._checked]
-        # The replay updates copies of the buffers: the originals may be saved for the
-        # backward still to come, and autograd refuses tensors changed in place.
-        buffers = [(m, k, b) for m in self.model.modules() for k, b in m._buffers.items()]
-        for m, k, b in buffers:
-            if b is not None:
-                m._buffers[k] = b.clone()
-        try:
-            with torch.no_grad(), torch.random.fork_rng(devices=[]):
-                self.model(*args, **kwargs)
-        except Exception:  # noqa: BLE001 - a diagnosis must not stop training
-            found = []
-        finally:
-            for h in handles:
-                h.remove()
-            for m, k, b in buffers:
-                m._buffers[k] = b
-        return found
-
-    def _first_bad_output(
-        self, step: int, modules: list[nn.Module], finite: list[bool], had_output: bool
-    ) -> dict[str, Any] | None:
-        """The first module (forward order) whose output was non-finite; the model itself if
-        none was (a non-finite value made by its own code after its last module). A module
-        whose output holds a -inf mask on purpose would be named first: none of torch's do."""
-        if all(finite) and not had_output:
-            return None
-        first = modules[finite.index(False)] if not all(finite) else self.model
-        names = {m: p or type(m).__name__ for p, m in self.model.named_modules()}
-        return {"step": step, "where": "activations", "layer": names[first]}
 
     def _relu_hook(self, i: int):
         def hook(module: nn.Module, args: Any, output: Any) -> None:
@@ -432,8 +314,8 @@ class Watcher:
         self.versions["scalars"] += bool(checked)
         self.versions["flow"] += 1
         self._fix_order()
-        if self._outputs:  # modules ran but the model's forward did not end (called piecewise)
-            self._end_forward(None)
+        if self.nan.outputs:  # modules ran but the model's forward did not end (piecewise)
+            self.nan.end_forward(self.steps, None, self.flush_pending)
         grads, owners = self._gradients()
         if (
             not grads
@@ -446,7 +328,7 @@ class Watcher:
                 "mon.step() after loss.backward() and before optimizer.step() (and "
                 "optimizer.zero_grad())",
                 RuntimeWarning,
-                stacklevel=_caller_level(),
+                stacklevel=caller_level(),
             )
         sampled = self._collect
         if grads:
@@ -467,12 +349,13 @@ class Watcher:
             self._record_features(step)  # a forward of a few probe inputs
         # Bounded without snapshot() (after the activations' check, which takes precedence
         # over the gradients at the same step).
-        if len(self._pending) >= MAX_PENDING or len(self._act_pending) >= MAX_PENDING:
+        if len(self._pending) >= MAX_PENDING or len(self.nan.act_pending) >= MAX_PENDING:
             self.flush_pending()
         if len(self._unread) >= MAX_PENDING:
             self._read_scalars()
         if self.on_nan == "raise":
-            self._raise_on_nonfinite(step, checked)
+            self.flush_pending()
+            self.nan.raise_if_found(step, checked)
         self.steps += 1
         nxt = self.steps
         self._collect = nxt % self.every == 0
@@ -661,52 +544,14 @@ class Watcher:
         self.features_step = step
         self.versions["features"] += 1
 
-    def _raise_on_nonfinite(self, step: int, scalars: dict[str, Any]) -> None:
-        self.flush_pending()
-        bad_scalar = [n for n, v in scalars.items() if not math.isfinite(float(v))]
-        if self.nonfinite is not None or bad_scalar:
-            where = self.nonfinite or {"step": step, "where": "scalar", "layer": bad_scalar[0]}
-            self.nonfinite = where
-            raise FloatingPointError(
-                f"non-finite {where['where']} at step {where['step']} in {where['layer']!r} "
-                "(nbviz.watch(on_nan='raise'))"
-            )
-
-    def _read_activation_checks(self) -> dict[str, Any] | None:
-        """Read the device flags of finished forwards (one transfer): the first bad one."""
-        pending, self._act_pending = self._act_pending, []
-        if not pending:
-            return None
-        finite = torch.isfinite(torch.cat([flags for _, _, flags, _ in pending])).cpu().tolist()
-        at = 0
-        for step, modules, flags, n_out in pending:
-            ok, at = finite[at : at + len(flags)], at + len(flags)
-            if not (all(ok[len(modules) :]) if n_out else all(ok)):
-                return self._first_bad_output(step, modules, ok[: len(modules)], n_out > 0)
-        return None
-
-    def _found_nonfinite(self, where: dict[str, Any]) -> None:
-        """Remember the earliest non-finite value (at one step, activations before
-        gradients: the forward came first); say so once (on_nan="warn")."""
-        first = self.nonfinite is None
-        if first or _nonfinite_order(where) < _nonfinite_order(self.nonfinite):
-            self.nonfinite = where
-        if first and self.on_nan == "warn":
-            warnings.warn(
-                f"nbviz.watch: non-finite {where['where']} at step {where['step']} in "
-                f"{where['layer']!r} (training goes on; on_nan='raise' stops it)",
-                RuntimeWarning,
-                stacklevel=_caller_level(),
-            )
-
     # --- reading -------------------------------------------------------------------------------
 
     def flush_pending(self) -> None:
         """Move the per-step statistics to the CPU (one transfer each) into the histories."""
-        found = [self._read_activation_checks(), self._read_gradient_stats()]
+        found = [self.nan.read_flags(), self._read_gradient_stats()]
         found = [where for where in found if where is not None]
         if found:  # the earlier of the two (one warning, about where it began)
-            self._found_nonfinite(min(found, key=_nonfinite_order))
+            self.nan.found(min(found, key=nonfinite_order))
 
     def _read_gradient_stats(self) -> dict[str, Any] | None:
         """Pending norms and maxima into the histories; the first non-finite gradient."""
@@ -816,32 +661,6 @@ def _series(points: list[tuple[int, Any]]) -> tuple[np.ndarray, np.ndarray]:
     else:
         values = [v for _, v in points]
     return steps, np.array(values, dtype=np.float64)
-
-
-def _nonfinite_order(where: dict[str, Any]) -> tuple[int, int]:
-    """Earlier step first; at one step the forward (activations) came before the gradients."""
-    return (where["step"], 0 if where["where"] == "activations" else 1)
-
-
-def _caller_level() -> int:
-    """The warnings stack level of the user's code: the first frame outside nbviz and torch
-    (the watch reports from inside the model's forward or from step())."""
-    inside = (str(Path(__file__).parents[1]), str(Path(torch.__file__).parent))
-    frame, level = sys._getframe(1), 1
-    while frame is not None and frame.f_code.co_filename.startswith(inside):
-        frame, level = frame.f_back, level + 1
-    return level
-
-
-def _finite(t: torch.Tensor) -> bool:
-    """Whether every value of ``t`` is finite (integer and empty tensors are). NaN and +-Inf
-    propagate through a sum, and a float64 sum of finite values is finite unless it
-    overflows (only float64 values near its limit can), which the exact test then rules
-    out: one reduction and one read in the usual case, 2x cheaper than aminmax."""
-    if not t.is_floating_point() or t.numel() == 0:
-        return True
-    t = t.detach()
-    return math.isfinite(t.sum(dtype=torch.float64)) or bool(torch.isfinite(t).all())
 
 
 def _abs_max(tensors: list[torch.Tensor]) -> torch.Tensor:
