@@ -10,6 +10,7 @@ import { colorTable, css, rgbAt, textColorOn } from "./lib/colors.js";
 import { coalesce, el as h, svgEl as s, watchTheme } from "./lib/dom.js";
 import * as gv from "./lib/graph-view.js";
 import { plural, truncateEnd } from "./lib/text.js";
+import { fitView, revealView, viewportHeight, wheelFactor, zoomAt } from "./lib/viewport.js";
 
 /**
  * @typedef {import("./lib/graph-view.js").GraphData} GraphData
@@ -33,8 +34,6 @@ const FONTS = {
   type: "11px",
   small: "10px",
 };
-const MIN_ZOOM = 0.02;
-const MAX_ZOOM = 4;
 const BIG = 400; // visible boxes beyond which "laying out…" shows first
 const viridis = colorTable();
 let uid = 0;
@@ -754,19 +753,9 @@ function render({ model, el }) {
   function fit(sizeViewport = false, whole = false) {
     if (!laid) return;
     const W = viewport.clientWidth || 800;
-    const gw = Math.max(1, laid.width);
-    const gh = Math.max(1, laid.height);
-    const kw = Math.min(1.25, W / gw);
-    if (sizeViewport) {
-      const want = Math.round(Math.min(640, Math.max(220, gh * kw + 8)));
-      viewport.style.height = `${want}px`;
-    }
-    const H = viewport.clientHeight || 500;
-    let k = Math.min(kw, H / gh);
-    if (!whole && k < 0.85 * Math.min(1, kw)) k = Math.min(1, kw); // shrinking to the height would hurt reading: fit the width, top aligned
-    view.k = Math.max(MIN_ZOOM, k);
-    view.x = (W - gw * view.k) / 2;
-    view.y = gh * view.k <= H ? (H - gh * view.k) / 2 : 0;
+    if (sizeViewport)
+      viewport.style.height = `${viewportHeight(laid.height, Math.min(1.25, W / Math.max(1, laid.width)))}px`;
+    Object.assign(view, fitView(W, viewport.clientHeight || 500, laid.width, laid.height, whole));
     applyTransform();
   }
 
@@ -774,13 +763,9 @@ function render({ model, el }) {
   function reveal(nid) {
     const b = laid?.boxes.get(nid);
     if (!b) return;
-    const W = viewport.clientWidth || 800;
-    const H = viewport.clientHeight || 500;
-    const x = view.x + view.k * b.x;
-    const y = view.y + view.k * b.y;
-    if (x >= 0 && y >= 0 && x + view.k * b.width <= W && y + view.k * b.height <= H) return;
-    view.x = W / 2 - view.k * (b.x + b.width / 2);
-    view.y = H / 3 - view.k * (b.y + b.height / 2);
+    const next = revealView(view, b, viewport.clientWidth || 800, viewport.clientHeight || 500);
+    if (next === view) return;
+    Object.assign(view, next);
     applyTransform();
   }
 
@@ -831,11 +816,7 @@ function render({ model, el }) {
     const r = svg.getBoundingClientRect();
     const px = ev.clientX - r.left;
     const py = ev.clientY - r.top;
-    const unit = ev.deltaMode === 1 ? 0.05 : ev.deltaMode === 2 ? 1 : 0.0015;
-    const k = Math.min(MAX_ZOOM, Math.max(MIN_ZOOM, view.k * Math.exp(-ev.deltaY * unit)));
-    view.x = px - ((px - view.x) * k) / view.k;
-    view.y = py - ((py - view.y) * k) / view.k;
-    view.k = k;
+    Object.assign(view, zoomAt(view, px, py, wheelFactor(ev.deltaY, ev.deltaMode)));
     scheduleTransform();
   }
 
