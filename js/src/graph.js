@@ -9,6 +9,7 @@ import ELK from "elkjs/lib/elk.bundled.js";
 import { colorTable, css, rgbAt, textColorOn } from "./lib/colors.js";
 import { coalesce, el as h, svgEl as s, watchTheme } from "./lib/dom.js";
 import * as gv from "./lib/graph-view.js";
+import { download, fileBase, inlineStyles, rasterize } from "./lib/svg-export.js";
 import { plural, truncateEnd } from "./lib/text.js";
 import { fitView, revealView, viewportHeight, wheelFactor, zoomAt } from "./lib/viewport.js";
 
@@ -1115,27 +1116,7 @@ function render({ model, el }) {
   /** @param {number | undefined} x */
   const fmt = (x) => (x == null ? "?" : gv.formatValue(x));
 
-  // ---- export -------------------------------------------------------------
-  const STYLE_PROPS = [
-    "fill",
-    "fill-opacity",
-    "stroke",
-    "stroke-width",
-    "stroke-opacity",
-    "stroke-dasharray",
-    "opacity",
-    "font-family",
-    "font-size",
-    "font-weight",
-    "font-style",
-    "text-anchor",
-    "dominant-baseline",
-    "paint-order",
-    "stroke-linejoin",
-    "display",
-    "visibility",
-  ];
-
+  // ---- export (the generic parts: lib/svg-export.js) ---------------------
   /** A standalone SVG of the whole graph as it is now, colours resolved. */
   function exportSvgText() {
     if (!laid || !index) return null;
@@ -1195,70 +1176,14 @@ function render({ model, el }) {
     return { text: new XMLSerializer().serializeToString(out), width: W, height: H };
   }
 
-  /** Copies computed presentation styles of live elements onto their clones. @param {Element} live @param {Element} clone */
-  function inlineStyles(live, clone) {
-    const a = [live, ...live.querySelectorAll("*")];
-    const b = [clone, ...clone.querySelectorAll("*")];
-    /** @type {Map<string, string>} */
-    const cache = new Map();
-    for (let i = 0; i < a.length && i < b.length; i++) {
-      const src = a[i];
-      const dst = b[i];
-      if (src.tagName === "title" || src.tagName === "defs" || src.tagName === "marker") continue;
-      // Elements with the same classes under a parent with the same classes style alike.
-      const own = /** @type {HTMLElement} */ (/** @type {unknown} */ (src)).style?.cssText || "";
-      const key = `${src.tagName}|${src.getAttribute("class") || ""}|${src.getAttribute("text-anchor") || ""}|${src.parentElement?.getAttribute("class") || ""}|${src.parentElement?.parentElement?.getAttribute("class") || ""}|${own}`;
-      let text = cache.get(key);
-      if (text === undefined) {
-        const cs = getComputedStyle(src);
-        text = STYLE_PROPS.map((p) => `${p}:${cs.getPropertyValue(p)}`).join(";");
-        cache.set(key, text);
-      }
-      dst.setAttribute("style", text);
-      dst.removeAttribute("class");
-    }
-  }
-
-  /** @param {Blob} blob @param {string} name */
-  function download(blob, name) {
-    const url = URL.createObjectURL(blob);
-    const a = /** @type {HTMLAnchorElement} */ (h("a", { href: url, download: name }));
-    a.style.display = "none";
-    root.appendChild(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 10000);
-  }
-  function fileBase() {
-    const base = String(model.get("title") || index?.graph.model || "graph");
-    return base.replace(/[^\w.-]+/g, "_").slice(0, 80) || "graph";
-  }
+  const fileName = () => fileBase(model.get("title") || index?.graph.model || "graph");
   svgBtn.addEventListener("click", () => {
     const out = exportSvgText();
-    if (out) download(new Blob([out.text], { type: "image/svg+xml" }), `${fileBase()}.svg`);
+    if (out) download(new Blob([out.text], { type: "image/svg+xml" }), `${fileName()}.svg`, root);
   });
   pngBtn.addEventListener("click", () => {
     const out = exportSvgText();
-    if (!out) return;
-    // 2x for crisp text, within what canvases allow (16k px a side, ~120M px).
-    const scale = Math.max(
-      0.05,
-      Math.min(2, 16000 / out.width, 16000 / out.height, Math.sqrt(1.2e8 / (out.width * out.height))),
-    );
-    const img = new Image();
-    const url = URL.createObjectURL(new Blob([out.text], { type: "image/svg+xml" }));
-    img.onload = () => {
-      const canvas = document.createElement("canvas");
-      canvas.width = Math.round(out.width * scale);
-      canvas.height = Math.round(out.height * scale);
-      const ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d"));
-      ctx.scale(scale, scale);
-      ctx.drawImage(img, 0, 0);
-      URL.revokeObjectURL(url);
-      canvas.toBlob((blob) => blob && download(blob, `${fileBase()}.png`), "image/png");
-    };
-    img.onerror = () => URL.revokeObjectURL(url);
-    img.src = url;
+    if (out) rasterize(out.text, out.width, out.height, (blob) => download(blob, `${fileName()}.png`, root));
   });
   // For scripted checks: the standalone SVG text that "export SVG" downloads.
   /** @type {any} */ (root).nbvizExportSvg = () => exportSvgText()?.text ?? null;

@@ -480,3 +480,13 @@ def test_keyboard_moves_opens_and_closes_boxes(lab: Lab):
     assert lab.page.evaluate("() => document.body.dataset.jpMode ?? 'command'") != "edit"
     assert lab.kernel_messages_sent("comm_msg") == 0
     lab.screenshot(w, "graph-keyboard")
+
+    # export: the PNG and the SVG download, named after the title
+    for button, suffix, magic in (
+        ("export PNG", ".png", b"\x89PNG"),
+        ("export SVG", ".svg", b"<svg"),
+    ):
+        with lab.page.expect_download() as got:
+            w.locator("button", has_text=button).click()
+        assert got.value.suggested_filename == f"GPT-style_12_layers{suffix}"
+        assert Path(got.value.path()).read_bytes().startswith(magic), button
