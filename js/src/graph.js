@@ -8,6 +8,7 @@ import "./graph.css";
 import ELK from "elkjs/lib/elk.bundled.js";
 import { colorTable, css, rgbAt, textColorOn } from "./lib/colors.js";
 import { coalesce, el as h, svgEl as s, watchTheme } from "./lib/dom.js";
+import { detailsContent } from "./lib/graph-details.js";
 import * as gv from "./lib/graph-view.js";
 import { download, fileBase, inlineStyles, rasterize } from "./lib/svg-export.js";
 import { plural, truncateEnd } from "./lib/text.js";
@@ -952,112 +953,14 @@ function render({ model, el }) {
     }
   });
 
-  // ---- details panel ------------------------------------------------------
+  // ---- details panel (its content: lib/graph-details.js) -----------------
   /** @param {string} nid */
   function showDetails(nid) {
     if (!index) return;
     const n = index.byId.get(nid);
     if (!n) return;
     selected = vis?.byId.has(nid) ? nid : null;
-    const mod = n.kind === "module" ? index.graph.modules?.[n.path] : undefined;
-    const close = h(
-      "button",
-      { class: "nbviz-close nbviz-graph__close", type: "button", "aria-label": "close details" },
-      "×",
-    );
-    close.addEventListener("click", closeDetails);
-    const heading = n.kind === "module" ? n.path || n.name || n.type : n.name;
-    /** @type {(string | Node)[]} */
-    const parts = [
-      h("div", { class: "nbviz-graph__details-head" }, [
-        h("div", {}, [h("strong", {}, heading), " ", h("span", { class: "nbviz-graph__muted" }, n.type)]),
-        close,
-      ]),
-    ];
-    /** @type {[string, string][]} */
-    const facts = [];
-    if (n.kind === "module") {
-      if (n.call) facts.push(["call", `#${n.call + 1} of this module`]);
-      facts.push(["own params", gv.formatInt(mod?.params_own ?? n.params ?? 0)]);
-      facts.push(["total params", gv.formatInt(mod?.params_total ?? n.params_total ?? 0)]);
-      facts.push(["FLOPs", n.flops == null ? "not counted" : `${gv.formatFlops(n.flops)} (${gv.formatInt(n.flops)})`]);
-    } else {
-      facts.push(["kind", n.kind]);
-      if (n.kind === "op") facts.push(["in module", n.path || index.graph.model || "(root)"]);
-      if (n.kind === "op" && n.flops) facts.push(["FLOPs", `${gv.formatFlops(n.flops)} (${gv.formatInt(n.flops)})`]);
-      if (n.inplace) facts.push(["in place", "yes: modifies its input"]);
-    }
-    if (n.error) facts.push(["error", n.error]);
-    parts.push(
-      h(
-        "dl",
-        { class: "nbviz-graph__facts" },
-        facts.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]),
-      ),
-    );
-    /** @param {string} label @param {{shape: number[] | null, dtype: string}[] | undefined} list */
-    const tensors = (label, list) => {
-      if (!list || !list.length) return;
-      parts.push(h("h4", {}, label));
-      parts.push(
-        h(
-          "ul",
-          { class: "nbviz-graph__tensors" },
-          list.map((t) => h("li", {}, [h("code", {}, t.shape ? `[${t.shape.join(", ")}]` : "–"), ` ${t.dtype ?? ""}`])),
-        ),
-      );
-    };
-    tensors("inputs", n.inputs);
-    tensors("outputs", n.outputs);
-    if (mod) {
-      if (mod.params && mod.params.length) {
-        parts.push(h("h4", {}, "parameters"));
-        const rows = mod.params.map((p) =>
-          h("tr", {}, [
-            h("td", {}, p.name),
-            h("td", {}, h("code", {}, `[${(p.shape || []).join(", ")}]`)),
-            h("td", { class: "nbviz-graph__num" }, gv.formatInt(p.numel)),
-            h("td", {}, p.dtype ?? ""),
-          ]),
-        );
-        parts.push(
-          h("table", { class: "nbviz-graph__params" }, [
-            h(
-              "thead",
-              {},
-              h("tr", {}, [
-                h("th", {}, "name"),
-                h("th", {}, "shape"),
-                h("th", { class: "nbviz-graph__num" }, "count"),
-                h("th", {}, "dtype"),
-              ]),
-            ),
-            h("tbody", {}, rows),
-          ]),
-        );
-      }
-      if (mod.params && mod.params.length) {
-        parts.push(h("h4", {}, "weights"));
-        parts.push(
-          mod.histogram
-            ? histogram(mod.histogram)
-            : h("div", { class: "nbviz-graph__muted" }, "no values on the meta device"),
-        );
-      }
-      if (mod.repr) {
-        parts.push(h("h4", {}, "repr"));
-        // One block per line, continuations hanging under it (see graph.css).
-        const lines = gv.reprLines(mod.repr).map(({ indent, parts: pieces }) =>
-          h(
-            "span",
-            { class: "nbviz-graph__repr-line", style: `--nbviz-hang: ${indent + 2}ch` },
-            pieces.map((p) => (p.keep ? h("span", { class: "nbviz-graph__repr-keep" }, p.text) : p.text || " ")),
-          ),
-        );
-        parts.push(h("pre", { class: "nbviz-graph__repr" }, lines));
-      }
-    }
-    details.replaceChildren(...parts);
+    details.replaceChildren(...detailsContent(index, n, closeDetails));
     details.hidden = false;
     details.dataset.id = nid;
     restyle();
@@ -1069,52 +972,6 @@ function render({ model, el }) {
     delete details.dataset.id;
     restyle();
   }
-
-  /** Weight histogram as small SVG bars. @param {{counts: number[], edges: number[]}} hist */
-  function histogram(hist) {
-    const W = 260;
-    const H = 64;
-    const counts = hist.counts || [];
-    const max = Math.max(1, ...counts);
-    const out = s("svg", {
-      class: "nbviz-graph__hist",
-      width: W,
-      height: H + 16,
-      viewBox: `0 0 ${W} ${H + 16}`,
-      role: "img",
-    });
-    const bw = W / Math.max(1, counts.length);
-    counts.forEach((c, i) => {
-      const bh = c > 0 ? Math.max(1, (H * c) / max) : 0;
-      const r = s("rect", {
-        x: (i * bw + 0.5).toFixed(1),
-        y: (H - bh).toFixed(1),
-        width: Math.max(0.5, bw - 1).toFixed(1),
-        height: bh.toFixed(1),
-      });
-      r.appendChild(
-        s("title", {}, `[${fmt(hist.edges?.[i])}, ${fmt(hist.edges?.[i + 1])}): ${c.toLocaleString("en-US")}`),
-      );
-      out.appendChild(r);
-    });
-    out.appendChild(s("line", { x1: 0, x2: W, y1: H + 0.5, y2: H + 0.5 }));
-    const edges = hist.edges || [];
-    if (edges.length) {
-      out.appendChild(s("text", { x: 0, y: H + 13 }, fmt(edges[0])));
-      out.appendChild(s("text", { x: W, y: H + 13, "text-anchor": "end" }, fmt(edges[edges.length - 1])));
-      if (edges[0] < 0 && edges[edges.length - 1] > 0) {
-        const x0 = (W * -edges[0]) / (edges[edges.length - 1] - edges[0]);
-        out.appendChild(s("text", { x: x0.toFixed(1), y: H + 13, "text-anchor": "middle" }, "0"));
-      }
-    }
-    out.setAttribute(
-      "aria-label",
-      `histogram of weight values from ${fmt(edges[0])} to ${fmt(edges[edges.length - 1])}`,
-    );
-    return out;
-  }
-  /** @param {number | undefined} x */
-  const fmt = (x) => (x == null ? "?" : gv.formatValue(x));
 
   // ---- export (the generic parts: lib/svg-export.js) ---------------------
   /** A standalone SVG of the whole graph as it is now, colours resolved. */

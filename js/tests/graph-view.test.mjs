@@ -6,6 +6,7 @@ import {
   boxSize,
   boxText,
   canExpand,
+  detailFacts,
   displayName,
   edgeLabel,
   errorInfo,
@@ -639,4 +640,28 @@ test("search: a module matches where the match begins, not again in each of its 
   assert.deepEqual(search(idx, "downsample.1").matches, ["layer1.0.ds.1", "layer2.0.ds.1"]);
   assert.deepEqual(search(idx, "conv2d").matches, ["layer1.0.ds.0", "layer2.0.ds.0"]); // by type
   assert.deepEqual(search(idx, "layer2").matches, ["layer2.0"]);
+});
+
+test("detailFacts: what the details panel states of a module, an op and a failed node", () => {
+  const g = nested();
+  g.modules = {
+    a: { type: "Outer", repr: "Outer()", params: [], params_own: 1200, params_total: 3400, histogram: null },
+  };
+  g.nodes[3] = { ...g.nodes[3], call: 1, flops: 2500000 };
+  g.nodes[4] = { ...g.nodes[4], flops: 16, inplace: true, error: "boom" };
+  const idx = indexGraph(g);
+  assert.deepEqual(detailFacts(idx, idx.byId.get("ma")), [
+    ["call", "#2 of this module"],
+    ["own params", "1,200"],
+    ["total params", "3,400"],
+    ["FLOPs", "2.5 MFLOPs (2,500,000)"],
+  ]);
+  assert.deepEqual(detailFacts(idx, idx.byId.get("v1")), [
+    ["kind", "op"],
+    ["in module", "a"],
+    ["FLOPs", "16 FLOPs (16)"],
+    ["in place", "yes: modifies its input"],
+    ["error", "boom"],
+  ]);
+  assert.deepEqual(detailFacts(idx, idx.byId.get("m0")).at(-1), ["FLOPs", "not counted"]);
 });

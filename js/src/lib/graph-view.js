@@ -938,3 +938,30 @@ export function minimumIsTransposed(laid) {
   const c = (laid.children || [])[0];
   return !!c && (c.width || 0) < 300;
 }
+
+/**
+ * What the details panel states of a node, as [label, value] pairs: a module's call
+ * number, parameters and FLOPs; an op's module, FLOPs and whether it writes in place;
+ * the error where the forward failed.
+ * @param {GraphIndex} index
+ * @param {GNode} n
+ * @returns {[string, string][]}
+ */
+export function detailFacts(index, n) {
+  const mod = n.kind === "module" ? index.graph.modules?.[n.path] : undefined;
+  /** @type {[string, string][]} */
+  const facts = [];
+  if (n.kind === "module") {
+    if (n.call) facts.push(["call", `#${n.call + 1} of this module`]);
+    facts.push(["own params", formatInt(mod?.params_own ?? n.params ?? 0)]);
+    facts.push(["total params", formatInt(mod?.params_total ?? n.params_total ?? 0)]);
+    facts.push(["FLOPs", n.flops == null ? "not counted" : `${formatFlops(n.flops)} (${formatInt(n.flops)})`]);
+  } else {
+    facts.push(["kind", n.kind]);
+    if (n.kind === "op") facts.push(["in module", n.path || index.graph.model || "(root)"]);
+    if (n.kind === "op" && n.flops) facts.push(["FLOPs", `${formatFlops(n.flops)} (${formatInt(n.flops)})`]);
+    if (n.inplace) facts.push(["in place", "yes: modifies its input"]);
+  }
+  if (n.error) facts.push(["error", n.error]);
+  return facts;
+}
