@@ -69,6 +69,21 @@ function render({ model, el }) {
   const stage = h("div", { class: "nbviz-confusion__stage" }, [base, overlay, labels]);
   const tooltip = h("div", { class: "nbviz-confusion__tooltip", role: "tooltip" });
   const gallery = h("div", { class: "nbviz-confusion__gallery" });
+  // The gallery's head and close button are made once: a push re-renders only the label
+  // and the thumbnails, so a click on "×" never lands on a button that a push replaced.
+  const galleryLabel = h("span", {});
+  const closeGallery = h(
+    "button",
+    { class: "nbviz-close nbviz-confusion__close", type: "button", "aria-label": "close examples" },
+    "×",
+  );
+  closeGallery.addEventListener("click", () => {
+    view.selected = null;
+    drawOverlay();
+    showGallery();
+  });
+  const galleryHead = h("div", { class: "nbviz-confusion__gallery-head" }, [galleryLabel, closeGallery]);
+
   const table = /** @type {HTMLTableElement} */ (h("table", { class: "nbviz-sr-only nbviz-confusion__table" }));
   root.append(title, stats, controls, stage, tooltip, gallery, table);
 
@@ -419,8 +434,8 @@ function render({ model, el }) {
   }
 
   function showGallery() {
-    gallery.replaceChildren();
     if (!view.selected) {
+      gallery.replaceChildren();
       gallery.hidden = true;
       return;
     }
@@ -431,23 +446,9 @@ function render({ model, el }) {
     const cur = current();
     const n = cur.matrix[r * K + c];
     const ids = data.examples.get(r * K + c) || [];
-    const close = h(
-      "button",
-      { class: "nbviz-close nbviz-confusion__close", type: "button", "aria-label": "close examples" },
-      "×",
-    );
-    close.addEventListener("click", () => {
-      view.selected = null;
-      drawOverlay();
-      showGallery();
-    });
     const latest = model.get("epoch");
     const note = cur.live || cur.n === 0 || view.position === cur.n - 1 ? "" : ` · examples from epoch ${latest}`;
-    const head = h("div", { class: "nbviz-confusion__gallery-head" }, [
-      h("span", {}, `true ${classes[r]} → predicted ${classes[c]}: ${plural(n, "sample")}, ${ids.length} shown${note}`),
-      close,
-    ]);
-    gallery.appendChild(head);
+    galleryLabel.textContent = `true ${classes[r]} → predicted ${classes[c]}: ${plural(n, "sample")}, ${ids.length} shown${note}`;
     const grid = h("div", { class: "nbviz-confusion__thumbs" });
     if (!ids.length) {
       grid.appendChild(
@@ -471,7 +472,7 @@ function render({ model, el }) {
       /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d")).putImageData(im, 0, 0);
       grid.appendChild(canvas);
     }
-    gallery.appendChild(grid);
+    gallery.replaceChildren(galleryHead, grid);
   }
 
   /** The drawn numbers as a table, for screen readers (and tests). */

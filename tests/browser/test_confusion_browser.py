@@ -152,6 +152,14 @@ def test_live_confusion_matrix_in_jupyterlab(lab: Lab):
     widget(lab, 0).locator(".nbviz-confusion__thumb").first.wait_for(
         state="visible", timeout=30_000
     )
+    # pushes re-render the open gallery's thumbnails, never its close button: a click on
+    # "x" cannot land on a button that a push replaced (it once did: the gallery stayed)
+    button = widget(lab, 0).locator(".nbviz-confusion__close").element_handle()
+    total = widget(lab, 0).get_attribute("data-total")
+    lab.page.wait_for_function(
+        "([el, t]) => el.dataset.total !== t", arg=[widget(lab, 0).element_handle(), total]
+    )
+    assert button.evaluate("(b) => b.isConnected")
     widget(lab, 0).locator(".nbviz-confusion__close").click()
     widget(lab, 0).locator(".nbviz-confusion__gallery").wait_for(state="hidden")
 
