@@ -78,7 +78,7 @@ function render({ model, el }) {
   el.appendChild(root);
 
   // --- skeleton -------------------------------------------------------------------------------
-  const title = h("div", { class: "nbviz-cam__title" });
+  const title = h("div", { class: "nbviz-title nbviz-cam__title" });
   const strip = h("div", { class: "nbviz-cam__strip", role: "listbox", "aria-label": "images" });
   const canvas = /** @type {HTMLCanvasElement} */ (
     h("canvas", { class: "nbviz-cam__canvas", width: String(SIZE), height: String(SIZE), role: "img" })

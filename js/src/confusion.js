@@ -46,8 +46,8 @@ function render({ model, el }) {
   const root = h("div", { class: "nbviz nbviz-confusion" });
   el.appendChild(root);
 
-  const title = h("div", { class: "nbviz-confusion__title" });
-  const stats = h("div", { class: "nbviz-confusion__stats", role: "status" });
+  const title = h("div", { class: "nbviz-title nbviz-confusion__title" });
+  const stats = h("div", { class: "nbviz-status nbviz-confusion__stats", role: "status" });
   const modeSelect = /** @type {HTMLSelectElement} */ (
     h("select", { class: "nbviz-control nbviz-confusion__mode", "aria-label": "colour cells by" })
   );

@@ -88,7 +88,7 @@ function render({ model, el }) {
   el.appendChild(root);
 
   // ---- skeleton -----------------------------------------------------------
-  const title = h("div", { class: "nbviz-graph__title" });
+  const title = h("div", { class: "nbviz-title nbviz-graph__title" });
   const banner = h("div", { class: "nbviz-graph__banner", role: "alert" });
   banner.hidden = true;
   const depthSelect = /** @type {HTMLSelectElement} */ (

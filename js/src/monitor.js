@@ -59,8 +59,8 @@ function render({ model, el }) {
   const view = { smoothing: 0.6, log: false, window: 0, hist: "", kind: "weights", featureLayer: "", probe: 0 };
 
   // --- skeleton -------------------------------------------------------------------------------
-  const title = h("div", { class: "nbviz-monitor__title" });
-  const status = h("div", { class: "nbviz-monitor__status", role: "status" });
+  const title = h("div", { class: "nbviz-title nbviz-monitor__title" });
+  const status = h("div", { class: "nbviz-status nbviz-monitor__status", role: "status" });
   const banner = h("div", { class: "nbviz-monitor__nan", role: "alert" });
   banner.hidden = true;
   const smoothing = /** @type {HTMLInputElement} */ (
