@@ -20,7 +20,7 @@ backward is also cheaper than a training step's.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +32,6 @@ from .._checks import int_at_least, submodule
 from .._images import images_for_model
 from .._state import preserved
 
-INPUT_METHODS = ("saliency", "smoothgrad", "integrated_gradients")
 INPUT = "input"  # the one "layer" of the input-gradient methods
 
 
@@ -60,6 +59,55 @@ def _layercam(a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 # A new one is a function here and an entry below (and its name in the README's list).
 CAM_WEIGHTINGS = {"gradcam": _gradcam, "gradcam++": _gradcam_pp, "layercam": _layercam}
 CAM_METHODS = tuple(CAM_WEIGHTINGS)
+
+
+@dataclass(frozen=True)
+class InputGradients:
+    """An input-gradient method: how many versions of each image go through the model
+    (from ``samples`` and ``steps``), how a chunk of versions is made from the images,
+    whether the gradients' magnitudes are averaged, and how the mean gradient
+    ``(N, T, C, H, W)`` becomes maps ``(N, T, H, W)``."""
+
+    versions: Callable[[int, int], int]
+    versions_of: Callable[..., torch.Tensor]  # (x, image_of, version, per, noise, spans)
+    magnitude: bool
+    to_map: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x, mean gradient)
+
+
+def _as_they_are(x, image_of, version, per, noise, spans) -> torch.Tensor:
+    return x[image_of.to(x.device)]
+
+
+def _noisy(x, image_of, version, per, noise, spans) -> torch.Tensor:
+    """Smilkov et al.: noise of ``noise`` times each image's value span."""
+    where = image_of.to(x.device)
+    return x[where] + noise * spans[where, None, None, None] * _noise(image_of, version, per, x)
+
+
+def _scaled_from_black(x, image_of, version, per, noise, spans) -> torch.Tensor:
+    """Sundararajan et al.: the path from black to the image, midpoint rule."""
+    alphas = (version.to(x.dtype) + 0.5) / per
+    return x[image_of.to(x.device)] * alphas.to(x.device)[:, None, None, None]
+
+
+def _largest_channel(x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+    return mean.abs().amax(dim=2)
+
+
+def _times_input(x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+    """(x - black) * mean gradient, summed over channels."""
+    return F.relu((x[:, None] * mean).sum(dim=2))
+
+
+# The input methods by name: a new one is an entry here (and its name in the README).
+INPUT_GRADIENTS = {
+    "saliency": InputGradients(lambda samples, steps: 1, _as_they_are, False, _largest_channel),
+    "smoothgrad": InputGradients(lambda samples, steps: samples, _noisy, True, _largest_channel),
+    "integrated_gradients": InputGradients(
+        lambda samples, steps: steps, _scaled_from_black, False, _times_input
+    ),
+}
+INPUT_METHODS = tuple(INPUT_GRADIENTS)
 METHODS = CAM_METHODS + INPUT_METHODS
 
 
@@ -371,7 +419,8 @@ def _input_maps(model, x, targets, method, batch_size, samples, noise, steps) ->
         logits = torch.cat([_logits(model(c.clone())) for c in x.split(batch_size)])
     target = _resolve_targets(targets, logits)
     n, T = target.shape
-    per = 1 if method == "saliency" else samples if method == "smoothgrad" else steps
+    how = INPUT_GRADIENTS[method]
+    per = how.versions(samples, steps)
     # Rows (image, version) go through the model batch_size at a time, images mixed: the
     # versions are made as their chunk comes, so memory is bounded whatever N is. In
     # eval mode each row's gradient depends on that row alone.
@@ -380,27 +429,16 @@ def _input_maps(model, x, targets, method, batch_size, samples, noise, steps) ->
     for start in range(0, n * per, batch_size):
         rows = torch.arange(start, min(start + batch_size, n * per))
         image_of, version = rows // per, rows % per
-        chunk = x[image_of.to(x.device)]
-        if method == "smoothgrad":  # Smilkov et al.: average |gradient| over noisy copies
-            chunk = chunk + noise * spans[image_of.to(x.device), None, None, None] * _noise(
-                image_of, version, per, x
-            )
-        elif method == "integrated_gradients":  # Sundararajan et al., midpoint rule from black
-            alphas = (version.to(x.dtype) + 0.5) / per
-            chunk = chunk * alphas.to(x.device)[:, None, None, None]
+        chunk = how.versions_of(x, image_of, version, per, noise, spans)
         chunk = chunk.detach().requires_grad_()
         out = model(chunk.clone())  # a copy the model may write into in place
         where = image_of.to(x.device)
         for t in range(T):
             score = out.gather(1, target[where, t : t + 1]).sum()
             (grad,) = torch.autograd.grad(score, [chunk], retain_graph=t < T - 1)
-            total[:, t].index_add_(0, where, grad.abs() if method == "smoothgrad" else grad)
+            total[:, t].index_add_(0, where, grad.abs() if how.magnitude else grad)
         del out
-    mean = total / per
-    if method == "integrated_gradients":  # (x - black) * mean gradient, summed over channels
-        maps = F.relu((x[:, None] * mean).sum(dim=2))
-    else:
-        maps = mean.abs().amax(dim=2)
+    maps = how.to_map(x, total / per)
     return CamResult(
         method=method,
         layers=[INPUT],
