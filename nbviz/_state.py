@@ -71,3 +71,28 @@ def preserved(
         for p, flag in flags:
             if p.requires_grad != flag:
                 p.requires_grad_(flag)
+
+
+@contextlib.contextmanager
+def scratch_buffers(model: nn.Module) -> Iterator[None]:
+    """Within the block the model's buffers are copies; on exit the originals are back,
+    untouched. For a forward that must leave no trace while autograd still holds the
+    originals for a backward to come: copying values back (``preserved``'s
+    ``buffer_values``) would change them in place, which autograd refuses.
+
+    >>> bn = nn.BatchNorm1d(2)
+    >>> mean = bn.running_mean
+    >>> with scratch_buffers(bn):
+    ...     _ = bn(torch.randn(4, 2))
+    >>> bn.running_mean is mean and bool((mean == 0).all())
+    True
+    """
+    saved = [(m, k, b) for m in model.modules() for k, b in m._buffers.items()]
+    try:
+        for m, k, b in saved:
+            if b is not None:
+                m._buffers[k] = b.clone()
+        yield
+    finally:
+        for m, k, b in saved:
+            m._buffers[k] = b

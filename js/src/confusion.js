@@ -56,7 +56,7 @@ function render({ model, el }) {
     h("input", { class: "nbviz-confusion__epoch", type: "range", min: "1", max: "1", step: "1", "aria-label": "epoch" })
   );
   const epochLabel = h("span", { class: "nbviz-confusion__epoch-label" });
-  const controls = h("div", { class: "nbviz-confusion__controls" }, [
+  const controls = h("div", { class: "nbviz-controls nbviz-confusion__controls" }, [
     h("label", {}, ["colour ", modeSelect]),
     h("label", {}, ["epoch ", slider]),
     epochLabel,

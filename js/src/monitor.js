@@ -86,7 +86,7 @@ function render({ model, el }) {
   ])
     windowSelect.append(h("option", { value: v }, label));
   const logLabel = h("span", {}, " log scale");
-  const curveControls = h("div", { class: "nbviz-monitor__controls" }, [
+  const curveControls = h("div", { class: "nbviz-controls nbviz-monitor__controls" }, [
     h("label", {}, ["smoothing ", smoothing, smoothingLabel]),
     h("label", { title: "log10 of the losses (of every curve spanning over a decade when no name says loss)" }, [
       logToggle,

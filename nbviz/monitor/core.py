@@ -170,8 +170,8 @@ class Watcher:
         # Leaves where a non-finite value can begin (one that is finite whenever its input is,
         # as a ReLU or a max pooling, is left out: one Python call saved per forward).
         leaves = [m for m in model.modules() if next(m.children(), None) is None]
-        self._checked = [m for m in leaves if not isinstance(m, FINITE_IN_FINITE_OUT)]
-        self.nan = NonfiniteWatch(model, on_nan, self._checked)  # where a NaN/Inf began
+        checked = [m for m in leaves if not isinstance(m, FINITE_IN_FINITE_OUT)]
+        self.nan = NonfiniteWatch(model, on_nan, checked)  # where a NaN/Inf began
         self._sampled_handles: list[Any] = []  # present only while a sampled forward is due
         self._armed = (False, False)  # which of them are present: (dead units, histograms)
         self._attach()
@@ -195,7 +195,9 @@ class Watcher:
             h.remove()
         self._leaf_handles = []
         if on:
-            self._leaf_handles = [m.register_forward_hook(self._leaf_hook) for m in self._checked]
+            self._leaf_handles = [
+                m.register_forward_hook(self._leaf_hook) for m in self.nan.checked
+            ]
 
     def _arm_sampled_hooks(self) -> None:
         """Hooks that read activations (dead units, activation histograms) exist only while a
@@ -254,7 +256,6 @@ class Watcher:
         else:
             leaves = torch.utils._pytree.tree_leaves(output)
             outs = [t for t in leaves if isinstance(t, torch.Tensor)]
-        self.nan.choose_check(outs)
         self.nan.end_forward(self.steps, outs, self.flush_pending, (args, kwargs))
         # The layer order is known once a whole forward ran: a CPU-checked model needs the
         # leaf hooks no more; one checked with device flags gets them (back).

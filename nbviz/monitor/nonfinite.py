@@ -19,6 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._state import scratch_buffers
+
 # Modules whose output is finite whenever their input is, so a non-finite value never
 # begins there: the NaN/Inf watch does not hook them (fewer hook calls per forward).
 FINITE_IN_FINITE_OUT = (
@@ -75,13 +77,6 @@ class NonfiniteWatch:
             lo, hi = torch.aminmax(output.detach())
             outputs.append((module, lo.double() + hi.double()))
 
-    def choose_check(self, outs: list[torch.Tensor]) -> None:
-        """No leaf hook ran this forward: the model's output device picks the check."""
-        if not self.outputs:
-            first = next((t for t in outs if t.is_floating_point()), None)
-            eager = self.eager
-            self.forward_eager = (first is None or first.is_cpu) if eager is None else eager
-
     def end_forward(
         self,
         step: int,
@@ -104,6 +99,10 @@ class NonfiniteWatch:
         records, self.outputs = self.outputs, []
         if outs is not None:  # the model's floating outputs (integer ones cannot be NaN)
             outs = [t.detach() for t in outs if t.is_floating_point() and t.numel()]
+            if not records and self.eager is None:  # no leaf hook ran: the output picks
+                self.forward_eager = not outs or outs[0].is_cpu
+            elif not records:
+                self.forward_eager = self.eager
         # Nothing to check: a model whose output holds no floating values (a non-finite value
         # that does not reach the output is not reported), or no module ran.
         if self.on_nan == "ignore" or not (records if outs is None else outs):
@@ -134,8 +133,8 @@ class NonfiniteWatch:
         """Run the forward that made a non-finite output again on its inputs, without
         gradients, and return every checked module's output in forward order. The RNG and
         the buffers (batch-norm statistics) are put back: training goes on as if it had not
-        run. The user's own hooks on the model's modules do run a second time. A forward that fails
-        this time returns nothing (the model itself is then named)."""
+        run. The user's own hooks on the model's modules do run a second time. A forward
+        that fails this time returns nothing (the model itself is then named)."""
         found: list[tuple[nn.Module, torch.Tensor]] = []
 
         def hook(module: nn.Module, _args: Any, output: Any) -> None:
@@ -143,22 +142,15 @@ class NonfiniteWatch:
                 found.append((module, output))
 
         handles = [m.register_forward_hook(hook) for m in self.checked]
-        # The replay updates copies of the buffers: the originals may be saved for the
-        # backward still to come, and autograd refuses tensors changed in place.
-        buffers = [(m, k, b) for m in self.model.modules() for k, b in m._buffers.items()]
-        for m, k, b in buffers:
-            if b is not None:
-                m._buffers[k] = b.clone()
         try:
-            with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            # Copies of the buffers: the originals may be saved for the backward to come.
+            with torch.no_grad(), torch.random.fork_rng(devices=[]), scratch_buffers(self.model):
                 self.model(*args, **kwargs)
         except Exception:  # noqa: BLE001 - a diagnosis must not stop training
             found = []
         finally:
             for h in handles:
                 h.remove()
-            for m, k, b in buffers:
-                m._buffers[k] = b
         return found
 
     def _first_bad_output(
