@@ -6,12 +6,14 @@
 import "./lib/common.css";
 import "./graph.css";
 import ELK from "elkjs/lib/elk.bundled.js";
-import { colorTable, css, rgbAt, textColorOn } from "./lib/colors.js";
-import { coalesce, el as h, svgEl as s, watchTheme } from "./lib/dom.js";
+import { colorTable } from "./lib/colors.js";
+import { coalesce, coalesceAsync, el as h, svgEl as s, watchTheme } from "./lib/dom.js";
 import { detailsContent } from "./lib/graph-details.js";
+import { keyAction } from "./lib/graph-keys.js";
+import { boxFill, boxValue, drawScene, FONTS, legendContent, legendSvg } from "./lib/graph-scene.js";
 import * as gv from "./lib/graph-view.js";
 import { download, fileBase, inlineStyles, rasterize } from "./lib/svg-export.js";
-import { plural, truncateEnd } from "./lib/text.js";
+import { plural } from "./lib/text.js";
 import { fitView, revealView, viewportHeight, wheelFactor, zoomAt } from "./lib/viewport.js";
 
 /**
@@ -29,13 +31,6 @@ import { fitView, revealView, viewportHeight, wheelFactor, zoomAt } from "./lib/
  */
 
 const SVG = "http://www.w3.org/2000/svg";
-const BOX = gv.BOX;
-const FONTS = {
-  name: "600 12px",
-  op: "600 11px",
-  type: "11px",
-  small: "10px",
-};
 const BIG = 400; // visible boxes beyond which "laying out…" shows first
 const viridis = colorTable();
 let uid = 0;
@@ -87,83 +82,29 @@ function render({ model, el }) {
   const root = h("div", { class: "nbviz nbviz-graph" });
   el.appendChild(root);
 
-  // ---- skeleton -----------------------------------------------------------
-  const title = h("div", { class: "nbviz-title nbviz-graph__title" });
-  const banner = h("div", { class: "nbviz-graph__banner", role: "alert" });
-  banner.hidden = true;
-  const depthSelect = /** @type {HTMLSelectElement} */ (
-    h("select", { class: "nbviz-control nbviz-graph__depth", "aria-label": "expand to depth" })
-  );
-  const foldBox = /** @type {HTMLInputElement} */ (h("input", { type: "checkbox", class: "nbviz-graph__fold-all" }));
-  foldBox.checked = true;
-  const foldLabel = h(
-    "label",
-    { class: "nbviz-graph__fold-label", title: "show each run of identical blocks as one ×N box" },
-    [foldBox, "fold repeats"],
-  );
-  const collapseBtn = h(
-    "button",
-    {
-      class: "nbviz-control nbviz-graph__button",
-      type: "button",
-      title: "collapse every module and fold every repeat",
-    },
-    "collapse all",
-  );
-  const searchBox = /** @type {HTMLInputElement} */ (
-    h("input", {
-      class: "nbviz-control nbviz-graph__search",
-      type: "search",
-      placeholder: "search modules and ops",
-      "aria-label": "search modules by path, name or type, and ops such as relu by name",
-    })
-  );
-  const matchCount = h("span", { class: "nbviz-graph__matches", role: "status" });
-  const fitBtn = h(
-    "button",
-    { class: "nbviz-control nbviz-graph__button", type: "button", title: "fit the whole graph in view" },
-    "fit",
-  );
-  const svgBtn = h("button", { class: "nbviz-control nbviz-graph__button", type: "button" }, "export SVG");
-  const pngBtn = h("button", { class: "nbviz-control nbviz-graph__button", type: "button" }, "export PNG");
-  const stats = h("span", { class: "nbviz-graph__stats" });
-  const toolbar = h("div", { class: "nbviz-graph__toolbar" }, [
-    h("label", {}, ["expand to depth ", depthSelect]),
+  const {
+    title,
+    banner,
+    depthSelect,
+    foldBox,
     foldLabel,
     collapseBtn,
-    h("span", { class: "nbviz-graph__search-wrap" }, [searchBox, matchCount]),
+    searchBox,
+    matchCount,
     fitBtn,
     svgBtn,
     pngBtn,
     stats,
-  ]);
-  const svg = /** @type {SVGSVGElement} */ (s("svg", { class: "nbviz-graph__svg", role: "img" }));
-  const markerId = `nbviz-graph-arrow-${id}-${Math.random().toString(36).slice(2, 8)}`;
-  const defs = s("defs");
-  const marker = s("marker", {
-    id: markerId,
-    viewBox: "0 0 10 10",
-    refX: "9",
-    refY: "5",
-    markerWidth: "7",
-    markerHeight: "7",
-    orient: "auto-start-reverse",
-    markerUnits: "userSpaceOnUse",
-  });
-  marker.appendChild(s("path", { d: "M0,1 L10,5 L0,9 z", class: "nbviz-graph__arrow" }));
-  defs.appendChild(marker);
-  const scene = s("g", { class: "nbviz-graph__scene" });
-  svg.append(defs, scene);
-  const busy = h("div", { class: "nbviz-graph__busy" }, "laying out…");
-  busy.hidden = true;
-  const legend = h("div", { class: "nbviz-graph__legend" });
-  legend.hidden = true;
-  const empty = h("div", { class: "nbviz-graph__empty" });
-  const viewport = h("div", { class: "nbviz-graph__viewport" }, [svg, legend, busy, empty]);
-  const details = h("aside", { class: "nbviz-graph__details", "aria-label": "details" });
-  details.hidden = true;
-  const body = h("div", { class: "nbviz-graph__body" }, [viewport, details]);
-  root.append(title, banner, toolbar, body);
+    svg,
+    markerId,
+    defs,
+    scene,
+    busy,
+    legend,
+    empty,
+    viewport,
+    details,
+  } = buildChrome(root, id);
 
   // ---- state (view state lives here, never sent back to the kernel) -------
   /** @type {GraphIndex | null} */
@@ -212,8 +153,6 @@ function render({ model, el }) {
     }
     return w;
   };
-  /** Text shortened with "…" to at most maxW px. @param {string} text @param {keyof typeof FONTS} font @param {number} maxW */
-  const fitText = (text, font, maxW) => truncateEnd(text, maxW, (t) => measure(t, font));
 
   let depth = 1; // the depth last asked for (trait, select, collapse all)
   function traitDepth() {
@@ -301,36 +240,23 @@ function render({ model, el }) {
   // ---- layout -------------------------------------------------------------
   /** @type {string[] | null} */
   let pendingAnchor = null;
-  let layoutQueued = false;
-  let layoutRunning = false;
-  let layoutDirty = false;
+  const scheduleLayout = coalesceAsync(async () => {
+    if (disposed) return;
+    try {
+      await layoutOnce();
+    } finally {
+      busy.hidden = true;
+    }
+  });
 
   /**
-   * Lays out again (coalesced); anchors: ids whose box should stay put on screen.
+   * Lays out again (coalesced; never two at once); anchors: ids whose box should stay put
+   * on screen.
    * @param {string[]} [anchors]
    */
   function requestLayout(anchors) {
     if (anchors && !pendingAnchor) pendingAnchor = anchors;
-    layoutDirty = true;
-    if (layoutQueued || layoutRunning) return; // runLayout picks it up when done
-    layoutQueued = true;
-    requestAnimationFrame(() => {
-      layoutQueued = false;
-      void runLayout();
-    });
-  }
-
-  async function runLayout() {
-    if (disposed) return;
-    layoutDirty = false;
-    layoutRunning = true;
-    try {
-      await layoutOnce();
-    } finally {
-      layoutRunning = false;
-      busy.hidden = true;
-      if (layoutDirty && !disposed) requestLayout();
-    }
+    scheduleLayout();
   }
 
   async function layoutOnce() {
@@ -445,202 +371,22 @@ function render({ model, el }) {
   // ---- painting -----------------------------------------------------------
   function paint() {
     if (!index || !vis || !laid) return;
-    const idx = index;
-    const containers = s("g", { class: "nbviz-graph__containers" });
-    const edges = s("g", { class: "nbviz-graph__edges" });
-    const labels = s("g", { class: "nbviz-graph__edge-labels" });
-    const leaves = s("g", { class: "nbviz-graph__leaves" });
-    groups = new Map();
-    lastFill = new Map();
     const errorNode = failure?.node ?? null;
-
-    const open = vis.nodes.filter((v) => v.open);
-    open.sort((a, b) => (idx.depth.get(a.id) ?? 0) - (idx.depth.get(b.id) ?? 0));
-    for (const v of open) containers.appendChild(drawNode(idx, v, errorNode));
-    for (const v of vis.nodes) if (!v.open) leaves.appendChild(drawNode(idx, v, errorNode));
-
-    const spots = gv.placeLabels(vis, laid, measure);
-    for (const e of vis.edges) {
-      const pts = laid.paths.get(e.id);
-      if (!pts || pts.length < 2) continue;
-      const p = s("path", { class: "nbviz-graph__edge", d: roundedPath(pts, 5), "marker-end": `url(#${markerId})` });
-      p.dataset.source = e.source;
-      p.dataset.target = e.target;
-      if (e.count > 1) p.classList.add("nbviz-graph__edge--multi");
-      edges.appendChild(p);
-      const spot = spots.get(e.id);
-      if (spot) {
-        /** @type {Record<string, string>} */
-        const attrs = { class: "nbviz-graph__edge-label", x: spot.x.toFixed(1), y: spot.y.toFixed(1) };
-        if (spot.anchor === "end") attrs["text-anchor"] = "end";
-        labels.appendChild(s("text", attrs, e.label));
-      }
-    }
-    // Edges under the (translucent) containers: a header band is never crossed by a line over its text.
+    const drawn = drawScene({ index, vis, laid, measure, markerId, errorNode });
+    groups = drawn.groups;
+    lastFill = new Map();
     const hadFocus = svg.contains(document.activeElement);
-    scene.replaceChildren(edges, containers, labels, leaves);
+    scene.replaceChildren(...drawn.layers);
     if (!focusedId || !groups.has(focusedId)) focusedId = vis.nodes[0]?.id ?? null;
     const stop = focusedId ? groups.get(focusedId) : undefined;
     if (stop) {
       stop.setAttribute("tabindex", "0");
       if (hadFocus) stop.focus({ preventScroll: true });
     }
-    svg.setAttribute("aria-label", `layer graph of ${idx.graph.model || "the model"}, ${vis.nodes.length} boxes shown`);
-  }
-
-  /**
-   * One box: a <g> translated to its place, with data-id/data-path and state classes.
-   * @param {GraphIndex} idx @param {VisNode} v @param {string | null} errorNode
-   */
-  function drawNode(idx, v, errorNode) {
-    const b = /** @type {{x: number, y: number, width: number, height: number}} */ (laid?.boxes.get(v.id));
-    const n = v.node;
-    const g = /** @type {SVGGElement} */ (s("g", { transform: `translate(${b.x.toFixed(1)},${b.y.toFixed(1)})` }));
-    const kindClass = v.kind === "fold" || v.kind === "module" ? "module" : v.kind === "op" ? "op" : "io";
-    g.setAttribute("class", `nbviz-graph__node nbviz-graph__node--${kindClass}`);
-    if (v.kind === "input" || v.kind === "output") g.classList.add(`nbviz-graph__node--${v.kind}`);
-    if (v.open) g.classList.add("nbviz-graph__node--expanded");
-    if (v.kind === "fold") g.classList.add("nbviz-graph__node--folded");
-    if (n.inplace) g.classList.add("nbviz-graph__node--inplace");
-    const isError = (errorNode != null && (v.id === errorNode || (v.members || []).includes(errorNode))) || !!n.error;
-    if (isError) g.classList.add("nbviz-graph__node--error");
-    g.dataset.id = v.id;
-    g.dataset.path = n.path;
-    groups.set(v.id, g);
-    g.dataset.kind = v.kind;
-    if (v.members) g.dataset.members = String(v.members.length);
-    const expandable = v.kind === "module" && gv.canExpand(idx, v.id);
-    if (expandable) g.classList.add("nbviz-graph__node--expandable");
-    const t = gv.boxText(idx, v);
-    // Keyboard: one tab stop (roving tabindex, see paint), arrows move, Enter opens.
-    g.setAttribute("tabindex", "-1");
-    g.setAttribute("role", "button");
-    if (expandable || v.open) g.setAttribute("aria-expanded", String(!!v.open));
-    const spoken = [t.title, v.kind === "fold" ? `${t.badge} repeats of ${n.type}` : t.subtitle, t.detail];
-    g.setAttribute("aria-label", spoken.filter(Boolean).join(", "));
-    const w = b.width;
-    const hgt = b.height;
-    const tip = [
-      n.kind === "module" ? n.path || n.name : `${n.name} (${n.type})`,
-      n.kind === "module" ? n.type : n.path ? `in ${n.path}` : "",
-    ]
-      .filter(Boolean)
-      .join(" · ");
-    g.appendChild(s("title", {}, v.kind === "fold" ? `${t.title} (${t.badge}) · ${n.type}` : tip));
-
-    if (v.open) {
-      g.appendChild(s("rect", { class: "nbviz-graph__container", width: w, height: hgt, rx: 6 }));
-      const head = s("g", { class: "nbviz-graph__header", "data-action": "collapse" });
-      head.appendChild(
-        s("path", {
-          class: "nbviz-graph__header-band",
-          d: `M0,${BOX.header} V6 Q0,0 6,0 H${w - 6} Q${w},0 ${w},6 V${BOX.header} Z`,
-        }),
-      );
-      const refold = v.run !== undefined ? BOX.badge : 0;
-      const room = w - 2 * BOX.padX - BOX.info - refold - BOX.chevron;
-      const text = s("text", { class: "nbviz-graph__label", x: BOX.padX, y: 18 });
-      text.appendChild(s("tspan", { class: "nbviz-graph__chevron" }, "▾ "));
-      const nameText = fitText(t.title, "name", room);
-      text.appendChild(s("tspan", { class: "nbviz-graph__name" }, nameText));
-      const left = room - measure(nameText, "name") - 8;
-      if (left > 20)
-        text.appendChild(s("tspan", { class: "nbviz-graph__type", dx: 8 }, fitText(t.subtitle, "type", left)));
-      const left2 = left - measure(t.subtitle, "type") - 8;
-      if (left2 > 30 && t.detail)
-        text.appendChild(s("tspan", { class: "nbviz-graph__detail", dx: 6 }, fitText(`· ${t.detail}`, "small", left2)));
-      head.appendChild(text);
-      g.appendChild(head);
-      if (refold) g.appendChild(refoldBadge(idx, v, w - BOX.info - BOX.badge - 2, 5));
-      g.appendChild(infoButton(w - 11, 14));
-      g.dataset.fill = "header";
-      return g;
-    }
-
-    if (v.kind === "module" || v.kind === "fold") {
-      const fold = v.kind === "fold";
-      const bw = fold ? w - BOX.foldExtra : w;
-      const bh = BOX.moduleH;
-      if (fold) {
-        g.appendChild(s("rect", { class: "nbviz-graph__stack", x: 6, y: 6, width: bw, height: bh, rx: 4 }));
-        g.appendChild(s("rect", { class: "nbviz-graph__stack", x: 3, y: 3, width: bw, height: bh, rx: 4 }));
-      }
-      g.appendChild(s("rect", { class: "nbviz-graph__box", width: bw, height: bh, rx: 4 }));
-      const refold = !fold && v.run !== undefined ? BOX.badge : 0;
-      const right = (fold ? BOX.badge : 0) + refold + BOX.info;
-      const chevron = expandable ? BOX.chevron : 0;
-      const room = bw - 2 * BOX.padX - right - chevron;
-      const line1 = s("text", { class: "nbviz-graph__label", x: BOX.padX, y: 16 });
-      if (expandable) line1.appendChild(s("tspan", { class: "nbviz-graph__chevron" }, "▸ "));
-      const nameText = fitText(t.title, "name", room);
-      line1.appendChild(s("tspan", { class: "nbviz-graph__name" }, nameText));
-      const left = room - measure(nameText, "name") - 8;
-      if (left > 16)
-        line1.appendChild(s("tspan", { class: "nbviz-graph__type", dx: 8 }, fitText(t.subtitle, "type", left)));
-      g.appendChild(line1);
-      if (t.detail)
-        g.appendChild(
-          s(
-            "text",
-            { class: "nbviz-graph__detail", x: BOX.padX, y: 31 },
-            fitText(t.detail, "small", bw - 2 * BOX.padX - right + BOX.info),
-          ),
-        );
-      if (fold) {
-        const bg = s("g", {
-          class: "nbviz-graph__badge",
-          "data-action": "unfold",
-          transform: `translate(${bw - BOX.badge - 4},${bh / 2 - 9})`,
-        });
-        bg.appendChild(s("title", {}, `show the ${(v.members || []).length} repeats one by one`));
-        bg.appendChild(s("rect", { width: BOX.badge, height: 18, rx: 9 }));
-        bg.appendChild(s("text", { x: BOX.badge / 2, y: 13 }, t.badge));
-        g.appendChild(bg);
-      } else {
-        if (refold) g.appendChild(refoldBadge(idx, v, bw - BOX.info - BOX.badge, bh / 2 - 9));
-        g.appendChild(infoButton(bw - 10, 11));
-      }
-      g.dataset.fill = "box";
-      return g;
-    }
-
-    // op / input / output
-    const io = v.kind !== "op";
-    g.appendChild(s("rect", { class: "nbviz-graph__box", width: w, height: hgt, rx: io ? hgt / 2 : 3 }));
-    const x0 = BOX.padX + (io ? 4 : 0);
-    const text = s("text", { class: "nbviz-graph__label", x: x0, y: io ? 17 : 16 });
-    const nameFont = io ? "name" : "op";
-    const nameText = fitText(t.title, nameFont, w - 2 * x0);
-    text.appendChild(s("tspan", { class: "nbviz-graph__name" }, nameText));
-    const left = w - 2 * x0 - measure(nameText, nameFont) - 6;
-    if (t.detail && left > 16)
-      text.appendChild(s("tspan", { class: "nbviz-graph__detail", dx: 6 }, fitText(t.detail, "small", left)));
-    g.appendChild(text);
-    return g;
-  }
-
-  /** @param {number} x @param {number} y */
-  function infoButton(x, y) {
-    const g = s("g", { class: "nbviz-graph__info", "data-action": "info", transform: `translate(${x},${y})` });
-    g.appendChild(s("title", {}, "details"));
-    g.appendChild(s("circle", { r: 6.5 }));
-    g.appendChild(s("text", { y: 3.5 }, "i"));
-    return g;
-  }
-
-  /** @param {GraphIndex} idx @param {VisNode} v @param {number} x @param {number} y */
-  function refoldBadge(idx, v, x, y) {
-    const members = idx.runs.get(/** @type {string} */ (v.run)) || [];
-    const i = members.indexOf(v.id);
-    const g = s("g", {
-      class: "nbviz-graph__badge nbviz-graph__badge--refold",
-      "data-action": "refold",
-      transform: `translate(${x},${y})`,
-    });
-    g.appendChild(s("title", {}, `fold the ${members.length} repeats back into one box`));
-    g.appendChild(s("rect", { width: BOX.badge - 4, height: 18, rx: 9 }));
-    g.appendChild(s("text", { x: (BOX.badge - 4) / 2, y: 13 }, `${i + 1}/${members.length}`));
-    return g;
+    svg.setAttribute(
+      "aria-label",
+      `layer graph of ${index.graph.model || "the model"}, ${vis.nodes.length} boxes shown`,
+    );
   }
 
   // ---- restyle: overlay, matches, selection (no layout) -------------------
@@ -664,26 +410,10 @@ function render({ model, el }) {
       g.classList.toggle("nbviz-graph__node--match", found.matches.has(nid));
       g.classList.toggle("nbviz-graph__node--selected", selected === nid);
       if (v.kind !== "module" && v.kind !== "fold") continue;
-      let value = NaN;
-      if (scale && values) {
-        if (v.kind === "fold") {
-          let sum = 0;
-          let cnt = 0;
-          for (const m of v.members || []) {
-            const x = values[index.byId.get(m)?.path ?? ""];
-            if (typeof x === "number" && Number.isFinite(x)) {
-              sum += x;
-              cnt++;
-            }
-          }
-          if (cnt) value = sum / cnt;
-        } else {
-          const x = values[v.node.path];
-          if (typeof x === "number" && Number.isFinite(x)) value = x;
-        }
-      }
-      const fill = scale && Number.isFinite(value) ? css(rgbAt(viridis, scale.t(value))) : "";
-      if (fill) g.dataset.value = String(value);
+      const value = scale && values ? boxValue(index, v, values) : NaN;
+      const colour = boxFill(value, scale, viridis);
+      const fill = colour ? colour.fill : "";
+      if (colour) g.dataset.value = String(value);
       else delete g.dataset.value;
       if (lastFill.get(nid) === fill) continue;
       lastFill.set(nid, fill);
@@ -695,14 +425,9 @@ function render({ model, el }) {
         )
       );
       if (target) target.style.fill = fill;
-      g.classList.toggle("nbviz-graph__node--valued", !!fill);
-      if (fill) {
-        const dark = textColorOn(rgbAt(viridis, scale ? scale.t(value) : 0)) === "#fff";
-        g.classList.toggle("nbviz-graph__node--on-dark", dark);
-        g.classList.toggle("nbviz-graph__node--on-light", !dark);
-      } else {
-        g.classList.remove("nbviz-graph__node--on-dark", "nbviz-graph__node--on-light");
-      }
+      g.classList.toggle("nbviz-graph__node--valued", !!colour);
+      g.classList.toggle("nbviz-graph__node--on-dark", !!colour?.dark);
+      g.classList.toggle("nbviz-graph__node--on-light", !!colour && !colour.dark);
     }
     drawLegend(ov, scale);
     root.dataset.matches = String(found.matches.size);
@@ -718,25 +443,8 @@ function render({ model, el }) {
 
   /** @param {any} ov @param {ReturnType<typeof gv.overlayScale>} scale */
   function drawLegend(ov, scale) {
-    if (!ov || !scale) {
-      legend.hidden = true;
-      return;
-    }
-    legend.hidden = false;
-    const stops = [];
-    for (let i = 0; i <= 10; i++) stops.push(css(rgbAt(viridis, i / 10)));
-    legend.replaceChildren(
-      h("div", { class: "nbviz-graph__legend-label" }, String(ov.label ?? "")),
-      h("div", {
-        class: "nbviz-graph__legend-bar",
-        style: `background: linear-gradient(to right, ${stops.join(", ")})`,
-      }),
-      h("div", { class: "nbviz-graph__legend-range" }, [
-        h("span", {}, gv.formatValue(scale.min)),
-        h("span", {}, scale.log ? "log scale" : ""),
-        h("span", {}, gv.formatValue(scale.max)),
-      ]),
-    );
+    legend.hidden = !ov || !scale;
+    if (ov && scale) legend.replaceChildren(...legendContent(String(ov.label ?? ""), scale, viridis));
   }
 
   // ---- pan / zoom ---------------------------------------------------------
@@ -873,40 +581,23 @@ function render({ model, el }) {
     reveal(nid);
   }
 
-  /**
-   * Arrows (and Home/End) move between the boxes in execution order; Enter or Space opens
-   * a module, unfolds repeats, or shows an op's details; Escape closes the open module
-   * the keyboard is in (or on). Keys never reach JupyterLab's shortcuts from here.
-   * @param {KeyboardEvent} ev
-   */
+  /** Keys on a box (see lib/graph-keys.js); they never reach JupyterLab's shortcuts. @param {KeyboardEvent} ev */
   function onKeyDown(ev) {
     const g = /** @type {SVGGElement | null} */ (/** @type {Element} */ (ev.target).closest?.("g.nbviz-graph__node"));
     if (!g || !index || !vis || !g.dataset.id) return;
     const nid = g.dataset.id;
-    const v = vis.byId.get(nid);
-    if (!v) return;
-    const order = vis.nodes.map((x) => x.id);
-    const at = order.indexOf(nid);
-    /** @type {string | undefined} */
-    let next;
-    if (ev.key === "ArrowDown" || ev.key === "ArrowRight") next = order[Math.min(order.length - 1, at + 1)];
-    else if (ev.key === "ArrowUp" || ev.key === "ArrowLeft") next = order[Math.max(0, at - 1)];
-    else if (ev.key === "Home") next = order[0];
-    else if (ev.key === "End") next = order[order.length - 1];
-    else if (ev.key === "Enter" || ev.key === " ") {
-      if (v.kind === "fold" && v.run) toggleFold(v.run, false, [nid, v.run]);
-      else if (v.kind === "module" && !v.open && gv.canExpand(index, nid)) toggleExpand(nid, true);
-      else showDetails(v.kind === "fold" ? v.node.id : nid);
-    } else if (ev.key === "Escape") {
-      const container = v.open ? nid : v.node.parent;
-      if (container != null && vis.byId.get(container)?.open) {
-        focusedId = container; // the collapsed box keeps the keyboard
-        toggleExpand(container, false);
-      }
-    } else return;
+    const action = keyAction(index, vis, nid, ev.key);
+    if (!action) return;
     ev.preventDefault();
     ev.stopPropagation();
-    if (next) focusNode(next);
+    if ("move" in action) focusNode(action.move);
+    else if ("unfold" in action) toggleFold(action.unfold, false, [nid, action.unfold]);
+    else if ("expand" in action) toggleExpand(action.expand, true);
+    else if ("details" in action) showDetails(action.details);
+    else if ("collapse" in action) {
+      focusedId = action.collapse; // the collapsed box keeps the keyboard
+      toggleExpand(action.collapse, false);
+    }
   }
 
   // ---- search -------------------------------------------------------------
@@ -1011,23 +702,10 @@ function render({ model, el }) {
       const scale = gv.overlayScale(ov?.values);
       if (scale) {
         const y = pad + top + laid.height + 8;
-        const lg = s("g", { transform: `translate(${pad},${y})` });
         const gradId = `nbviz-graph-legend-${id}`;
-        const grad = s("linearGradient", { id: gradId });
-        for (let i = 0; i <= 10; i++)
-          grad.appendChild(s("stop", { offset: `${i * 10}%`, "stop-color": css(rgbAt(viridis, i / 10)) }));
-        d.appendChild(grad);
-        lg.appendChild(s("text", { x: 0, y: 10, fill: fg, "font-size": 11 }, String(ov?.label ?? "")));
-        lg.appendChild(s("rect", { x: 0, y: 16, width: 180, height: 10, fill: `url(#${gradId})` }));
-        lg.appendChild(s("text", { x: 0, y: 38, fill: fg, "font-size": 10 }, gv.formatValue(scale.min)));
-        lg.appendChild(
-          s(
-            "text",
-            { x: 180, y: 38, fill: fg, "font-size": 10, "text-anchor": "end" },
-            gv.formatValue(scale.max) + (scale.log ? " (log)" : ""),
-          ),
-        );
-        out.appendChild(lg);
+        const lg = legendSvg(String(ov?.label ?? ""), scale, viridis, { x: pad, y, fg, gradId });
+        d.appendChild(lg.gradient);
+        out.appendChild(lg.legend);
       }
     }
     return { text: new XMLSerializer().serializeToString(out), width: W, height: H };
@@ -1137,30 +815,110 @@ function render({ model, el }) {
 }
 
 /**
- * An orthogonal polyline with rounded corners.
- * @param {number[][]} pts @param {number} r
+ * The widget's elements, built once, under `root`: title, error banner, toolbar, and the
+ * viewport (the SVG scene, legend, "laying out…", "no graph yet") beside the details panel.
+ * @param {HTMLElement} root @param {number} id this view's number (ids stay unique on a page)
  */
-function roundedPath(pts, r) {
-  let d = `M${pts[0][0].toFixed(1)},${pts[0][1].toFixed(1)}`;
-  for (let i = 1; i < pts.length - 1; i++) {
-    const [x0, y0] = pts[i - 1];
-    const [x1, y1] = pts[i];
-    const [x2, y2] = pts[i + 1];
-    const l1 = Math.hypot(x1 - x0, y1 - y0);
-    const l2 = Math.hypot(x2 - x1, y2 - y1);
-    const rr = Math.min(r, l1 / 2, l2 / 2);
-    if (rr < 0.5) {
-      d += `L${x1.toFixed(1)},${y1.toFixed(1)}`;
-      continue;
-    }
-    const ax = x1 - ((x1 - x0) / l1) * rr;
-    const ay = y1 - ((y1 - y0) / l1) * rr;
-    const bx = x1 + ((x2 - x1) / l2) * rr;
-    const by = y1 + ((y2 - y1) / l2) * rr;
-    d += `L${ax.toFixed(1)},${ay.toFixed(1)}Q${x1.toFixed(1)},${y1.toFixed(1)} ${bx.toFixed(1)},${by.toFixed(1)}`;
-  }
-  const last = pts[pts.length - 1];
-  return `${d}L${last[0].toFixed(1)},${last[1].toFixed(1)}`;
+function buildChrome(root, id) {
+  const title = h("div", { class: "nbviz-title nbviz-graph__title" });
+  const banner = h("div", { class: "nbviz-graph__banner", role: "alert" });
+  banner.hidden = true;
+  const depthSelect = /** @type {HTMLSelectElement} */ (
+    h("select", { class: "nbviz-control nbviz-graph__depth", "aria-label": "expand to depth" })
+  );
+  const foldBox = /** @type {HTMLInputElement} */ (h("input", { type: "checkbox", class: "nbviz-graph__fold-all" }));
+  foldBox.checked = true;
+  const foldLabel = h(
+    "label",
+    { class: "nbviz-graph__fold-label", title: "show each run of identical blocks as one ×N box" },
+    [foldBox, "fold repeats"],
+  );
+  const collapseBtn = h(
+    "button",
+    {
+      class: "nbviz-control nbviz-graph__button",
+      type: "button",
+      title: "collapse every module and fold every repeat",
+    },
+    "collapse all",
+  );
+  const searchBox = /** @type {HTMLInputElement} */ (
+    h("input", {
+      class: "nbviz-control nbviz-graph__search",
+      type: "search",
+      placeholder: "search modules and ops",
+      "aria-label": "search modules by path, name or type, and ops such as relu by name",
+    })
+  );
+  const matchCount = h("span", { class: "nbviz-graph__matches", role: "status" });
+  const fitBtn = h(
+    "button",
+    { class: "nbviz-control nbviz-graph__button", type: "button", title: "fit the whole graph in view" },
+    "fit",
+  );
+  const svgBtn = h("button", { class: "nbviz-control nbviz-graph__button", type: "button" }, "export SVG");
+  const pngBtn = h("button", { class: "nbviz-control nbviz-graph__button", type: "button" }, "export PNG");
+  const stats = h("span", { class: "nbviz-graph__stats" });
+  const toolbar = h("div", { class: "nbviz-graph__toolbar" }, [
+    h("label", {}, ["expand to depth ", depthSelect]),
+    foldLabel,
+    collapseBtn,
+    h("span", { class: "nbviz-graph__search-wrap" }, [searchBox, matchCount]),
+    fitBtn,
+    svgBtn,
+    pngBtn,
+    stats,
+  ]);
+  const svg = /** @type {SVGSVGElement} */ (s("svg", { class: "nbviz-graph__svg", role: "img" }));
+  const markerId = `nbviz-graph-arrow-${id}-${Math.random().toString(36).slice(2, 8)}`;
+  const defs = s("defs");
+  const marker = s("marker", {
+    id: markerId,
+    viewBox: "0 0 10 10",
+    refX: "9",
+    refY: "5",
+    markerWidth: "7",
+    markerHeight: "7",
+    orient: "auto-start-reverse",
+    markerUnits: "userSpaceOnUse",
+  });
+  marker.appendChild(s("path", { d: "M0,1 L10,5 L0,9 z", class: "nbviz-graph__arrow" }));
+  defs.appendChild(marker);
+  const scene = s("g", { class: "nbviz-graph__scene" });
+  svg.append(defs, scene);
+  const busy = h("div", { class: "nbviz-graph__busy" }, "laying out…");
+  busy.hidden = true;
+  const legend = h("div", { class: "nbviz-graph__legend" });
+  legend.hidden = true;
+  const empty = h("div", { class: "nbviz-graph__empty" });
+  const viewport = h("div", { class: "nbviz-graph__viewport" }, [svg, legend, busy, empty]);
+  const details = h("aside", { class: "nbviz-graph__details", "aria-label": "details" });
+  details.hidden = true;
+  const body = h("div", { class: "nbviz-graph__body" }, [viewport, details]);
+  root.append(title, banner, toolbar, body);
+  return {
+    title,
+    banner,
+    depthSelect,
+    foldBox,
+    foldLabel,
+    collapseBtn,
+    searchBox,
+    matchCount,
+    fitBtn,
+    svgBtn,
+    pngBtn,
+    stats,
+    svg,
+    markerId,
+    defs,
+    scene,
+    busy,
+    legend,
+    empty,
+    viewport,
+    details,
+  };
 }
 
 export default { render };

@@ -92,3 +92,33 @@ export function coalesce(fn, defer = requestAnimationFrame) {
     });
   };
 }
+
+/**
+ * `coalesce` for an async `fn` (a layout): runs never overlap, and calls made while one
+ * runs make exactly one more run after it, so the last request is always served.
+ * @param {() => Promise<void>} fn
+ * @param {(run: () => void) => void} [defer]
+ * @returns {() => void}
+ */
+export function coalesceAsync(fn, defer = requestAnimationFrame) {
+  let queued = false;
+  let running = false;
+  let dirty = false;
+  const request = () => {
+    dirty = true;
+    if (queued || running) return; // the run in progress asks again when done
+    queued = true;
+    defer(async () => {
+      queued = false;
+      dirty = false;
+      running = true;
+      try {
+        await fn();
+      } finally {
+        running = false;
+        if (dirty) request();
+      }
+    });
+  };
+  return request;
+}
