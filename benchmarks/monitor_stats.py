@@ -1,12 +1,14 @@
 """What one logging step of nbviz.watch costs, against the recipes a user would write.
 
 1. Histograms of every parameter of a ResNet-50-style network (its weights and its
-   gradients): the watcher's histograms of all its layers (64 bins whose range doubles
+   gradients): the recorder's histograms of all its layers (64 bins whose range doubles
    when needed) against TensorBoard's ``SummaryWriter.add_histogram`` for the same
    tensors (default bins, event file flushed).
-2. Gradient-flow statistics of all layers for one step: the watcher's norm and max |g|
-   per layer, read to the CPU, against a Python loop of per-parameter ``.norm()`` calls
-   read with ``.item()`` (the usual recipe), and the same loop taking max |g| too.
+2. Gradient-flow statistics of all layers for one step: the recorder's norm and max |g|
+   per layer, per step: recorded on the device each step and read to the CPU once for 20
+   steps (a push reads every pending step at once), against a Python loop of
+   per-parameter ``.norm()`` calls read with ``.item()`` every step (the usual recipe),
+   and the same loop taking max |g| too.
 
 Same tensors, one process, contenders alternated, median over rounds.
 
@@ -26,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from nbviz.examples import SmallCNN
-from nbviz.monitor.core import Watcher
+from nbviz.monitor.core import TrainingRecorder, _abs_max
 from tests.models import resnet50
 
 
@@ -56,11 +58,11 @@ def histograms(rounds: int, device: str) -> None:
     model = with_gradients(resnet50(1000, 64).to(device), torch.randn(2, 3, 64, 64, device=device))
     params = [(n, p) for n, p in model.named_parameters()]
     layers = [p for p, m in model.named_modules() if any(True for _ in m.parameters(False))]
-    watcher = Watcher(model, layers=layers, hist_every=1)
+    recorder = TrainingRecorder(model, layers=layers, hist_every=1)
     step = iter(range(10**9))
 
     def nbviz_histograms():
-        watcher._record_histograms(next(step))  # what a logging step runs for histograms
+        recorder._record_histograms(next(step))  # what a logging step runs for histograms
 
     with tempfile.TemporaryDirectory() as logdir:
         writer = SummaryWriter(logdir)
@@ -82,7 +84,7 @@ def histograms(rounds: int, device: str) -> None:
             {"nbviz": nbviz_histograms, "tensorboard": tensorboard, "histc": histc}, rounds
         )
         writer.close()
-    watcher.detach()
+    recorder.detach()
     n = sum(p.numel() for _, p in params)
     print(
         f"\nHistograms of all parameters, weights and gradients ({len(params)} tensors, "
@@ -98,17 +100,30 @@ def histograms(rounds: int, device: str) -> None:
     )
 
 
-def flow_contenders(model: torch.nn.Module, watcher: Watcher) -> dict:
+READ_EVERY = 20  # steps recorded per read to the CPU in the gradient-flow contender
+
+
+def flow_contenders(model: torch.nn.Module, recorder: TrainingRecorder) -> dict:
     """One step's gradient-flow statistics: nbviz's, and the recipes a user would write."""
     params = [(n, p) for n, p in model.named_parameters() if p.grad is not None]
-    owned = [(i, p.grad) for i, ps in enumerate(watcher.params) for p in ps if p.grad is not None]
+    steps = iter(range(10**9))
 
-    def nbviz_flow():  # norm and max |g| per layer (a sampled step), read to the CPU
-        norms, maxes = watcher._per_layer(owned, with_max=True)
-        return norms.cpu().numpy(), maxes.cpu().numpy()
+    def nbviz_stats(with_max: bool):
+        # What step() records on the device for READ_EVERY steps, then the one read to the CPU
+        # that a push does for all of them (pushes come 2 a second: many more steps apart).
+        for _ in range(READ_EVERY):
+            grads, owners = recorder._gradients()
+            norms = torch._foreach_norm(grads)
+            maxima = _abs_max(grads) if with_max else None
+            recorder._pending.append((next(steps), owners, norms, maxima))
+        recorder._read_gradient_stats()
+        return recorder.latest["grad_norm"]
+
+    def nbviz_flow():  # norm and max |g| per layer (a sampled step)
+        return nbviz_stats(with_max=True)
 
     def nbviz_norms():  # the other steps: the norm per layer only
-        return watcher._per_layer(owned, with_max=False)[0].cpu().numpy()
+        return nbviz_stats(with_max=False)
 
     def loop_norm():
         return {n: p.grad.norm().item() for n, p in params}
@@ -133,9 +148,11 @@ def gradient_flow(rounds: int, device: str) -> None:
     ]
     for label, model, x in cases:
         with_gradients(model.to(device), x.to(device))
-        watcher = Watcher(model)
-        res = alternated(flow_contenders(model, watcher), rounds)
-        watcher.detach()
+        recorder = TrainingRecorder(model)
+        res = alternated(flow_contenders(model, recorder), rounds)
+        recorder.detach()
+        for name in ("nbviz", "nbviz_norms"):
+            res[name] /= READ_EVERY  # per step
         n = sum(1 for p in model.parameters() if p.grad is not None)
         ms = {k: v * 1e3 for k, v in res.items()}
         print(

@@ -1,4 +1,4 @@
-"""The training monitor's core (`nbviz.monitor.core.Watcher`) and the `nbviz.watch`
+"""The training monitor's core (`nbviz.monitor.core.TrainingRecorder`) and the `nbviz.watch`
 dashboard around it, against direct computations and its own contract (the histories,
 `Bins` and `RowHistory`, have test_monitor_history.py).
 
@@ -40,7 +40,7 @@ from torch import nn
 
 import nbviz
 from nbviz import _widget
-from nbviz.monitor import Monitor, Watcher
+from nbviz.monitor import Monitor, TrainingRecorder
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -60,7 +60,7 @@ def test_grad_norms_and_max_equal_direct_computation(kind, data):
     else:
         model, x, y = mlp(), randn(16, 12), torch.arange(16) % 3
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    w = Watcher(model, every=1)
+    w = TrainingRecorder(model, every=1)
     if kind == "cnn":
         assert w.layers == CNN_LAYERS  # registration order is the forward order here
     expected_norms = []
@@ -106,7 +106,7 @@ def test_max_gradient_is_taken_on_sampled_steps_and_says_which():
     with its step, equal to the direct computation at that step."""
     model, x, y = mlp(), randn(16, 12), torch.arange(16) % 3
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    w = Watcher(model, every=3)
+    w = TrainingRecorder(model, every=3)
     expected = {}
     for step in range(7):
         opt.zero_grad()
@@ -128,7 +128,7 @@ def test_layers_are_in_forward_order_not_registration_order():
     torch.manual_seed(0)
     model = Reordered()
     model.frozen.requires_grad_(False)
-    w = Watcher(model, every=1)
+    w = TrainingRecorder(model, every=1)
     x, y = randn(5, 4), torch.tensor([0, 1, 2, 0, 1])
     F.cross_entropy(model(x), y).backward()
     w.step()
@@ -157,7 +157,7 @@ def test_layers_are_in_forward_order_not_registration_order():
 def test_update_ratios_equal_direct_computation(every, data):
     model, x, y = small_cnn(), data.images[:16], data.labels[:16]
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    w = Watcher(model, every=every, hist_every=1000, features_every=1000)
+    w = TrainingRecorder(model, every=every, hist_every=1000, features_every=1000)
     by_path = modules(model)
     expected = {}
     for step in range(7):
@@ -221,7 +221,7 @@ def test_dead_unit_fractions_equal_direct_computation():
         model.relu1.register_forward_hook(lambda m, a, o: outputs.__setitem__("relu1", o.clone())),
         model.relu2.register_forward_hook(lambda m, a, o: outputs.__setitem__("relu2", o.clone())),
     ]
-    w = Watcher(model, every=1)
+    w = TrainingRecorder(model, every=1)
     model(x).sum().backward()
     w.step()
     snap = w.snapshot()
@@ -251,7 +251,7 @@ def test_histograms_equal_histc_over_recorded_range(data):
         for p in layers
     ]
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    w = Watcher(model, layers=layers, hist_every=2, every=1)
+    w = TrainingRecorder(model, layers=layers, hist_every=2, every=1)
     for step in range(5):
         opt.zero_grad()
         F.cross_entropy(model(x), y).backward()
@@ -296,7 +296,7 @@ def test_activation_histograms_and_features_before_an_inplace_relu():
         nn.Linear(4, 2),
     )
     x, probe = randn(4, 3, 8, 8, seed=1), randn(2, 3, 8, 8, seed=2)
-    w = Watcher(model, probe, layers=["0"], hist_every=1, features_every=1, max_channels=5)
+    w = TrainingRecorder(model, probe, layers=["0"], hist_every=1, features_every=1, max_channels=5)
     with torch.no_grad():
         conv0 = model[0](x)
         probe_maps = {"0": model[0](probe), "2": model[2](F.relu(model[0](probe)))}
@@ -328,7 +328,7 @@ def test_a_large_activation_is_binned_from_a_uniform_sample():
     model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.Flatten(), nn.Linear(16 * 64, 2))
     x = randn(600, 3, 8, 8, seed=3)
     x[7, 0, 3, 3] = 40.0  # one far value: the range must take it in, sample or not
-    w = Watcher(model, layers=["0"], hist_every=1)
+    w = TrainingRecorder(model, layers=["0"], hist_every=1)
     with torch.no_grad():
         conv = model[0](x)
     assert conv.numel() > 2 * ACTIVATION_SAMPLE
@@ -349,7 +349,7 @@ def test_feature_maps_bounded_and_probe_forward_leaves_model_as_found(data):
     model = small_cnn()
     model.train()
     probe = data.images[:3]
-    w = Watcher(model, probe, features_every=2, max_feature_layers=2, max_channels=3)
+    w = TrainingRecorder(model, probe, features_every=2, max_feature_layers=2, max_channels=3)
     assert w.feature_layers == ["features.block1.conv", "features.block4.conv"]
     bn = model.features.block1.bn
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
@@ -375,7 +375,7 @@ def test_feature_maps_bounded_and_probe_forward_leaves_model_as_found(data):
 def test_range_doubling_keeps_mass_and_equals_direct_histogram():
     model = tiny()
     layer = model[0]
-    w = Watcher(model, layers=["0"], hist_every=1)
+    w = TrainingRecorder(model, layers=["0"], hist_every=1)
     x = randn(8, 4)
     kept = []
     for step in range(4):
@@ -425,7 +425,7 @@ def test_hooks_removed_on_every_exit_path(exit_path, data):
         mon.detach()  # idempotent
     elif exit_path == "with":
         with nbviz.watch(model, **kw) as mon:
-            assert isinstance(mon, Monitor) and mon.watcher.attached
+            assert isinstance(mon, Monitor) and mon.recorder.attached
             train_step(model, opt, x, y, mon)
     elif exit_path == "raise_in_with":
         with pytest.raises(KeyError, match="boom"):
@@ -438,8 +438,8 @@ def test_hooks_removed_on_every_exit_path(exit_path, data):
                 train_step(model, opt, x, y, mon)
                 mon.step(acc=torch.ones(8))
     assert hook_state(model) == before
-    assert not mon.watcher.attached and mon.view.detached
-    assert mon.view.steps == mon.watcher.steps == 1  # the final state was pushed
+    assert not mon.recorder.attached and mon.view.detached
+    assert mon.view.steps == mon.recorder.steps == 1  # the final state was pushed
     with pytest.raises(RuntimeError, match="detached"):
         mon.step(loss=1.0)
     n = len(calls)
@@ -454,7 +454,7 @@ def hook_counts(model: nn.Module) -> dict:
 def test_probe_forward_hooks_are_temporary(data):
     model = small_cnn()
     # Every forward sampled: the activation hooks stay armed, so the counts compare.
-    w = Watcher(model, data.images[:2], every=1, hist_every=1, features_every=1)
+    w = TrainingRecorder(model, data.images[:2], every=1, hist_every=1, features_every=1)
     model(data.images[:4]).sum().backward()  # (the first forward drops the leaf hooks)
     w.step()
     attached = hook_counts(model)
@@ -467,7 +467,7 @@ def test_activation_hooks_exist_only_while_a_sampled_forward_is_due(data):
     """Dead-unit and histogram hooks are armed for sampled forwards only: the others pay
     for the model's own hook alone."""
     model = small_cnn()
-    w = Watcher(model, every=3, hist_every=6)
+    w = TrainingRecorder(model, every=3, hist_every=6)
     relu = model.features.block1.relu
     hist = model.get_submodule(w.hist_layers[0])
     counts = []
@@ -490,7 +490,7 @@ def test_a_failing_constructor_leaves_no_hooks(data):
     model, _ = user_hooked_model()
     before = hook_state(model)
     with pytest.raises(ValueError):
-        Watcher(model, probe=torch.rand(2, 1, 32, 32))
+        TrainingRecorder(model, probe=torch.rand(2, 1, 32, 32))
     with pytest.raises(ValueError):
         nbviz.watch(model, layers=["nope"])
     assert hook_state(model) == before
@@ -499,7 +499,7 @@ def test_a_failing_constructor_leaves_no_hooks(data):
 def test_watch_leaves_no_hooks_when_the_widget_cannot_be_built(monkeypatch, tmp_path):
     model = small_cnn()
     before = hook_state(model)
-    monkeypatch.setattr(_widget, "STATIC", tmp_path)  # no bundles: MonitorView raises
+    monkeypatch.setattr(_widget, "STATIC", tmp_path)  # no bundles: MonitorPanels raises
     with pytest.raises(_widget.BundleMissingError):
         nbviz.watch(model)
     assert hook_state(model) == before
@@ -531,12 +531,12 @@ def run_cnn(data, watched: bool) -> tuple[dict, torch.Tensor, Monitor | None]:
     return model.state_dict(), torch.get_rng_state(), mon
 
 
-def run_mlp(watched: bool) -> tuple[dict, torch.Tensor, Watcher | None]:
+def run_mlp(watched: bool) -> tuple[dict, torch.Tensor, TrainingRecorder | None]:
     model = mlp(seed=4, dropout=0.3)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     g = torch.Generator().manual_seed(5)
     x, y = torch.randn(64, 12, generator=g), torch.randint(0, 3, (64,), generator=g)
-    w = Watcher(model, x[:4], every=1, hist_every=2, features_every=1) if watched else None
+    w = TrainingRecorder(model, x[:4], every=1, hist_every=2, features_every=1) if watched else None
     torch.manual_seed(12)
     for step in range(30):
         i = (step * 16) % 64
@@ -551,11 +551,11 @@ def test_training_is_bitwise_identical_with_and_without_the_monitor(data):
     for run in (lambda w: run_cnn(data, w), run_mlp):
         plain, rng_plain, _ = run(False)
         watched, rng_watched, mon = run(True)
-        watcher = mon.watcher if isinstance(mon, Monitor) else mon
-        snap = watcher.snapshot()
+        recorder = mon.recorder if isinstance(mon, Monitor) else mon
+        snap = recorder.snapshot()
         # Every sampled path ran: ratios, dead units, histograms, feature maps (CNN).
         assert len(snap["ratio"][0]) and len(snap["dead"][0]) and snap["histograms"]
-        assert snap["features"] or watcher.probe is not None and not watcher.feature_layers
+        assert snap["features"] or recorder.probe is not None and not recorder.feature_layers
         assert plain.keys() == watched.keys()
         for name in plain:
             assert torch.equal(plain[name], watched[name]), name
@@ -597,7 +597,7 @@ def test_memory_is_bounded_over_ten_thousand_steps():
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     x, y = randn(8, 4), torch.arange(8) % 2
     capacity = 16
-    w = Watcher(model, every=5, hist_every=20, capacity=capacity)
+    w = TrainingRecorder(model, every=5, hist_every=20, capacity=capacity)
 
     def histories():
         return [w.grad_norm, w.grad_max, w.ratio, w.dead] + [r for _, r in w.hist.values()]
@@ -645,7 +645,7 @@ def test_headless_watcher_does_not_pile_up_tensors():
     """Without snapshot() (no widget), pending statistics and tensor scalars stay bounded."""
     model = tiny()
     x, y = randn(8, 4), torch.arange(8) % 2
-    w = Watcher(model, every=1000, hist_every=1000)
+    w = TrainingRecorder(model, every=1000, hist_every=1000)
     for _ in range(100):
         model.zero_grad()
         loss = F.cross_entropy(model(x), y)
@@ -668,7 +668,7 @@ def test_headless_watcher_does_not_pile_up_tensors():
 
 def test_bad_metrics_raise_and_record_nothing():
     model = tiny()
-    w = Watcher(model)
+    w = TrainingRecorder(model)
     model(randn(2, 4)).sum().backward()
     with pytest.raises(ValueError, match=r"loss must be a number or a one-element tensor.*\(8,\)"):
         w.step(loss=torch.ones(8))
@@ -692,27 +692,27 @@ def test_bad_constructor_arguments_name_what_was_expected(data):
     with pytest.raises(
         ValueError, match=r"probe must be a batch the model accepts.*\(2, 1, 32, 32\)"
     ):
-        Watcher(model, probe=torch.rand(2, 1, 32, 32))
+        TrainingRecorder(model, probe=torch.rand(2, 1, 32, 32))
     with pytest.raises(TypeError, match="probe must be a batch of inputs as a tensor, got list"):
-        Watcher(model, probe=[[0.0]])
+        TrainingRecorder(model, probe=[[0.0]])
     with pytest.raises(
         ValueError, match="'features.block1.cnv' does not exist.*'features.block1.conv'"
     ):
-        Watcher(model, layers=["features.block1.cnv"])
+        TrainingRecorder(model, layers=["features.block1.cnv"])
     with pytest.raises(ValueError, match="'features.block1.relu' has no parameters"):
-        Watcher(model, layers="features.block1.relu")
+        TrainingRecorder(model, layers="features.block1.relu")
     for name in ("every", "hist_every", "features_every", "max_feature_layers", "max_channels"):
         for bad in (0, 1.5, True, "3"):
             with pytest.raises(ValueError, match=rf"{name} must be an int >= 1"):
-                Watcher(model, **{name: bad})
+                TrainingRecorder(model, **{name: bad})
     with pytest.raises(ValueError, match="on_nan must be 'warn', 'raise' or 'ignore', got 'stop'"):
-        Watcher(model, on_nan="stop")
+        TrainingRecorder(model, on_nan="stop")
     with pytest.raises(TypeError, match="model must be a torch.nn.Module, got function"):
-        Watcher(lambda x: x)
+        TrainingRecorder(lambda x: x)
     with pytest.raises(TypeError, match="graph must be an nbviz.ModelGraph"):
         nbviz.watch(model, graph=object())
     # A numpy probe is accepted and moved to the model's dtype.
-    w = Watcher(model, probe=data.images[:2].double().numpy())
+    w = TrainingRecorder(model, probe=data.images[:2].double().numpy())
     assert w.probe.dtype == torch.float32
     w.detach()
 
@@ -722,7 +722,7 @@ def test_bad_constructor_arguments_name_what_was_expected(data):
 
 def test_step_before_backward_warns_once_naming_the_order():
     model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
-    w = Watcher(model)
+    w = TrainingRecorder(model)
     with pytest.warns(RuntimeWarning, match=r"after loss\.backward\(\) and before optimizer\.step"):
         w.step()  # no backward yet: no gradients
     with warnings.catch_warnings():
@@ -738,7 +738,7 @@ def test_gradient_stats_read_in_one_batch_equal_per_step_values():
     (some sampled, one with a layer lacking gradients) give the values of each step."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
-    w = Watcher(model, every=2)
+    w = TrainingRecorder(model, every=2)
     expected = []
     for step in range(5):
         model.zero_grad(set_to_none=True)
@@ -769,7 +769,7 @@ def test_gradient_stats_read_in_one_batch_equal_per_step_values():
 
 def test_histograms_use_the_bins_asked_for_and_bad_bins_are_refused():
     model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
-    w = Watcher(model, bins=16, hist_every=1)
+    w = TrainingRecorder(model, bins=16, hist_every=1)
     model(torch.rand(5, 4)).sum().backward()
     w.step()
     edges, rows, _ = next(iter(w.snapshot()["histograms"].values()))
@@ -777,7 +777,7 @@ def test_histograms_use_the_bins_asked_for_and_bad_bins_are_refused():
     w.detach()
     for bad in (10, 0, 2.0, True):
         with pytest.raises(ValueError, match="bins must be"):
-            Watcher(model, bins=bad)
+            TrainingRecorder(model, bins=bad)
     assert not any(m._forward_hooks for m in model.modules())  # refused before any hook
 
 
@@ -818,7 +818,7 @@ class Tokens(nn.Module):
 def test_models_whose_root_owns_parameters():
     torch.manual_seed(0)
     model = Tokens()
-    w = Watcher(model, hist_every=1)
+    w = TrainingRecorder(model, hist_every=1)
     assert w.hist_layers == ["embed", "head"]  # not the root: its histogram is everything
     model(randn(5, 4, 3)).sum().backward()
     w.step()
@@ -832,7 +832,7 @@ def test_models_whose_root_owns_parameters():
     assert {k for k, _ in snap["histograms"]} == {"embed", "head"}
     w.detach()
     single = nn.Linear(3, 2)  # the model is one layer: its path is ""
-    w = Watcher(single, hist_every=1)
+    w = TrainingRecorder(single, hist_every=1)
     assert w.layers == ["Linear"] and w.hist_layers == [""]
     single(randn(2, 3)).sum().backward()
     w.step()
@@ -842,7 +842,7 @@ def test_models_whose_root_owns_parameters():
 
 def test_repeated_histogram_layer_is_recorded_once():
     model = tiny()
-    w = Watcher(model, layers=["0", "0"], hist_every=1)
+    w = TrainingRecorder(model, layers=["0", "0"], hist_every=1)
     assert w.hist_layers == ["0"]
     model(randn(2, 4)).sum().backward()
     w.step()

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from monitor_helpers import hook_state, randn, small_cnn  # tests/ is on the path
 from torch import nn
 
-from nbviz.monitor import Watcher
+from nbviz.monitor import TrainingRecorder
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -79,11 +79,11 @@ def run_with_fault(w, model, fault, at, steps=8):
         opt.step()
 
 
-def checked_watcher(model: nn.Module, eager: bool, **kwargs) -> Watcher:
-    """A watcher whose activation check is the CPU one (read the model's output, scan the
+def checked_recorder(model: nn.Module, eager: bool, **kwargs) -> TrainingRecorder:
+    """A recorder whose activation check is the CPU one (read the model's output, scan the
     modules only when it is bad) or the one for other devices (a flag per module output on
     the device, read later), so that both run here."""
-    w = Watcher(model, **kwargs)
+    w = TrainingRecorder(model, **kwargs)
     w.nan.eager = eager
     return w
 
@@ -102,7 +102,7 @@ def checked_watcher(model: nn.Module, eager: bool, **kwargs) -> Watcher:
 @pytest.mark.parametrize("eager", [True, False], ids=["cpu-check", "device-flags"])
 def test_nonfinite_reports_first_step_and_layer(fault, every, where, layer, eager):
     model = nan_net()
-    w = checked_watcher(model, eager, every=every)
+    w = checked_recorder(model, eager, every=every)
     said = rf"^nbviz.watch: non-finite {where} at step 3 in '{layer}'"
     with pytest.warns(RuntimeWarning, match=said) as caught:  # (device flags: when read)
         run_with_fault(w, model, fault, at=3)  # training goes on after the fault
@@ -122,7 +122,7 @@ def test_nonfinite_step_is_the_first_even_when_read_late(eager):
     """A NaN at an unsampled step, read only at the end: the first step is reported, and at
     that step the forward (activations) came before the gradients."""
     model = nan_net()
-    w = checked_watcher(model, eager, every=10)
+    w = checked_recorder(model, eager, every=10)
     with pytest.warns(RuntimeWarning, match="non-finite activations at step 5 in '2'"):
         run_with_fault(w, model, "weight", at=5, steps=12)  # no snapshot() until the end
         bad = w.snapshot()["nonfinite"]
@@ -134,7 +134,7 @@ def test_nonfinite_step_is_the_first_even_when_read_late(eager):
 def test_on_nan_raise_stops_at_that_step_and_can_still_detach(every, where, eager):
     model = nan_net()
     before = hook_state(model)
-    w = checked_watcher(model, eager, every=every, on_nan="raise")
+    w = checked_recorder(model, eager, every=every, on_nan="raise")
     with pytest.raises(FloatingPointError, match=rf"non-finite {where} at step 3 in '"):
         run_with_fault(w, model, "weight", at=3)
     assert w.nonfinite["step"] == 3
@@ -158,7 +158,7 @@ class MaskedScores(nn.Module):
         return out * float("nan") if self.after else out
 
 
-def train_steps(w: Watcher, model: nn.Module, steps: int, forward=None) -> None:
+def train_steps(w: TrainingRecorder, model: nn.Module, steps: int, forward=None) -> None:
     x, y = randn(5, 4), torch.arange(5) % 2
     for _ in range(steps):
         model.zero_grad()
@@ -169,7 +169,7 @@ def train_steps(w: Watcher, model: nn.Module, steps: int, forward=None) -> None:
 @pytest.mark.parametrize("eager", [True, False], ids=["cpu-check", "device-flags"])
 def test_nonfinite_values_the_model_masks_itself_are_not_reported(eager):
     model = MaskedScores()
-    w = checked_watcher(model, eager, every=1)
+    w = checked_recorder(model, eager, every=1)
     train_steps(w, model, 3)
     snap = w.snapshot()
     assert snap["nonfinite"] is None and np.isfinite(snap["grad_norm"][0]).all()
@@ -180,7 +180,7 @@ def test_nonfinite_values_the_model_masks_itself_are_not_reported(eager):
 def test_nonfinite_made_after_the_last_module_names_the_model(eager):
     """Every module's output is finite (the masked -inf aside), the model's is not."""
     model = MaskedScores()
-    w = checked_watcher(model, eager)
+    w = checked_recorder(model, eager)
     train_steps(w, model, 2)
     model.after = True
     with pytest.warns(RuntimeWarning, match="non-finite activations at step 2 in 'MaskedScores'"):
@@ -195,7 +195,7 @@ def test_nonfinite_found_when_the_model_is_run_piecewise(eager):
     """The loop calls the layers one by one: the model's own forward never ends, so every
     module output is checked at step()."""
     model = nan_net()
-    w = checked_watcher(model, eager)
+    w = checked_recorder(model, eager)
 
     def piecewise(x):
         for layer in model:
@@ -216,7 +216,7 @@ def test_modules_where_no_nonfinite_value_can_begin_are_not_hooked_for_it():
     """ReLU, max pooling and Flatten turn finite inputs into finite outputs: the watch skips
     them (a ReLU keeps its dead-unit hook), and every other module gets one hook."""
     model = small_cnn()
-    w = Watcher(model, layers=["classifier.fc"])
+    w = TrainingRecorder(model, layers=["classifier.fc"])
     hooks = {p: len(m._forward_hooks) for p, m in model.named_modules()}
     kinds = {p: type(m) for p, m in model.named_modules()}
     for path, n in hooks.items():
@@ -237,7 +237,7 @@ def test_leaf_hooks_serve_the_first_forward_only_when_checked_on_the_cpu(eager):
     check keeps the model's own hook alone after the first forward (which fixes the layer
     order); device flags need a hook per module, and keep them."""
     model = nan_net()
-    w = checked_watcher(model, eager, every=1000, hist_every=1000)
+    w = checked_recorder(model, eager, every=1000, hist_every=1000)
     hooked = [m for m in model if not isinstance(m, nn.ReLU)]
     assert all(len(m._forward_hooks) >= 1 for m in hooked)  # (+ histograms: first forward)
     train_steps(w, model, 2)
@@ -264,12 +264,12 @@ class NormedDropout(nn.Module):
 def test_the_replay_of_a_bad_forward_leaves_rng_and_buffers_as_found():
     """A non-finite output on the CPU is traced by running that forward once more: the RNG
     stream, the batch-norm statistics and the weights then equal those of a run without
-    the watcher, bit for bit."""
+    the recorder, bit for bit."""
 
     def train(watch: bool):
         torch.manual_seed(0)
         model = NormedDropout()
-        w = Watcher(model, every=1000, hist_every=1000) if watch else None
+        w = TrainingRecorder(model, every=1000, hist_every=1000) if watch else None
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
         x, y = torch.randn(6, 4), torch.arange(6) % 2
         for step in range(4):
@@ -296,7 +296,7 @@ def test_no_module_output_is_held_after_the_forward():
     """The CPU check holds this forward's module outputs only until the model's output is
     read: nothing outlives the forward (it would keep activations through the backward)."""
     model = nan_net()
-    w = checked_watcher(model, True)
+    w = checked_recorder(model, True)
     out = model(randn(3, 4))
     assert w.nan.outputs == []
     out.sum().backward()
@@ -309,7 +309,7 @@ def test_no_module_output_is_held_after_the_forward():
 
 def test_on_nan_raise_on_a_nonfinite_scalar():
     model = nan_net()
-    w = Watcher(model, on_nan="raise")
+    w = TrainingRecorder(model, on_nan="raise")
     model(randn(2, 4)).sum().backward()
     with pytest.raises(FloatingPointError, match="non-finite scalar at step 0 in 'loss'"):
         w.step(loss=torch.tensor(float("inf")))
@@ -318,7 +318,7 @@ def test_on_nan_raise_on_a_nonfinite_scalar():
 
 def test_on_nan_ignore_records_nothing():
     model = nan_net()
-    w = Watcher(model, every=1, on_nan="ignore")
+    w = TrainingRecorder(model, every=1, on_nan="ignore")
     run_with_fault(w, model, "weight", at=2)
     snap = w.snapshot()
     assert snap["nonfinite"] is None and snap["steps"] == 8
@@ -329,7 +329,7 @@ def test_on_nan_ignore_records_nothing():
 def test_nonfinite_in_a_model_that_is_one_layer_names_it_as_the_layers_do():
     torch.manual_seed(0)
     model = nn.Linear(3, 2)
-    w = Watcher(model, every=1)
+    w = TrainingRecorder(model, every=1)
     x = randn(4, 3)
     x[0, 0] = float("nan")
     with pytest.warns(RuntimeWarning, match="non-finite activations at step 0 in 'Linear'"):
@@ -342,7 +342,7 @@ def test_nonfinite_in_a_model_that_is_one_layer_names_it_as_the_layers_do():
 
 def test_nonfinite_values_left_out_of_histograms():
     model = nan_net()
-    w = Watcher(model, every=1, hist_every=1, layers=["2"])
+    w = TrainingRecorder(model, every=1, hist_every=1, layers=["2"])
     with pytest.warns(RuntimeWarning, match="non-finite activations at step 2 in '2'"):
         run_with_fault(w, model, "inf", at=2, steps=3)
     edges, rows, _ = w.snapshot()["histograms"][("2", "weights")]
@@ -353,7 +353,7 @@ def test_nonfinite_values_left_out_of_histograms():
 
 def test_on_nan_warn_says_so_once():
     model = nan_net()
-    w = Watcher(model, every=100)
+    w = TrainingRecorder(model, every=100)
     with pytest.warns(RuntimeWarning, match="non-finite activations at step 3") as caught:
         run_with_fault(w, model, "weight", at=3)
         w.snapshot()
@@ -375,14 +375,14 @@ def test_integer_outputs_are_not_reported_and_a_hookless_model_still_is():
             return self.fc(x).argmax(1)
 
     model = Argmax()
-    w = Watcher(model)
+    w = TrainingRecorder(model)
     model(torch.tensor([[float("nan"), 0.0, 1.0]]))
     with pytest.warns(RuntimeWarning, match="found no gradients"):  # (no backward here)
         w.step()
     assert w.snapshot()["nonfinite"] is None
     w.detach()
     relu = nn.ReLU()
-    w = Watcher(relu)
+    w = TrainingRecorder(relu)
     with pytest.warns(RuntimeWarning, match="non-finite activations"):
         relu(torch.tensor([float("nan")], requires_grad=True))
     w.detach()

@@ -44,7 +44,7 @@ def test_graph_overlay_follows_the_gradient_norms():
         train_steps(model, mon, 5, data)
         mon.flush()
         norms = mon.gradient_norms()
-        assert set(norms) == set(mon.watcher.layers) and all(v > 0 for v in norms.values())
+        assert set(norms) == set(mon.recorder.layers) and all(v > 0 for v in norms.values())
         graph.flush()
         overlay = graph.overlay_data
         assert overlay["label"] == "gradient norm"
@@ -62,22 +62,22 @@ def test_state_after_steps_and_detach():
     train_steps(model, mon, 4, data)
     mon.flush()
     state = mon.view.get_state()
-    assert state["steps"] == 4 and state["layers"] == mon.watcher.layers
+    assert state["steps"] == 4 and state["layers"] == mon.recorder.layers
     assert set(state["scalars"]) == {"loss", "acc"}
     assert state["scalars"]["loss"]["steps"]["shape"] == [4]
-    assert state["flow"]["grad_norm"]["rows"]["shape"][1] == len(mon.watcher.layers)
+    assert state["flow"]["grad_norm"]["rows"]["shape"][1] == len(mon.recorder.layers)
     assert len(state["features"]) == 4 and state["probe_images"]["shape"][0] == 4
     assert [c["name"] for c in state["curves"]] == ["loss", "acc"]
     assert len(mon.curves.children) == 2
     mon.detach()
-    assert mon.view.detached and not mon.watcher.attached
+    assert mon.view.detached and not mon.recorder.attached
     with pytest.raises(RuntimeError, match="detached"):
         mon.step(loss=1.0)
 
 
 def test_validation_passes_under_no_grad_leave_no_trace():
     model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
-    w = nbviz.monitor.Watcher(model, every=1)
+    w = nbviz.monitor.TrainingRecorder(model, every=1)
     x = torch.randn(8, 4)
     model(x).sum().backward()
     with torch.no_grad():
@@ -89,7 +89,7 @@ def test_validation_passes_under_no_grad_leave_no_trace():
 
 def test_an_empty_batch_passes_through():
     model = torch.nn.Sequential(torch.nn.Linear(4, 3))
-    w = nbviz.monitor.Watcher(model)
+    w = nbviz.monitor.TrainingRecorder(model)
     model(torch.zeros(0, 4)).sum().backward()
     w.step(loss=0.0)
     assert w.snapshot()["nonfinite"] is None
@@ -126,10 +126,10 @@ def test_widget_state_after_some_steps():
     assert state["scalars"]["loss"]["values"]["shape"] == [7]
     assert set(state["histograms"]) == {
         f"{layer}|{kind}"
-        for layer in mon.watcher.hist_layers
+        for layer in mon.recorder.hist_layers
         for kind in ("weights", "gradients", "activations")
     }
-    assert set(state["features"]) == set(mon.watcher.feature_layers)
+    assert set(state["features"]) == set(mon.recorder.feature_layers)
     assert state["features_step"] == 6
     figures = mon.curves.children
     assert [f.title for f in figures] == ["loss", "acc"]
@@ -155,12 +155,26 @@ def test_widget_pushes_are_throttled_and_flushed(monkeypatch, clock):
         clock.now = 10.0 + step * 0.01
         train_step(model, opt, x, y, mon)
     assert 1 <= len(pushes) <= 2, len(pushes)  # ~2 refreshes a second, not 100
-    assert mon.view.steps < mon.watcher.steps == 100
+    assert mon.view.steps < mon.recorder.steps == 100
     n = len(pushes)
     mon.view.flush()  # what the end of the cell does
     assert len(pushes) == n + 1
-    assert mon.view.steps == mon.watcher.steps == 100
+    assert mon.view.steps == mon.recorder.steps == 100
     assert mon.view.scalars["loss"]["steps"][-1] == 99
     mon.view.flush()  # nothing new: nothing sent
     assert len(pushes) == n + 1
     mon.detach()
+
+
+def test_old_names_still_work_with_a_deprecation_warning():
+    """0.1's Watcher, MonitorView and Monitor.watcher: the same objects, and a warning naming
+    the new name."""
+    with pytest.warns(DeprecationWarning, match="nbviz.monitor.TrainingRecorder"):
+        assert nbviz.monitor.Watcher is nbviz.monitor.TrainingRecorder
+    with pytest.warns(DeprecationWarning, match="nbviz.monitor.MonitorPanels"):
+        assert nbviz.monitor.MonitorView is nbviz.monitor.MonitorPanels
+    with nbviz.watch(SmallCNN(width=4)) as mon:
+        with pytest.warns(DeprecationWarning, match="Monitor.recorder"):
+            assert mon.watcher is mon.recorder
+    with pytest.raises(AttributeError, match="Watchr"):
+        nbviz.monitor.Watchr  # noqa: B018

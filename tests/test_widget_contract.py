@@ -37,7 +37,7 @@ def test_every_bundle_belongs_to_one_widget_named_like_its_package():
 def test_every_widget_is_exported():
     exported = {getattr(nbviz, n) for n in nbviz.__all__}
     for cls in widget_classes():
-        # A composite shows some views: Monitor holds MonitorView, and is what nbviz exports.
+        # A composite shows some views: Monitor holds MonitorPanels, and is what nbviz exports.
         shown_by = [c for c in exported if isinstance(c, type) and c.__module__ == cls.__module__]
         assert shown_by, f"{cls.__name__} is not reachable from nbviz.__all__"
 

@@ -1,6 +1,6 @@
 """What a training run looks like from inside: the headless core of `nbviz.watch`.
 
-`Watcher` hooks a model and, at each ``step()`` (after ``loss.backward()``,
+`TrainingRecorder` hooks a model and, at each ``step()`` (after ``loss.backward()``,
 before ``optimizer.step()``), records on the tensors' own device:
 
 - every step: the gradient norm of each layer (parameterised module, in
@@ -21,12 +21,12 @@ Values move to the CPU only in `snapshot()`. Only training forwards (autograd
 on) are looked at: a validation pass under ``torch.no_grad()`` leaves no trace. Histories are bounded
 (`history.RowHistory`): older steps merge pairwise, visibly. Nothing the
 model computes changes: the same seed trains to the same weights with and
-without the watcher.
+without the recorder.
 
 >>> import torch
 >>> from nbviz.examples import SmallCNN
 >>> model = SmallCNN()
->>> w = Watcher(model)
+>>> w = TrainingRecorder(model)
 >>> loss = model(torch.rand(4, 3, 64, 64)).logsumexp(1).mean(); loss.backward()
 >>> w.step(loss=loss)
 >>> w.snapshot()["layers"][:2]
@@ -45,22 +45,23 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._checks import as_tensor, int_at_least, model_device, model_dtype, submodule
-from .._state import preserved
-from .history import Bins, RowHistory
+from .._checks import int_at_least, submodule
+from .features import FeatureProbe, spread
+from .histograms import ValueHistograms
+from .history import RowHistory
 from .nonfinite import FINITE_IN_FINITE_OUT, NonfiniteWatch, caller_level, nonfinite_order
 
 DEAD_UNIT_MODULES = (nn.ReLU, nn.ReLU6)  # zero for every negative input: a unit can die
 KINDS = ("weights", "gradients", "activations")
 # Steps of device values (gradient statistics, tensor scalars) kept before they move to the
-# CPU even without a snapshot(): a watcher nobody reads stays bounded.
+# CPU even without a snapshot(): a recorder nobody reads stays bounded.
 MAX_PENDING = 256
 # Values of one activation binned per histogram at most (a systematic sample of larger ones:
 # each bin within about +-0.003 of the whole activation's fraction).
 ACTIVATION_SAMPLE = 1 << 16
 
 
-class Watcher:
+class TrainingRecorder:
     """Record gradient flow, update ratios, dead units, histograms and feature maps.
 
     Args:
@@ -101,15 +102,11 @@ class Watcher:
             ("max_channels", max_channels),
         ):
             int_at_least(name, value)
-        if isinstance(bins, bool) or not isinstance(bins, int) or bins < 4 or bins % 4:
-            raise ValueError(f"bins must be an int >= 4 and a multiple of 4, got {bins!r}")
         if on_nan not in ("warn", "raise", "ignore"):
             raise ValueError(f"on_nan must be 'warn', 'raise' or 'ignore', got {on_nan!r}")
         self.model = model
         self.every, self.hist_every, self.features_every = every, hist_every, features_every
         self.on_nan = on_nan
-        self.bins = bins
-        self.max_channels = max_channels
         paths = {m: p for p, m in model.named_modules()}
         # Layers: modules that own parameters, in forward order once the model has run.
         own = [m for m in model.modules() if any(True for _ in m.parameters(recurse=False))]
@@ -126,9 +123,8 @@ class Watcher:
         picks = [(paths[m], m) for m in own if paths[m] or next(m.children(), None) is None]
         mains = [p for p, m in picks if any(q.ndim >= 2 for q in m.parameters(recurse=False))]
         self.hist_layers = _pick_layers(model, layers, mains or [p for p, _ in picks], 4)
-        self.probe = _check_probe(model, probe)
-        convs = [p for p, m in model.named_modules() if isinstance(m, nn.Conv2d)]
-        self.feature_layers = _spread(convs, max_feature_layers) if self.probe is not None else []
+        self.histograms = ValueHistograms(bins, capacity)  # of hist_layers, every hist_every
+        self.feature_probe = FeatureProbe(model, probe, max_feature_layers, max_channels)
 
         self.steps = 0
         self.scalars: dict[str, list[tuple[int, Any]]] = {}
@@ -148,15 +144,11 @@ class Watcher:
         # step, owner layer of each gradient, per-gradient norms, maxes (None: not sampled)
         self._pending: list[tuple[int, tuple[int, ...], list[torch.Tensor], torch.Tensor | None]]
         self._pending = []
-        self.hist: dict[tuple[str, str], tuple[Bins, RowHistory]] = {}
-        self.features: dict[str, np.ndarray] = {}
-        self.features_step: int | None = None
         self._snapshot_weights: list[torch.Tensor] | None = None
         self._collect = False  # this forward is a sampled one: record activations
         self._in_probe = False
         self._dead_now: list[torch.Tensor | None] = [None] * r
         self._act_hist: dict[str, np.ndarray | None] = {}  # binned activations (fractions)
-        self._sampler = torch.Generator().manual_seed(0)  # activation samples (not training's)
         self._order: list[nn.Module] = []
         self._flat_params: list[nn.Parameter] = []  # every layer's parameters, in layer order
         self._owners: tuple[int, ...] | None = None  # the layer of each (None: not yet known)
@@ -235,6 +227,32 @@ class Watcher:
         """Whether the hooks are on the model (False after `detach`)."""
         return bool(self._handles)
 
+    # The parts' state, under the names the views and snapshot() use.
+    @property
+    def hist(self) -> dict[tuple[str, str], tuple[Any, Any]]:
+        """``(layer, kind) -> (Bins, RowHistory)`` of every histogram (see `histograms`)."""
+        return self.histograms.rows
+
+    @property
+    def probe(self) -> torch.Tensor | None:
+        """The probe inputs on the model's device, or None."""
+        return self.feature_probe.probe
+
+    @property
+    def feature_layers(self) -> list[str]:
+        """The conv layers whose maps of the probe are kept."""
+        return self.feature_probe.layers
+
+    @property
+    def features(self) -> dict[str, np.ndarray]:
+        """``layer -> (N, C, h, w)`` uint8 maps of the probe, the latest recorded."""
+        return self.feature_probe.maps
+
+    @property
+    def features_step(self) -> int | None:
+        """The step of `features` (None before the first)."""
+        return self.feature_probe.step
+
     def _training_forward(self) -> bool:
         """A forward that trains: not the probe's, not a validation pass under no_grad."""
         return not self._in_probe and torch.is_grad_enabled()
@@ -296,8 +314,8 @@ class Watcher:
             # Binned now, not at step(): by then an in-place op after this layer
             # (ReLU(inplace=True) after a conv or a norm) may have overwritten the output,
             # and a clone would hold a whole activation through the backward.
-            self._act_hist[path] = self._fractions(
-                path, "activations", [output.detach()], sample=ACTIVATION_SAMPLE
+            self._act_hist[path] = self.histograms.fractions(
+                (path, "activations"), [output.detach()], sample=ACTIVATION_SAMPLE
             )
 
         return hook
@@ -307,7 +325,7 @@ class Watcher:
     def step(self, **scalars: Any) -> None:
         """Record the scalars and the statistics of the gradients now on the parameters."""
         if not self.attached:
-            raise RuntimeError("this watcher is detached; create a new one with nbviz.watch")
+            raise RuntimeError("this recorder is detached; create a new one with nbviz.watch")
         checked = {name: _scalar(name, v) for name, v in scalars.items()}
         step = self.steps
         for name, v in checked.items():
@@ -346,7 +364,7 @@ class Watcher:
                 self._snapshot_weights = [p.detach().clone() for ps in self.params for p in ps]
         if step % self.hist_every == 0:
             self._record_histograms(step)
-        if self.probe is not None and step % self.features_every == 0:
+        if self.feature_probe.probe is not None and step % self.features_every == 0:
             self._record_features(step)  # a forward of a few probe inputs
         # Bounded without snapshot() (after the activations' check, which takes precedence
         # over the gradients at the same step).
@@ -460,89 +478,22 @@ class Watcher:
             }
             for kind, tensors in values.items():
                 if tensors:
-                    self._add_histogram(path, kind, step, self._fractions(path, kind, tensors))
+                    self._add_histogram(
+                        path, kind, step, self.histograms.fractions((path, kind), tensors)
+                    )
             self._add_histogram(path, "activations", step, self._act_hist.pop(path, None))
         self._act_hist.clear()
 
     def _add_histogram(self, path: str, kind: str, step: int, fractions: Any) -> None:
-        if fractions is not None:
-            self.hist[(path, kind)][1].add(step, fractions)
+        if self.histograms.add((path, kind), step, fractions):
             self.versions["hist"] += 1
 
-    def _fractions(
-        self, path: str, kind: str, tensors: list[torch.Tensor], sample: int | None = None
-    ) -> Any:
-        """The finite values' histogram (fractions) over the range of ``(path, kind)``, which
-        doubles (re-binning the rows) to take them in; None if there is no finite value.
-        With ``sample``, at most that many values, drawn uniformly, are binned (the range
-        still takes in every value)."""
-        if len(tensors) == 1:
-            flat = tensors[0].reshape(-1).float()  # a view when it is already float32
-        else:
-            flat = torch.cat([t.reshape(-1).float() for t in tensors])
-        if flat.numel() == 0:
-            return None
-        lo, hi = torch.aminmax(flat)  # one pass; NaN and +-Inf show in the extremes
-        if not bool(torch.isfinite(lo) & torch.isfinite(hi)):
-            flat = flat[torch.isfinite(flat)]
-            if flat.numel() == 0:
-                return None
-            lo, hi = torch.aminmax(flat)
-        peak = max(-float(lo), float(hi))
-        if sample is not None and flat.numel() > sample:
-            # A systematic sample: every k-th value from a random start, a view of the
-            # tensor (drawing 2**18 random indices cost as much as binning every value).
-            # k shares no factor with the size of one item, so the sample visits every
-            # channel and position equally. The start comes from the watcher's own
-            # generator: training's random numbers stay as they are.
-            k = -(-flat.numel() // sample)  # ceil
-            item = flat.numel() // len(tensors[0]) if tensors[0].ndim else 1
-            while math.gcd(k, item) != 1:
-                k += 1
-            start = int(torch.randint(k, (), generator=self._sampler))
-            flat = flat[start::k]
-        key = (path, kind)
-        if key not in self.hist:
-            self.hist[key] = (Bins(self.bins), None)  # type: ignore[assignment]
-        bins, rows = self.hist[key]
-        doublings = bins.fit(peak)
-        if rows is None:
-            rows = RowHistory(bins.bins, self.capacity)
-            self.hist[key] = (bins, rows)
-        elif doublings:
-            rows.rebin(lambda c: bins.merge(c, doublings))
-        r = bins.radius
-        counts = torch.histc(flat, bins=bins.bins, min=-r, max=r).cpu().numpy()
-        return counts / max(1, flat.numel())  # fractions: rows of any size compare
-
     def _record_features(self, step: int) -> None:
-        captured: dict[str, torch.Tensor] = {}
-        by_path = dict(self.model.named_modules())
-        handles = [
-            by_path[p].register_forward_hook(
-                # A copy of the kept channels: an in-place op after the conv
-                # (ReLU(inplace=True)) would overwrite the output itself.
-                lambda m, a, out, p=p: captured.__setitem__(
-                    p, out[:, : self.max_channels].detach().clone()
-                )
-            )
-            for p in self.feature_layers
-        ]
-        self._in_probe = True
+        self._in_probe = True  # the recorder's own hooks let the probe's forward pass
         try:
-            with torch.no_grad(), preserved(self.model, training=False):
-                self.model(self.probe.clone())
+            self.feature_probe.record(self.model, step)
         finally:
             self._in_probe = False
-            for h in handles:
-                h.remove()
-        for path, out in captured.items():
-            maps = out[:, : self.max_channels].float()
-            lo = maps.amin(dim=(2, 3), keepdim=True)
-            hi = maps.amax(dim=(2, 3), keepdim=True)
-            scaled = (maps - lo) / (hi - lo).clamp_min(1e-12)  # each channel to its own range
-            self.features[path] = (scaled * 255).round().to(torch.uint8).cpu().numpy()
-        self.features_step = step
         self.versions["features"] += 1
 
     # --- reading -------------------------------------------------------------------------------
@@ -620,11 +571,7 @@ class Watcher:
             "dead": (self.dead.rows(), self.dead.steps()),
             "latest": dict(self.latest),
             "grad_max_step": self.latest_max_step,
-            "histograms": {
-                key: (bins.edges(), rows.rows(), rows.steps())
-                for key, (bins, rows) in self.hist.items()
-                if rows is not None
-            },
+            "histograms": self.histograms.snapshot(),
             "hist_layers": list(self.hist_layers),
             "features": dict(self.features),
             "features_step": self.features_step,
@@ -685,16 +632,9 @@ def _abs_max(tensors: list[torch.Tensor]) -> torch.Tensor:
     )
 
 
-def _spread(items: list[str], k: int) -> list[str]:
-    """Up to k items evenly spread from the first to the last."""
-    if len(items) <= k:
-        return list(items)
-    return [items[round(i * (len(items) - 1) / (k - 1))] for i in range(k)] if k > 1 else items[:1]
-
-
 def _pick_layers(model: nn.Module, layers: Any, default_from: list[str], k: int) -> list[str]:
     if layers is None:
-        return _spread(default_from, k)
+        return spread(default_from, k)
     if isinstance(layers, str):
         layers = [layers]
     paths = dict(model.named_modules())
@@ -702,20 +642,3 @@ def _pick_layers(model: nn.Module, layers: Any, default_from: list[str], k: int)
         if not any(True for _ in submodule(model, p, paths).parameters()):
             raise ValueError(f"layer {p!r} has no parameters: pick a layer with weights")
     return list(dict.fromkeys(layers))  # a repeated name is hooked and binned once
-
-
-def _check_probe(model: nn.Module, probe: Any) -> torch.Tensor | None:
-    if probe is None:
-        return None
-    probe = as_tensor(probe, "probe", "a batch of inputs as a tensor")
-    device, dtype = model_device(model, probe.device), model_dtype(model)
-    probe = probe.detach().to(device=device, dtype=dtype if probe.is_floating_point() else None)
-    try:
-        with torch.no_grad(), preserved(model, training=False):
-            model(probe.clone())
-    except Exception as exc:
-        raise ValueError(
-            f"probe must be a batch the model accepts, like a training batch (N, ...); "
-            f"model(probe) with shape {tuple(probe.shape)} raised {type(exc).__name__}: {exc}"
-        ) from exc
-    return probe

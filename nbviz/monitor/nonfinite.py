@@ -42,7 +42,7 @@ FINITE_IN_FINITE_OUT = (
 
 
 class NonfiniteWatch:
-    """The non-finite watch of one model: its state, and what the watcher's hooks call.
+    """The non-finite watch of one model: its state, and what the recorder's hooks call.
 
     ``outputs`` holds this forward's module outputs (CPU: the tensors, read only if the
     model's output is bad) or their finiteness flags (other devices: read later, no sync);

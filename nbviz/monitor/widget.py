@@ -1,6 +1,6 @@
 """``nbviz.watch``: the training dashboard, a bqplot row of curves above nbviz's own views.
 
-The kernel side only records (`Watcher`) and pushes what changed, a few times
+The kernel side only records (`TrainingRecorder`) and pushes what changed, a few times
 a second and at the end of every cell. Curves are bqplot figures whose data
 the browser writes from the raw series it received: smoothing, the log scale
 and the window of steps are applied there, so they work while the training
@@ -10,6 +10,7 @@ are drawn by ``js/src/monitor.js`` from data already sent.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import ipywidgets
@@ -19,12 +20,12 @@ from torch import nn
 
 from .._images import thumbnails
 from .._widget import LiveWidget, Nested
-from .core import Watcher
+from .core import TrainingRecorder
 
 _PALETTE = {"train": "#1f77b4", "raw": "#1f77b4", "val": "#ff7f0e", "bad": "#d62728"}
 
 
-class MonitorView(LiveWidget):
+class MonitorPanels(LiveWidget):
     """The anywidget half of the dashboard (everything but the bqplot curves)."""
 
     _bundle = "monitor"
@@ -46,12 +47,14 @@ class MonitorView(LiveWidget):
     curves = traitlets.List().tag(sync=True)  # per scalar: ids of its bqplot models
     detached = traitlets.Bool(False).tag(sync=True)
 
-    def __init__(self, watcher: Watcher, curve_box: ipywidgets.Box, title: str, max_rate: float):
-        self._watcher = watcher
+    def __init__(
+        self, recorder: TrainingRecorder, curve_box: ipywidgets.Box, title: str, max_rate: float
+    ):
+        self._recorder = recorder
         self._curve_box = curve_box
         self._figures: dict[str, dict[str, Any]] = {}
         self._sent: dict[str, int] = {}
-        probe = watcher.probe
+        probe = recorder.probe
         images = None
         if probe is not None and probe.ndim == 4 and probe.shape[1] in (1, 3, 4):
             images = thumbnails(probe.detach().float().cpu(), 48)
@@ -59,8 +62,8 @@ class MonitorView(LiveWidget):
         self._push(True)
 
     def _push(self, final: bool) -> bool:
-        snap = self._watcher.snapshot()
-        version = self._watcher.versions
+        snap = self._recorder.snapshot()
+        version = self._recorder.versions
         self.steps = snap["steps"]
         self.layers, self.relus = snap["layers"], snap["relus"]
         for name in snap["scalars"]:
@@ -75,7 +78,7 @@ class MonitorView(LiveWidget):
                 for k, (s, v) in snap["val"].items()
             }
         if version["flow"] != self._sent.get("flow"):
-            w = self._watcher
+            w = self._recorder
             self.flow = {
                 name: {
                     "rows": rows.astype(np.float32),
@@ -98,7 +101,7 @@ class MonitorView(LiveWidget):
                     "radius": float(edges[-1]),
                     "rows": rows.astype(np.float32),
                     "steps": steps.astype(np.int32),
-                    "stride": self._watcher.hist[(layer, kind)][1].stride,
+                    "stride": self._recorder.hist[(layer, kind)][1].stride,
                 }
                 for (layer, kind), (edges, rows, steps) in snap["histograms"].items()
             }
@@ -187,39 +190,49 @@ class Monitor(ipywidgets.VBox):
 
     def __init__(
         self,
-        watcher: Watcher,
+        recorder: TrainingRecorder,
         *,
         title: str = "",
         max_rate: float = 2.0,
         graph: Any = None,
         layout: Any = None,
     ):
-        self.watcher = watcher
+        self.recorder = recorder
         self.curves = ipywidgets.HBox(layout=ipywidgets.Layout(flex_flow="row wrap"))
         self.curves.add_class("nbviz-monitor-curves")  # monitor.css themes the bqplot text
-        self.view = MonitorView(watcher, self.curves, "", max_rate)
+        self.view = MonitorPanels(recorder, self.curves, "", max_rate)
         self._graph = graph
         # The title heads the whole dashboard (a Label: text, never HTML).
         head = [ipywidgets.Label(title, style={"font_weight": "bold"})] if title else []
         extra = {} if layout is None else {"layout": layout}  # ipywidgets' own default
         super().__init__(children=[*head, self.curves, self.view], **extra)
 
+    @property
+    def watcher(self) -> TrainingRecorder:
+        """Deprecated: the recorder is ``mon.recorder``."""
+        warnings.warn(
+            "Monitor.watcher is now Monitor.recorder; the old name will be removed",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.recorder
+
     def step(self, **scalars: Any) -> None:
         """Call once per training step, after ``loss.backward()`` and before ``optimizer.step()``:
         records the named scalars (numbers or one-element tensors) and the gradients' statistics."""
-        self.watcher.step(**scalars)
+        self.recorder.step(**scalars)
         self.view.mark_changed()
         if self._graph is not None and not self.view.pending:
             self._overlay()
 
     def log_val(self, **scalars: Any) -> None:
         """Validation scalars at the current step, drawn as points on the same axes."""
-        self.watcher.log_val(**scalars)
+        self.recorder.log_val(**scalars)
         self.view.mark_changed()
 
     def detach(self) -> None:
         """Remove the hooks; the dashboard keeps showing what was recorded."""
-        self.watcher.detach()
+        self.recorder.detach()
         self.view.detached = True
         self.view.flush()
 
@@ -231,12 +244,12 @@ class Monitor(ipywidgets.VBox):
 
     def gradient_norms(self) -> dict[str, float]:
         """The latest gradient norm of each layer, e.g. for ``ModelGraph.overlay``."""
-        self.watcher.flush_pending()  # only the newest values: no copy of the histories
-        latest = self.watcher.latest.get("grad_norm")
+        self.recorder.flush_pending()  # only the newest values: no copy of the histories
+        latest = self.recorder.latest.get("grad_norm")
         return (
             {}
             if latest is None
-            else dict(zip(self.watcher.layers, map(float, latest), strict=True))
+            else dict(zip(self.recorder.layers, map(float, latest), strict=True))
         )
 
     def _overlay(self) -> None:
@@ -284,7 +297,7 @@ def watch(
     """
     if graph is not None and not hasattr(graph, "overlay"):
         raise TypeError(f"graph must be an nbviz.ModelGraph, got {type(graph).__name__}")
-    watcher = Watcher(
+    recorder = TrainingRecorder(
         model,
         probe,
         layers=layers,
@@ -294,10 +307,10 @@ def watch(
         on_nan=on_nan,
     )
     try:
-        return Monitor(watcher, title=title, max_rate=max_rate, graph=graph, layout=layout)
+        return Monitor(recorder, title=title, max_rate=max_rate, graph=graph, layout=layout)
     except BaseException:
-        watcher.detach()  # no widget, no hooks left on the user's model
+        recorder.detach()  # no widget, no hooks left on the user's model
         raise
 
 
-__all__ = ["Monitor", "MonitorView", "watch"]
+__all__ = ["Monitor", "MonitorPanels", "watch"]

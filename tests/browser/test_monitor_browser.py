@@ -151,10 +151,10 @@ def test_training_monitor_in_jupyterlab(lab: Lab):
 
     (Path(lab.root_dir) / "stop-monitor").write_text("")
     lab.wait_cell(1, timeout=120)
-    steps = int(lab.python("print(mon.watcher.steps)"))
+    steps = int(lab.python("print(mon.recorder.steps)"))
     wait_attr(lab, "steps", f"v === '{steps}'")  # the end-of-cell flush shows the last step
     # max |g| is sampled every `every` steps: the note says at which step the ticks are.
-    max_step = int(lab.python("print(mon.watcher.latest_max_step)"))
+    max_step = int(lab.python("print(mon.recorder.latest_max_step)"))
     assert max_step % 5 == 0 and steps - 5 <= max_step < steps  # every=5 above
     lab.page.wait_for_function(
         "(s) => document.body.textContent.includes(`tick: max |g| at step ${s}`)", arg=max_step

@@ -1,0 +1,98 @@
+"""Feature maps of fixed probe inputs: what a few conv layers see, as training goes.
+
+The probe is a small batch the user picks (a few validation images). Every so often it
+runs through the model in eval mode without gradients, and the first channels of a few
+conv layers, spread over depth, are kept as uint8 maps, each channel scaled to its own
+range. The model is left as found (modes, hooks) and training's random numbers are not
+touched.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._checks import as_tensor, model_device, model_dtype
+from .._state import preserved
+
+
+class FeatureProbe:
+    """The probe inputs, the layers looked at and the maps last recorded.
+
+    Args:
+        model: the model being trained.
+        probe: a batch ``(N, ...)`` the model accepts, or None (then nothing is recorded).
+        max_layers: conv layers looked at, spread from the first to the last.
+        max_channels: channels kept per layer.
+    """
+
+    def __init__(self, model: nn.Module, probe: Any, max_layers: int, max_channels: int) -> None:
+        self.probe = check_probe(model, probe)
+        convs = [p for p, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+        self.layers = spread(convs, max_layers) if self.probe is not None else []
+        self.max_channels = max_channels
+        self.maps: dict[str, np.ndarray] = {}  # layer -> (N, C, h, w) uint8
+        self.step: int | None = None  # the step of `maps`
+
+    def record(self, model: nn.Module, step: int) -> None:
+        """Run the probe and keep each layer's maps (the caller keeps its own hooks quiet)."""
+        if self.probe is None:
+            return
+        captured: dict[str, torch.Tensor] = {}
+        by_path = dict(model.named_modules())
+        handles = [
+            by_path[p].register_forward_hook(
+                # A copy of the kept channels: an in-place op after the conv
+                # (ReLU(inplace=True)) would overwrite the output itself.
+                lambda m, a, out, p=p: captured.__setitem__(
+                    p, out[:, : self.max_channels].detach().clone()
+                )
+            )
+            for p in self.layers
+        ]
+        try:
+            with torch.no_grad(), preserved(model, training=False):
+                model(self.probe.clone())
+        finally:
+            for h in handles:
+                h.remove()
+        for path, out in captured.items():
+            maps = out.float()
+            lo = maps.amin(dim=(2, 3), keepdim=True)
+            hi = maps.amax(dim=(2, 3), keepdim=True)
+            scaled = (maps - lo) / (hi - lo).clamp_min(1e-12)  # each channel to its own range
+            self.maps[path] = (scaled * 255).round().to(torch.uint8).cpu().numpy()
+        self.step = step
+
+
+def spread(items: list[str], k: int) -> list[str]:
+    """Up to k items evenly spread from the first to the last.
+
+    >>> spread(["a", "b", "c", "d", "e"], 3)
+    ['a', 'c', 'e']
+    """
+    if len(items) <= k:
+        return list(items)
+    return [items[round(i * (len(items) - 1) / (k - 1))] for i in range(k)] if k > 1 else items[:1]
+
+
+def check_probe(model: nn.Module, probe: Any) -> torch.Tensor | None:
+    """The probe on the model's device and dtype, once run through the model (eval, no
+    gradients) to check that it is accepted; a clear ValueError if it is not."""
+    if probe is None:
+        return None
+    probe = as_tensor(probe, "probe", "a batch of inputs as a tensor")
+    device, dtype = model_device(model, probe.device), model_dtype(model)
+    probe = probe.detach().to(device=device, dtype=dtype if probe.is_floating_point() else None)
+    try:
+        with torch.no_grad(), preserved(model, training=False):
+            model(probe.clone())
+    except Exception as exc:
+        raise ValueError(
+            f"probe must be a batch the model accepts, like a training batch (N, ...); "
+            f"model(probe) with shape {tuple(probe.shape)} raised {type(exc).__name__}: {exc}"
+        ) from exc
+    return probe
