@@ -6,7 +6,7 @@ import torch
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from nbviz.confusion import ConfusionCounter, accuracy, per_class_metrics
-from nbviz.confusion.core import predicted_labels
+from nbviz.confusion.core import batch_cells
 
 
 def reference(pred, target, K):
@@ -132,7 +132,7 @@ def test_bad_input_raises_and_counts_nothing(name, outputs, targets, match):
 
 def test_type_errors_name_what_came():
     with pytest.raises(TypeError, match="list"):
-        predicted_labels([[0.1, 0.9]], torch.tensor([1]), 2)
+        batch_cells([[0.1, 0.9]], torch.tensor([1]), 2)
     with pytest.raises(ValueError, match="at least 2"):
         ConfusionCounter(1)
     with pytest.raises(TypeError, match="int"):
@@ -179,3 +179,35 @@ def test_nan_scores_are_found_at_every_size_and_infinities_are_not_nan(k):
     c = ConfusionCounter(k)
     c.update(out, torch.zeros(64, dtype=torch.long))
     assert c.compute()[0, 3] >= 1 and c.compute()[0, 2] >= 1 and c.compute().sum() == 64
+
+
+def test_small_batches_counted_in_python_match_numpy():
+    """The small-batch path (one pass in Python) picks the cells numpy's argmax picks,
+    ties, infinities and signed zeros included, and hands NaN rows, +inf beside -inf and
+    targets out of range to the numpy path, which counts or words the error."""
+    from nbviz.confusion.core import _host_labels, _small_batch_cells
+
+    rng = np.random.default_rng(0)
+    specials = [0.0, -0.0, 1.0, np.inf, -np.inf, np.nan]
+    for trial in range(400):
+        n, k = int(rng.integers(1, 40)), int(rng.integers(2, 12))
+        scores = rng.integers(-2, 3, size=(n, k)).astype(np.float32)  # many ties
+        if trial % 2:
+            where = rng.random((n, k)) < 0.1
+            scores[where] = rng.choice(specials, size=int(where.sum()))
+        targets = rng.integers(0, k + (trial % 5 == 0), size=n)  # sometimes k: out of range
+        fast = _small_batch_cells(scores, targets, k)
+        try:
+            pred, tgt = _host_labels(scores, targets, k)
+        except ValueError:
+            assert fast is None  # the error is numpy's to word
+            continue
+        exact = (tgt * k + pred).tolist()
+        if fast is None:  # only a row whose sum is NaN without a NaN: +inf beside -inf
+            assert any(np.isposinf(r).any() and np.isneginf(r).any() for r in scores)
+        else:
+            assert fast == exact
+    c = ConfusionCounter(3)  # and through the counter, with the numpy path's error
+    with pytest.raises(ValueError, match=r"targets must be class indices in \[0, 3\), got 3"):
+        c.update(torch.zeros(2, 3), torch.tensor([0, 3]))
+    assert c.samples == 0

@@ -53,16 +53,15 @@ class ExampleReservoir:
                 f"got {shape}"
             )
 
-    def add(self, cells: np.ndarray, images: torch.Tensor) -> bool:
+    def add(self, cells: list[int] | np.ndarray, images: torch.Tensor) -> bool:
         """Offer a batch: ``cells[i]`` is the flat cell of ``images[i]``. Returns whether a
         thumbnail entered (only then do the kept examples change).
 
         Thumbnails are computed only for the samples that enter a reservoir."""
-        cells = np.asarray(cells, dtype=np.int64)
-        if cells.shape[0] == 0:
+        order = cells if isinstance(cells, list) else np.asarray(cells, dtype=np.int64).tolist()
+        if not order:
             return False
         self.image_shape = tuple(images.shape[1:])
-        order = cells.tolist()
         seen, nxt, cap = self.seen, self.next_entry, self.cap
         where: dict[int, list[int]] | None = None  # cell -> its samples' batch indices
         take: list[tuple[int, int, int]] = []  # (batch index, cell, slot)
@@ -88,7 +87,7 @@ class ExampleReservoir:
             return False
         take.sort()  # batch order: of two samples that enter one slot, the later stays
         index = [i for i, _, _ in take]
-        if len(index) == cells.shape[0]:
+        if len(index) == len(order):
             chosen = images
         elif images.is_cpu and images.dtype in _NUMPY_READY:  # numpy's indexing: ~10x cheaper
             chosen = torch.from_numpy(images.detach().numpy()[index])

@@ -11,11 +11,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 import traitlets
 
 from .._images import example_images
 from .._widget import Array, LiveWidget, Throttle
-from .core import ArrayLike, ConfusionCounter, accuracy, per_class_metrics, predicted_labels
+from .core import ArrayLike, ConfusionCounter, accuracy, batch_cells, per_class_metrics
 from .reservoir import ExampleReservoir
 
 NORMALIZE = ("none", "true", "pred")
@@ -97,22 +98,22 @@ class ConfusionMatrix(LiveWidget):
         Torch tensors on any device, or numpy arrays. Bad input raises before
         anything is counted; an empty batch changes nothing.
         """
-        checked = predicted_labels(outputs, targets, self.num_classes)
-        if checked is None:
+        cells = batch_cells(outputs, targets, self.num_classes)
+        if cells is None:
             return
-        pred, tgt = checked
         images = None
         if inputs is not None:
-            images = example_images(inputs, len(tgt))
+            images = example_images(inputs, len(cells))
             self._examples.check(images)
         if self._closed:  # the first batch of a new epoch
             self._counter.reset()
             self._examples.reset()
             self._examples_dirty = True  # the view drops the closed epoch's examples
             self._closed = False
-        cells = self._counter.count_labels(pred, tgt)
+        self._counter.count_cells(cells)
         if images is not None:
-            cells = cells if isinstance(cells, np.ndarray) else cells.cpu().numpy()
+            if isinstance(cells, torch.Tensor):
+                cells = cells.cpu().numpy()
             # Pushed (every examples_interval s) only when a thumbnail entered: once the
             # cells are full most batches change nothing, and all of them weigh ~1.8 MB.
             self._examples_dirty |= self._examples.add(cells, images)
