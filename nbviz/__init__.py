@@ -12,6 +12,7 @@ from .confusion import ConfusionMatrix
 from .graph import Graph, ModelGraph
 from .graph.trace import trace
 from .monitor import Monitor, watch
+from .runs.follow import Follower, follow
 
 try:
     __version__ = version("nbviz")
@@ -20,12 +21,14 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "ConfusionMatrix",
+    "Follower",
     "GradCAM",
     "Graph",
     "ModelGraph",
     "Monitor",
     "cam",
     "datasets",
+    "follow",
     "trace",
     "watch",
     "__version__",

@@ -154,7 +154,13 @@ class LiveWidget(anywidget.AnyWidget):
     title = traitlets.Unicode("").tag(sync=True)
 
     def __init__(
-        self, *, max_rate: float | None = 10.0, layout: Any = None, title: str = "", **traits: Any
+        self,
+        *,
+        max_rate: float | None = 10.0,
+        layout: Any = None,
+        title: str = "",
+        end_of_cell_flush: bool = True,
+        **traits: Any,
     ):
         path = bundle_path(self._bundle)
         if not path.exists():
@@ -172,7 +178,8 @@ class LiveWidget(anywidget.AnyWidget):
         if layout is not None:  # ipywidgets' own; None keeps its default
             traits["layout"] = layout
         super().__init__(title=str(title), **traits)
-        self._unhook = self._register_post_execute()
+        # A view fed from another thread (a followed run) pushes from that thread only.
+        self._unhook = self._register_post_execute() if end_of_cell_flush else None
 
     # anywidget reads these as class attributes; resolved per subclass. (Only
     # where _bundle is declared: ipywidgets' add_traits subclasses again.)

@@ -50,6 +50,7 @@ from .features import FeatureProbe, spread
 from .histograms import ValueHistograms
 from .history import RowHistory
 from .nonfinite import FINITE_IN_FINITE_OUT, NonfiniteWatch, caller_level, nonfinite_order
+from .runlog import MonitorLog
 
 DEAD_UNIT_MODULES = (nn.ReLU, nn.ReLU6)  # zero for every negative input: a unit can die
 KINDS = ("weights", "gradients", "activations")
@@ -75,6 +76,10 @@ class TrainingRecorder:
         capacity: rows kept per history before older ones merge.
         on_nan: "warn" (record and show), "raise" (stop the loop with FloatingPointError
             at the first non-finite gradient or loss), or "ignore".
+        logdir: a run directory to record to as well (created if missing), or None; see
+            `runlog.MonitorLog`. ``nbviz.follow(logdir)`` shows it from any process.
+        log_every: seconds between writes to ``logdir`` (a write queues records; a
+            background thread appends them to the file).
     """
 
     def __init__(
@@ -91,6 +96,8 @@ class TrainingRecorder:
         max_feature_layers: int = 6,
         max_channels: int = 16,
         on_nan: str = "warn",
+        logdir: Any = None,
+        log_every: float = 1.0,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -166,6 +173,9 @@ class TrainingRecorder:
         self.nan = NonfiniteWatch(model, on_nan, checked)  # where a NaN/Inf began
         self._sampled_handles: list[Any] = []  # present only while a sampled forward is due
         self._armed = (False, False)  # which of them are present: (dead units, histograms)
+        if not isinstance(log_every, (int, float)) or isinstance(log_every, bool) or log_every <= 0:
+            raise ValueError(f"log_every must be a number of seconds > 0, got {log_every!r}")
+        self.log = MonitorLog(self, logdir, log_every) if logdir is not None else None
         self._attach()
 
     # --- hooks ---------------------------------------------------------------------------------
@@ -208,7 +218,10 @@ class TrainingRecorder:
                 self._sampled_handles.append(by_path[path].register_forward_hook(hook))
 
     def detach(self) -> None:
-        """Remove every hook (idempotent)."""
+        """Remove every hook (idempotent); a run log writes what is left and closes."""
+        if self.log is not None and not self.log.writer.closed:
+            self._write_log()
+            self.log.close()
         for h in self._handles + self._leaf_handles + self._sampled_handles:
             h.remove()
         self._handles.clear()
@@ -381,6 +394,18 @@ class TrainingRecorder:
         self._collect_hist = nxt % self.hist_every == 0
         if self._armed != (self._collect, self._collect_hist):
             self._arm_sampled_hooks()
+        if self.log is not None and self.log.due():
+            self._write_log()
+
+    def _write_log(self) -> None:
+        """Queue what is new for the run log (its thread writes the file)."""
+        self.flush_pending()
+        self._read_scalars()
+        self.log.write(self)
+
+    def probe_images(self) -> np.ndarray | None:
+        """The probe's thumbnails ``(N, h, w, 3)`` uint8 if it holds images, else None."""
+        return self.feature_probe.thumbnails()
 
     def log_val(self, **scalars: Any) -> None:
         """Record validation scalars at the current step (drawn as points on the same axes)."""
@@ -569,9 +594,13 @@ class TrainingRecorder:
             "grad_max": (self.grad_max.rows(), self.grad_max.steps()),
             "ratio": (self.ratio.rows(), self.ratio.steps()),
             "dead": (self.dead.rows(), self.dead.steps()),
+            "strides": {
+                n: getattr(self, n).stride for n in ("grad_norm", "grad_max", "ratio", "dead")
+            },
             "latest": dict(self.latest),
             "grad_max_step": self.latest_max_step,
             "histograms": self.histograms.snapshot(),
+            "hist_strides": self.histograms.strides(),
             "hist_layers": list(self.hist_layers),
             "features": dict(self.features),
             "features_step": self.features_step,

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .._checks import as_tensor, model_device, model_dtype
+from .._images import thumbnails
 from .._state import preserved
 
 
@@ -36,6 +37,13 @@ class FeatureProbe:
         self.max_channels = max_channels
         self.maps: dict[str, np.ndarray] = {}  # layer -> (N, C, h, w) uint8
         self.step: int | None = None  # the step of `maps`
+
+    def thumbnails(self, size: int = 48) -> np.ndarray | None:
+        """The probe as ``(N, h, w, 3)`` uint8 thumbnails if it holds images, else None."""
+        probe = self.probe
+        if probe is None or probe.ndim != 4 or probe.shape[1] not in (1, 3, 4):
+            return None
+        return thumbnails(probe.detach().float().cpu(), size)
 
     def record(self, model: nn.Module, step: int) -> None:
         """Run the probe and keep each layer's maps (the caller keeps its own hooks quiet)."""

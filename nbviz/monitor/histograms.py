@@ -17,6 +17,7 @@ True
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -45,6 +46,9 @@ class ValueHistograms:
         # (layer, kind) -> (its range, its rows; None until a first finite value arrives)
         self.rows: dict[Key, tuple[Bins, RowHistory | None]] = {}
         self._sampler = torch.Generator().manual_seed(seed)
+        # Called with (key, step, radius, fractions) for every row added (a run log's tap):
+        # the radius the row was binned over, so a reader re-merges older rows as here.
+        self.on_add: Callable[[Key, int, float, np.ndarray], None] | None = None
 
     def fractions(self, key: Key, tensors: list[torch.Tensor], sample: int | None = None) -> Any:
         """The finite values' histogram (fractions) over the range of ``key``, which doubles
@@ -94,10 +98,31 @@ class ValueHistograms:
         """Append a row that `fractions` made for ``key`` (None: nothing); whether one was."""
         if fractions is None:
             return False
-        rows = self.rows[key][1]
-        assert rows is not None  # fractions() made them
+        bins, rows = self.rows[key]
+        assert rows is not None and bins.radius is not None  # fractions() made them
+        if self.on_add is not None:
+            self.on_add(key, step, bins.radius, fractions)
         rows.add(step, fractions)
         return True
+
+    def replay(self, key: Key, step: int, radius: float, fractions: np.ndarray) -> None:
+        """Add a row that another process binned over ``radius`` (a run log's reader): older
+        rows merge exactly as they did where it was recorded."""
+        if key not in self.rows:
+            self.rows[key] = (Bins(self.bins), RowHistory(self.bins, self.capacity))
+        bins, rows = self.rows[key]
+        assert rows is not None
+        if bins.radius is None:
+            bins.radius = radius
+        elif radius > bins.radius:
+            doublings = round(math.log2(radius / bins.radius))
+            bins.radius = radius
+            rows.rebin(lambda c: bins.merge(c, doublings))
+        rows.add(step, fractions)
+
+    def strides(self) -> dict[Key, int]:
+        """``key -> steps per row`` of every histogram with a row."""
+        return {key: rows.stride for key, (_, rows) in self.rows.items() if rows is not None}
 
     def snapshot(self) -> dict[Key, tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """``key -> (bin edges, rows, steps)`` of every histogram with a row."""

@@ -18,7 +18,7 @@ already recorded.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -41,6 +41,8 @@ class RowHistory:
         self._acc = np.zeros(width, dtype=np.float64)
         self._count = 0
         self._first = 0  # first step of the row being filled
+        # Called with (step, row) for every row added, before merging (a run log's tap).
+        self.on_add: Callable[[int, np.ndarray], None] | None = None
 
     def __len__(self) -> int:
         return self._n
@@ -48,6 +50,8 @@ class RowHistory:
     def add(self, step: int, values: Sequence[float] | np.ndarray) -> None:
         """Record the row of ``step`` (steps come in increasing order)."""
         row = np.asarray(values, dtype=np.float64).reshape(self.width)
+        if self.on_add is not None:
+            self.on_add(step, row)
         if self._n == self.capacity and not self._count:
             self._merge()  # before a new row starts, so every row spans `stride` steps
         if not self._count:

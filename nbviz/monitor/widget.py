@@ -18,7 +18,6 @@ import numpy as np
 import traitlets
 from torch import nn
 
-from .._images import thumbnails
 from .._widget import LiveWidget, Nested
 from .core import TrainingRecorder
 
@@ -26,7 +25,11 @@ _PALETTE = {"train": "#1f77b4", "raw": "#1f77b4", "val": "#ff7f0e", "bad": "#d62
 
 
 class MonitorPanels(LiveWidget):
-    """The anywidget half of the dashboard (everything but the bqplot curves)."""
+    """The anywidget half of the dashboard (everything but the bqplot curves).
+
+    Its ``source`` is a `TrainingRecorder` (live) or a `runlog.RecordedRun` (a run read
+    from disk): anything with ``snapshot()``, ``versions`` and ``probe_images()``.
+    """
 
     _bundle = "monitor"
 
@@ -48,22 +51,33 @@ class MonitorPanels(LiveWidget):
     detached = traitlets.Bool(False).tag(sync=True)
 
     def __init__(
-        self, recorder: TrainingRecorder, curve_box: ipywidgets.Box, title: str, max_rate: float
+        self,
+        source: Any,
+        curve_box: ipywidgets.Box,
+        title: str,
+        max_rate: float,
+        *,
+        end_of_cell_flush: bool = True,
     ):
-        self._recorder = recorder
+        self._source = source
         self._curve_box = curve_box
         self._figures: dict[str, dict[str, Any]] = {}
         self._sent: dict[str, int] = {}
-        probe = recorder.probe
-        images = None
-        if probe is not None and probe.ndim == 4 and probe.shape[1] in (1, 3, 4):
-            images = thumbnails(probe.detach().float().cpu(), 48)
-        super().__init__(max_rate=max_rate, title=title, probe_images=images)
+        super().__init__(
+            max_rate=max_rate,
+            title=title,
+            probe_images=source.probe_images(),
+            end_of_cell_flush=end_of_cell_flush,
+        )
         self._push(True)
 
     def _push(self, final: bool) -> bool:
-        snap = self._recorder.snapshot()
-        version = self._recorder.versions
+        snap = self._source.snapshot()
+        version = dict(self._source.versions)
+        if self.probe_images is None:  # a followed run's probe arrives with its first records
+            images = self._source.probe_images()
+            if images is not None:
+                self.probe_images = images
         self.steps = snap["steps"]
         self.layers, self.relus = snap["layers"], snap["relus"]
         for name in snap["scalars"]:
@@ -78,19 +92,13 @@ class MonitorPanels(LiveWidget):
                 for k, (s, v) in snap["val"].items()
             }
         if version["flow"] != self._sent.get("flow"):
-            w = self._recorder
             self.flow = {
                 name: {
-                    "rows": rows.astype(np.float32),
-                    "steps": steps.astype(np.int32),
-                    "stride": h.stride,
+                    "rows": snap[name][0].astype(np.float32),
+                    "steps": snap[name][1].astype(np.int32),
+                    "stride": snap["strides"][name],
                 }
-                for name, h, (rows, steps) in (
-                    ("grad_norm", w.grad_norm, snap["grad_norm"]),
-                    ("grad_max", w.grad_max, snap["grad_max"]),
-                    ("ratio", w.ratio, snap["ratio"]),
-                    ("dead", w.dead, snap["dead"]),
-                )
+                for name in ("grad_norm", "grad_max", "ratio", "dead")
             }
             self.latest = {k: np.asarray(v, dtype=np.float32) for k, v in snap["latest"].items()}
             self.max_step = -1 if snap["grad_max_step"] is None else snap["grad_max_step"]
@@ -101,7 +109,7 @@ class MonitorPanels(LiveWidget):
                     "radius": float(edges[-1]),
                     "rows": rows.astype(np.float32),
                     "steps": steps.astype(np.int32),
-                    "stride": self._recorder.hist[(layer, kind)][1].stride,
+                    "stride": snap["hist_strides"][(layer, kind)],
                 }
                 for (layer, kind), (edges, rows, steps) in snap["histograms"].items()
             }
@@ -109,7 +117,7 @@ class MonitorPanels(LiveWidget):
             self.features = snap["features"]
             self.features_step = -1 if snap["features_step"] is None else snap["features_step"]
         self.nonfinite = snap["nonfinite"]
-        self._sent = dict(version)
+        self._sent = version
         return False
 
     def _figure(self, name: str) -> None:
@@ -185,6 +193,18 @@ class MonitorPanels(LiveWidget):
         ]
 
 
+def dashboard_parts(
+    source: Any, title: str, max_rate: float, *, end_of_cell_flush: bool = True
+) -> tuple[list[ipywidgets.Widget], ipywidgets.HBox, MonitorPanels]:
+    """The dashboard's title (a Label: text, never HTML; none for ""), its row of curves and
+    its panels, drawing ``source`` (a recorder, or a run read from disk)."""
+    curves = ipywidgets.HBox(layout=ipywidgets.Layout(flex_flow="row wrap"))
+    curves.add_class("nbviz-monitor-curves")  # monitor.css themes the bqplot text
+    view = MonitorPanels(source, curves, "", max_rate, end_of_cell_flush=end_of_cell_flush)
+    head = [ipywidgets.Label(title, style={"font_weight": "bold"})] if title else []
+    return head, curves, view
+
+
 class Monitor(ipywidgets.VBox):
     """The dashboard returned by :func:`nbviz.watch`; also a context manager that detaches."""
 
@@ -198,12 +218,8 @@ class Monitor(ipywidgets.VBox):
         layout: Any = None,
     ):
         self.recorder = recorder
-        self.curves = ipywidgets.HBox(layout=ipywidgets.Layout(flex_flow="row wrap"))
-        self.curves.add_class("nbviz-monitor-curves")  # monitor.css themes the bqplot text
-        self.view = MonitorPanels(recorder, self.curves, "", max_rate)
+        head, self.curves, self.view = dashboard_parts(recorder, title, max_rate)
         self._graph = graph
-        # The title heads the whole dashboard (a Label: text, never HTML).
-        head = [ipywidgets.Label(title, style={"font_weight": "bold"})] if title else []
         extra = {} if layout is None else {"layout": layout}  # ipywidgets' own default
         super().__init__(children=[*head, self.curves, self.view], **extra)
 
@@ -277,6 +293,8 @@ def watch(
     title: str = "",
     max_rate: float = 2.0,
     layout: Any = None,
+    logdir: Any = None,
+    log_every: float = 1.0,
 ) -> Monitor:
     """Watch ``model`` train: a dashboard of curves, gradient flow, histograms and feature maps.
 
@@ -294,6 +312,9 @@ def watch(
     the loop at the first non-finite gradient or scalar. ``graph``: a
     :class:`nbviz.ModelGraph` of the same model, coloured by gradient norm as it trains.
     ``layout``: ipywidgets' ``Layout`` of the whole dashboard, as for the other widgets.
+    ``logdir``: a run directory to record to as well, every ``log_every`` seconds (from a
+    background thread), for :func:`nbviz.follow` in any process; ``detach()`` writes the
+    rest.
     """
     if graph is not None and not hasattr(graph, "overlay"):
         raise TypeError(f"graph must be an nbviz.ModelGraph, got {type(graph).__name__}")
@@ -305,6 +326,8 @@ def watch(
         hist_every=hist_every,
         features_every=features_every,
         on_nan=on_nan,
+        logdir=logdir,
+        log_every=log_every,
     )
     try:
         return Monitor(recorder, title=title, max_rate=max_rate, graph=graph, layout=layout)
@@ -313,4 +336,4 @@ def watch(
         raise
 
 
-__all__ = ["Monitor", "MonitorPanels", "watch"]
+__all__ = ["Monitor", "MonitorPanels", "dashboard_parts", "watch"]

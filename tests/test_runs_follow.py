@@ -1,0 +1,199 @@
+"""The monitor recorded to a run directory and followed: the same records, the same views,
+a kernel left free, and clear words for runs that are missing, deleted or damaged."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+from monitor_helpers import shapes_data, small_cnn, train_step
+
+import nbviz
+from nbviz.monitor.core import TrainingRecorder
+from nbviz.monitor.runlog import RecordedRun
+from nbviz.runs.format import FILE_HEADER
+
+
+def wait_for(condition, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def assert_same(a, b, path="snapshot"):
+    """Equal nested snapshots: dicts, tuples, arrays (bitwise), plain values."""
+    if isinstance(a, dict):
+        assert set(a) == set(b), (path, set(a) ^ set(b))
+        for k in a:
+            assert_same(a[k], b[k], f"{path}[{k!r}]")
+    elif isinstance(a, (tuple, list)):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same(x, y, f"{path}[{i}]")
+    elif isinstance(a, np.ndarray):
+        np.testing.assert_array_equal(a, b, err_msg=path)
+        assert a.dtype == b.dtype, path
+    else:
+        assert a == b, (path, a, b)
+
+
+def train(recorder, model, steps: int, nan_at: int | None = None) -> None:
+    data = shapes_data()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    for s in range(steps):
+        i = (s * 8) % 40
+        x, y = data.images[i : i + 8], data.labels[i : i + 8]
+        if s == nan_at:
+            with torch.no_grad():
+                model.features.block2.conv.weight[0, 0, 0, 0] = float("nan")
+        train_step(model, opt, x, y, recorder)
+        if s % 10 == 0:
+            recorder.log_val(val_loss=0.5 + s)
+
+
+def test_a_run_read_back_equals_the_recorder_merged_histories_and_all(tmp_path):
+    """Capacity 8 makes every history merge several times and the histograms' ranges
+    double: the replay merges the same rows the same way."""
+    model = small_cnn()
+    rec = TrainingRecorder(
+        model,
+        shapes_data().images[:4],
+        every=3,
+        hist_every=5,
+        features_every=7,
+        capacity=8,
+        logdir=tmp_path,
+        log_every=0.001,
+    )
+    with pytest.warns(RuntimeWarning, match="non-finite activations at step 60"):
+        train(rec, model, 70, nan_at=60)
+    rec.detach()
+    live = rec.snapshot()
+    assert live["strides"]["grad_norm"] >= 8 and live["nonfinite"] is not None
+    run = RecordedRun(tmp_path)
+    assert run.update() > 0
+    assert_same(live, run.snapshot())
+    assert run.update() == 0  # everything was read once
+
+
+def test_recording_writes_from_its_own_thread_and_changes_no_weight(tmp_path, monkeypatch):
+    """The training thread only queues records; the file is written by the writer's thread.
+    And training with a run log gives bitwise the same weights as without."""
+    writers = set()
+    real_write = os.write
+
+    def spy(fd, data):
+        writers.add(threading.current_thread().name)
+        return real_write(fd, data)
+
+    weights = []
+    for logdir in (None, tmp_path):
+        model = small_cnn()
+        rec = TrainingRecorder(model, logdir=logdir, log_every=0.001)
+        monkeypatch.setattr(os, "write", spy)
+        train(rec, model, 12)
+        monkeypatch.setattr(os, "write", real_write)
+        rec.detach()  # (its last write is on the caller's thread, after training)
+        weights.append(model.state_dict())
+    assert writers == {"nbviz-writer-monitor"}, writers
+    for name in weights[0]:
+        assert torch.equal(weights[0][name], weights[1][name]), name
+
+
+def test_follow_shows_the_views_watch_shows(tmp_path):
+    model = small_cnn()
+    mon = nbviz.watch(model, probe=shapes_data().images[:4], logdir=tmp_path, log_every=0.001)
+    train(mon, model, 25)
+    mon.detach()
+    mon.flush()
+    view = nbviz.follow(tmp_path, interval=0.01)
+    try:
+        wait_for(lambda: view.run.steps == 25, "the follower to read every step")
+        view.view.flush()
+        live, followed = mon.view.get_state(), view.view.get_state()
+        for key in ("layers", "relus", "steps", "scalars", "val", "flow", "latest", "max_step"):
+            assert_same(live[key], followed[key], key)
+        for key in ("histograms", "hist_layers", "features", "features_step", "probe_images"):
+            assert_same(live[key], followed[key], key)
+        assert [c["name"] for c in followed["curves"]] == [c["name"] for c in live["curves"]]
+        assert view.status.value == f"following {tmp_path}: 25 steps"
+    finally:
+        view.close()
+    assert not view.following
+
+
+def test_follow_a_run_while_it_trains_then_stop(tmp_path):
+    """A training thread records while the follower reads: the follower keeps up until the
+    run ends, and stop() ends its thread (no thread or file handle left)."""
+    model = small_cnn()
+    rec = TrainingRecorder(model, logdir=tmp_path, log_every=0.005)
+    trainer = threading.Thread(target=lambda: (train(rec, model, 60), rec.detach()))
+    view = nbviz.follow(tmp_path, interval=0.005)
+    trainer.start()
+    trainer.join()
+    wait_for(lambda: view.run.steps == 60, "the last step to be followed")
+    wait_for(lambda: not view.view.pending, "the last push")
+    assert view.view.steps == 60
+    view.stop()
+    assert not view.following
+    view.stop()  # idempotent
+    assert not [t for t in threading.enumerate() if t.name.startswith("nbviz-")]
+
+
+def test_follow_waits_for_a_run_that_does_not_exist_yet(tmp_path):
+    later = tmp_path / "not-yet"
+    view = nbviz.follow(later, interval=0.005)
+    try:
+        assert view.status.value == f"waiting: {later} does not exist yet"
+        model = small_cnn()
+        rec = TrainingRecorder(model, logdir=later, log_every=0.001)
+        train(rec, model, 3)
+        rec.detach()
+        wait_for(lambda: view.run.steps == 3, "the run to appear and be read")
+        assert view.status.value.startswith(f"following {later}")
+    finally:
+        view.close()
+
+
+def test_follow_says_when_a_run_is_deleted_or_truncated(tmp_path):
+    for damage in ("delete", "truncate"):
+        run_dir = tmp_path / damage
+        model = small_cnn()
+        rec = TrainingRecorder(model, logdir=run_dir, log_every=0.001)
+        train(rec, model, 3)
+        rec.detach()
+        view = nbviz.follow(run_dir, interval=0.005)
+        assert view.run.steps == 3
+        if damage == "delete":
+            shutil.rmtree(run_dir)
+            expected = f"stopped following: {run_dir} was deleted"
+        else:
+            (segment,) = run_dir.glob("*.nbrun")
+            with open(segment, "r+b") as f:
+                f.truncate(FILE_HEADER.size + 3)
+            expected = "stopped following: "
+        wait_for(lambda view=view: not view.following, f"the follower to stop ({damage})")
+        assert view.status.value.startswith(expected), view.status.value
+        assert damage == "delete" or "truncated or replaced" in view.status.value
+        assert view.view.steps == 3  # what was shown stays
+        view.close()
+
+
+def test_follow_refuses_what_is_not_a_run_directory(tmp_path):
+    afile = tmp_path / "notes.txt"
+    afile.write_text("hello")
+    with pytest.raises(ValueError, match="is a file; nbviz.follow needs a run directory"):
+        nbviz.follow(afile)
+    with pytest.raises(TypeError, match="path must be a run directory"):
+        nbviz.follow(3)
+    with pytest.raises(ValueError, match="interval must be a number of seconds > 0"):
+        nbviz.follow(tmp_path, interval=0)
+    with pytest.raises(ValueError, match="log_every must be a number of seconds > 0"):
+        TrainingRecorder(small_cnn(), logdir=tmp_path, log_every=-1)
