@@ -44,7 +44,8 @@ import { formatNumber as fmt, plural, tailPath } from "./lib/text.js";
  * @property {Record<string, WireArray>} features  layer -> (N, C, h, w) uint8
  * @property {number} features_step
  * @property {WireArray | null} probe_images  (N, H, W, 3) uint8
- * @property {{step: number, where: string, layer: string} | null} nonfinite
+ * @property {{step: number, where: string, layer: string, rank?: number} | null} nonfinite
+ *   where the first non-finite value began (rank: which process of a distributed job)
  * @property {Record<string, string>[]} curves  per scalar: IPY_MODEL ids of its bqplot parts
  * @property {boolean} detached
  */
@@ -580,10 +581,11 @@ function render({ model, el }) {
     banner.hidden = !bad;
     root.dataset.nonfinite = bad ? "shown" : "";
     if (bad) {
+      const onRank = bad.rank == null ? "" : ` on rank ${bad.rank}`;
       banner.textContent =
         bad.where === "scalar"
-          ? `Non-finite value (NaN or ±Inf): the scalar “${bad.layer}” at step ${bad.step}. Training went on; nbviz.watch(..., on_nan="raise") stops it there.`
-          : `Non-finite values (NaN or ±Inf) began in the ${bad.where} of “${bad.layer}” at step ${bad.step}. Training went on; nbviz.watch(..., on_nan="raise") stops it there.`;
+          ? `Non-finite value (NaN or ±Inf): the scalar “${bad.layer}” at step ${bad.step}${onRank}. Training went on; nbviz.watch(..., on_nan="raise") stops it there.`
+          : `Non-finite values (NaN or ±Inf) began in the ${bad.where} of “${bad.layer}” at step ${bad.step}${onRank}. Training went on; nbviz.watch(..., on_nan="raise") stops it there.`;
     }
   }
 

@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
+from .._dist import DEFAULT_TIMEOUT, all_reduce_sum
 from .._text import plural
 
 ArrayLike = Any  # torch.Tensor or np.ndarray
@@ -278,8 +280,18 @@ class ConfusionCounter:
             self._flat.index_add_(0, cells, self._ones[:n])
             self.samples += n
 
-    def _place(self, device: torch.device) -> None:
+    def sum_over_ranks(self, call: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Replace the counts by their sum over every rank of a torch.distributed job (every
+        rank must call it; see `nbviz._dist.all_reduce_sum`)."""
+        if self._flat is None:  # this rank counted nothing: it adds zeros
+            nccl = dist.is_initialized() and dist.get_backend() == "nccl"
+            self._place(torch.device("cuda", torch.cuda.current_device()) if nccl else "cpu")
+        all_reduce_sum(self._flat, call, timeout)
+        self.samples = int(self._flat.sum())
+
+    def _place(self, device: torch.device | str) -> None:
         """Create the counts on ``device``, or move them there (data changed device)."""
+        device = torch.device(device)
         K = self.num_classes
         if self._flat is None:
             self._flat = torch.zeros(K * K, dtype=torch.int64, device=device)

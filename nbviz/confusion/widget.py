@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import traitlets
 
+from .._dist import DEFAULT_TIMEOUT, rank_and_world
 from .._images import example_images
 from .._widget import Array, LiveWidget, Throttle
 from .core import ArrayLike, ConfusionCounter, accuracy, batch_cells, per_class_metrics
@@ -35,6 +36,11 @@ class ConfusionMatrix(LiveWidget):
     Rows are true classes, columns predicted classes (sklearn's convention).
     ``update`` may be called on every batch; the view refreshes at most
     ``max_rate`` times a second, at ``end_epoch()`` and when the cell ends.
+
+    In a ``torch.distributed`` job (``torchrun``), each rank counts its own batches and
+    ``end_epoch()`` sums the counts of every rank (one collective: call it on every rank),
+    so the closed epoch's matrix is the one a single process would count over all the
+    data; ``sync_ranks=False`` keeps each rank's own. Example thumbnails stay per rank.
     """
 
     _bundle = "confusion"
@@ -67,6 +73,8 @@ class ConfusionMatrix(LiveWidget):
         max_rate: float | None = 5.0,  # a push costs ~1 ms of the training loop's time
         examples_interval: float = 2.0,
         seed: int = 0,
+        sync_ranks: bool = True,
+        timeout: float = DEFAULT_TIMEOUT,
         layout: Any = None,
     ):
         names = _class_names(classes, num_classes)
@@ -78,6 +86,7 @@ class ConfusionMatrix(LiveWidget):
         self._history: list[tuple[np.ndarray, np.ndarray]] = []
         self._closed = False
         self._history_dirty = self._examples_dirty = False
+        self._sync_ranks, self._timeout = bool(sync_ranks), float(timeout)
         super().__init__(
             max_rate=max_rate, layout=layout, classes=names, normalize=normalize, title=title
         )
@@ -123,8 +132,11 @@ class ConfusionMatrix(LiveWidget):
         """Close the epoch: store its matrix in ``history`` and push the view.
 
         The next ``update()`` starts a fresh count; until then ``matrix`` still
-        holds the closed epoch. Calling it again without updates does nothing.
+        holds the closed epoch. Calling it again without updates does nothing. In a
+        distributed job it first sums the counts of every rank (see the class docstring).
         """
+        if not self._closed and self._sync_ranks and rank_and_world()[1] > 1:
+            self._counter.sum_over_ranks("ConfusionMatrix.end_epoch()", self._timeout)
         if not self._closed and self._counter.samples > 0:
             self._history.append(self._counter.sparse())
             self._closed = True

@@ -46,6 +46,7 @@ import torch
 from torch import nn
 
 from .._checks import int_at_least, submodule
+from .._dist import rank_and_world
 from .features import FeatureProbe, spread
 from .histograms import ValueHistograms
 from .history import RowHistory
@@ -170,12 +171,20 @@ class TrainingRecorder:
         # as a ReLU or a max pooling, is left out: one Python call saved per forward).
         leaves = [m for m in model.modules() if next(m.children(), None) is None]
         checked = [m for m in leaves if not isinstance(m, FINITE_IN_FINITE_OUT)]
-        self.nan = NonfiniteWatch(model, on_nan, checked)  # where a NaN/Inf began
+        self.rank, self.world_size = rank_and_world()  # (0, 1) outside torch.distributed
+        distributed = self.world_size > 1
+        self.nan = NonfiniteWatch(model, on_nan, checked, self.rank if distributed else None)
         self._sampled_handles: list[Any] = []  # present only while a sampled forward is due
         self._armed = (False, False)  # which of them are present: (dead units, histograms)
         if not isinstance(log_every, (int, float)) or isinstance(log_every, bool) or log_every <= 0:
             raise ValueError(f"log_every must be a number of seconds > 0, got {log_every!r}")
-        self.log = MonitorLog(self, logdir, log_every) if logdir is not None else None
+        # In a distributed job rank 0 writes the records and every other rank only where a
+        # non-finite value began (with its rank).
+        self.log = (
+            MonitorLog(self, logdir, log_every, events_only=self.rank != 0)
+            if logdir is not None
+            else None
+        )
         self._attach()
 
     # --- hooks ---------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .._checks import as_tensor, model_device, model_dtype
+from .._dist import local_module
 from .._images import thumbnails
 from .._state import preserved
 
@@ -61,9 +62,10 @@ class FeatureProbe:
             )
             for p in self.layers
         ]
+        forward = local_module(model)  # a DDP model's own forward would wait for the others
         try:
-            with torch.no_grad(), preserved(model, training=False):
-                model(self.probe.clone())
+            with torch.no_grad(), preserved(forward, training=False):
+                forward(self.probe.clone())
         finally:
             for h in handles:
                 h.remove()
@@ -92,6 +94,7 @@ def check_probe(model: nn.Module, probe: Any) -> torch.Tensor | None:
     gradients) to check that it is accepted; a clear ValueError if it is not."""
     if probe is None:
         return None
+    model = local_module(model)
     probe = as_tensor(probe, "probe", "a batch of inputs as a tensor")
     device, dtype = model_device(model, probe.device), model_dtype(model)
     probe = probe.detach().to(device=device, dtype=dtype if probe.is_floating_point() else None)

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._dist import local_module
 from .._state import scratch_buffers
 
 # Modules whose output is finite whenever their input is, so a non-finite value never
@@ -49,8 +50,11 @@ class NonfiniteWatch:
     ``eager`` forces one of the two checks (None: the outputs' device picks it).
     """
 
-    def __init__(self, model: nn.Module, on_nan: str, checked: list[nn.Module]) -> None:
+    def __init__(
+        self, model: nn.Module, on_nan: str, checked: list[nn.Module], rank: int | None = None
+    ) -> None:
         self.model, self.on_nan = model, on_nan
+        self.rank = rank  # the process's rank in a distributed job (None: not distributed)
         self.checked = checked  # leaves where a non-finite value can begin
         self.first: dict[str, Any] | None = None  # where the first non-finite value began
         self.outputs: list[tuple[nn.Module, torch.Tensor]] = []
@@ -144,8 +148,9 @@ class NonfiniteWatch:
         handles = [m.register_forward_hook(hook) for m in self.checked]
         try:
             # Copies of the buffers: the originals may be saved for the backward to come.
-            with torch.no_grad(), torch.random.fork_rng(devices=[]), scratch_buffers(self.model):
-                self.model(*args, **kwargs)
+            forward = local_module(self.model)  # no collective from one rank's replay
+            with torch.no_grad(), torch.random.fork_rng(devices=[]), scratch_buffers(forward):
+                forward(*args, **kwargs)
         except Exception:  # noqa: BLE001 - a diagnosis must not stop training
             found = []
         finally:
@@ -181,12 +186,15 @@ class NonfiniteWatch:
     def found(self, where: dict[str, Any]) -> None:
         """Remember the earliest non-finite value (at one step, activations before
         gradients: the forward came first); say so once (on_nan="warn")."""
+        if self.rank is not None:  # a distributed job: say which rank saw it
+            where = {**where, "rank": self.rank}
         first = self.first is None
         if first or nonfinite_order(where) < nonfinite_order(self.first):
             self.first = where
         if first and self.on_nan == "warn":
             warnings.warn(
-                f"nbviz.watch: non-finite {where['where']} at step {where['step']} in "
+                f"nbviz.watch{_of_rank(self.rank)}: non-finite {where['where']} at step "
+                f"{where['step']} in "
                 f"{where['layer']!r} (training goes on; on_nan='raise' stops it)",
                 RuntimeWarning,
                 stacklevel=caller_level(),
@@ -197,11 +205,17 @@ class NonfiniteWatch:
         bad_scalar = [n for n, v in scalars.items() if not math.isfinite(float(v))]
         if self.first is not None or bad_scalar:
             where = self.first or {"step": step, "where": "scalar", "layer": bad_scalar[0]}
+            if self.rank is not None:
+                where = {**where, "rank": self.rank}
             self.first = where
             raise FloatingPointError(
-                f"non-finite {where['where']} at step {where['step']} in {where['layer']!r} "
-                "(nbviz.watch(on_nan='raise'))"
+                f"non-finite {where['where']} at step {where['step']} in {where['layer']!r}"
+                f"{_of_rank(self.rank)} (nbviz.watch(on_nan='raise'))"
             )
+
+
+def _of_rank(rank: int | None) -> str:
+    return "" if rank is None else f" (rank {rank})"
 
 
 def nonfinite_order(where: dict[str, Any]) -> tuple[int, int]:

@@ -19,7 +19,8 @@ dashboard's panels draw either one. Record kinds (``docs/run-format.md``):
   range each row was binned over), ``rows`` (fractions);
 - ``features``: the probe's latest maps, one uint8 array per layer, at ``step`` (in
   ``monitor-features.nbrec``, replaced whole each time: only the latest is kept);
-- ``nonfinite``: where the first non-finite value began;
+- ``nonfinite``: where the first non-finite value began (with ``rank`` in a distributed
+  job, where every rank writes its own; rank 0 alone writes the rest);
 - ``progress``: the number of steps recorded so far.
 """
 
@@ -35,6 +36,7 @@ from ..runs.files import RunReader, SegmentWriter
 from ..runs.format import Record
 from .histograms import ValueHistograms
 from .history import RowHistory
+from .nonfinite import nonfinite_order
 
 if TYPE_CHECKING:
     from .core import TrainingRecorder
@@ -46,8 +48,16 @@ FLOW = ("grad_norm", "grad_max", "ratio", "dead")
 class MonitorLog:
     """Writes a recorder's records to ``logdir`` (see the module docstring)."""
 
-    def __init__(self, recorder: TrainingRecorder, logdir: Any, interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        recorder: TrainingRecorder,
+        logdir: Any,
+        interval: float = 1.0,
+        *,
+        events_only: bool = False,
+    ) -> None:
         self.writer = SegmentWriter(logdir, STREAM, interval=interval)
+        self.events_only = events_only  # another rank than 0: where a NaN/Inf began, only
         self.interval = interval
         self._last = time.monotonic()
         self._meta_written = False
@@ -56,6 +66,8 @@ class MonitorLog:
         self._points: dict[tuple[str, str], int] = {}  # (series, name) -> points written
         self._features_step: int | None = None
         self._nonfinite_written = False
+        if events_only:
+            return
         for name in FLOW:
             getattr(recorder, name).on_add = lambda step, row, name=name: self._rows[name].append(
                 (step, row.copy())
@@ -72,6 +84,11 @@ class MonitorLog:
         """Queue everything new (the recorder has read its pending values to the CPU)."""
         self._last = time.monotonic()
         append = self.writer.append
+        if recorder.nonfinite is not None and not self._nonfinite_written:
+            self._nonfinite_written = True
+            append(Record("nonfinite", _plain(recorder.nonfinite)))
+        if self.events_only:
+            return
         if not self._meta_written:
             self._meta_written = True
             probe = recorder.feature_probe.thumbnails()
@@ -136,9 +153,6 @@ class MonitorLog:
                 "features",
                 Record("features", {"step": recorder.features_step}, dict(recorder.features)),
             )
-        if recorder.nonfinite is not None and not self._nonfinite_written:
-            self._nonfinite_written = True
-            append(Record("nonfinite", _plain(recorder.nonfinite)))
         append(Record("progress", {"steps": recorder.steps}))
 
     def close(self) -> None:
@@ -235,8 +249,9 @@ class RecordedRun:
         elif r.kind == "features":
             self.features, self.features_step = dict(r.arrays), int(r.meta["step"])
             self.versions["features"] += 1
-        elif r.kind == "nonfinite":
-            self.nonfinite = r.meta
+        elif r.kind == "nonfinite":  # the earliest, of whichever rank saw it
+            if self.nonfinite is None or nonfinite_order(r.meta) < nonfinite_order(self.nonfinite):
+                self.nonfinite = r.meta
         elif r.kind == "progress":
             self.steps = int(r.meta["steps"])
 
