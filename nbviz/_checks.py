@@ -28,6 +28,13 @@ def int_at_least(name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
+def positive_seconds(name: str, value: Any) -> float:
+    """``value`` as a float if it is a number of seconds > 0 (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+        raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
+    return float(value)
+
+
 def as_tensor(value: Any, name: str, what: str = "a torch.Tensor or numpy array") -> torch.Tensor:
     """A tensor as it is, a numpy array as a tensor sharing its memory when it can."""
     if isinstance(value, np.ndarray):

@@ -41,3 +41,12 @@ def test_model_device_and_dtype_with_and_without_parameters():
     assert (
         model_device(nn.ReLU()) is None and model_dtype(nn.ReLU(), torch.float32) is torch.float32
     )
+
+
+def test_positive_seconds_names_what_was_expected():
+    from nbviz._checks import positive_seconds
+
+    assert positive_seconds("interval", 2) == 2.0 and positive_seconds("interval", 0.25) == 0.25
+    for bad in (0, -1, True, "1", float("nan"), None):
+        with pytest.raises(ValueError, match=r"interval must be a number of seconds > 0, got"):
+            positive_seconds("interval", bad)

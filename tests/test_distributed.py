@@ -12,9 +12,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch.distributed as dist
 
+from nbviz.confusion.runlog import RecordedConfusion
 from nbviz.monitor.runlog import RecordedRun
 
 JOB = Path(__file__).parent / "jobs" / "ddp_shapes.py"
@@ -67,6 +69,14 @@ def test_a_two_rank_torchrun_job(tmp_path):
     # The merged matrix equals one process counting all the data, on both ranks.
     assert ranks[0]["merged"] == ranks[0]["alone"] == ranks[1]["merged"]
     assert sum(map(sum, ranks[0]["merged"])) == 192
+    # Rank 0 recorded the merged matrix; rank 1 wrote no confusion records.
+    recorded = RecordedConfusion(run_dir)
+    recorded.update()
+    assert len(recorded.reader.segments()) == 1
+    ((index, value),) = recorded.history
+    dense = np.zeros(36, np.int64)
+    dense[index] = value
+    assert dense.reshape(6, 6).tolist() == ranks[0]["merged"]
     # Rank 1's NaN: the activations of its first conv, at NAN_STEP; rank 0 saw it only in
     # the gradients DDP averaged with rank 1's. The run reports the earlier: rank 1's.
     assert ranks[1]["nonfinite"] == {

@@ -197,3 +197,41 @@ def test_follow_refuses_what_is_not_a_run_directory(tmp_path):
         nbviz.follow(tmp_path, interval=0)
     with pytest.raises(ValueError, match="log_every must be a number of seconds > 0"):
         TrainingRecorder(small_cnn(), logdir=tmp_path, log_every=-1)
+
+
+def confusion_epochs(cm, epochs: int = 3) -> None:
+    data = shapes_data()
+    gen = torch.Generator().manual_seed(0)
+    for epoch in range(epochs):
+        for i in range(0, 48, 16):
+            scores = torch.randn(16, 6, generator=gen) + 2 * torch.nn.functional.one_hot(
+                data.labels[i : i + 16], 6
+            )
+            cm.update(scores, data.labels[i : i + 16], data.images[i : i + 16])
+        if epoch < epochs - 1:
+            cm.end_epoch()  # the last epoch stays open
+
+
+def test_a_confusion_matrix_recorded_and_followed_shows_what_the_live_one_shows(tmp_path):
+    cm = nbviz.ConfusionMatrix(classes=shapes_data().classes, logdir=tmp_path, log_every=0.001)
+    confusion_epochs(cm)
+    cm.close_log()
+    cm.close_log()  # idempotent
+    cm.flush()
+    view = nbviz.follow(tmp_path, interval=0.01)
+    try:
+        wait_for(lambda: view.confusion is not None and not view.confusion.pending, "the matrix")
+        live, followed = cm.get_state(), view.confusion.get_state()
+        for key in ("classes", "counts_index", "counts_value", "epoch", "epoch_open"):
+            assert_same(live[key], followed[key], key)
+        for key in ("history_index", "history_value", "history_offsets"):
+            assert_same(live[key], followed[key], key)
+        for key in ("examples_cells", "examples_images"):
+            assert_same(live[key], followed[key], key)
+        assert live["epoch"] == 3 and live["epoch_open"]
+        assert view.status.value == f"following {tmp_path}: confusion matrix: epoch 3"
+        assert view.view.layout.display == "none"  # no monitor records: no empty dashboard
+        np.testing.assert_array_equal(view.confusion.history[1], cm.history[1])
+        np.testing.assert_array_equal(view.confusion.examples(0, 0), cm.examples(0, 0))
+    finally:
+        view.close()

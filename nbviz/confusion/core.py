@@ -280,6 +280,13 @@ class ConfusionCounter:
             self._flat.index_add_(0, cells, self._ones[:n])
             self.samples += n
 
+    def load_sparse(self, index: np.ndarray, value: np.ndarray) -> None:
+        """Replace the counts by sparse ones (``flat cell -> count``), on the CPU."""
+        self._flat = torch.zeros(self.num_classes**2, dtype=torch.int64)
+        self._host_flat = self._flat.numpy()
+        self._host_flat[np.asarray(index, np.int64)] = np.asarray(value, np.int64)
+        self.samples = int(self._host_flat.sum())
+
     def sum_over_ranks(self, call: str, timeout: float = DEFAULT_TIMEOUT) -> None:
         """Replace the counts by their sum over every rank of a torch.distributed job (every
         rank must call it; see `nbviz._dist.all_reduce_sum`)."""

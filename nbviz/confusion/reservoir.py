@@ -128,6 +128,13 @@ class ExampleReservoir:
                 self._w[c] = w = float(self._rng.beta(cap, n - cap + 1))
                 self.next_entry[c] = n + 1 + _gap(1.0 - self._rng.random(), w)
 
+    def load(self, cells: np.ndarray, images: np.ndarray) -> None:
+        """Keep exactly these thumbnails (``images[i]`` in cell ``cells[i]``), as recorded
+        elsewhere: for showing them, not for sampling on (their cells' counts are unknown)."""
+        self.reset()
+        for c, image in zip(np.asarray(cells).tolist(), images, strict=True):
+            self.slots.setdefault(c, []).append(image)
+
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """``(cells (M,), images (M, h, w, 3) uint8)`` for the browser."""
         cells = [c for c, store in self.slots.items() for _ in store]

@@ -14,11 +14,13 @@ import numpy as np
 import torch
 import traitlets
 
+from .._checks import positive_seconds
 from .._dist import DEFAULT_TIMEOUT, rank_and_world
 from .._images import example_images
 from .._widget import Array, LiveWidget, Throttle
 from .core import ArrayLike, ConfusionCounter, accuracy, batch_cells, per_class_metrics
 from .reservoir import ExampleReservoir
+from .runlog import ConfusionLog
 
 NORMALIZE = ("none", "true", "pred")
 
@@ -75,6 +77,9 @@ class ConfusionMatrix(LiveWidget):
         seed: int = 0,
         sync_ranks: bool = True,
         timeout: float = DEFAULT_TIMEOUT,
+        logdir: Any = None,
+        log_every: float = 1.0,
+        end_of_cell_flush: bool = True,
         layout: Any = None,
     ):
         names = _class_names(classes, num_classes)
@@ -87,8 +92,21 @@ class ConfusionMatrix(LiveWidget):
         self._closed = False
         self._history_dirty = self._examples_dirty = False
         self._sync_ranks, self._timeout = bool(sync_ranks), float(timeout)
+        positive_seconds("log_every", log_every)
+        self._examples_version = 0  # counts changes of the kept examples (for the run log)
+        # Rank 0 writes the run (the others' counts reach it at end_epoch).
+        self._log = (
+            ConfusionLog(logdir, names, log_every)
+            if logdir is not None and rank_and_world()[0] == 0
+            else None
+        )
         super().__init__(
-            max_rate=max_rate, layout=layout, classes=names, normalize=normalize, title=title
+            max_rate=max_rate,
+            layout=layout,
+            classes=names,
+            normalize=normalize,
+            title=title,
+            end_of_cell_flush=end_of_cell_flush,
         )
         self.mark_changed(force=True)  # initial empty state in the first message
 
@@ -118,6 +136,7 @@ class ConfusionMatrix(LiveWidget):
             self._counter.reset()
             self._examples.reset()
             self._examples_dirty = True  # the view drops the closed epoch's examples
+            self._examples_version += 1
             self._closed = False
         self._counter.count_cells(cells)
         if images is not None:
@@ -125,8 +144,12 @@ class ConfusionMatrix(LiveWidget):
                 cells = cells.cpu().numpy()
             # Pushed (every examples_interval s) only when a thumbnail entered: once the
             # cells are full most batches change nothing, and all of them weigh ~1.8 MB.
-            self._examples_dirty |= self._examples.add(cells, images)
+            entered = self._examples.add(cells, images)
+            self._examples_dirty |= entered
+            self._examples_version += entered
         self.mark_changed()
+        if self._log is not None and self._log.due():
+            self._write_log()
 
     def end_epoch(self) -> np.ndarray:
         """Close the epoch: store its matrix in ``history`` and push the view.
@@ -142,6 +165,9 @@ class ConfusionMatrix(LiveWidget):
             self._closed = True
             self._history_dirty = True
             self.mark_changed(force=True)
+            if self._log is not None:
+                self._log.epoch(len(self._history), self._history[-1])
+                self._write_log()
         return self.matrix
 
     def reset(self) -> None:
@@ -151,7 +177,44 @@ class ConfusionMatrix(LiveWidget):
         self._history.clear()
         self._closed = False
         self._history_dirty = self._examples_dirty = True
+        self._examples_version += 1
         self.mark_changed(force=True)
+        if self._log is not None:
+            self._log.reset()
+            self._write_log()
+
+    def close_log(self) -> None:
+        """Write the epoch in progress and close the run log (``logdir``); idempotent. A
+        script's end does it too."""
+        if self._log is not None and not self._log.writer.closed:
+            self._write_log()
+            self._log.close()
+
+    def _write_log(self) -> None:
+        """Queue the epoch in progress and changed examples (the log's thread writes)."""
+        epoch = len(self._history) + (0 if self._closed else 1)
+        self._log.current(
+            self._counter.sparse(), epoch, not self._closed and self._counter.samples > 0
+        )
+        self._log.examples(self._examples_version, self._examples.arrays())
+
+    def show_recorded(
+        self,
+        history: list[tuple[np.ndarray, np.ndarray]],
+        current: tuple[np.ndarray, np.ndarray] | None,
+        epoch_open: bool,
+        examples: tuple[np.ndarray, np.ndarray] | None,
+    ) -> None:
+        """Show a recorded state (``nbviz.follow`` does): closed epochs as sparse
+        ``(index, value)``, the epoch in progress (or None), whether it has counts, and
+        its example thumbnails ``(cells, images)`` (or None)."""
+        self._history = list(history)
+        self._counter.load_sparse(*(current or (np.zeros(0, np.int64),) * 2))
+        self._closed = not epoch_open
+        if examples is not None:
+            self._examples.load(*examples)
+        self._history_dirty = self._examples_dirty = True
+        self.mark_changed()
 
     # --------------------------------------------------------------- data out
     @property

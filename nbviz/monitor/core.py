@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._checks import int_at_least, submodule
+from .._checks import int_at_least, positive_seconds, submodule
 from .._dist import rank_and_world
 from .features import FeatureProbe, spread
 from .histograms import ValueHistograms
@@ -176,8 +176,7 @@ class TrainingRecorder:
         self.nan = NonfiniteWatch(model, on_nan, checked, self.rank if distributed else None)
         self._sampled_handles: list[Any] = []  # present only while a sampled forward is due
         self._armed = (False, False)  # which of them are present: (dead units, histograms)
-        if not isinstance(log_every, (int, float)) or isinstance(log_every, bool) or log_every <= 0:
-            raise ValueError(f"log_every must be a number of seconds > 0, got {log_every!r}")
+        positive_seconds("log_every", log_every)
         # In a distributed job rank 0 writes the records and every other rank only where a
         # non-finite value began (with its rank).
         self.log = (

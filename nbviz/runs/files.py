@@ -9,6 +9,7 @@ writer that was killed) waits, unread, at the end of its segment.
 
 from __future__ import annotations
 
+import atexit
 import collections
 import os
 import re
@@ -55,6 +56,7 @@ class SegmentWriter:
             target=self._run, args=(interval,), name=f"nbviz-writer-{stream}", daemon=True
         )
         self._thread.start()
+        atexit.register(self.close)  # a script that ends without close() loses nothing queued
 
     def _create(self, stream: str) -> int:
         for _ in range(100):  # another writer may take the same number first
@@ -108,6 +110,7 @@ class SegmentWriter:
 
     def close(self) -> None:
         """Write what is queued, stop the background thread and close the file."""
+        atexit.unregister(self.close)
         self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join()

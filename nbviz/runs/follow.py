@@ -16,6 +16,9 @@ from typing import Any
 
 import ipywidgets
 
+from .._checks import positive_seconds
+from ..confusion.runlog import RecordedConfusion
+from ..confusion.widget import ConfusionMatrix
 from ..monitor.runlog import STREAM, RecordedRun
 from ..monitor.widget import dashboard_parts
 from .format import RunFormatError
@@ -37,17 +40,21 @@ class Follower(ipywidgets.VBox):
             raise TypeError(
                 f"path must be a run directory (str or Path), got {type(path).__name__}"
             )
-        if not isinstance(interval, (int, float)) or isinstance(interval, bool) or interval <= 0:
-            raise ValueError(f"interval must be a number of seconds > 0, got {interval!r}")
+        positive_seconds("interval", interval)
         self.path = Path(path)
         if self.path.exists() and not self.path.is_dir():
             raise ValueError(f"{self.path} is a file; nbviz.follow needs a run directory")
         self.run = RecordedRun(self.path)
+        self.recorded_confusion = RecordedConfusion(self.path)
+        self.confusion: ConfusionMatrix | None = None  # made when the run has one
+        self._max_rate = max_rate
         self.status = ipywidgets.Label("")
         self.status.add_class("nbviz-follow-status")
         head, self.curves, self.view = dashboard_parts(
             self.run, title, max_rate, end_of_cell_flush=False
         )
+        for part in (self.curves, self.view):  # shown once the run has monitor records
+            part.layout.display = "none"
         extra = {} if layout is None else {"layout": layout}
         super().__init__(children=[*head, self.status, self.curves, self.view], **extra)
         self._read()  # what is there already shows at once
@@ -74,9 +81,9 @@ class Follower(ipywidgets.VBox):
     def close(self) -> None:
         """Stop reading and close the widgets."""
         self.stop()
-        view = getattr(self, "view", None)
-        if view is not None:
-            view.close()
+        for part in (getattr(self, "view", None), getattr(self, "confusion", None)):
+            if part is not None:
+                part.close()
         super().close()
 
     def _follow(self, interval: float) -> None:
@@ -88,20 +95,44 @@ class Follower(ipywidgets.VBox):
         """Read and show what is new; False when following must end (said in the status)."""
         try:
             new = self.run.update()
+            confusion_changed = self.recorded_confusion.update()
         except (RunFormatError, OSError) as exc:
             self.status.value = f"stopped following: {exc}"
             return False
-        if self.run.meta is None:
-            where = "does not exist yet" if not self.path.exists() else "has no monitor records yet"
+        has_monitor = self.run.meta is not None
+        has_confusion = self.recorded_confusion.classes is not None
+        if not (has_monitor or has_confusion):
+            where = "does not exist yet" if not self.path.exists() else "has no records yet"
             self.status.value = f"waiting: {self.path} {where}"
-        elif not self.path.exists():
+            return True
+        if not self.path.exists():
             self.status.value = f"stopped following: {self.path} was deleted"
             return False
-        else:
-            self.status.value = f"following {self.path}: {self.run.steps:,} steps"
-        if new or self.view.pending:
-            self.view.mark_changed()
+        parts = [f"{self.run.steps:,} steps"] if has_monitor else []
+        if has_confusion:
+            rec = self.recorded_confusion
+            parts.append(f"confusion matrix: epoch {len(rec.history) + (1 if rec.open else 0)}")
+        self.status.value = f"following {self.path}: {', '.join(parts)}"
+        if has_monitor:
+            self.curves.layout.display = self.view.layout.display = None
+            if new or self.view.pending:
+                self.view.mark_changed()
+        if has_confusion:
+            self._show_confusion(confusion_changed)
         return True
+
+    def _show_confusion(self, changed: bool) -> None:
+        rec = self.recorded_confusion
+        if self.confusion is None:
+            self.confusion = ConfusionMatrix(
+                classes=rec.classes, max_rate=self._max_rate, end_of_cell_flush=False
+            )
+            self.children = (*self.children, self.confusion)
+            changed = True
+        if changed:
+            self.confusion.show_recorded(rec.history, rec.current, rec.open, rec.examples)
+        elif self.confusion.pending:
+            self.confusion.mark_changed()
 
 
 def follow(

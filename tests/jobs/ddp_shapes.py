@@ -54,8 +54,8 @@ if sys.argv[3:] == ["missing"]:
     Path(f"{result_path}.{rank}").write_text(json.dumps({"error": error}))
     sys.exit(0)
 
-# 1. Evaluation: counts summed over ranks at end_epoch.
-cm = nbviz.ConfusionMatrix(classes=data.classes)
+# 1. Evaluation: counts summed over ranks at end_epoch (rank 0 records the run).
+cm = nbviz.ConfusionMatrix(classes=data.classes, logdir=run_dir)
 model.eval()
 with torch.no_grad():
     for i in range(mine.start, mine.stop, 32):
@@ -63,6 +63,7 @@ with torch.no_grad():
             model(data.images[i : min(i + 32, mine.stop)]), data.labels[i : min(i + 32, mine.stop)]
         )
     merged = cm.end_epoch()
+    cm.close_log()
     alone = None
     if rank == 0:
         single = nbviz.ConfusionMatrix(classes=data.classes)

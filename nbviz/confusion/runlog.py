@@ -1,0 +1,104 @@
+"""The confusion matrix in a run directory: what ``ConfusionMatrix(logdir=...)`` writes,
+and the state read back for ``nbviz.follow``.
+
+Records of the stream ``confusion`` (``docs/run-format.md``):
+
+- ``meta``: the class names (first in every segment);
+- ``epoch``: a closed epoch's matrix, sparse: ``index`` (flat cell, true * K + predicted)
+  and ``value`` (count), int64, with its 1-based number;
+- ``reset``: every closed epoch before it is forgotten;
+
+and two records replaced whole, as only their latest state is shown: ``current`` in
+``confusion-current.nbrec`` (the epoch in progress, sparse, with its number and whether
+it has counts) and ``examples`` in ``confusion-examples.nbrec`` (``cells`` int64 and
+``images`` uint8 ``(M, h, w, 3)``: the kept example thumbnails of that epoch).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from ..runs.files import RunReader, SegmentWriter
+from ..runs.format import Record
+
+STREAM = "confusion"
+
+
+class ConfusionLog:
+    """Queues a confusion matrix's records (a background thread writes them)."""
+
+    def __init__(self, logdir: Any, classes: list[str], interval: float = 1.0) -> None:
+        self.writer = SegmentWriter(logdir, STREAM, interval=interval)
+        self.interval = interval
+        self._last = time.monotonic()
+        self._examples_written = -1  # the examples' version last written
+        self.writer.append(Record("meta", {"classes": list(classes)}))
+
+    def due(self) -> bool:
+        """Whether ``interval`` seconds passed since the last write."""
+        return time.monotonic() - self._last >= self.interval
+
+    def current(self, counts: tuple[np.ndarray, np.ndarray], epoch: int, open_: bool) -> None:
+        """The epoch in progress (replaces the last one written)."""
+        self._last = time.monotonic()
+        idx, val = counts
+        meta = {"epoch": epoch, "open": open_}
+        self.writer.replace("current", Record("current", meta, {"index": idx, "value": val}))
+
+    def examples(self, version: int, arrays: tuple[np.ndarray, np.ndarray]) -> None:
+        """The kept examples, if they changed since the last write (version counts changes)."""
+        if version != self._examples_written:
+            self._examples_written = version
+            cells, images = arrays
+            self.writer.replace(
+                "examples", Record("examples", {}, {"cells": cells, "images": images})
+            )
+
+    def epoch(self, number: int, counts: tuple[np.ndarray, np.ndarray]) -> None:
+        """A closed epoch (appended: every epoch stays)."""
+        idx, val = counts
+        self.writer.append(Record("epoch", {"epoch": number}, {"index": idx, "value": val}))
+
+    def reset(self) -> None:
+        """Every closed epoch so far is forgotten."""
+        self.writer.append(Record("reset"))
+
+    def close(self) -> None:
+        """Write what is queued and close the segment."""
+        self.writer.close()
+
+
+class RecordedConfusion:
+    """A confusion matrix's records read back; ``update()`` reads what is new."""
+
+    def __init__(self, logdir: Any) -> None:
+        self.reader = RunReader(logdir, STREAM)
+        self.classes: list[str] | None = None
+        self.history: list[tuple[np.ndarray, np.ndarray]] = []
+        self.current: tuple[np.ndarray, np.ndarray] | None = None
+        self.open = False
+        self.examples: tuple[np.ndarray, np.ndarray] | None = None
+
+    def update(self) -> bool:
+        """Read what was written since the last call; whether anything changed."""
+        records = self.reader.read()
+        for name in ("current", "examples"):
+            latest = self.reader.latest(name)
+            if latest is not None:
+                records.append(latest)
+        for r in records:
+            if r.kind == "meta":
+                self.classes = list(r.meta["classes"])
+            elif r.kind == "epoch":
+                self.history.append((r.arrays["index"], r.arrays["value"]))
+            elif r.kind == "reset":
+                self.history.clear()
+            elif r.kind == "current":
+                self.current = (r.arrays["index"], r.arrays["value"])
+                self.open = bool(r.meta["open"])
+            elif r.kind == "examples":
+                self.examples = (r.arrays["cells"], r.arrays["images"])
+        return bool(records)
