@@ -65,14 +65,14 @@ test: export OMP_WAIT_POLICY ?= PASSIVE
 test: $(VENV)/.test-installed js chromium
 	npm --prefix js test
 	npm --prefix js run check
-	$(BIN)/python -m ruff check nbviz tests benchmarks
-	$(BIN)/python -m ruff format --check nbviz tests benchmarks
+	$(BIN)/python -m ruff check nbviz tests benchmarks examples
+	$(BIN)/python -m ruff format --check nbviz tests benchmarks examples
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.test-installed js/node_modules/.package-lock.json
 	npm --prefix js run check
-	$(BIN)/python -m ruff check nbviz tests benchmarks
-	$(BIN)/python -m ruff format --check nbviz tests benchmarks
+	$(BIN)/python -m ruff check nbviz tests benchmarks examples
+	$(BIN)/python -m ruff format --check nbviz tests benchmarks examples
 
 clean:
 	rm -rf $(VENV) js/node_modules nbviz/static test-artifacts

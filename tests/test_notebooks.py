@@ -98,3 +98,18 @@ def test_notebook_runs(path, tmp_path):
         assert text.count("first non-finite value: none") == 3, text
         # The layer graph coloured by gradient norm, and one dashboard per run.
         assert len(widgets_of(nb)) == 4
+    if path.name == "04_follow_a_run.ipynb":
+        # Two runs of a two-rank torchrun job, followed: the script's own epoch lines (rank 0)
+        # and, read back from each run directory, the same steps and a model that learned.
+        assert text.count("epoch 6: validation accuracy") == 1, text  # printed for run A
+        summary = r"{}: (\d+) steps, training loss over the last 8 steps ([\d.]+), "
+        summary += r"validation accuracy ([\d.]+)%"
+        for run in ("lr-0.003", "lr-0.03"):
+            match = re.search(summary.format(re.escape(run)), text)
+            assert match, text
+            assert int(match.group(1)) == 6 * (2000 // 2 // 32)  # every step, read back
+        last_a = re.search(r"epoch 6: validation accuracy ([\d.]+)", text).group(1)
+        run_a = re.search(summary.format("lr-0.003"), text)
+        assert abs(float(run_a.group(3)) - 100 * float(last_a)) < 0.1  # the recorded matrix
+        assert float(last_a) > 0.6, text  # measured: 0.86
+        assert len(widgets_of(nb)) == 2  # one followed dashboard per run

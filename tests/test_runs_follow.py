@@ -235,3 +235,19 @@ def test_a_confusion_matrix_recorded_and_followed_shows_what_the_live_one_shows(
         np.testing.assert_array_equal(view.confusion.examples(0, 0), cm.examples(0, 0))
     finally:
         view.close()
+
+
+def test_an_unexpected_error_while_following_is_said_in_the_view(tmp_path, monkeypatch):
+    model = small_cnn()
+    rec = TrainingRecorder(model, logdir=tmp_path, log_every=0.001)
+    train(rec, model, 2)
+    view = nbviz.follow(tmp_path, interval=0.005)
+
+    def broken() -> int:
+        raise KeyError("steps")
+
+    monkeypatch.setattr(view.run, "update", broken)
+    wait_for(lambda: not view.following, "the follower to stop")
+    assert view.status.value == "stopped following: KeyError: 'steps'"
+    rec.detach()
+    view.close()

@@ -70,6 +70,13 @@ class Follower(ipywidgets.VBox):
         thread = getattr(self, "_thread", None)
         return thread is not None and thread.is_alive()
 
+    def refresh(self) -> None:
+        """Read what is new now, in this thread (after ``stop()``, or to be sure that what
+        a finished run wrote is shown before reading it from Python)."""
+        if self.following:
+            raise RuntimeError("refresh() reads in this thread: call stop() first")
+        self._read()
+
     def stop(self) -> None:
         """Stop reading (the dashboard keeps what it shows); idempotent."""
         if not hasattr(self, "_stop"):  # a constructor that raised: nothing started
@@ -88,7 +95,11 @@ class Follower(ipywidgets.VBox):
 
     def _follow(self, interval: float) -> None:
         while not self._stop.wait(interval):
-            if not self._read():
+            try:
+                if not self._read():
+                    return
+            except Exception as exc:  # said in the view, never a traceback in the notebook
+                self.status.value = f"stopped following: {type(exc).__name__}: {exc}"
                 return
 
     def _read(self) -> bool:
