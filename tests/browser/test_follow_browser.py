@@ -24,6 +24,7 @@ model = SmallCNN(num_classes=6, width=8)
 opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
 rec = nbviz.watch(model, probe=data.images[:6], every=5, hist_every=10, features_every=20,
                   logdir="runs/script", log_every=0.2)
+cm = nbviz.ConfusionMatrix(classes=data.classes, logdir="runs/script", log_every=0.2)
 step = 0
 while not os.path.exists("stop-script") and step < 20000:
     i = (step * 32) % 576
@@ -34,8 +35,12 @@ while not os.path.exists("stop-script") and step < 20000:
     loss.backward()
     rec.step(loss=loss, acc=(out.argmax(1) == y).float().mean())
     opt.step()
+    cm.update(out, y, x)
     step += 1
+    if step % 18 == 0:
+        cm.end_epoch()
 rec.detach()
+cm.close_log()
 """
 
 FOLLOW = """
@@ -86,6 +91,9 @@ def test_follow_a_script_run_in_jupyterlab(lab: Lab):
         wait_steps_above(lab, shown_steps(lab))  # and the view keeps following
         out.get_by_text("following runs/script:").wait_for(state="visible")
         widget(lab).locator(".nbviz-monitor__feature-layer option").first.wait_for(state="attached")
+        # The run's confusion matrix appears below the dashboard once recorded, with epochs.
+        out.locator(".nbviz-confusion").wait_for(state="visible", timeout=60_000)
+        out.get_by_text("confusion matrix: epoch", exact=False).wait_for(state="visible")
         (root / "stop-script").write_text("")
         assert script.wait(timeout=120) == 0
     finally:
@@ -104,8 +112,10 @@ def test_follow_a_script_run_in_jupyterlab(lab: Lab):
         arg=[widget(lab).element_handle(), final],
         timeout=60_000,
     )
-    out.get_by_text(f"following runs/script: {final:,} steps").wait_for(state="visible")
-    lab.page.set_viewport_size({"width": 1400, "height": 1400})
+    out.get_by_text(f"following runs/script: {final:,} steps", exact=False).wait_for(
+        state="visible"
+    )
+    lab.page.set_viewport_size({"width": 1400, "height": 2000})
     lab.screenshot_themes(out, "follow", ready=CURVES_DRAWN)
     assert lab.python("run.stop()\nprint(run.following)").strip() == "False"
     assert errors == []
