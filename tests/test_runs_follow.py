@@ -251,3 +251,45 @@ def test_an_unexpected_error_while_following_is_said_in_the_view(tmp_path, monke
     assert view.status.value == "stopped following: KeyError: 'steps'"
     rec.detach()
     view.close()
+
+
+def test_a_long_run_rolls_into_checkpoints_and_stays_bounded(tmp_path, monkeypatch):
+    """Past MonitorLog.roll_bytes a segment is replaced by a checkpoint of the recorder's
+    bounded state: the run's files stop growing with its steps, a reader that followed all
+    along and one that starts at the end both equal the recorder, merges included."""
+    from nbviz.monitor.runlog import MonitorLog
+
+    monkeypatch.setattr(MonitorLog, "roll_bytes", 20_000)
+    model = small_cnn()
+    rec = TrainingRecorder(
+        model,
+        shapes_data().images[:4],
+        every=3,
+        hist_every=5,
+        features_every=7,
+        capacity=8,
+        logdir=tmp_path,
+        log_every=0.001,
+    )
+    along = RecordedRun(tmp_path)
+    sizes = []
+    for _ in range(6):
+        train(rec, model, 40)
+        along.update()
+        sizes.append(sum(f.stat().st_size for f in tmp_path.glob("*.nbrun")))
+    rec.detach()
+    along.update()
+    live = rec.snapshot()
+    assert live["strides"]["grad_norm"] >= 16  # merged many times
+    assert_same(live, along.snapshot())
+    late = RecordedRun(tmp_path)
+    late.update()
+    assert_same(live, late.snapshot())
+    assert len(list(tmp_path.glob("*.nbrun"))) == 1  # the old segments went
+    # Bounded: the segment holds a checkpoint (the bounded state; its scalars grow 16 bytes
+    # a point) plus about roll_bytes of newer records, however many steps went by.
+    from nbviz.monitor.runlog import checkpoint
+    from nbviz.runs.format import encode
+
+    assert max(sizes) < len(encode(checkpoint(rec))) + 2 * MonitorLog.roll_bytes, sizes
+    assert max(sizes[3:]) < 1.2 * max(sizes[:3]), sizes  # no growth with the steps

@@ -105,6 +105,15 @@ class ValueHistograms:
         rows.add(step, fractions)
         return True
 
+    def replay_state(
+        self, key: Key, radius: float, ints: dict[str, int], arrays: dict[str, np.ndarray]
+    ) -> None:
+        """Take one histogram as a checkpoint holds it (its range and its rows' state)."""
+        bins, rows = Bins(self.bins), RowHistory(self.bins, self.capacity)
+        bins.radius = radius
+        rows.load(ints, arrays)
+        self.rows[key] = (bins, rows)
+
     def replay(self, key: Key, step: int, radius: float, fractions: np.ndarray) -> None:
         """Add a row that another process binned over ``radius`` (a run log's reader): older
         rows merge exactly as they did where it was recorded."""

@@ -87,6 +87,20 @@ class RowHistory:
         """(rows, 2): the first and last step each row covers."""
         return self._spans[: self._n].copy()
 
+    def state(self) -> tuple[dict[str, int], dict[str, np.ndarray]]:
+        """Everything it holds, as plain ints and arrays (a run log's checkpoint)."""
+        ints = {"stride": self.stride, "n": self._n, "count": self._count, "first": self._first}
+        arrays = {"rows": self.rows(), "spans": self.steps(), "acc": self._acc.copy()}
+        return ints, arrays
+
+    def load(self, ints: dict[str, int], arrays: dict[str, np.ndarray]) -> None:
+        """Become the history that `state` described (same width and capacity)."""
+        n = int(ints["n"])
+        self.stride, self._n = int(ints["stride"]), n
+        self._count, self._first = int(ints["count"]), int(ints["first"])
+        self._rows[:n], self._spans[:n] = arrays["rows"], arrays["spans"]
+        self._acc[:] = arrays["acc"]
+
     def rebin(self, fn) -> None:
         """Apply ``fn`` (width -> width) to every row, recorded and pending (see `Bins`)."""
         self._rows[: self._n] = fn(self._rows[: self._n])

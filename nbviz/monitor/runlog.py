@@ -21,7 +21,11 @@ dashboard's panels draw either one. Record kinds (``docs/run-format.md``):
   ``monitor-features.nbrec``, replaced whole each time: only the latest is kept);
 - ``nonfinite``: where the first non-finite value began (with ``rank`` in a distributed
   job, where every rank writes its own; rank 0 alone writes the rest);
-- ``progress``: the number of steps recorded so far.
+- ``progress``: the number of steps recorded so far;
+- ``checkpoint``: everything above at once, bounded (merged histories as they are, every
+  scalar point): when a segment passes ``MonitorLog.roll_bytes``, the log starts a new
+  segment with one and deletes the segments it wrote before, so a run's files stay
+  bounded however long it trains.
 """
 
 from __future__ import annotations
@@ -43,10 +47,13 @@ if TYPE_CHECKING:
 
 STREAM = "monitor"
 FLOW = ("grad_norm", "grad_max", "ratio", "dead")
+PARTS = ("rows", "spans", "acc")  # a RowHistory's arrays in a checkpoint
 
 
 class MonitorLog:
     """Writes a recorder's records to ``logdir`` (see the module docstring)."""
+
+    roll_bytes = 16 << 20  # a segment this large is replaced by a checkpoint (see _roll)
 
     def __init__(
         self,
@@ -91,21 +98,7 @@ class MonitorLog:
             return
         if not self._meta_written:
             self._meta_written = True
-            probe = recorder.feature_probe.thumbnails()
-            append(
-                Record(
-                    "meta",
-                    {
-                        "layers": list(recorder.layers),
-                        "relus": list(recorder.relu_names),
-                        "hist_layers": list(recorder.hist_layers),
-                        "feature_layers": list(recorder.feature_layers),
-                        "capacity": recorder.capacity,
-                        "bins": recorder.histograms.bins,
-                    },
-                    {} if probe is None else {"probe": probe},
-                )
-            )
+            append(self._meta(recorder))
         for series, points_by_name in (("scalars", recorder.scalars), ("val", recorder.val)):
             for name, points in points_by_name.items():
                 done = self._points.get((series, name), 0)
@@ -154,10 +147,82 @@ class MonitorLog:
                 Record("features", {"step": recorder.features_step}, dict(recorder.features)),
             )
         append(Record("progress", {"steps": recorder.steps}))
+        if self.writer.size >= self.roll_bytes:
+            self._roll(recorder)
+
+    def _meta(self, recorder: TrainingRecorder) -> Record:
+        probe = recorder.feature_probe.thumbnails()
+        return Record(
+            "meta",
+            {
+                "layers": list(recorder.layers),
+                "relus": list(recorder.relu_names),
+                "hist_layers": list(recorder.hist_layers),
+                "feature_layers": list(recorder.feature_layers),
+                "capacity": recorder.capacity,
+                "bins": recorder.histograms.bins,
+            },
+            {} if probe is None else {"probe": probe},
+        )
+
+    def _roll(self, recorder: TrainingRecorder) -> None:
+        """Keep the run bounded: start a new segment with a checkpoint of the recorder's
+        (bounded) state, then delete the segment this log wrote before. A reader that
+        meets a checkpoint takes its state as it is; one that starts later reads no more
+        than the checkpoint and what followed it."""
+        old = self.writer
+        self.writer = SegmentWriter(old.directory, STREAM, interval=self.interval)
+        self.writer.append(self._meta(recorder))
+        self.writer.append(checkpoint(recorder))
+        self.writer.flush()  # the checkpoint is on disk before anything it replaces goes
+        old.flush()
+        old.remove()
 
     def close(self) -> None:
         """Write what is queued and close the segment."""
         self.writer.close()
+
+
+def checkpoint(recorder: TrainingRecorder) -> Record:
+    """A record of everything the recorder holds that a snapshot shows, bounded: merged
+    histories as they are (with their partly filled rows), histograms with their ranges,
+    every scalar point, the latest values."""
+    meta: dict[str, Any] = {
+        "steps": recorder.steps,
+        "latest_max_step": recorder.latest_max_step,
+        "nonfinite": _plain(recorder.nonfinite),
+        "flow": {},
+        "hist": [],
+        "series": [],
+    }
+    arrays: dict[str, np.ndarray] = {}
+    for name in FLOW:
+        ints, parts = getattr(recorder, name).state()
+        meta["flow"][name] = ints
+        arrays.update({f"flow/{name}/{k}": v for k, v in parts.items()})
+    for i, ((layer, kind), (bins, rows)) in enumerate(recorder.histograms.rows.items()):
+        if rows is None:
+            continue
+        ints, parts = rows.state()
+        meta["hist"].append({"layer": layer, "kind": kind, "radius": bins.radius, **ints})
+        arrays.update({f"hist/{i}/{k}": v for k, v in parts.items()})
+    for series, points_by_name in (("scalars", recorder.scalars), ("val", recorder.val)):
+        for i, (name, points) in enumerate(points_by_name.items()):
+            meta["series"].append({"series": series, "name": name, "at": f"{series}/{i}"})
+            steps = np.array([s for s, _ in points], dtype=np.int64)
+            values = np.array([float(v) for _, v in points])
+            arrays[f"{series}/{i}/steps"] = _narrow(steps, np.int32)
+            arrays[f"{series}/{i}/values"] = _narrow(values, np.float32)
+    for name, row in recorder.latest.items():
+        arrays[f"latest/{name}"] = np.asarray(row, dtype=np.float64)
+    return Record("checkpoint", meta, arrays)
+
+
+def _narrow(a: np.ndarray, dtype: Any) -> np.ndarray:
+    """``a`` in the narrower ``dtype`` when that loses nothing (a float32 loss, steps below
+    2**31): half the bytes of a checkpoint's scalars, read back equal."""
+    narrow = a.astype(dtype)
+    return narrow if np.array_equal(narrow.astype(a.dtype), a) else a
 
 
 def _plain(value: Any) -> Any:
@@ -254,6 +319,34 @@ class RecordedRun:
                 self.nonfinite = r.meta
         elif r.kind == "progress":
             self.steps = int(r.meta["steps"])
+        elif r.kind == "checkpoint" and self.meta is not None:
+            self._load(r)
+
+    def _load(self, r: Record) -> None:
+        """Take a checkpoint's state as it is (what came before it is in it)."""
+        meta, arrays = r.meta, r.arrays
+        for name, ints in meta["flow"].items():
+            self.flow[name].load(ints, {k: arrays[f"flow/{name}/{k}"] for k in PARTS})
+        self.histograms = ValueHistograms(self.meta["bins"], self.meta["capacity"])
+        for i, h in enumerate(meta["hist"]):
+            self.histograms.replay_state(
+                (h["layer"], h["kind"]), h["radius"], h, {k: arrays[f"hist/{i}/{k}"] for k in PARTS}
+            )
+        self.scalars, self.val = {}, {}
+        for s in meta["series"]:
+            series = self.scalars if s["series"] == "scalars" else self.val
+            steps, values = arrays[f"{s['at']}/steps"], arrays[f"{s['at']}/values"]
+            series[s["name"]] = (steps.astype(np.int64), values.astype(np.float64))
+        self.latest = {k[len("latest/") :]: v for k, v in arrays.items() if k.startswith("latest/")}
+        self.latest_max_step = meta["latest_max_step"]
+        self.steps = int(meta["steps"])
+        bad = meta["nonfinite"]
+        if bad is not None and (
+            self.nonfinite is None or nonfinite_order(bad) < nonfinite_order(self.nonfinite)
+        ):
+            self.nonfinite = bad
+        for part in self.versions:
+            self.versions[part] += 1
 
     def snapshot(self) -> dict[str, Any]:
         """Everything read so far, shaped as `TrainingRecorder.snapshot`."""

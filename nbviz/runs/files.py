@@ -51,6 +51,7 @@ class SegmentWriter:
         self._latest: dict[str, Record] = {}  # name -> the record to put in place next
         self._lock = threading.Lock()  # one flush at a time
         self._fd = self._create(stream)
+        self.size = FILE_HEADER.size  # bytes written to the segment so far
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, args=(interval,), name=f"nbviz-writer-{stream}", daemon=True
@@ -99,7 +100,9 @@ class SegmentWriter:
             while self._queue:
                 records.append(self._queue.popleft())
             if records:
-                _write_all(self._fd, b"".join(encode(r) for r in records))
+                data = b"".join(encode(r) for r in records)
+                _write_all(self._fd, data)
+                self.size += len(data)
             while self._latest:
                 name, record = self._latest.popitem()
                 target = self.directory / f"{self.stream}-{name}{LATEST}"
@@ -119,6 +122,11 @@ class SegmentWriter:
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
+
+    def remove(self) -> None:
+        """Close and delete the segment (its records live on in a later checkpoint)."""
+        self.close()
+        self.path.unlink(missing_ok=True)
 
     @property
     def closed(self) -> bool:
@@ -190,7 +198,12 @@ class RunReader:
         out: list[Record] = []
         for path in self.segments():
             start = self._done.get(path.name, 0)
-            with open(path, "rb") as f:
+            try:
+                f = open(path, "rb")  # noqa: SIM115 (closed below, whatever happens)
+            except FileNotFoundError:  # removed by its writer after a checkpoint
+                self._done.pop(path.name, None)
+                continue
+            with f:
                 if os.fstat(f.fileno()).st_size < start:
                     raise RunFormatError(
                         f"{path} is shorter than the {start} bytes already read from it: the "
