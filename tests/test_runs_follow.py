@@ -58,20 +58,26 @@ def train(recorder, model, steps: int, nan_at: int | None = None) -> None:
             recorder.log_val(val_loss=0.5 + s)
 
 
-def test_a_run_read_back_equals_the_recorder_merged_histories_and_all(tmp_path):
-    """Capacity 8 makes every history merge several times and the histograms' ranges
-    double: the replay merges the same rows the same way."""
-    model = small_cnn()
-    rec = TrainingRecorder(
+def merging_recorder(model, logdir) -> TrainingRecorder:
+    """A recorder whose histories merge often (capacity 8) and sample every few steps,
+    writing to ``logdir`` at every step."""
+    return TrainingRecorder(
         model,
         shapes_data().images[:4],
         every=3,
         hist_every=5,
         features_every=7,
         capacity=8,
-        logdir=tmp_path,
+        logdir=logdir,
         log_every=0.001,
     )
+
+
+def test_a_run_read_back_equals_the_recorder_merged_histories_and_all(tmp_path):
+    """Capacity 8 makes every history merge several times and the histograms' ranges
+    double: the replay merges the same rows the same way."""
+    model = small_cnn()
+    rec = merging_recorder(model, tmp_path)
     with pytest.warns(RuntimeWarning, match="non-finite activations at step 60"):
         train(rec, model, 70, nan_at=60)
     rec.detach()
@@ -261,16 +267,7 @@ def test_a_long_run_rolls_into_checkpoints_and_stays_bounded(tmp_path, monkeypat
 
     monkeypatch.setattr(MonitorLog, "roll_bytes", 20_000)
     model = small_cnn()
-    rec = TrainingRecorder(
-        model,
-        shapes_data().images[:4],
-        every=3,
-        hist_every=5,
-        features_every=7,
-        capacity=8,
-        logdir=tmp_path,
-        log_every=0.001,
-    )
+    rec = merging_recorder(model, tmp_path)
     along = RecordedRun(tmp_path)
     sizes = []
     for _ in range(6):
