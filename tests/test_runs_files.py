@@ -230,3 +230,21 @@ def test_the_reader_in_docs_run_format_reads_what_nbviz_writes(tmp_path):
         for name, a in r.arrays.items():
             np.testing.assert_array_equal(got[name], a)
             assert got[name].shape == a.shape and got[name].dtype == a.dtype
+
+
+def test_a_roll_starts_a_new_segment_with_its_records_then_deletes_the_old(tmp_path):
+    writer = SegmentWriter(tmp_path, "monitor", interval=60)  # flushes when told
+    reader = RunReader(tmp_path, "monitor")
+    writer.append(Record("step", {"i": 0}))
+    writer.roll(Record("checkpoint", {"upto": 1}))
+    writer.append(Record("step", {"i": 1}))
+    first = writer.path
+    assert writer.rolling and first.exists()  # queued: no file work on the caller's thread
+    writer.flush()
+    assert not writer.rolling and not first.exists() and writer.path != first
+    assert [p.name for p in reader.segments()] == ["monitor-00002.nbrun"]
+    assert [(r.kind, r.meta) for r in reader.read()] == [
+        ("checkpoint", {"upto": 1}),
+        ("step", {"i": 1}),
+    ]
+    writer.close()

@@ -272,6 +272,7 @@ def test_a_long_run_rolls_into_checkpoints_and_stays_bounded(tmp_path, monkeypat
     sizes = []
     for _ in range(6):
         train(rec, model, 40)
+        rec.log.writer.flush()  # the writer's thread caught up (a queued roll is done)
         along.update()
         sizes.append(sum(f.stat().st_size for f in tmp_path.glob("*.nbrun")))
     rec.detach()

@@ -17,6 +17,7 @@ it has counts) and ``examples`` in ``confusion-examples.nbrec`` (``cells`` int64
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -48,11 +49,12 @@ class ConfusionLog:
         meta = {"epoch": epoch, "open": open_}
         self.writer.replace("current", Record("current", meta, {"index": idx, "value": val}))
 
-    def examples(self, version: int, arrays: tuple[np.ndarray, np.ndarray]) -> None:
-        """The kept examples, if they changed since the last write (version counts changes)."""
+    def examples(self, version: int, arrays: Callable[[], tuple[np.ndarray, np.ndarray]]) -> None:
+        """The kept examples, if they changed since the last write (``version`` counts
+        changes; ``arrays`` makes them, only then: stacking every thumbnail is the cost)."""
         if version != self._examples_written:
             self._examples_written = version
-            cells, images = arrays
+            cells, images = arrays()
             self.writer.replace(
                 "examples", Record("examples", {}, {"cells": cells, "images": images})
             )

@@ -196,7 +196,7 @@ class ConfusionMatrix(LiveWidget):
         self._log.current(
             self._counter.sparse(), epoch, not self._closed and self._counter.samples > 0
         )
-        self._log.examples(self._examples_version, self._examples.arrays())
+        self._log.examples(self._examples_version, self._examples.arrays)
 
     def show_recorded(
         self,

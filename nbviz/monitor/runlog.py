@@ -147,7 +147,7 @@ class MonitorLog:
                 Record("features", {"step": recorder.features_step}, dict(recorder.features)),
             )
         append(Record("progress", {"steps": recorder.steps}))
-        if self.writer.size >= self.roll_bytes:
+        if self.writer.size >= self.roll_bytes and not self.writer.rolling:
             self._roll(recorder)
 
     def _meta(self, recorder: TrainingRecorder) -> Record:
@@ -166,17 +166,11 @@ class MonitorLog:
         )
 
     def _roll(self, recorder: TrainingRecorder) -> None:
-        """Keep the run bounded: start a new segment with a checkpoint of the recorder's
-        (bounded) state, then delete the segment this log wrote before. A reader that
-        meets a checkpoint takes its state as it is; one that starts later reads no more
-        than the checkpoint and what followed it."""
-        old = self.writer
-        self.writer = SegmentWriter(old.directory, STREAM, interval=self.interval)
-        self.writer.append(self._meta(recorder))
-        self.writer.append(checkpoint(recorder))
-        self.writer.flush()  # the checkpoint is on disk before anything it replaces goes
-        old.flush()
-        old.remove()
+        """Keep the run bounded: the writer goes on in a new segment that starts with a
+        checkpoint of the recorder's (bounded) state and deletes the old one (in its
+        thread). A reader that meets a checkpoint takes its state as it is; one that starts
+        later reads no more than the checkpoint and what followed it."""
+        self.writer.roll(self._meta(recorder), checkpoint(recorder))
 
     def close(self) -> None:
         """Write what is queued and close the segment."""

@@ -31,6 +31,13 @@ LATEST = ".nbrec"  # a file holding one record, replaced whole (see SegmentWrite
 _NAME = re.compile(r"^(?P<stream>[a-z][a-z0-9_]*)-(?P<session>\d+)" + re.escape(SUFFIX) + "$")
 
 
+class _Roll:
+    """In a writer's queue: end the segment here and go on in a new one (see `roll`)."""
+
+    def __init__(self, records: tuple[Record, ...]) -> None:
+        self.records = records
+
+
 class SegmentWriter:
     """Appends records to a new segment ``<stream>-<n>.nbrun`` in ``directory``.
 
@@ -38,7 +45,7 @@ class SegmentWriter:
     resumed after a crash never appends behind a torn record. ``append`` queues;
     ``flush`` writes what is queued (a background thread calls it every ``interval``
     seconds); ``close`` writes the rest and stops the thread. A killed writer loses only
-    what was queued since its last completed flush.
+    what was queued since its last completed flush. ``roll`` keeps a long run bounded.
     """
 
     def __init__(self, directory: str | os.PathLike, stream: str, interval: float = 1.0):
@@ -47,10 +54,11 @@ class SegmentWriter:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.stream = stream
-        self._queue: collections.deque[Record] = collections.deque()
+        self._queue: collections.deque[Record | _Roll] = collections.deque()
         self._latest: dict[str, Record] = {}  # name -> the record to put in place next
+        self.rolling = False  # a roll is queued and not yet done
         self._lock = threading.Lock()  # one flush at a time
-        self._fd = self._create(stream)
+        self._fd = self._create()
         self.size = FILE_HEADER.size  # bytes written to the segment so far
         self._stop = threading.Event()
         self._thread = threading.Thread(
@@ -59,27 +67,37 @@ class SegmentWriter:
         self._thread.start()
         atexit.register(self.close)  # a script that ends without close() loses nothing queued
 
-    def _create(self, stream: str) -> int:
+    def _create(self) -> int:
         for _ in range(100):  # another writer may take the same number first
             taken = [
                 int(m["session"])
                 for p in self.directory.iterdir()
-                if (m := _NAME.match(p.name)) and m["stream"] == stream
+                if (m := _NAME.match(p.name)) and m["stream"] == self.stream
             ]
-            self.path = self.directory / f"{stream}-{max(taken, default=0) + 1:05d}{SUFFIX}"
+            n = max(taken, default=0) + 1
+            self.path = self.directory / f"{self.stream}-{n:05d}{SUFFIX}"
             try:
                 fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
             except FileExistsError:
                 continue
             _write_all(fd, file_header())
             return fd
-        raise OSError(f"could not create a new segment for {stream!r} in {self.directory}")
+        raise OSError(f"could not create a new segment for {self.stream!r} in {self.directory}")
 
     def append(self, record: Record) -> None:
         """Queue a record (its arrays must not change afterwards)."""
         if self._fd < 0:
             raise ValueError(f"{self.path} is closed")
         self._queue.append(record)
+
+    def roll(self, *records: Record) -> None:
+        """Queue the end of this segment: the next flush writes what was queued before,
+        starts a new segment with ``records`` (a checkpoint of everything so far), and only
+        then deletes this one. The file work happens in the background thread."""
+        if self._fd < 0:
+            raise ValueError(f"{self.path} is closed")
+        self.rolling = True
+        self._queue.append(_Roll(records))
 
     def replace(self, name: str, record: Record) -> None:
         """Queue a record that replaces the last one given under ``name``: only the latest
@@ -96,13 +114,17 @@ class SegmentWriter:
         with self._lock:
             if self._fd < 0:
                 return
-            records = []
+            pending: list[bytes] = []
             while self._queue:
-                records.append(self._queue.popleft())
-            if records:
-                data = b"".join(encode(r) for r in records)
-                _write_all(self._fd, data)
-                self.size += len(data)
+                item = self._queue.popleft()
+                if isinstance(item, _Roll):
+                    self._write(pending)
+                    self._next_segment(item.records)
+                    self.rolling = False
+                    pending = []
+                else:
+                    pending.append(encode(item))
+            self._write(pending)
             while self._latest:
                 name, record = self._latest.popitem()
                 target = self.directory / f"{self.stream}-{name}{LATEST}"
@@ -110,6 +132,21 @@ class SegmentWriter:
                 with open(aside, "wb") as f:
                     f.write(file_header() + encode(record))
                 os.replace(aside, target)
+
+    def _write(self, encoded: list[bytes]) -> None:
+        if encoded:
+            data = b"".join(encoded)
+            _write_all(self._fd, data)
+            self.size += len(data)
+
+    def _next_segment(self, records: tuple[Record, ...]) -> None:
+        """Go on in a new segment that starts with ``records``; delete the old one once the
+        new one is written (a reader always finds one or the other, whole)."""
+        old_fd, old_path = self._fd, self.path
+        self._fd, self.size = self._create(), FILE_HEADER.size
+        self._write([encode(r) for r in records])
+        os.close(old_fd)
+        old_path.unlink(missing_ok=True)
 
     def close(self) -> None:
         """Write what is queued, stop the background thread and close the file."""
@@ -122,11 +159,6 @@ class SegmentWriter:
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
-
-    def remove(self) -> None:
-        """Close and delete the segment (its records live on in a later checkpoint)."""
-        self.close()
-        self.path.unlink(missing_ok=True)
 
     @property
     def closed(self) -> bool:
