@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from .core import TrainingRecorder
 
 STREAM = "monitor"
+SCALAR_KINDS = frozenset({"meta", "scalars", "progress", "nonfinite", "checkpoint"})
 FLOW = ("grad_norm", "grad_max", "ratio", "dead")
 PARTS = ("rows", "spans", "acc")  # a RowHistory's arrays in a checkpoint
 
@@ -238,8 +239,11 @@ class RecordedRun:
     draw a live recorder.
     """
 
-    def __init__(self, logdir: Any) -> None:
+    def __init__(self, logdir: Any, *, scalars_only: bool = False) -> None:
         self.reader = RunReader(logdir, STREAM)
+        # Only the scalars, the steps and where a NaN/Inf began (a folder of many runs
+        # shows their curves): the other records are passed over unread.
+        self._kinds = SCALAR_KINDS if scalars_only else None
         self.lock = threading.Lock()  # replay and snapshot() from different threads
         self.meta: dict[str, Any] | None = None
         self.probe: np.ndarray | None = None
@@ -257,8 +261,8 @@ class RecordedRun:
 
     def update(self) -> int:
         """Read and replay the records written since the last call; how many there were."""
-        records = self.reader.read()
-        features = self.reader.latest("features")
+        records = self.reader.read(self._kinds)
+        features = self.reader.latest("features") if self._kinds is None else None
         if features is not None:
             records.append(features)
         with self.lock:
@@ -319,20 +323,22 @@ class RecordedRun:
     def _load(self, r: Record) -> None:
         """Take a checkpoint's state as it is (what came before it is in it)."""
         meta, arrays = r.meta, r.arrays
-        for name, ints in meta["flow"].items():
-            self.flow[name].load(ints, {k: arrays[f"flow/{name}/{k}"] for k in PARTS})
-        self.histograms = ValueHistograms(self.meta["bins"], self.meta["capacity"])
-        for i, h in enumerate(meta["hist"]):
-            self.histograms.replay_state(
-                (h["layer"], h["kind"]), h["radius"], h, {k: arrays[f"hist/{i}/{k}"] for k in PARTS}
-            )
+        if self._kinds is None:
+            for name, ints in meta["flow"].items():
+                self.flow[name].load(ints, {k: arrays[f"flow/{name}/{k}"] for k in PARTS})
+            self.histograms = ValueHistograms(self.meta["bins"], self.meta["capacity"])
+            for i, h in enumerate(meta["hist"]):
+                key = (h["layer"], h["kind"])
+                parts = {k: arrays[f"hist/{i}/{k}"] for k in PARTS}
+                self.histograms.replay_state(key, h["radius"], h, parts)
         self.scalars, self.val = {}, {}
         for s in meta["series"]:
             series = self.scalars if s["series"] == "scalars" else self.val
             steps, values = arrays[f"{s['at']}/steps"], arrays[f"{s['at']}/values"]
             series[s["name"]] = (steps.astype(np.int64), values.astype(np.float64))
-        self.latest = {k[len("latest/") :]: v for k, v in arrays.items() if k.startswith("latest/")}
-        self.latest_max_step = meta["latest_max_step"]
+        if self._kinds is None:
+            self.latest = {k[7:]: v for k, v in arrays.items() if k.startswith("latest/")}
+            self.latest_max_step = meta["latest_max_step"]
         self.steps = int(meta["steps"])
         bad = meta["nonfinite"]
         if bad is not None and (

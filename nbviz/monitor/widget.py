@@ -59,7 +59,7 @@ class MonitorPanels(LiveWidget):
         *,
         end_of_cell_flush: bool = True,
     ):
-        self._source = source
+        self.source = source
         self._curve_box = curve_box
         self._figures: dict[str, dict[str, Any]] = {}
         self._sent: dict[str, int] = {}
@@ -72,10 +72,10 @@ class MonitorPanels(LiveWidget):
         self._push(True)
 
     def _push(self, final: bool) -> bool:
-        snap = self._source.snapshot()
-        version = dict(self._source.versions)
+        snap = self.source.snapshot()
+        version = dict(self.source.versions)
         if self.probe_images is None:  # a followed run's probe arrives with its first records
-            images = self._source.probe_images()
+            images = self.source.probe_images()
             if images is not None:
                 self.probe_images = images
         self.steps = snap["steps"]

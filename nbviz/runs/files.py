@@ -225,8 +225,9 @@ class RunReader:
         self._seen[name] = (stat.st_mtime_ns, stat.st_size)
         return found[0]
 
-    def read(self) -> list[Record]:
-        """The records written since the last call, segment by segment."""
+    def read(self, kinds: frozenset[str] | None = None) -> list[Record]:
+        """The records written since the last call, segment by segment (with ``kinds``, only
+        records of those kinds; the others are passed over unread)."""
         out: list[Record] = []
         for path in self.segments():
             start = self._done.get(path.name, 0)
@@ -251,8 +252,9 @@ class RunReader:
                     f.seek(start)
                 data = f.read()
             end = 0
-            for record, after in scan(data, 0):
-                out.append(record)
+            for record, after in scan(data, 0, kinds):
+                if record is not None:
+                    out.append(record)
                 end = after
             self._done[path.name] = start + end
         return out

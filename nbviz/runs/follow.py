@@ -10,8 +10,6 @@ reads.
 from __future__ import annotations
 
 import os
-import threading
-from pathlib import Path
 from typing import Any
 
 import ipywidgets
@@ -19,9 +17,12 @@ import ipywidgets
 from .._checks import positive_seconds
 from ..confusion.runlog import RecordedConfusion
 from ..confusion.widget import ConfusionMatrix
-from ..monitor.runlog import STREAM, RecordedRun
+from ..monitor.runlog import STREAM
 from ..monitor.widget import dashboard_parts
+from .folder import find_runs, is_run, is_tensorboard_run, open_run, run_path
 from .format import RunFormatError
+from .overview import FolderFollower
+from .reading import ReadLoop
 
 
 class Follower(ipywidgets.VBox):
@@ -36,15 +37,10 @@ class Follower(ipywidgets.VBox):
         max_rate: float = 2.0,
         layout: Any = None,
     ):
-        if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(
-                f"path must be a run directory (str or Path), got {type(path).__name__}"
-            )
         positive_seconds("interval", interval)
-        self.path = Path(path)
-        if self.path.exists() and not self.path.is_dir():
-            raise ValueError(f"{self.path} is a file; nbviz.follow needs a run directory")
-        self.run = RecordedRun(self.path)
+        self.path = run_path(path)
+        self._tensorboard = is_tensorboard_run(self.path)
+        self.run = open_run(self.path)  # nbviz's records, or a TensorBoard directory
         self.recorded_confusion = RecordedConfusion(self.path)
         self.confusion: ConfusionMatrix | None = None  # made when the run has one
         self._max_rate = max_rate
@@ -58,17 +54,12 @@ class Follower(ipywidgets.VBox):
         extra = {} if layout is None else {"layout": layout}
         super().__init__(children=[*head, self.status, self.curves, self.view], **extra)
         self._read()  # what is there already shows at once
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._follow, args=(interval,), name="nbviz-follow", daemon=True
-        )
-        self._thread.start()
+        self._loop = ReadLoop(self._read, self.status, interval, "nbviz-follow")
 
     @property
     def following(self) -> bool:
         """Whether the background thread still reads the run."""
-        thread = getattr(self, "_thread", None)
-        return thread is not None and thread.is_alive()
+        return hasattr(self, "_loop") and self._loop.alive
 
     def refresh(self) -> None:
         """Read what is new now, in this thread (after ``stop()``, or to be sure that what
@@ -79,11 +70,8 @@ class Follower(ipywidgets.VBox):
 
     def stop(self) -> None:
         """Stop reading (the dashboard keeps what it shows); idempotent."""
-        if not hasattr(self, "_stop"):  # a constructor that raised: nothing started
-            return
-        self._stop.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join()
+        if hasattr(self, "_loop"):  # (not when the constructor raised)
+            self._loop.stop()
 
     def close(self) -> None:
         """Stop reading and close the widgets."""
@@ -92,15 +80,6 @@ class Follower(ipywidgets.VBox):
             if part is not None:
                 part.close()
         super().close()
-
-    def _follow(self, interval: float) -> None:
-        while not self._stop.wait(interval):
-            try:
-                if not self._read():
-                    return
-            except Exception as exc:  # said in the view, never a traceback in the notebook
-                self.status.value = f"stopped following: {type(exc).__name__}: {exc}"
-                return
 
     def _read(self) -> bool:
         """Read and show what is new; False when following must end (said in the status)."""
@@ -113,7 +92,13 @@ class Follower(ipywidgets.VBox):
         has_monitor = self.run.meta is not None
         has_confusion = self.recorded_confusion.classes is not None
         if not (has_monitor or has_confusion):
+            if not self._tensorboard and is_tensorboard_run(self.path):  # event files came
+                self._tensorboard = True
+                self.run = self.view.source = open_run(self.path)
+                return self._read()
             where = "does not exist yet" if not self.path.exists() else "has no records yet"
+            if find_runs(self.path):
+                where += f": it holds runs, shown with nbviz.follow({str(self.path)!r}, many=True)"
             self.status.value = f"waiting: {self.path} {where}"
             return True
         if not self.path.exists():
@@ -149,21 +134,30 @@ class Follower(ipywidgets.VBox):
 def follow(
     path: str | os.PathLike,
     *,
+    many: bool | None = None,
     title: str = "",
     interval: float = 0.5,
     max_rate: float = 2.0,
     layout: Any = None,
-) -> Follower:
-    """Show a run that ``nbviz.watch(..., logdir=path)`` records, live, from any process.
+) -> Follower | FolderFollower:
+    """Show a run that ``nbviz.watch(..., logdir=path)`` records, live, from any process;
+    or every run of a folder of runs, side by side.
 
     >>> import nbviz
     >>> view = nbviz.follow("runs/exp1")  # doctest: +SKIP
+    >>> sweep = nbviz.follow("runs")  # every run under runs/  # doctest: +SKIP
 
-    ``interval``: seconds between reads of the directory (in a background thread: the
-    kernel stays free); ``max_rate``: pushes to the browser per second at most. A path
-    that does not exist yet is waited for. ``view.stop()`` ends the reading.
+    A run is a directory of nbviz's records or of TensorBoard's event files. ``many``: show
+    ``path`` as a folder of runs (default: when it holds runs in subfolders and no records
+    of its own; pass True for a folder whose runs have not started yet). ``interval``:
+    seconds between reads (in a background thread: the kernel stays free); ``max_rate``:
+    pushes to the browser per second at most. A path that does not exist yet is waited
+    for. ``view.stop()`` ends the reading.
     """
-    return Follower(path, title=title, interval=interval, max_rate=max_rate, layout=layout)
+    if many is None:
+        many = run_path(path).is_dir() and not is_run(path) and bool(find_runs(path))
+    kind = FolderFollower if many else Follower
+    return kind(path, title=title, interval=interval, max_rate=max_rate, layout=layout)
 
 
-__all__ = ["STREAM", "Follower", "follow"]
+__all__ = ["STREAM", "FolderFollower", "Follower", "follow"]

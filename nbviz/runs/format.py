@@ -84,7 +84,7 @@ def encode(record: Record) -> bytes:
 def decode(payload: bytes) -> Record:
     """A record from its payload (whose checksum was verified)."""
     (n,) = struct.unpack_from("<I", payload)
-    head = json.loads(payload[4 : 4 + n])
+    head = json.loads(bytes(payload[4 : 4 + n]))
     arrays, at = {}, 4 + n
     for name, dtype, shape in head["arrays"]:
         dt = np.dtype(dtype)
@@ -94,17 +94,38 @@ def decode(payload: bytes) -> Record:
     return Record(head["kind"], head["meta"], arrays)
 
 
-def scan(buffer: bytes, start: int) -> Iterator[tuple[Record, int]]:
+def scan(
+    buffer: bytes, start: int, kinds: frozenset[str] | None = None
+) -> Iterator[tuple[Record | None, int]]:
     """Records in ``buffer`` from ``start`` on, each with the offset after it. Stops at the
-    first incomplete or damaged record: the rest is not (yet) written."""
+    first incomplete or damaged record: the rest is not (yet) written.
+
+    With ``kinds``, a record of another kind comes as None, unchecked and undecoded (a
+    reader that wants only the scalars of many runs skips the rest's bytes).
+    """
     at = start
+    view = memoryview(buffer)
     while at + RECORD_HEADER.size <= len(buffer):
         length, crc = RECORD_HEADER.unpack_from(buffer, at)
         end = at + RECORD_HEADER.size + length
         if length > MAX_RECORD or end > len(buffer):
             return
-        payload = buffer[at + RECORD_HEADER.size : end]
-        if zlib.crc32(payload) != crc:
+        payload = view[at + RECORD_HEADER.size : end]
+        if kinds is not None and _kind(payload) not in kinds:
+            yield None, end
+        elif zlib.crc32(payload) != crc:
             return
-        yield decode(payload), end
+        else:
+            yield decode(payload), end
         at = end
+
+
+def _kind(payload: memoryview) -> str | None:
+    """A record's kind, read from its header alone (None if the header is not whole)."""
+    if len(payload) < 4:
+        return None
+    (n,) = struct.unpack_from("<I", payload)
+    try:
+        return json.loads(bytes(payload[4 : 4 + n])).get("kind")
+    except ValueError:
+        return None
