@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch.distributed as dist
 
+import nbviz
 from nbviz.confusion.runlog import RecordedConfusion
 from nbviz.monitor.runlog import RecordedRun
 
@@ -93,6 +94,17 @@ def test_a_two_rank_torchrun_job(tmp_path):
     assert snap["steps"] == STEPS and snap["layers"][0] == "module.features.block1.conv"
     assert len(snap["grad_norm"][0]) == STEPS
     assert len(seen_steps) > 1  # read in more than one piece as it grew
+    # Rank 0 recorded the wrapped module's graph; a follower colours it by the layers'
+    # gradient norms, whose names carry DDP's "module." prefix.
+    view = nbviz.follow(run_dir)
+    view.stop()
+    try:
+        view.graph.flush()
+        painted = set(view.graph.overlay_data["values"])
+        assert {layer.removeprefix("module.") for layer in snap["layers"]} <= painted
+        assert "features" in painted  # the folded top-level boxes too
+    finally:
+        view.close()
 
 
 @pytest.mark.skipif(not dist.is_available(), reason="this torch has no torch.distributed")

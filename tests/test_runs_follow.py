@@ -237,3 +237,49 @@ def test_a_long_run_rolls_into_checkpoints_and_stays_bounded(tmp_path, monkeypat
 
     assert max(sizes) < len(encode(checkpoint(rec))) + 2 * MonitorLog.roll_bytes, sizes
     assert max(sizes[3:]) < 1.2 * max(sizes[:3]), sizes  # no growth with the steps
+
+
+def test_the_run_records_the_graph_once_and_the_follower_colours_it(tmp_path):
+    """Traced on the probe when watch starts (before any hook of nbviz's is on the model),
+    recorded once; the follower draws it coloured by each layer's latest gradient norm."""
+    model = small_cnn()
+    mon = nbviz.watch(model, probe=shapes_data().images[:4], logdir=tmp_path, log_every=0.001)
+    train(mon, model, 6)
+    mon.detach()
+    assert len(list(tmp_path.glob("monitor-graph.nbrec"))) == 1
+    view = nbviz.follow(tmp_path, interval=0.01)
+    try:
+        wait_for(lambda: view.graph is not None and not view.graph.pending, "the graph")
+        want = nbviz.trace(small_cnn(), shapes_data().images[:4]).to_dict()
+        got = view.graph.traced.to_dict()
+        assert [n["id"] for n in got["nodes"]] == [n["id"] for n in want["nodes"]]
+        assert set(got["modules"]) == set(want["modules"])
+        overlay = view.graph.overlay_data
+        assert overlay["label"] == "gradient norm (latest)"
+        norms = mon.gradient_norms()
+        for layer, norm in norms.items():  # every layer, by its module path
+            assert overlay["values"][layer] == pytest.approx(norm)
+        # A folded box (a block) is coloured by its layers' norms together.
+        block = [n for layer, n in norms.items() if layer.startswith("features.block2.")]
+        assert overlay["values"]["features.block2"] == pytest.approx(
+            np.sqrt(np.sum(np.square(block)))
+        )
+        assert view.children.index(view.graph) == view.children.index(view.view) + 1
+    finally:
+        view.close()
+
+
+def test_a_given_graph_is_recorded_and_no_probe_means_no_graph(tmp_path):
+    model = small_cnn()
+    graph = nbviz.ModelGraph(model, shapes_data().images[:1])
+    mon = nbviz.watch(model, graph=graph, logdir=tmp_path / "given", log_every=0.001)
+    train(mon, model, 2)
+    mon.detach()
+    run = RecordedRun(tmp_path / "given")
+    run.update()
+    assert run.graph == graph.traced.to_dict()
+    plain = nbviz.watch(small_cnn(), logdir=tmp_path / "plain", log_every=0.001)
+    plain.detach()
+    run = RecordedRun(tmp_path / "plain")
+    run.update()
+    assert run.graph is None

@@ -46,7 +46,7 @@ import torch
 from torch import nn
 
 from .._checks import int_at_least, positive_seconds, submodule
-from .._dist import rank_and_world
+from .._dist import local_module, rank_and_world
 from .features import FeatureProbe, spread
 from .histograms import ValueHistograms
 from .history import RowHistory
@@ -81,6 +81,8 @@ class TrainingRecorder:
             `runlog.MonitorLog`. ``nbviz.follow(logdir)`` shows it from any process.
         log_every: seconds between writes to ``logdir`` (a write queues records; a
             background thread appends them to the file).
+        graph: the model's `nbviz.Graph` to record with the run, once (default: traced on
+            the probe when there is one; no graph without either).
     """
 
     def __init__(
@@ -99,6 +101,7 @@ class TrainingRecorder:
         on_nan: str = "warn",
         logdir: Any = None,
         log_every: float = 1.0,
+        graph: Any = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -184,7 +187,30 @@ class TrainingRecorder:
             if logdir is not None
             else None
         )
+        if self.log is not None and not self.log.events_only:
+            graph = graph if graph is not None else self._trace_probe()
+            if graph is not None:
+                self.log.graph(graph)
         self._attach()
+
+    def _trace_probe(self) -> Any:
+        """The model's layer graph traced on the probe (once, before any hook of ours is on
+        the model), or None: a model that cannot be traced records no graph, with a warning,
+        and trains on."""
+        probe = self.feature_probe.probe
+        if probe is None:
+            return None
+        from ..graph.trace import trace
+
+        try:
+            return trace(local_module(self.model), probe)
+        except Exception as exc:  # the graph is a view; the run must not fail for it
+            warnings.warn(
+                f"nbviz.watch: the model's graph is not recorded ({type(exc).__name__}: {exc})",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            return None
 
     # --- hooks ---------------------------------------------------------------------------------
 

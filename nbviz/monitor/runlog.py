@@ -19,6 +19,8 @@ dashboard's panels draw either one. Record kinds (``docs/run-format.md``):
   range each row was binned over), ``rows`` (fractions);
 - ``features``: the probe's latest maps, one uint8 array per layer, at ``step`` (in
   ``monitor-features.nbrec``, replaced whole each time: only the latest is kept);
+- ``graph``: the model's layer graph, once, as `nbviz.Graph.to_dict` (in
+  ``monitor-graph.nbrec``): a follower draws it coloured by the latest gradient norms;
 - ``nonfinite``: where the first non-finite value began (with ``rank`` in a distributed
   job, where every rank writes its own; rank 0 alone writes the rest);
 - ``progress``: the number of steps recorded so far;
@@ -83,6 +85,10 @@ class MonitorLog:
         recorder.histograms.on_add = lambda key, step, radius, fr: self._hist.setdefault(
             key, []
         ).append((step, radius, np.asarray(fr, dtype=np.float64)))
+
+    def graph(self, graph: Any) -> None:
+        """Record the model's layer graph (an `nbviz.Graph`), once."""
+        self.writer.replace("graph", Record("graph", graph.to_dict()))
 
     def due(self) -> bool:
         """Whether ``interval`` seconds passed since the last write (checked every step)."""
@@ -257,14 +263,14 @@ class RecordedRun:
         self.features: dict[str, np.ndarray] = {}
         self.features_step: int | None = None
         self.nonfinite: dict[str, Any] | None = None
+        self.graph: dict[str, Any] | None = None  # the model's layer graph, if recorded
         self.versions = {"scalars": 0, "flow": 0, "hist": 0, "features": 0}
 
     def update(self) -> int:
         """Read and replay the records written since the last call; how many there were."""
         records = self.reader.read(self._kinds)
-        features = self.reader.latest("features") if self._kinds is None else None
-        if features is not None:
-            records.append(features)
+        if self._kinds is None:
+            records += filter(None, (self.reader.latest(n) for n in ("features", "graph")))
         with self.lock:
             for r in records:
                 self._replay(r)
@@ -312,6 +318,8 @@ class RecordedRun:
         elif r.kind == "features":
             self.features, self.features_step = dict(r.arrays), int(r.meta["step"])
             self.versions["features"] += 1
+        elif r.kind == "graph":
+            self.graph = r.meta
         elif r.kind == "nonfinite":  # the earliest, of whichever rank saw it
             if self.nonfinite is None or nonfinite_order(r.meta) < nonfinite_order(self.nonfinite):
                 self.nonfinite = r.meta

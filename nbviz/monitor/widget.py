@@ -314,7 +314,7 @@ def watch(
     ``layout``: ipywidgets' ``Layout`` of the whole dashboard, as for the other widgets.
     ``logdir``: a run directory to record to as well, every ``log_every`` seconds (from a
     background thread), for :func:`nbviz.follow` in any process; ``detach()`` writes the
-    rest.
+    rest. The run holds the model's graph too (``graph``'s, else traced on the probe).
     """
     if graph is not None and not hasattr(graph, "overlay"):
         raise TypeError(f"graph must be an nbviz.ModelGraph, got {type(graph).__name__}")
@@ -328,6 +328,7 @@ def watch(
         on_nan=on_nan,
         logdir=logdir,
         log_every=log_every,
+        graph=None if graph is None else graph.traced,
     )
     try:
         return Monitor(recorder, title=title, max_rate=max_rate, graph=graph, layout=layout)

@@ -9,6 +9,7 @@ reads.
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -17,6 +18,8 @@ import ipywidgets
 from .._checks import positive_seconds
 from ..confusion.runlog import RecordedConfusion
 from ..confusion.widget import ConfusionMatrix
+from ..graph.core import Graph
+from ..graph.widget import ModelGraph
 from ..monitor.runlog import STREAM
 from ..monitor.widget import dashboard_parts
 from .folder import find_runs, is_run, is_tensorboard_run, open_run, run_path
@@ -43,6 +46,7 @@ class Follower(ipywidgets.VBox):
         self.run = open_run(self.path)  # nbviz's records, or a TensorBoard directory
         self.recorded_confusion = RecordedConfusion(self.path)
         self.confusion: ConfusionMatrix | None = None  # made when the run has one
+        self.graph: ModelGraph | None = None  # made when the run has recorded its graph
         self._max_rate = max_rate
         self.status = ipywidgets.Label("")
         self.status.add_class("nbviz-follow-status")
@@ -76,7 +80,7 @@ class Follower(ipywidgets.VBox):
     def close(self) -> None:
         """Stop reading and close the widgets."""
         self.stop()
-        for part in (getattr(self, "view", None), getattr(self, "confusion", None)):
+        for part in (getattr(self, n, None) for n in ("view", "confusion", "graph")):
             if part is not None:
                 part.close()
         super().close()
@@ -113,9 +117,31 @@ class Follower(ipywidgets.VBox):
             self.curves.layout.display = self.view.layout.display = None
             if new or self.view.pending:
                 self.view.mark_changed()
+            self._show_graph(bool(new))
         if has_confusion:
             self._show_confusion(confusion_changed)
         return True
+
+    def _show_graph(self, changed: bool) -> None:
+        """The run's layer graph (if it recorded one), coloured by the latest gradient norm
+        of each layer."""
+        recorded = getattr(self.run, "graph", None)  # (a TensorBoard run has none)
+        if recorded is None:
+            return
+        if self.graph is None:
+            self.graph = ModelGraph(graph=Graph.from_dict(recorded), max_rate=self._max_rate)
+            at = self.children.index(self.view) + 1
+            self.children = (*self.children[:at], self.graph, *self.children[at:])
+            changed = True
+        norms = self.run.latest.get("grad_norm")
+        if changed and norms is not None:
+            values = module_norms(self.run.meta["layers"], norms.tolist())
+            paths = self.graph.traced.modules
+            self.graph.overlay(
+                {k: v for k, v in values.items() if k in paths}, label="gradient norm (latest)"
+            )
+        elif self.graph.pending:
+            self.graph.mark_changed()
 
     def _show_confusion(self, changed: bool) -> None:
         rec = self.recorded_confusion
@@ -129,6 +155,23 @@ class Follower(ipywidgets.VBox):
             self.confusion.show_recorded(rec.history, rec.current, rec.open, rec.examples)
         elif self.confusion.pending:
             self.confusion.mark_changed()
+
+
+def module_norms(layers: list[str], norms: list[float]) -> dict[str, float]:
+    """The gradient norm of every module from those of the layers (each module's parameters
+    are its layers' together: the square root of their squares' sum), so a folded box of
+    the graph is coloured too. A DDP-wrapped model's "module." prefix is dropped.
+
+    >>> module_norms(["a.x", "a.y", "b"], [3.0, 4.0, 1.0])
+    {'a': 5.0, 'a.x': 3.0, 'a.y': 4.0, 'b': 1.0}
+    """
+    squares: dict[str, float] = {}
+    for layer, norm in zip(layers, norms, strict=True):
+        parts = layer.removeprefix("module.").split(".")
+        for i in range(1, len(parts) + 1):
+            path = ".".join(parts[:i])
+            squares[path] = squares.get(path, 0.0) + norm * norm
+    return {path: math.sqrt(sq) for path, sq in sorted(squares.items())}
 
 
 def follow(

@@ -91,6 +91,19 @@ def test_follow_a_script_run_in_jupyterlab(lab: Lab):
         wait_steps_above(lab, shown_steps(lab))  # and the view keeps following
         out.get_by_text("following runs/script:").wait_for(state="visible")
         widget(lab).locator(".nbviz-monitor__feature-layer option").first.wait_for(state="attached")
+        # The model's graph, recorded once by the script, coloured by the gradient norms.
+        graph = out.locator(".nbviz-graph")
+        graph.wait_for(state="visible", timeout=60_000)
+        lab.page.wait_for_function(
+            "(el) => el.querySelectorAll('.nbviz-graph__node--valued').length > 0",
+            arg=graph.element_handle(),
+            timeout=60_000,
+        )
+        assert (
+            graph.locator(".nbviz-graph__legend-label")
+            .inner_text()
+            .startswith("gradient norm (latest)")
+        )
         # The run's confusion matrix appears below the dashboard once recorded, with epochs.
         out.locator(".nbviz-confusion").wait_for(state="visible", timeout=60_000)
         out.get_by_text("confusion matrix: epoch", exact=False).wait_for(state="visible")

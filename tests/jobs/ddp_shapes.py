@@ -73,7 +73,9 @@ model.train()
 
 # 2. Training, watched on every rank; a NaN in rank 1's input at NAN_STEP.
 opt = torch.optim.SGD(model.parameters(), lr=0.05)
-mon = nbviz.watch(model, logdir=run_dir, log_every=0.05, every=2, hist_every=4)
+mon = nbviz.watch(
+    model, probe=data.images[:4], logdir=run_dir, log_every=0.05, every=2, hist_every=4
+)
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     for step in range(STEPS):
