@@ -112,4 +112,6 @@ def test_notebook_runs(path, tmp_path):
         run_a = re.search(summary.format("lr-0.003"), text)
         assert abs(float(run_a.group(3)) - 100 * float(last_a)) < 0.1  # the recorded matrix
         assert float(last_a) > 0.6, text  # measured: 0.86
-        assert len(widgets_of(nb)) == 2  # one followed dashboard per run
+        # Then the folder of both runs, overlaid, with lr-0.03's dashboard opened below.
+        assert "['lr-0.003', 'lr-0.03'] ['lr-0.003', 'lr-0.03']" in text, text
+        assert len(widgets_of(nb)) == 3  # one followed dashboard per run, and the folder
