@@ -255,6 +255,9 @@ class RecordedRun:
         self.probe: np.ndarray | None = None
         self.steps = 0
         self.scalars: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        # (series, name) -> points read and not yet joined to their series (one join per
+        # read, not one concatenation per record: a run holds thousands of records)
+        self._points: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {}
         self.val: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.flow: dict[str, RowHistory] = {}
         self.latest: dict[str, np.ndarray] = {}
@@ -274,7 +277,18 @@ class RecordedRun:
         with self.lock:
             for r in records:
                 self._replay(r)
+            self._join()
         return len(records)
+
+    def _join(self) -> None:
+        for (kind, name), chunks in self._points.items():
+            series = self.scalars if kind == "scalars" else self.val
+            steps, values = series.get(name, (np.zeros(0, np.int64), np.zeros(0)))
+            series[name] = (
+                np.concatenate([steps, *(s for s, _ in chunks)]),
+                np.concatenate([values, *(v for _, v in chunks)]),
+            )
+        self._points = {}
 
     def _replay(self, r: Record) -> None:
         if r.kind == "meta":
@@ -289,13 +303,9 @@ class RecordedRun:
                 }
                 self.histograms = ValueHistograms(r.meta["bins"], capacity)
             self.probe = r.arrays.get("probe", self.probe)
-        elif r.kind == "scalars":
-            series = self.scalars if r.meta["series"] == "scalars" else self.val
-            steps, values = series.get(r.meta["name"], (np.zeros(0, np.int64), np.zeros(0)))
-            series[r.meta["name"]] = (
-                np.concatenate([steps, r.arrays["steps"]]),
-                np.concatenate([values, r.arrays["values"]]),
-            )
+        elif r.kind == "scalars":  # joined to the series when read (see _join)
+            key = (r.meta["series"], r.meta["name"])
+            self._points.setdefault(key, []).append((r.arrays["steps"], r.arrays["values"]))
             self.versions["scalars"] += 1
         elif r.kind == "rows" and r.meta["name"] in self.flow:
             history = self.flow[r.meta["name"]]
@@ -339,7 +349,7 @@ class RecordedRun:
                 key = (h["layer"], h["kind"])
                 parts = {k: arrays[f"hist/{i}/{k}"] for k in PARTS}
                 self.histograms.replay_state(key, h["radius"], h, parts)
-        self.scalars, self.val = {}, {}
+        self.scalars, self.val, self._points = {}, {}, {}
         for s in meta["series"]:
             series = self.scalars if s["series"] == "scalars" else self.val
             steps, values = arrays[f"{s['at']}/steps"], arrays[f"{s['at']}/values"]

@@ -23,6 +23,7 @@ recognises by its length or checksum and treats as not yet written.
 from __future__ import annotations
 
 import json
+import math
 import struct
 import zlib
 from collections.abc import Iterator
@@ -36,6 +37,7 @@ VERSION = 1
 FILE_HEADER = struct.Struct("<8sI")
 RECORD_HEADER = struct.Struct("<II")  # payload length, CRC-32 of the payload
 MAX_RECORD = 1 << 30  # a length above this is a torn or foreign file, not a record
+_KIND_FIRST = b'{"kind":"'  # how the header of every record nbviz writes starts
 
 
 class RunFormatError(ValueError):
@@ -81,14 +83,14 @@ def encode(record: Record) -> bytes:
     return RECORD_HEADER.pack(len(payload), zlib.crc32(payload)) + payload
 
 
-def decode(payload: bytes) -> Record:
+def decode(payload: bytes | memoryview) -> Record:
     """A record from its payload (whose checksum was verified)."""
     (n,) = struct.unpack_from("<I", payload)
-    head = json.loads(bytes(payload[4 : 4 + n]))
+    head = json.loads(str(payload[4 : 4 + n], "utf-8"))
     arrays, at = {}, 4 + n
     for name, dtype, shape in head["arrays"]:
         dt = np.dtype(dtype)
-        count = int(np.prod(shape, dtype=np.int64))
+        count = math.prod(shape)
         arrays[name] = np.frombuffer(payload, dt, count, at).reshape(shape).copy()
         at += count * dt.itemsize
     return Record(head["kind"], head["meta"], arrays)
@@ -121,11 +123,17 @@ def scan(
 
 
 def _kind(payload: memoryview) -> str | None:
-    """A record's kind, read from its header alone (None if the header is not whole)."""
+    """A record's kind, read from its header alone (None if the header is not whole).
+    nbviz writes the kind first: its bytes are read without parsing the JSON."""
     if len(payload) < 4:
         return None
     (n,) = struct.unpack_from("<I", payload)
-    try:
+    start = bytes(payload[4 : 4 + min(n, 64)])
+    if start.startswith(_KIND_FIRST):
+        end = start.find(b'"', len(_KIND_FIRST))
+        if end > 0:
+            return start[len(_KIND_FIRST) : end].decode()
+    try:  # another writer's key order
         return json.loads(bytes(payload[4 : 4 + n])).get("kind")
     except ValueError:
         return None

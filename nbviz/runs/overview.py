@@ -25,7 +25,7 @@ from .folder import FolderRun, RunFolder, decimate, run_path
 from .reading import ReadLoop
 
 POINTS = 400  # points per curve sent to the browser, at most
-AUTO_PICK = 7  # runs picked by themselves while fewer are (one per distinct colour)
+AUTO_PICK = 6  # runs picked by themselves while fewer are (one per distinct colour, runs.js)
 
 
 class RunsOverview(LiveWidget):
