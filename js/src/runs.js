@@ -165,7 +165,9 @@ function render({ model, el }) {
         rows.delete(name);
       }
     }
-    list.replaceChildren(...runs.map((r) => /** @type {any} */ (rows.get(r.name)).row));
+    const order = runs.map((r) => /** @type {any} */ (rows.get(r.name)).row);
+    if (order.length !== list.children.length || order.some((row, i) => list.children[i] !== row))
+      list.replaceChildren(...order); // only when a run came, went or moved
     const drawn = runs.filter((r) => picked.has(r.name) && !rows.get(r.name)?.row.hidden).length;
     const top = runs.reduce((m, r) => Math.max(m, r.steps), 0);
     status.textContent = runs.length
@@ -227,11 +229,10 @@ function render({ model, el }) {
         const xs = c.steps.map(x);
         const yv = ys[i].map(y);
         if (c.val) {
-          const g = svg("g", { fill: color, class: "nbviz-runs__val" });
-          g.dataset.run = c.run;
-          for (let k = 0; k < xs.length; k++)
-            if (Number.isFinite(yv[k])) g.append(svg("circle", { cx: xs[k], cy: yv[k], r: 3.5 }));
-          plot.append(g);
+          // One path of dots per run (not an element per point: 200 runs stay light).
+          const dots = svg("path", { d: dotsOf(xs, yv, 3.5), fill: color, class: "nbviz-runs__val" });
+          dots.dataset.run = c.run;
+          plot.append(dots);
         } else {
           const path = svg("path", {
             d: pathOf(xs, yv),
@@ -339,6 +340,16 @@ function render({ model, el }) {
   return () => {
     for (const e of events) model.off(e, redraw);
   };
+}
+
+/** An SVG path of a dot of radius `r` at each finite point. */
+function dotsOf(/** @type {Float64Array} */ xs, /** @type {Float64Array} */ ys, /** @type {number} */ r) {
+  let d = "";
+  for (let i = 0; i < xs.length; i++) {
+    if (!Number.isFinite(ys[i]) || !Number.isFinite(xs[i])) continue;
+    d += `M${(xs[i] - r).toFixed(1)} ${ys[i].toFixed(1)}a${r} ${r} 0 1 0 ${2 * r} 0a${r} ${r} 0 1 0 ${-2 * r} 0`;
+  }
+  return d;
 }
 
 /** An SVG path through the points, broken at non-finite ones (a gap, never a bridge). */
