@@ -64,10 +64,22 @@ def describe(out: Any) -> str:
     return f"{type(out).__name__}({inner}{more})"
 
 
+def check_output(output: Any) -> Output:
+    """``output`` if it can choose a part of an output (None, a key or attribute name, an
+    index, a callable); a TypeError otherwise."""
+    if output is None or callable(output) or isinstance(output, str):
+        return output
+    if isinstance(output, int) and not isinstance(output, bool):
+        return output
+    raise TypeError(
+        f"output must be a key or attribute name, an index or a callable, got {output!r}"
+    )
+
+
 def pick(out: Any, output: Output) -> Any:
     """The part of ``out`` that ``output`` names (a key or attribute, an index, a
     callable); raises ValueError naming what there is when it names nothing."""
-    if callable(output):
+    if callable(check_output(output)):
         return output(out)
     if isinstance(output, str):
         if isinstance(out, Mapping) and output in out:
@@ -83,10 +95,6 @@ def pick(out: Any, output: Output) -> Any:
             return out[output]
         if isinstance(out, Mapping) and 0 <= output < len(out):  # ModelOutput: by position
             return list(out.values())[output]
-    else:
-        raise TypeError(
-            f"output must be a key or attribute name, an index or a callable, got {output!r}"
-        )
     raise ValueError(f"output={output!r} names no part of what the model returned: {describe(out)}")
 
 
@@ -114,6 +122,14 @@ def pick_scores(out: Any, output: Output = None, *, what: str = "class scores") 
     if not tensors:
         raise ValueError(f"the model returned {found}: no tensor of {what} in it; {HOW}")
     raise ValueError(f"the model returned {found}: which part holds the {what}? {HOW}")
+
+
+def structured(out: Any) -> bool:
+    """Whether ``out`` is a model's structured output (a dict, a ModelOutput, a dataclass,
+    or a tuple or list holding a tensor), not an array-like of numbers or labels."""
+    if isinstance(out, Mapping) or (dataclasses.is_dataclass(out) and not isinstance(out, type)):
+        return True
+    return isinstance(out, (tuple, list)) and any(isinstance(v, torch.Tensor) for v in out)
 
 
 def call_model(model: Callable[..., Any], inputs: Any) -> Any:

@@ -251,3 +251,38 @@ def test_codec_narrows_and_round_trips():
         assert wire["dtype"] == dtype and wire["shape"] == list(arr.shape)
         np.testing.assert_allclose(_widget.array_from_json(wire), arr)
     assert _widget.array_to_json(None) is None
+
+
+def test_update_takes_what_models_return_and_output_chooses():
+    transformers = pytest.importorskip("transformers")
+    config = transformers.ViTConfig(
+        image_size=16,
+        patch_size=8,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=3,
+    )
+    model = transformers.ViTForImageClassification(config).eval()
+    x, y = torch.randn(6, 3, 16, 16), torch.tensor([0, 1, 2, 0, 1, 2])
+    with torch.no_grad():
+        out = model(pixel_values=x)
+    cm = nbviz.ConfusionMatrix(num_classes=3)
+    cm.update(out, y)  # an ImageClassifierOutput: its logits
+    want = nbviz.ConfusionMatrix(num_classes=3)
+    want.update(out.logits, y)
+    np.testing.assert_array_equal(cm.matrix, want.matrix)
+    # Two candidates: output= chooses, and the error says how when it is missing.
+    pair = (out.logits.softmax(1), out.logits)
+    with pytest.raises(ValueError, match=r"which part holds the class scores\? pass output="):
+        cm.update(pair, y)
+    assert cm.matrix.sum() == 6  # nothing counted by the refused batch
+    chosen = nbviz.ConfusionMatrix(num_classes=3, output=1)
+    chosen.update(pair, y)
+    np.testing.assert_array_equal(chosen.matrix, want.matrix)
+    with pytest.raises(TypeError, match="output must be a key or attribute name"):
+        nbviz.ConfusionMatrix(num_classes=3, output=2.5)
+    # A list of numbers is no structure: refused as before, by the array check.
+    with pytest.raises(TypeError, match="outputs must be a torch.Tensor or numpy.ndarray"):
+        cm.update([0, 1, 2], y[:3])

@@ -283,3 +283,44 @@ def test_a_given_graph_is_recorded_and_no_probe_means_no_graph(tmp_path):
     run = RecordedRun(tmp_path / "plain")
     run.update()
     assert run.graph is None
+
+
+def test_a_hugging_face_model_watched_with_a_keyword_probe(tmp_path):
+    """watch's probe as keyword inputs (``pixel_values``): feature maps of the patch
+    embedding, thumbnails of the images, and the graph traced on them, recorded."""
+    transformers = pytest.importorskip("transformers")
+    config = transformers.ViTConfig(
+        image_size=32,
+        patch_size=8,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=6,
+    )
+    torch.manual_seed(0)
+    model = transformers.ViTForImageClassification(config)
+    data = shapes_data()
+    probe = {"pixel_values": data.images[:4]}
+    mon = nbviz.watch(model, probe=probe, features_every=2, logdir=tmp_path, log_every=0.001)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    for s in range(4):
+        out = model(pixel_values=data.images[s * 8 : s * 8 + 8])
+        loss = torch.nn.functional.cross_entropy(out.logits, data.labels[s * 8 : s * 8 + 8])
+        opt.zero_grad()
+        loss.backward()
+        mon.step(loss=loss)
+        opt.step()
+    mon.detach()
+    rec = mon.recorder
+    assert rec.feature_layers == ["vit.embeddings.patch_embeddings.projection"]
+    assert rec.features["vit.embeddings.patch_embeddings.projection"].shape[:2] == (4, 16)
+    assert rec.feature_probe.thumbnails().shape[0] == 4
+    run = RecordedRun(tmp_path)
+    run.update()
+    assert "vit.layers.1.attention.q_proj" in run.graph["modules"]  # (transformers 5 names)
+    assert torch.equal(probe["pixel_values"], data.images[:4])  # the caller's probe as it was
+    with pytest.raises(
+        ValueError, match=r"model\(\*\*probe\) with \{'pixel_values': \(4, 3, 9, 9\)\}"
+    ):
+        nbviz.watch(model, probe={"pixel_values": torch.zeros(4, 3, 9, 9)})

@@ -17,6 +17,7 @@ import traitlets
 from .._checks import positive_seconds
 from .._dist import DEFAULT_TIMEOUT, rank_and_world
 from .._images import example_images
+from .._outputs import Output, check_output, pick_scores, structured
 from .._widget import Array, LiveWidget, Throttle
 from .core import ArrayLike, ConfusionCounter, accuracy, batch_cells, per_class_metrics
 from .reservoir import ExampleReservoir
@@ -80,9 +81,11 @@ class ConfusionMatrix(LiveWidget):
         logdir: Any = None,
         log_every: float = 1.0,
         end_of_cell_flush: bool = True,
+        output: Output = None,
         layout: Any = None,
     ):
         names = _class_names(classes, num_classes)
+        self._output = check_output(output)
         if normalize not in NORMALIZE:
             raise ValueError(f"normalize must be one of {NORMALIZE}, got {normalize!r}")
         self._counter = ConfusionCounter(len(names))
@@ -120,11 +123,15 @@ class ConfusionMatrix(LiveWidget):
         """Count one batch.
 
         ``outputs``: logits or probabilities ``(N, K)`` or predicted labels
-        ``(N,)``; ``targets``: integer labels ``(N,)``; ``inputs`` (optional):
+        ``(N,)``, or what the model returned (a Hugging Face ``ModelOutput``: its
+        ``logits``; the constructor's ``output=`` chooses where that is ambiguous);
+        ``targets``: integer labels ``(N,)``; ``inputs`` (optional):
         the batch's images ``(N, C, H, W)``, sampled into each cell's gallery.
         Torch tensors on any device, or numpy arrays. Bad input raises before
         anything is counted; an empty batch changes nothing.
         """
+        if self._output is not None or structured(outputs):  # a ModelOutput, a dict, ...
+            outputs = pick_scores(outputs, self._output, what="class scores")
         cells = batch_cells(outputs, targets, self.num_classes)
         if cells is None:
             return

@@ -203,6 +203,8 @@ class TrainingRecorder:
         from ..graph.trace import trace
 
         try:
+            if isinstance(probe, dict):
+                return trace(local_module(self.model), **probe)
             return trace(local_module(self.model), probe)
         except Exception as exc:  # the graph is a view; the run must not fail for it
             warnings.warn(
@@ -281,8 +283,8 @@ class TrainingRecorder:
         return self.histograms.rows
 
     @property
-    def probe(self) -> torch.Tensor | None:
-        """The probe inputs on the model's device, or None."""
+    def probe(self) -> torch.Tensor | dict[str, Any] | None:
+        """The probe inputs on the model's device (a dict of keyword inputs), or None."""
         return self.feature_probe.probe
 
     @property

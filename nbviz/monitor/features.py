@@ -9,6 +9,7 @@ touched.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from torch import nn
 from .._checks import as_tensor, model_device, model_dtype
 from .._dist import local_module
 from .._images import thumbnails
+from .._outputs import call_model
 from .._state import preserved
 
 
@@ -26,7 +28,9 @@ class FeatureProbe:
 
     Args:
         model: the model being trained.
-        probe: a batch ``(N, ...)`` the model accepts, or None (then nothing is recorded).
+        probe: a batch ``(N, ...)`` the model accepts, a dict of keyword inputs
+            (``{"pixel_values": ..., "attention_mask": ...}``: ``model(**probe)``), or None
+            (then nothing is recorded).
         max_layers: conv layers looked at, spread from the first to the last.
         max_channels: channels kept per layer.
     """
@@ -40,8 +44,9 @@ class FeatureProbe:
         self.step: int | None = None  # the step of `maps`
 
     def thumbnails(self, size: int = 48) -> np.ndarray | None:
-        """The probe as ``(N, h, w, 3)`` uint8 thumbnails if it holds images, else None."""
-        probe = self.probe
+        """The probe as ``(N, h, w, 3)`` uint8 thumbnails if it holds images (itself, or a
+        dict's ``pixel_values``), else None."""
+        probe = self.probe.get("pixel_values") if isinstance(self.probe, dict) else self.probe
         if probe is None or probe.ndim != 4 or probe.shape[1] not in (1, 3, 4):
             return None
         return thumbnails(probe.detach().float().cpu(), size)
@@ -65,7 +70,7 @@ class FeatureProbe:
         forward = local_module(model)  # a DDP model's own forward would wait for the others
         try:
             with torch.no_grad(), preserved(forward, training=False):
-                forward(self.probe.clone())
+                call_model(forward, _clone(self.probe))
         finally:
             for h in handles:
                 h.remove()
@@ -89,21 +94,46 @@ def spread(items: list[str], k: int) -> list[str]:
     return [items[round(i * (len(items) - 1) / (k - 1))] for i in range(k)] if k > 1 else items[:1]
 
 
-def check_probe(model: nn.Module, probe: Any) -> torch.Tensor | None:
-    """The probe on the model's device and dtype, once run through the model (eval, no
-    gradients) to check that it is accepted; a clear ValueError if it is not."""
+def check_probe(model: nn.Module, probe: Any) -> torch.Tensor | dict[str, Any] | None:
+    """The probe (a tensor, or a dict of keyword inputs) on the model's device and dtype,
+    once run through the model (eval, no gradients) to check that it is accepted; a clear
+    ValueError if it is not."""
     if probe is None:
         return None
     model = local_module(model)
-    probe = as_tensor(probe, "probe", "a batch of inputs as a tensor")
-    device, dtype = model_device(model, probe.device), model_dtype(model)
-    probe = probe.detach().to(device=device, dtype=dtype if probe.is_floating_point() else None)
+    if isinstance(probe, Mapping):
+        probe = {str(k): _placed(model, v, f"probe[{k!r}]") for k, v in probe.items()}
+        call, shown = "model(**probe)", {k: _shape(v) for k, v in probe.items()}
+    else:
+        probe = _placed(model, probe, "probe")
+        call, shown = "model(probe)", tuple(probe.shape)
     try:
         with torch.no_grad(), preserved(model, training=False):
-            model(probe.clone())
+            call_model(model, _clone(probe))
     except Exception as exc:
         raise ValueError(
-            f"probe must be a batch the model accepts, like a training batch (N, ...); "
-            f"model(probe) with shape {tuple(probe.shape)} raised {type(exc).__name__}: {exc}"
+            f"probe must be a batch the model accepts, like a training batch (N, ...) or a "
+            f"dict of keyword inputs; {call} with {shown} raised {type(exc).__name__}: {exc}"
         ) from exc
     return probe
+
+
+def _placed(model: nn.Module, value: Any, name: str) -> Any:
+    """A tensor input on the model's device (floating ones in its dtype); other values
+    (a flag, None) as they are."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    t = as_tensor(value, name, "a batch of inputs as a tensor")
+    device, dtype = model_device(model, t.device), model_dtype(model)
+    return t.detach().to(device=device, dtype=dtype if t.is_floating_point() else None)
+
+
+def _clone(probe: Any) -> Any:
+    """A copy to run (a forward that writes into its input leaves the probe as it was)."""
+    if isinstance(probe, dict):
+        return {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in probe.items()}
+    return probe.clone()
+
+
+def _shape(v: Any) -> Any:
+    return tuple(v.shape) if isinstance(v, torch.Tensor) else v
