@@ -17,8 +17,10 @@ import { formatNumber as fmt, plural } from "./lib/text.js";
  * @typedef {Object} RunsState
  * @property {string} title
  * @property {RunRow[]} runs      every run of the folder, in natural order
- * @property {Record<string, Record<string, {steps: WireArray, values: WireArray}>>} series
- *   run -> "train:<scalar>" | "val:<scalar>" -> its points (decimated by the kernel)
+ * @property {WireArray} curve_steps   every curve's steps, back to back (decimated by the kernel)
+ * @property {WireArray} curve_values  their values
+ * @property {[string, string, number, number][]} curve_index
+ *   per curve: run, "train:<scalar>" | "val:<scalar>", start, length
  * @property {string[]} scalars   one chart each
  * @property {string[]} picked    runs drawn (the browser picks too)
  * @property {string[]} opened    runs whose whole dashboard the kernel shows below
@@ -80,19 +82,25 @@ function render({ model, el }) {
     model.set("picked", names);
     model.save_changes();
   };
-  /** Decoded curves, cached per wire object (a push re-sends every run's). */
-  const decoded = new WeakMap();
-  /** @param {{steps: WireArray, values: WireArray}} s */
-  function points(s) {
-    let d = decoded.get(s);
-    if (!d) {
-      d = {
-        steps: Float64Array.from(decodeArray(s.steps)?.data ?? []),
-        values: Float64Array.from(decodeArray(s.values)?.data ?? []),
+  /** @typedef {{steps: Float64Array, values: Float64Array}} Curve */
+  /** run -> key -> its points: views of the two arrays, rebuilt when a push brings new ones. */
+  let curves = /** @type {Record<string, Record<string, Curve>>} */ ({});
+  let curvesFrom = /** @type {unknown} */ (null);
+  function allCurves() {
+    const wire = get("curve_values");
+    if (wire === curvesFrom) return curves;
+    curvesFrom = wire;
+    const steps = Float64Array.from(decodeArray(get("curve_steps"))?.data ?? []);
+    const values = Float64Array.from(decodeArray(wire)?.data ?? []);
+    curves = {};
+    for (const [run, key, start, length] of get("curve_index") || []) {
+      curves[run] ??= {};
+      curves[run][key] = {
+        steps: steps.subarray(start, start + length),
+        values: values.subarray(start, start + length),
       };
-      decoded.set(s, d);
     }
-    return d;
+    return curves;
   }
 
   // --- the list of runs ------------------------------------------------------------------------
@@ -181,7 +189,7 @@ function render({ model, el }) {
   const chartParts = new Map();
 
   function drawCharts() {
-    const series = get("series") || {};
+    const series = allCurves();
     const picked = get("picked").filter((n) => matches(n, view.filter) && series[n]);
     const names = get("scalars") || [];
     charts.replaceChildren();
@@ -189,11 +197,13 @@ function render({ model, el }) {
     for (const name of names) {
       const train = picked.map((run) => ({ run, s: series[run][`train:${name}`] })).filter((c) => c.s);
       const val = picked.map((run) => ({ run, s: series[run][`val:${name}`] })).filter((c) => c.s);
-      const lines = train.map(({ run, s }) => {
-        const { steps, values } = points(s);
-        return { run, steps, values: smooth(values, view.smoothing), val: false };
-      });
-      const dots = val.map(({ run, s }) => ({ run, ...points(s), val: true }));
+      const lines = train.map(({ run, s }) => ({
+        run,
+        steps: s.steps,
+        values: smooth(s.values, view.smoothing),
+        val: false,
+      }));
+      const dots = val.map(({ run, s }) => ({ run, ...s, val: true }));
       const all = [...lines, ...dots];
       const log = view.log && logRange(Float64Array.from(all.flatMap((c) => [...c.values]))) !== null;
       const tx = (/** @type {number} */ v) => (log ? (v > 0 ? Math.log10(v) : NaN) : v);
@@ -334,7 +344,15 @@ function render({ model, el }) {
     setPicked(get("picked").filter((n) => !matches(n, view.filter)));
   });
 
-  const events = ["change:runs", "change:series", "change:scalars", "change:picked", "change:opened", "change:title"];
+  const events = [
+    "change:runs",
+    "change:curve_index",
+    "change:curve_values",
+    "change:scalars",
+    "change:picked",
+    "change:opened",
+    "change:title",
+  ];
   for (const e of events) model.on(e, redraw);
   redraw();
   return () => {

@@ -20,7 +20,7 @@ import traitlets
 
 from .._checks import positive_seconds
 from .._text import plural
-from .._widget import LiveWidget, Nested
+from .._widget import Array, LiveWidget
 from .folder import FolderRun, RunFolder, decimate, run_path
 from .reading import ReadLoop
 
@@ -34,7 +34,11 @@ class RunsOverview(LiveWidget):
     _bundle = "runs"
 
     runs = traitlets.List(traitlets.Dict()).tag(sync=True)  # [{name, kind, steps, note}]
-    series = Nested({})  # run -> "train:<name>" / "val:<name>" -> {steps, values}
+    # Every curve back to back, in two arrays (one message part each, however many runs):
+    # curve_index rows are [run, "train:<name>" or "val:<name>", start, length].
+    curve_steps = Array()
+    curve_values = Array()
+    curve_index = traitlets.List().tag(sync=True)
     scalars = traitlets.List(traitlets.Unicode()).tag(sync=True)  # chart names, first seen first
     picked = traitlets.List(traitlets.Unicode()).tag(sync=True)  # the browser picks too
     opened = traitlets.List(traitlets.Unicode()).tag(sync=True)  # whole dashboards asked for
@@ -45,6 +49,12 @@ class RunsOverview(LiveWidget):
         self._curves: dict[str, dict[str, dict[str, np.ndarray]]] = {}
         self._auto_picked: set[str] = set()  # runs picked once by themselves: never again
         super().__init__(max_rate=max_rate, title=title, end_of_cell_flush=False)
+
+    @property
+    def series(self) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+        """``run -> "train:<name>" / "val:<name>" -> {steps, values}``: the curves as last
+        sent (decimated)."""
+        return self._curves
 
     def _push(self, final: bool) -> bool:
         with self._folder.lock:
@@ -63,7 +73,17 @@ class RunsOverview(LiveWidget):
                 if chart not in scalars:
                     scalars.append(chart)
         self.runs = [_row(name, run) for name, run in runs.items()]
-        self.series = dict(self._curves)
+        index, at = [], 0
+        for name, curves in self._curves.items():
+            for key, c in curves.items():
+                index.append([name, key, at, len(c["steps"])])
+                at += len(c["steps"])
+        every = [c for curves in self._curves.values() for c in curves.values()]
+        self.curve_steps = np.concatenate([c["steps"] for c in every] or [np.zeros(0, np.int32)])
+        self.curve_values = np.concatenate(
+            [c["values"] for c in every] or [np.zeros(0, np.float32)]
+        )
+        self.curve_index = index
         self.scalars = scalars
         picked = [p for p in self.picked if p in runs]
         for name in runs:
