@@ -86,8 +86,8 @@ from nbviz.monitor.runlog import MonitorLog, RecordedRun, checkpoint
 from nbviz.runs.files import RunReader, SegmentWriter
 from nbviz.runs.folder import RunFolder
 from nbviz.runs.format import FILE_HEADER, VERSION, check_file_header, encode, file_header, scan
-from nbviz.runs.overview import FolderFollower
 from nbviz.runs.tensorboard import TensorBoardRun
+from nbviz.runs.widget import FolderFollower
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / "benchmarks" / ".cache"

@@ -13,6 +13,7 @@ from .graph import Graph, ModelGraph
 from .graph.trace import trace
 from .monitor import Monitor, watch
 from .runs.follow import Follower, follow
+from .runs.widget import FolderFollower
 
 try:
     __version__ = version("nbviz")
@@ -21,6 +22,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "ConfusionMatrix",
+    "FolderFollower",
     "Follower",
     "GradCAM",
     "Graph",

@@ -16,7 +16,7 @@ import nbviz
 from nbviz.monitor.core import TrainingRecorder
 from nbviz.monitor.runlog import RecordedRun
 from nbviz.runs.folder import decimate, find_runs, is_run
-from nbviz.runs.overview import AUTO_PICK, POINTS, FolderFollower
+from nbviz.runs.widget import AUTO_PICK, POINTS, FolderFollower
 
 
 def record(logdir, steps: int, lr: float = 0.1, seed: int = 0, nan_at: int | None = None):

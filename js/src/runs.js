@@ -1,5 +1,5 @@
 // @ts-check
-// Many runs side by side (nbviz/runs/overview.py): the list of a folder's runs, picked
+// Many runs side by side (nbviz/runs/widget.py): the list of a folder's runs, picked
 // and filtered by name here, and one chart per scalar with the picked runs' curves
 // overlaid in distinct colour-blind-safe colours. Picking, filtering, smoothing and
 // hovering happen in the browser; "open" asks the kernel for a run's whole dashboard.

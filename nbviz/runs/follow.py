@@ -24,8 +24,8 @@ from ..monitor.runlog import STREAM
 from ..monitor.widget import dashboard_parts
 from .folder import find_runs, is_run, is_tensorboard_run, open_run, run_path
 from .format import RunFormatError
-from .overview import FolderFollower
 from .reading import ReadLoop
+from .widget import FolderFollower
 
 
 class Follower(ipywidgets.VBox):
