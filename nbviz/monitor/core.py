@@ -445,10 +445,18 @@ class TrainingRecorder:
 
     def log_val(self, **scalars: Any) -> None:
         """Record validation scalars at the current step (drawn as points on the same axes)."""
+        self._log(self.val, scalars)
+
+    def log_scalars(self, **scalars: Any) -> None:
+        """Record training scalars at the current step, after `step` recorded it (a
+        framework that logs after its step: the Hugging Face Trainer's ``on_log``)."""
+        self._log(self.scalars, scalars)
+
+    def _log(self, series: dict[str, list[tuple[int, Any]]], scalars: dict[str, Any]) -> None:
         step = max(self.steps - 1, 0)
         checked = {name: _scalar(name, v) for name, v in scalars.items()}
         for name, v in checked.items():
-            self._append(self.val, name, step, v)
+            self._append(series, name, step, v)
         self.versions["scalars"] += 1
 
     def _append(self, series: dict[str, list[tuple[int, Any]]], name: str, step: int, v: Any):

@@ -246,6 +246,12 @@ class Monitor(ipywidgets.VBox):
         self.recorder.log_val(**scalars)
         self.view.mark_changed()
 
+    def log(self, **scalars: Any) -> None:
+        """Training scalars at the current step, logged after ``step()`` (as a framework's
+        logging hook does): points of the same curves ``step(**scalars)`` draws."""
+        self.recorder.log_scalars(**scalars)
+        self.view.mark_changed()
+
     def detach(self) -> None:
         """Remove the hooks; the dashboard keeps showing what was recorded."""
         self.recorder.detach()
