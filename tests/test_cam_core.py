@@ -22,7 +22,7 @@ from torch.nn.modules import module as module_globals
 
 import nbviz
 from nbviz.cam import CamResult, agreement, compute
-from nbviz.cam.core import CAM_METHODS, INPUT, METHODS
+from nbviz.cam.core import ATTENTION_METHODS, CAM_METHODS, INPUT, METHODS
 from nbviz.examples import SmallCNN
 from tests.models import example_input, resnet18, vgg11
 
@@ -41,6 +41,7 @@ def images(*shape: int, seed: int = 1) -> torch.Tensor:
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
+CNN_METHODS = [m for m in METHODS if m not in ATTENTION_METHODS]  # rollout: test_cam_transformers
 
 
 def tiny_cnn(seed: int = 0) -> SmallCNN:
@@ -112,14 +113,18 @@ def test_gradcam_equals_captum_small_cnn_explicit_layers():
 def test_gradcam_equals_captum_vgg11():
     model, x = vgg11(), example_input("vgg11", batch=3)
     torch.manual_seed(0)
-    # VGG's convs are overwritten by ReLU(inplace=True): the ReLUs and pools carry the maps.
-    layers = ["features.2", "features.9", "features.14", "features.19", "features"]
+    # Every conv is followed by ReLU(inplace=True): its map is the conv's output as the conv
+    # produced it, before the ReLU overwrote it (as Captum's is).
+    layers = ["features.0", "features.1", "features.2", "features.9", "features.18", "features"]
     for targets in (None, [1, 7, 9], "topk:2"):
         res = compute(model, x, layers=layers, targets=targets)
         assert res.layers == layers
         torch.testing.assert_close(res.targets, expected_targets(model, x, targets))
         assert_matches_captum(model, x, res)
-    assert compute(model, x).layers == ["features"]  # its only default spatial block
+    convs = [p for p, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    res = compute(model, x, targets="topk:2")
+    assert res.layers == [*convs, "features"]  # every conv, then the block
+    assert_matches_captum(model, x, res)
 
 
 def test_gradcam_equals_captum_resnet18_every_default_layer():
@@ -127,8 +132,13 @@ def test_gradcam_equals_captum_resnet18_every_default_layer():
     res = compute(model, x, targets=[[0, 9], [3, 3], [8, 1]])
     assert res.layers[:4] == ["conv1", "layer1.0.conv1", "layer1.0.conv2", "layer1.0"]
     assert "layer2.0.downsample" in res.layers and res.layers[-1] == "layer4.1"
-    # bn2 is overwritten by `out += identity`, layer1 is layer1.1's very tensor.
-    assert "layer1.0.bn2" not in res.layers and "layer1" not in res.layers
+    # layer1 is layer1.1's very tensor: once.
+    assert "layer1" not in res.layers
+    assert_matches_captum(model, x, res)
+    # Every BatchNorm, although `out += identity` or ReLU(inplace=True) overwrites it.
+    bns = [p for p, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)]
+    res = compute(model, x, layers=bns, targets=[[0, 9], [3, 3], [8, 1]])
+    assert res.layers == bns and len(bns) == 20
     assert_matches_captum(model, x, res)
 
 
@@ -409,7 +419,7 @@ def training_model() -> SmallCNN:
     return model
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", CNN_METHODS)
 def test_state_restored_after_a_normal_call(method):
     model, x = training_model(), images(2, 3, 16, 16)
     before = snapshot(model)
@@ -487,7 +497,13 @@ FAILURES = [
     ("forward raises", Exploding, {}, RuntimeError, "boom in forward"),
     ("backward raises", ExplodingBackward, {}, RuntimeError, "boom in backward"),
     ("no spatial output", tiny_cnn, {"layers": ["classifier.fc"]}, ValueError, "spatial"),
-    ("in place", tiny_cnn, {"layers": ["features.block1.bn"]}, ValueError, "in place"),
+    (
+        "bad reshape",
+        tiny_cnn,
+        {"layers": ["features.block1"], "reshape": lambda t: t[:, 0]},
+        ValueError,
+        "reshape must",
+    ),
     ("bad target", tiny_cnn, {"targets": 99}, ValueError, r"\[0, 5\]"),
     ("bad topk", tiny_cnn, {"targets": "topk:9"}, ValueError, "topk"),
 ]
@@ -730,7 +746,8 @@ BAD = [
     (
         "not spatial",
         {"layers": ["classifier.fc"]},
-        r"layer 'classifier.fc' must output a spatial feature map \(N, C, h, w\), got \(2, 6\)",
+        r"layer 'classifier.fc' must output a spatial feature map \(N, C, h, w\) or patch tokens "
+        r"\(N, extras \+ h\*w, C\), got \(2, 6\)",
     ),
     (
         "flatten",
@@ -740,11 +757,6 @@ BAD = [
     ("foreign", {"layers": [nn.Conv2d(3, 3, 1)]}, r"Conv2d is not a submodule"),
     ("empty layers", {"layers": []}, r"at least one layer"),
     ("layer type", {"layers": [3]}, r"module paths or modules"),
-    (
-        "in place",
-        {"layers": ["features.block1.bn"]},
-        r"'features.block1.bn' is overwritten in place",
-    ),
     ("target high", {"targets": 6}, r"targets must be classes in \[0, 5\], got \[6\]"),
     ("target low", {"targets": [0, -1]}, r"targets must be classes in \[0, 5\]"),
     ("target NxT", {"targets": [[0, 1], [2, 9]]}, r"targets must be classes in \[0, 5\]"),
@@ -810,12 +822,10 @@ def test_bad_input_in_other_models():
     res = resnet18()
     with pytest.raises(ValueError, match=r"layer 'layer1.0.relu' runs 2 times"):
         compute(res, example_input("resnet18"), layers=["layer1.0.relu"])
-    with pytest.raises(ValueError, match=r"'features.0' is overwritten in place"):
-        compute(vgg11(), example_input("vgg11"), layers=["features.0"])
     with pytest.raises(ValueError, match=r"no layer with a spatial output \(N, C, h, w\)"):
         compute(NoSpatial(), x)
     with pytest.raises(
-        ValueError, match=r"class scores of shape \(N, classes\), got \(2, 2, 8, 8\)"
+        ValueError, match=r"class scores of shape \(N, classes\) with N = 2, got \(2, 2, 8, 8\)"
     ):
         compute(Dense(), x)
     with pytest.raises(ValueError, match=r"class scores of shape \(N, classes\)"):
@@ -896,7 +906,7 @@ def test_numpy_images(dtype):
 # --- 8. Normalized maps -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", CNN_METHODS)
 def test_maps_in_unit_range_at_image_size(method):
     model, x = small_cnn(), images(3, 3, 32, 48)
     res = compute(model, x, targets="topk:2", method=method, samples=3, steps=3)
@@ -943,6 +953,7 @@ def test_public_entry_points():
         "saliency",
         "smoothgrad",
         "integrated_gradients",
+        "rollout",
     }
 
 

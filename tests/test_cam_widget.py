@@ -133,3 +133,90 @@ def test_large_images_are_shrunk_for_display(model):
     w = nbviz.GradCAM(model, images, masks=masks, methods="gradcam", topk=1)
     assert w.images.shape == (2, 150, 150, 3) and w.masks.shape == (2, 150, 150)
     assert w.masks[:, 50:100, 50:100].all() and not w.masks[:, :49].any()
+
+
+def test_hugging_face_vit_with_rollout():
+    from transformers import ViTConfig, ViTForImageClassification
+
+    torch.manual_seed(0)
+    cfg = ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=3,
+                    num_attention_heads=4, intermediate_size=64, num_labels=4)  # fmt: skip
+    model = ViTForImageClassification(cfg).eval()
+    x = torch.rand(3, 3, 32, 32)
+    w = nbviz.GradCAM(model, {"pixel_values": x}, methods=["gradcam", "rollout"], topk=2,
+                      labels=[0, 1, 2])  # fmt: skip
+    assert w.kind == "image" and w.images.shape == (3, 32, 32, 3) and w.signals is None
+    index = w.get_state()["maps_index"]
+    layers = ["vit.layers.0", "vit.layers.1", "vit.layers.2"]
+    assert [e["layer"] for e in index] == layers * 2
+    assert all((e["d"], e["h"], e["w"]) == (1, 4, 4) for e in index)
+    # The last block: the head reads only the class token after it, and the index says so.
+    assert [e["no_gradient"] for e in index] == [False, False, True, False, False, False]
+    assert w.targets.shape == (3, 3)
+    roll = w.results[1]
+    for e in index[3:]:
+        expected = roll.raw(e["layer"], None)
+        peak = expected.flatten(2).amax(2)[:, :, None, None]
+        assert np.abs(block(w, e).astype(int) - (expected / peak * 255).round().numpy()).max() <= 1
+
+
+def test_signals_and_volumes():
+    from tests.test_cam_inputs import Signal, Volume
+
+    signal = nbviz.GradCAM(Signal().eval(), torch.randn(4, 2, 3000), labels=[0, 1, 2, 3], topk=2)
+    assert signal.kind == "signal" and signal.images is None
+    assert signal.signals.shape == (4, 2, 1500) and signal.signals.dtype == np.float32
+    e = signal.maps_index[0]
+    assert (e["d"], e["h"], e["w"]) == (1, 1, 3000) and e["layer"] == "features.0.0"
+    assert [x["layer"] for x in signal.maps_index if x["method"] == "saliency"] == ["input"]
+    volume = nbviz.GradCAM(Volume().eval(), torch.rand(2, 1, 6, 12, 10) * 4 - 2, methods="gradcam")
+    assert volume.kind == "volume" and volume.images.shape == (2, 6, 12, 10, 3)
+    assert [(x["d"], x["h"], x["w"]) for x in volume.maps_index] == [
+        (6, 12, 10), (6, 12, 10), (3, 6, 5), (3, 6, 5)
+    ]  # fmt: skip
+    for x in volume.maps_index:
+        raw = volume.results[0].raw(x["layer"], None)
+        peak = raw.flatten(2).amax(2)[:, :, None, None, None].clamp_min(1e-30)
+        got = block5(volume, x)
+        assert np.abs(got.astype(int) - (raw / peak * 255).round().numpy()).max() <= 1
+    # One contrast per volume: its darkest voxel is black and its brightest white.
+    assert volume.images[0].min() == 0 and volume.images[0].max() == 255
+    with pytest.raises(ValueError, match=r"masks are for images \(N, H, W\); these inputs are "
+                       r"signals of shape \(4, 2, 3000\)"):  # fmt: skip
+        nbviz.GradCAM(Signal(), torch.randn(4, 2, 3000), masks=np.ones((4, 3000)))
+
+
+def block5(w, entry) -> np.ndarray:
+    n, t = w.targets.shape
+    size = n * t * entry["d"] * entry["h"] * entry["w"]
+    flat = w.maps[entry["offset"] : entry["offset"] + size]
+    return flat.reshape(n, t, entry["d"], entry["h"], entry["w"])
+
+
+def test_ambiguous_outputs_are_refused_before_the_view():
+    from tests.test_cam_inputs import WRAPS, Wrapped
+
+    model = Wrapped(WRAPS["tuple"])
+    with pytest.raises(ValueError, match=r"which part holds the class scores\? pass output="):
+        nbviz.GradCAM(model, torch.rand(2, 3, 16, 16))
+    w = nbviz.GradCAM(model, torch.rand(2, 3, 16, 16), output=0, methods="gradcam")
+    assert w.targets.shape == (2, 3)
+    assert not any(m._forward_hooks for m in model.modules())
+
+
+def test_keyword_inputs_reach_every_forward():
+    from tests.test_cam_inputs import Keywords
+
+    model, x = Keywords(), torch.rand(5, 3, 16, 16)
+    mask = torch.tensor([1.0, 0.5, 2.0, 1.0, 0.25])
+    seen = []
+    model.register_forward_pre_hook(
+        lambda m, args, kwargs: seen.append(tuple(kwargs["mask"].shape)), with_kwargs=True
+    )
+    w = nbviz.GradCAM(model, x, forward_kwargs={"mask": mask}, batch_size=2, methods="gradcam")
+    assert seen and set(seen) == {(2,), (1,)}  # split with the images, batch by batch
+    direct = nbviz.cam.compute(model.body, x * mask[:, None, None, None], targets=w.targets)
+    for e in w.maps_index:
+        expected = direct.raw(e["layer"].removeprefix("body."), None)
+        peak = expected.flatten(2).amax(2)[:, :, None, None].clamp_min(1e-30)
+        assert np.abs(block(w, e).astype(int) - (expected / peak * 255).round().numpy()).max() <= 1

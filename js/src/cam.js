@@ -3,22 +3,30 @@
 // its layer's own resolution; picking the image, layer, class, method, opacity,
 // threshold and colour map only redraws from that data, so nothing goes back
 // to the kernel (it works while the kernel is busy, and in a saved notebook).
+// Images show their map over them; signals (kind "signal") are curves over a
+// tint of their map, with the map as a coloured band below; volumes (kind
+// "volume") are shown slice by slice, a slider picking the slice.
 import "./lib/common.css";
 import "./cam.css";
 import { interpolateCividis, interpolateInferno, interpolateViridis } from "d3-scale-chromatic";
 import { decodeArray } from "./lib/arrays.js";
 import {
   blend,
+  CHANNEL_COLORS,
   classChoices,
+  depthSlice,
   emptyMapNote,
   isEmpty,
   layerMeans,
+  linePoints,
   normalize,
   outline,
+  scale,
+  signalRange,
   upsample,
 } from "./lib/cam-math.js";
-import { colorTable } from "./lib/colors.js";
-import { coalesce, el as h, svgEl as svg, watchTheme } from "./lib/dom.js";
+import { colorTable, parseColor } from "./lib/colors.js";
+import { coalesce, el as h, svgEl as svg, themeColors, watchTheme } from "./lib/dom.js";
 import { shortLabels } from "./lib/text.js";
 
 /**
@@ -26,14 +34,18 @@ import { shortLabels } from "./lib/text.js";
  * @typedef {Object} MapEntry
  * @property {string} method
  * @property {string} layer
- * @property {number} h
- * @property {number} w
- * @property {number} offset      start of this layer's (N, T, h, w) uint8 block in `maps`
+ * @property {number} d           depth (volumes; 1 otherwise)
+ * @property {number} h           height (1 for signals)
+ * @property {number} w           width (a signal map's length)
+ * @property {number} offset      start of this layer's (N, T, d, h, w) uint8 block in `maps`
  * @property {number[][][] | null} agreement  [target][image] -> [pointing, energy, iou]
+ * @property {boolean} no_gradient  no gradient reached the layer (its maps are empty)
  * @typedef {Object} GradCAMState
  * @property {string} title
  * @property {string[]} classes
- * @property {WireArray} images       (N, H, W, 3) uint8
+ * @property {"image" | "signal" | "volume"} kind
+ * @property {WireArray | null} images  (N, H, W, 3) uint8; volumes (N, D, H, W, 3); signals null
+ * @property {WireArray | null} signals (N, C, L) float32 for kind "signal"
  * @property {number[] | null} labels true class per image
  * @property {WireArray | null} masks (N, H, W) uint8 0/1
  * @property {string[]} methods
@@ -54,6 +66,7 @@ const METHOD_NAMES = {
   saliency: "Saliency (gradient)",
   smoothgrad: "SmoothGrad",
   integrated_gradients: "Integrated gradients",
+  rollout: "Attention rollout",
 };
 const COLORMAPS = { inferno: interpolateInferno, viridis: interpolateViridis, cividis: interpolateCividis };
 const METRICS = [
@@ -62,6 +75,10 @@ const METRICS = [
   ["2", "IoU of top 15%"],
 ];
 const SIZE = 256; // px: the image and its overlay
+// A signal's view: curves over a tint of the map (PLOT px high), then the map as a band.
+const SIGNAL = { width: 512, plot: 168, gap: 6, band: 22 };
+const SIGNAL_HEIGHT = SIGNAL.plot + SIGNAL.gap + SIGNAL.band;
+const THUMB = { width: 88, height: 36 }; // px: a signal's thumbnail
 const NAME_MAX = 32; // characters of a class name in the class selector (~240 px; the full name on hover)
 /** @type {Map<string, Uint8Array>} */
 const tables = new Map();
@@ -96,6 +113,13 @@ function render({ model, el }) {
   const cmapSelect = select("colour map", "nbviz-cam__cmap");
   const layerSlider = range("layer", "nbviz-cam__layer", "0", "1");
   const layerLabel = h("span", { class: "nbviz-cam__value nbviz-cam__layer-name" });
+  const sliceSlider = range("slice", "nbviz-cam__slice", "0", "1");
+  const sliceLabel = h("span", { class: "nbviz-cam__value nbviz-cam__slice-name" });
+  const sliceRow = h("div", { class: "nbviz-cam__row" }, [
+    h("span", { class: "nbviz-cam__key" }, "slice"),
+    sliceSlider,
+    sliceLabel,
+  ]);
   const opacitySlider = range("opacity", "nbviz-cam__opacity");
   const opacityLabel = h("span", { class: "nbviz-cam__value" });
   const thresholdSlider = range("threshold", "nbviz-cam__threshold");
@@ -109,6 +133,7 @@ function render({ model, el }) {
   const panel = h("div", { class: "nbviz-cam__panel" }, [
     row("method", [methodSelect]),
     row("layer", [layerSlider, layerLabel]),
+    sliceRow,
     row("opacity", [opacitySlider, opacityLabel]),
     row("threshold", [thresholdSlider, thresholdLabel]),
     row("colours", [cmapSelect]),
@@ -141,6 +166,7 @@ function render({ model, el }) {
   let d = null;
   const view = {
     image: 0,
+    slice: -1, // volumes: the slice shown (at first, the middle one)
     method: String(model.get("method") || ""),
     // The layer chosen last, by name: kept when the method changes (CAM methods share
     // their layers; input-gradient methods have only "input" and leave the choice alone).
@@ -155,13 +181,15 @@ function render({ model, el }) {
   /** Caches: upsampled maps and display-size images (cleared when data changes). */
   let cache = { maps: new Map(), images: new Map(), outlines: new Map() };
   const ctx = /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d"));
-  const frame = ctx.createImageData(SIZE, SIZE);
+  let frame = ctx.createImageData(SIZE, SIZE);
   /** @type {{control: string, ms: number}[]} Input-to-painted-canvas times, read by benchmarks/cam_browser.py. */
   const paints = [];
   /** @type {any} */ (root).nbvizPaints = paints;
 
   function readData() {
+    const kind = model.get("kind") || "image";
     const images = decodeArray(model.get("images"));
+    const signals = decodeArray(model.get("signals"));
     const maps = decodeArray(model.get("maps"));
     const targets = decodeArray(model.get("targets"));
     const probs = decodeArray(model.get("probs"));
@@ -172,7 +200,9 @@ function render({ model, el }) {
     const layers = {};
     for (const m of methods) layers[m] = index.filter((e) => e.method === m);
     d = {
+      kind,
       images,
+      signals,
       maps,
       targets,
       probs,
@@ -183,16 +213,21 @@ function render({ model, el }) {
       short: /** @type {string[]} */ (shortLabels(model.get("classes") || [], NAME_MAX)),
       labels: /** @type {number[] | null} */ (model.get("labels")),
       k: Number(model.get("topk")),
-      N: images ? images.shape[0] : 0,
+      N: targets ? targets.shape[0] : 0,
       T: targets ? targets.shape[1] : 0,
+      D: kind === "volume" && images ? images.shape[1] : 1, // slices of a volume
     };
     if (!methods.includes(view.method)) view.method = methods[0] || "";
-    if (!index.some((e) => e.layer === view.layerName)) {
-      const deepest = layers[view.method]?.at(-1); // deepest first
-      view.layerName = deepest ? deepest.layer : null;
-    }
     view.image = Math.min(view.image, Math.max(0, d.N - 1));
     view.column = Math.min(view.column, Math.max(0, d.T - 1));
+    if (!index.some((e) => e.layer === view.layerName)) {
+      // The deepest layer whose map shows something (a ViT's last block shows nothing
+      // when the head reads only the class token), else the deepest.
+      const list = layers[view.method] || [];
+      const live = [...list].reverse().find((e) => !isEmpty(rawMap(e)));
+      view.layerName = (live || list.at(-1))?.layer ?? null;
+    }
+    if (view.slice < 0 || view.slice >= d.D) view.slice = Math.floor(d.D / 2);
     cache = { maps: new Map(), images: new Map(), outlines: new Map() };
   }
 
@@ -213,44 +248,71 @@ function render({ model, el }) {
     if (list.length > 1 && list[i]) view.layerName = list[i].layer; // "input" alone is no choice
   }
 
+  /** A map's size in words: 14×14 (images), 4×14×14 (volumes), 40 (signals). */
+  function sizeText(/** @type {MapEntry} */ e) {
+    if (d.kind === "signal") return `${e.w}`;
+    return d.kind === "volume" ? `${e.d}×${e.h}×${e.w}` : `${e.h}×${e.w}`;
+  }
+
   function showLayerName() {
     const e = entry();
-    layerLabel.textContent = e ? `${e.layer} · ${e.h}×${e.w}` : "";
+    layerLabel.textContent = e ? `${e.layer} · ${sizeText(e)}` : "";
     layerLabel.title = layerLabel.textContent; // long module paths are cut by CSS
   }
 
-  /** The current map's uint8 values at its own resolution. */
-  function rawMap(e) {
-    const n = e.h * e.w;
+  function showSlice() {
+    sliceRow.hidden = d.kind !== "volume";
+    sliceSlider.max = String(Math.max(0, d.D - 1));
+    sliceSlider.value = String(view.slice);
+    sliceLabel.textContent = `${view.slice + 1} of ${d.D}`;
+  }
+
+  /** A map's uint8 values at its own resolution (the current image and class). */
+  function rawMap(/** @type {MapEntry} */ e) {
+    const n = (e.d || 1) * e.h * e.w;
     const start = e.offset + (view.image * d.T + view.column) * n;
     return d.maps.data.subarray(start, start + n);
   }
 
-  /** The current map, upsampled to SIZE x SIZE and scaled to its peak. */
+  /** The current map at the view's size, in [0, 1]: SIZE x SIZE (a volume's current
+   * slice: scaled by the whole volume's peak), or SIGNAL.width values for a signal. */
   function currentMap() {
     const e = entry();
     if (!e) return null;
-    const key = `${view.method}|${e.layer}|${view.image}|${view.column}`;
+    const key = `${view.method}|${e.layer}|${view.image}|${view.column}|${view.slice}`;
     let v = cache.maps.get(key);
     if (!v) {
-      v = normalize(upsample(rawMap(e), e.h, e.w, SIZE, SIZE));
+      if (d.kind === "signal") v = normalize(upsample(rawMap(e), 1, e.w, 1, SIGNAL.width));
+      else if (d.kind === "volume") {
+        const slice = depthSlice(rawMap(e), e.d, e.h, e.w, view.slice, d.D);
+        v = scale(upsample(slice, e.h, e.w, SIZE, SIZE), 1 / 255);
+      } else v = normalize(upsample(rawMap(e), e.h, e.w, SIZE, SIZE));
       if (cache.maps.size > 256) cache.maps.clear();
       cache.maps.set(key, v);
     }
     return v;
   }
 
-  /** RGBA pixels of an image at SIZE x SIZE (bilinear, via an offscreen canvas). */
-  function imagePixels(i) {
-    let px = cache.images.get(i);
+  /** The (H, W, 3) pixels of image i (a volume's slice z) in the `images` array. */
+  function imageSource(i, z = 0) {
+    const sh = d.images.shape;
+    const [H, W] = sh.slice(-3, -1);
+    const start = (i * d.D + z) * H * W * 3;
+    return { H, W, src: d.images.data.subarray(start, start + H * W * 3) };
+  }
+
+  /** RGBA pixels of an image (a volume's current slice) at SIZE x SIZE (bilinear, via an
+   * offscreen canvas). */
+  function imagePixels(i, z = view.slice) {
+    const key = `${i}|${d.kind === "volume" ? z : 0}`;
+    let px = cache.images.get(key);
     if (!px) {
-      const [, H, W] = d.images.shape;
+      const { H, W, src } = imageSource(i, d.kind === "volume" ? z : 0);
       const small = document.createElement("canvas");
       small.width = W;
       small.height = H;
       const sctx = /** @type {CanvasRenderingContext2D} */ (small.getContext("2d"));
       const img = sctx.createImageData(W, H);
-      const src = d.images.data.subarray(i * H * W * 3, (i + 1) * H * W * 3);
       for (let p = 0; p < H * W; p++) {
         img.data[4 * p] = src[3 * p];
         img.data[4 * p + 1] = src[3 * p + 1];
@@ -264,7 +326,8 @@ function render({ model, el }) {
       bctx.imageSmoothingEnabled = true;
       bctx.drawImage(small, 0, 0, SIZE, SIZE);
       px = bctx.getImageData(0, 0, SIZE, SIZE).data;
-      cache.images.set(i, px);
+      if (cache.images.size > 512) cache.images.clear();
+      cache.images.set(key, px);
     }
     return px;
   }
@@ -287,7 +350,18 @@ function render({ model, el }) {
    */
   function paint(start = performance.now(), control = "") {
     if (!d || !d.N) return;
-    const values = currentMap();
+    if (d.kind === "signal") paintSignal(currentMap());
+    else paintImage(currentMap());
+    const ms = performance.now() - start;
+    paints.push({ control, ms });
+    if (paints.length > 1000) paints.shift();
+    root.dataset.paintMs = ms.toFixed(2);
+    root.dataset.paints = String(Number(root.dataset.paints || 0) + 1);
+    updateCaption();
+  }
+
+  /** @param {Float32Array | null} values */
+  function paintImage(values) {
     const base = imagePixels(view.image);
     if (values) blend(base, values, lut(view.cmap), view.opacity, view.threshold, frame.data);
     else frame.data.set(base);
@@ -301,12 +375,59 @@ function render({ model, el }) {
       }
     }
     ctx.putImageData(frame, 0, 0);
-    const ms = performance.now() - start;
-    paints.push({ control, ms });
-    if (paints.length > 1000) paints.shift();
-    root.dataset.paintMs = ms.toFixed(2);
-    root.dataset.paints = String(Number(root.dataset.paints || 0) + 1);
-    updateCaption();
+  }
+
+  /**
+   * A signal: its map as a tint behind the curves (blended over the page's background
+   * as over an image) and as a band below them (at full opacity), then the curves.
+   * @param {Float32Array | null} values
+   */
+  function paintSignal(values) {
+    const W = SIGNAL.width;
+    const theme = themeColors(root);
+    const bg = parseColor(toRgb(theme.background));
+    const row = new Uint8ClampedArray(4 * W);
+    for (let x = 0; x < W; x++) row.set([bg[0], bg[1], bg[2], 255], 4 * x);
+    const tint = new Uint8ClampedArray(4 * W);
+    const band = new Uint8ClampedArray(4 * W);
+    if (values) {
+      blend(row, values, lut(view.cmap), view.opacity, view.threshold, tint);
+      blend(row, values, lut(view.cmap), 1, view.threshold, band);
+    } else {
+      tint.set(row);
+      band.set(row);
+    }
+    for (let y = 0; y < SIGNAL_HEIGHT; y++) {
+      const src = y < SIGNAL.plot ? tint : y < SIGNAL.plot + SIGNAL.gap ? row : band;
+      frame.data.set(src, 4 * W * y);
+    }
+    ctx.putImageData(frame, 0, 0);
+    drawCurves(ctx, view.image, W, SIGNAL.plot, theme.foreground, 1.5);
+  }
+
+  /** The curves of signal i, each channel in its colour (the first in `first`). */
+  function drawCurves(c, i, W, H, first, width) {
+    const [, C, L] = d.signals.shape;
+    const range = signalRange(d.signals.data, i * C * L, C * L);
+    c.lineWidth = width;
+    c.lineJoin = "round";
+    for (let ch = C - 1; ch >= 0; ch--) {
+      const pts = linePoints(d.signals.data, (i * C + ch) * L, L, range, W, H);
+      c.strokeStyle = ch === 0 ? first : CHANNEL_COLORS[(ch - 1) % CHANNEL_COLORS.length];
+      c.beginPath();
+      c.moveTo(pts[0], pts[1]);
+      for (let p = 2; p < pts.length; p += 2) c.lineTo(pts[p], pts[p + 1]);
+      c.stroke();
+    }
+  }
+
+  /** Any CSS colour as "rgb(r, g, b)" (the canvas parses it). */
+  function toRgb(/** @type {string} */ color) {
+    const probe = /** @type {CanvasRenderingContext2D} */ (document.createElement("canvas").getContext("2d"));
+    probe.fillStyle = color;
+    probe.fillRect(0, 0, 1, 1);
+    const [r, g, b] = probe.getImageData(0, 0, 1, 1).data;
+    return `rgb(${r}, ${g}, ${b})`;
   }
 
   function updateCaption() {
@@ -315,32 +436,62 @@ function render({ model, el }) {
     const name = d.classes[cls] ?? String(cls);
     // An all-zero map shows the plain image: say so, and what it means.
     const empty = e != null && isEmpty(rawMap(e));
-    emptyNote.textContent = empty ? emptyMapNote(view.method, name, e.layer) : "";
+    emptyNote.textContent = empty ? emptyMapNote(view.method, name, e.layer, e.no_gradient) : "";
     emptyNote.hidden = !empty;
     root.dataset.empty = String(empty);
     const label = d.labels?.[view.image];
     const truth = label != null ? `, true class ${d.classes[label] ?? label}` : "";
-    caption.textContent = `image ${view.image + 1} of ${d.N}${truth} · explaining “${name}” · ${METHOD_NAMES[view.method] || view.method}${e && e.layer !== "input" ? ` at ${e.layer}` : ""}`;
+    const where = d.kind === "volume" ? `, slice ${view.slice + 1} of ${d.D}` : "";
+    caption.textContent = `${d.kind} ${view.image + 1} of ${d.N}${where}${truth} · explaining “${name}” · ${METHOD_NAMES[view.method] || view.method}${e && e.layer !== "input" ? ` at ${e.layer}` : ""}`;
     canvas.setAttribute("aria-label", caption.textContent);
   }
 
   // --- controls --------------------------------------------------------------------------------
-  function buildStrip() {
-    strip.replaceChildren();
-    const [, H, W] = d.images.shape;
-    for (let i = 0; i < d.N; i++) {
+  /** A thumbnail: the image, a volume's maximum-intensity projection along depth (its
+   * bright structures, whichever slice they are in), or the signal's curves. */
+  function thumbnail(i) {
+    if (d.kind === "signal") {
       const c = /** @type {HTMLCanvasElement} */ (
-        h("canvas", { class: "nbviz-cam__thumb", width: String(W), height: String(H), role: "option", tabindex: "0" })
+        h("canvas", {
+          class: "nbviz-cam__thumb nbviz-cam__thumb--signal",
+          width: String(THUMB.width),
+          height: String(THUMB.height),
+        })
       );
       const tctx = /** @type {CanvasRenderingContext2D} */ (c.getContext("2d"));
-      const img = tctx.createImageData(W, H);
-      for (let p = 0; p < H * W; p++) {
-        img.data.set(d.images.data.subarray((i * H * W + p) * 3, (i * H * W + p) * 3 + 3), 4 * p);
-        img.data[4 * p + 3] = 255;
+      drawCurves(tctx, i, THUMB.width, THUMB.height, themeColors(root).foreground, 1);
+      return c;
+    }
+    const { H, W, src: first } = imageSource(i, 0);
+    let src = first;
+    if (d.D > 1) {
+      src = new Uint8Array(first);
+      for (let z = 1; z < d.D; z++) {
+        const slice = imageSource(i, z).src;
+        for (let p = 0; p < src.length; p++) if (slice[p] > src[p]) src[p] = slice[p];
       }
-      tctx.putImageData(img, 0, 0);
+    }
+    const c = /** @type {HTMLCanvasElement} */ (
+      h("canvas", { class: "nbviz-cam__thumb", width: String(W), height: String(H) })
+    );
+    const tctx = /** @type {CanvasRenderingContext2D} */ (c.getContext("2d"));
+    const img = tctx.createImageData(W, H);
+    for (let p = 0; p < H * W; p++) {
+      img.data.set(src.subarray(3 * p, 3 * p + 3), 4 * p);
+      img.data[4 * p + 3] = 255;
+    }
+    tctx.putImageData(img, 0, 0);
+    return c;
+  }
+
+  function buildStrip() {
+    strip.replaceChildren();
+    for (let i = 0; i < d.N; i++) {
+      const c = thumbnail(i);
+      c.setAttribute("role", "option");
+      c.setAttribute("tabindex", "0");
       const label = d.labels?.[i];
-      c.title = `image ${i + 1}${label != null ? `: ${d.classes[label] ?? label}` : ""}`;
+      c.title = `${d.kind} ${i + 1}${label != null ? `: ${d.classes[label] ?? label}` : ""}`;
       c.setAttribute("aria-label", c.title);
       const pick = (/** @type {Event} */ ev) => {
         view.image = i;
@@ -392,6 +543,7 @@ function render({ model, el }) {
     layerSlider.value = String(Math.max(0, layerIndex()));
     layerSlider.disabled = layers.length < 2;
     showLayerName();
+    showSlice();
     opacitySlider.value = String(view.opacity);
     opacityLabel.textContent = view.opacity.toFixed(2);
     thresholdSlider.value = String(view.threshold);
@@ -501,6 +653,11 @@ function render({ model, el }) {
     renderLegend();
     paint(ev.timeStamp, "colours");
   });
+  sliceSlider.addEventListener("input", (ev) => {
+    view.slice = Number(sliceSlider.value);
+    showSlice();
+    paint(ev.timeStamp, "slice");
+  });
   layerSlider.addEventListener("input", (ev) => {
     chooseLayer(Number(layerSlider.value));
     showLayerName();
@@ -529,6 +686,11 @@ function render({ model, el }) {
   const uid = Math.random().toString(36).slice(2);
   function full() {
     readData();
+    const signal = d.kind === "signal";
+    root.classList.toggle("nbviz-cam--signal", signal);
+    canvas.width = signal ? SIGNAL.width : SIZE;
+    canvas.height = signal ? SIGNAL_HEIGHT : SIZE;
+    frame = ctx.createImageData(canvas.width, canvas.height);
     title.textContent = model.get("title") || "";
     title.hidden = !title.textContent;
     methodSelect.replaceChildren(...d.methods.map((m) => h("option", { value: m }, METHOD_NAMES[m] || m)));
@@ -543,7 +705,7 @@ function render({ model, el }) {
     const idle = window.requestIdleCallback || ((/** @type {() => void} */ f) => setTimeout(f, 50));
     let next = 0;
     const step = () => {
-      if (!d || next >= d.N) return;
+      if (!d || next >= d.N || d.kind === "signal") return;
       imagePixels(next++);
       idle(step);
     };
@@ -553,7 +715,14 @@ function render({ model, el }) {
   const onChange = coalesce(full, queueMicrotask); // maps and maps_index change together
   model.on("change:maps", onChange);
   model.on("change:maps_index", onChange);
-  const unwatch = watchTheme(() => renderChart());
+  const unwatch = watchTheme(() => {
+    renderChart();
+    if (d?.kind === "signal") {
+      buildStrip(); // curves in the text colour
+      syncControls();
+      paint();
+    }
+  });
   return () => {
     model.off("change:maps", onChange);
     model.off("change:maps_index", onChange);

@@ -3,11 +3,15 @@ import { test } from "node:test";
 import {
   blend,
   classChoices,
+  depthSlice,
   emptyMapNote,
   isEmpty,
   layerMeans,
+  linePoints,
   normalize,
   outline,
+  scale,
+  signalRange,
   upsample,
 } from "../src/lib/cam-math.js";
 import { colorTable } from "../src/lib/colors.js";
@@ -151,4 +155,48 @@ test("classChoices lists distinct classes and marks the true one", () => {
       [3, null, true],
     ],
   );
+});
+
+test("depthSlice then bilinear upsampling equals torch's trilinear interpolation", () => {
+  // Reference: F.interpolate(arange(12).reshape(1, 1, 3, 2, 2), size=(5, 3, 4),
+  // mode="trilinear", align_corners=False), slices 1 and 4.
+  const src = Array.from({ length: 12 }, (_, i) => i);
+  close(
+    upsample(depthSlice(src, 3, 2, 2, 1, 5), 2, 2, 3, 4),
+    [1.6, 1.85, 2.35, 2.6, 2.6, 2.85, 3.35, 3.6, 3.6, 3.85, 4.35, 4.6],
+  );
+  close(
+    upsample(depthSlice(src, 3, 2, 2, 4, 5), 2, 2, 3, 4),
+    [8, 8.25, 8.75, 9, 9, 9.25, 9.75, 10, 10, 10.25, 10.75, 11],
+  );
+  close(depthSlice(src, 3, 2, 2, 0, 5), [0, 1, 2, 3]); // before the first centre: the first slice
+  close(depthSlice(src, 3, 2, 2, 2, 3), [8, 9, 10, 11]); // same depth: the slice itself
+});
+
+test("1-D maps upsample linearly as torch's linear interpolation", () => {
+  // F.interpolate(tensor([[[0., 4., 2.]]]), size=6, mode="linear", align_corners=False)
+  close(upsample([0, 4, 2], 1, 3, 1, 6), [0, 1, 3, 3.5, 2.5, 2]);
+});
+
+test("scale multiplies in place", () => {
+  close(scale(new Float32Array([0, 255, 51]), 1 / 255), [0, 1, 0.2]);
+});
+
+test("signalRange pads the range and copes with flat and empty signals", () => {
+  close(signalRange([9, 0, 10, 2, 9], 1, 3), [-0.5, 10.5]); // values 0, 10, 2
+  close(signalRange([3, 3], 0, 2), [2.5, 3.5]);
+  close(signalRange([-20, -20], 0, 2), [-21, -19]);
+  close(signalRange([], 0, 0), [0, 1]);
+});
+
+test("linePoints puts each sample at the centre of its share of the width", () => {
+  close(linePoints([5, 0, 10, 5], 1, 3, [0, 10], 30, 100), [5, 100, 15, 0, 25, 50]);
+});
+
+test("emptyMapNote says when no gradient reached the layer, and for rollout", () => {
+  const note = emptyMapNote("gradcam", "seven", "blocks.11", true);
+  assert.match(note, /does not depend on blocks\.11 \(its gradient is zero/);
+  assert.match(note, /class token/);
+  assert.match(emptyMapNote("rollout", "seven", "blocks.2"), /attention rollout/);
+  assert.match(emptyMapNote("saliency", "seven", "input", true), /gradient is zero everywhere/);
 });

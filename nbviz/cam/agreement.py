@@ -63,6 +63,12 @@ def agreement(res: CamResult, masks: Any, target: int = 0, top: float = 0.15) ->
     >>> bool(a.pointing[0, 0]), float(a.energy[0, 0])
     (True, 1.0)
     """
+    if len(res.image_size) != 2:
+        kind = "signals" if len(res.image_size) == 1 else "volumes"
+        raise ValueError(
+            f"agreement scores maps of images (H, W); these maps are of {kind} "
+            f"{tuple(res.image_size)}"
+        )
     n = res.targets.shape[0]
     m = check_masks(masks, n, res.image_size)
     if not 0 < top <= 1:

@@ -29,25 +29,32 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._checks import int_at_least, submodule
-from .._images import images_for_model
+from .._outputs import HOW, Output, describe, pick_scores
 from .._state import preserved
+from .capture import Capture
+from .inputs import model_inputs
+from .layout import CUSTOM, TOKENS
+from .rollout import AttentionRecorder, read, step
 
 INPUT = "input"  # the one "layer" of the input-gradient methods
 
 
+def _over_space(t: torch.Tensor, fn: str) -> torch.Tensor:
+    """``t`` (N, C, *spatial) reduced over its spatial dimensions, kept as size 1."""
+    return getattr(t, fn)(dim=tuple(range(2, t.ndim)), keepdim=True)
+
+
 def _gradcam(a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """Selvaraju et al.: channel weights are the spatially averaged gradients."""
-    weights = g.mean(dim=(2, 3), keepdim=True)
-    return F.relu((weights * a).sum(dim=1))
+    return F.relu((_over_space(g, "mean") * a).sum(dim=1))
 
 
 def _gradcam_pp(a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """Chattopadhay et al., with the exponential-score closed form."""
     g2, g3 = g.pow(2), g.pow(3)
-    denom = 2 * g2 + a.sum(dim=(2, 3), keepdim=True) * g3
+    denom = 2 * g2 + _over_space(a, "sum") * g3
     alpha = torch.where(g != 0, g2 / torch.where(denom != 0, denom, torch.ones_like(denom)), 0)
-    weights = (alpha * F.relu(g)).sum(dim=(2, 3), keepdim=True)
-    return F.relu((weights * a).sum(dim=1))
+    return F.relu((_over_space(alpha * F.relu(g), "sum") * a).sum(dim=1))
 
 
 def _layercam(a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -55,7 +62,7 @@ def _layercam(a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     return F.relu((F.relu(g) * a).sum(dim=1))
 
 
-# The layer methods: (N, h, w) maps from a layer's activations and gradients (N, C, h, w).
+# The layer methods: (N, *size) maps from a layer's activations and gradients (N, C, *size).
 # A new one is a function here and an entry below (and its name in the README's list).
 CAM_WEIGHTINGS = {"gradcam": _gradcam, "gradcam++": _gradcam_pp, "layercam": _layercam}
 CAM_METHODS = tuple(CAM_WEIGHTINGS)
@@ -63,10 +70,10 @@ CAM_METHODS = tuple(CAM_WEIGHTINGS)
 
 @dataclass(frozen=True)
 class InputGradients:
-    """An input-gradient method: how many versions of each image go through the model
-    (from ``samples`` and ``steps``), how a chunk of versions is made from the images,
+    """An input-gradient method: how many versions of each input go through the model
+    (from ``samples`` and ``steps``), how a chunk of versions is made from the inputs,
     whether the gradients' magnitudes are averaged, and how the mean gradient
-    ``(N, T, C, H, W)`` becomes maps ``(N, T, H, W)``."""
+    ``(N, T, C, *size)`` becomes maps ``(N, T, *size)``."""
 
     versions: Callable[[int, int], int]
     versions_of: Callable[..., torch.Tensor]  # (x, image_of, version, per, noise, spans)
@@ -74,20 +81,25 @@ class InputGradients:
     to_map: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x, mean gradient)
 
 
+def _per_row(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """One value per row of ``x``, shaped to broadcast over the rest of it."""
+    return v.view(-1, *(1,) * (x.ndim - 1))
+
+
 def _as_they_are(x, image_of, version, per, noise, spans) -> torch.Tensor:
     return x[image_of.to(x.device)]
 
 
 def _noisy(x, image_of, version, per, noise, spans) -> torch.Tensor:
-    """Smilkov et al.: noise of ``noise`` times each image's value span."""
+    """Smilkov et al.: noise of ``noise`` times each input's value span."""
     where = image_of.to(x.device)
-    return x[where] + noise * spans[where, None, None, None] * _noise(image_of, version, per, x)
+    return x[where] + noise * _per_row(spans[where], x) * _noise(image_of, version, per, x)
 
 
 def _scaled_from_black(x, image_of, version, per, noise, spans) -> torch.Tensor:
-    """Sundararajan et al.: the path from black to the image, midpoint rule."""
+    """Sundararajan et al.: the path from black (zeros) to the input, midpoint rule."""
     alphas = (version.to(x.dtype) + 0.5) / per
-    return x[image_of.to(x.device)] * alphas.to(x.device)[:, None, None, None]
+    return x[image_of.to(x.device)] * _per_row(alphas.to(x.device), x)
 
 
 def _largest_channel(x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
@@ -108,7 +120,9 @@ INPUT_GRADIENTS = {
     ),
 }
 INPUT_METHODS = tuple(INPUT_GRADIENTS)
-METHODS = CAM_METHODS + INPUT_METHODS
+# Methods that read attention weights instead of gradients (vision transformers).
+ATTENTION_METHODS = ("rollout",)
+METHODS = CAM_METHODS + INPUT_METHODS + ATTENTION_METHODS
 
 
 def _cam(method: str, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -117,19 +131,24 @@ def _cam(method: str, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class CamResult:
-    """Maps of one method for some layers, images and target classes.
+    """Maps of one method for some layers, inputs and target classes.
 
-    ``targets`` is ``(N, T)``: the classes explained for each image (column 0
+    ``targets`` is ``(N, T)``: the classes explained for each input (column 0
     is the first target, e.g. the top prediction). ``probs`` is ``(N, K)``, the
-    model's softmax over its K classes.
+    model's softmax over its K classes. ``image_size`` is the inputs' size: ``(H, W)``
+    for images, ``(L,)`` for signals, ``(D, H, W)`` for volumes. ``no_gradient``: the
+    layers whose gradient was zero for every input and target (the scores do not depend
+    on them: a side branch, or a transformer block after which only the class token is
+    read), so their maps are empty.
     """
 
     method: str
     layers: list[str]
     targets: torch.Tensor
     probs: torch.Tensor
-    image_size: tuple[int, int]
-    _raw: dict[str, torch.Tensor] = field(repr=False)  # layer -> (N, T, h, w) float32, CPU
+    image_size: tuple[int, ...]
+    _raw: dict[str, torch.Tensor] = field(repr=False)  # layer -> (N, T, *size) float32, CPU
+    no_gradient: tuple[str, ...] = ()
 
     def _key(self, layer: str | int) -> str:
         if isinstance(layer, int) and not isinstance(layer, bool):
@@ -139,27 +158,33 @@ class CamResult:
         return layer
 
     def raw(self, layer: str | int, target: int | None = 0) -> torch.Tensor:
-        """``(N, h, w)`` maps at the layer's own resolution, for target column ``target``
-        (``None``: every target, ``(N, T, h, w)``)."""
+        """``(N, *size)`` maps at the layer's own resolution (``(N, h, w)`` for images), for
+        target column ``target`` (``None``: every target, ``(N, T, *size)``)."""
         maps = self._raw[self._key(layer)]
         return maps if target is None else maps[:, target]
 
     def maps(self, layer: str | int, target: int = 0) -> torch.Tensor:
-        """``(N, H, W)`` maps upsampled (bilinear) to the image size, each scaled to [0, 1]."""
+        """``(N, *image_size)`` maps upsampled (linear, bilinear or trilinear) to the inputs'
+        size, each scaled to [0, 1]."""
         return normalize(upsample(self.raw(layer, target), self.image_size))
 
 
-def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear, half-pixel centres (``align_corners=False``): what the browser does too."""
-    if tuple(maps.shape[-2:]) == tuple(size):
+_INTERPOLATION = {1: "linear", 2: "bilinear", 3: "trilinear"}
+
+
+def upsample(maps: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+    """``(N, *s)`` maps to ``(N, *size)``: linear, bilinear or trilinear with half-pixel
+    centres (``align_corners=False``), what the browser does too."""
+    if tuple(maps.shape[1:]) == tuple(size):
         return maps.clone()
-    return F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+    mode = _INTERPOLATION[len(size)]
+    return F.interpolate(maps[:, None], size=tuple(size), mode=mode, align_corners=False)[:, 0]
 
 
 def normalize(maps: torch.Tensor) -> torch.Tensor:
     """Each map divided by its maximum (maps are >= 0); an all-zero map stays zero."""
-    peak = maps.flatten(1).amax(dim=1).clamp_min(1e-30)[:, None, None]
-    return (maps / peak).clamp_(0, 1)
+    peak = maps.flatten(1).amax(dim=1).clamp_min(1e-30)
+    return (maps / peak.view(-1, *(1,) * (maps.ndim - 1))).clamp_(0, 1)
 
 
 def compute(
@@ -173,23 +198,45 @@ def compute(
     samples: int = 24,
     noise: float = 0.15,
     steps: int = 32,
+    output: Output = None,
+    forward_kwargs: dict[str, Any] | None = None,
+    reshape: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> CamResult:
-    """Maps of ``method`` for ``images`` (N, C, H, W) at every layer in ``layers``.
+    """Maps of ``method`` for ``images`` at every layer in ``layers``.
+
+    ``images``: ``(N, C, H, W)`` images; ``(N, C, L)`` signals for a model whose first
+    conv is a ``Conv1d``, ``(N, C, D, H, W)`` volumes or clips for a ``Conv3d``; or a dict
+    with ``pixel_values`` (a Hugging Face processor's output; its other entries are
+    keyword inputs). ``forward_kwargs``: more keyword inputs for the model's forward
+    (``{"attention_mask": mask}``); tensors whose first dimension is N are split with
+    the images. ``output``: which part of what the model returns holds the class scores
+    when that is ambiguous (a key or attribute, an index, or a callable); a tensor, a
+    ``logits`` entry or attribute (Hugging Face), or a lone tensor are found unasked.
 
     ``layers=None`` takes every conv layer and every block (module with children)
-    whose output is a spatial feature map (N, C, h, w), shallow to deep, each
-    distinct activation once. ``targets``: ``None`` (the predicted class), an
-    int, one int per image, or ``"topk:3"``. Methods: ``"gradcam"``,
-    ``"gradcam++"``, ``"layercam"`` (per layer) and ``"saliency"``,
-    ``"smoothgrad"``, ``"integrated_gradients"`` (gradients at the input, one
-    layer named ``"input"``). SmoothGrad averages ``samples`` noisy copies
-    (noise ``noise`` x the image's value range); integrated gradients go from a
-    black image in ``steps`` steps. Every method runs at most ``batch_size``
-    inputs per forward (layer methods: one forward and one backward per target
-    for each batch of images).
+    whose output is a spatial map, shallow to deep, each distinct activation once; for a
+    transformer (a block outputs patch tokens), the blocks' outputs in order. Maps
+    lie on each layer's own grid: ``(N, C, h, w)`` maps, channels-last ``(N, h, w, C)``
+    maps (Swin), and ViT tokens ``(N, extras + h*w, C)`` (the grid found from the image
+    size and the patch embedding); ``reshape``, a callable from a layer's output tensor
+    to ``(N, C, h, w)``, reads any other layout (it gets the activations and their
+    gradients alike). ``targets``: ``None`` (the predicted class), an int, one int per
+    image, or ``"topk:3"``.
+
+    Methods: ``"gradcam"``, ``"gradcam++"``, ``"layercam"`` (per layer),
+    ``"saliency"``, ``"smoothgrad"``, ``"integrated_gradients"`` (gradients at the
+    input, one layer named ``"input"``), and ``"rollout"`` (attention rollout through
+    each transformer block; the same map for every target). SmoothGrad averages
+    ``samples`` noisy copies (noise ``noise`` x the input's value range); integrated
+    gradients go from a black (zero) input in ``steps`` steps. Every method runs at most
+    ``batch_size`` inputs per forward (layer methods: one forward and one backward per
+    target for each batch of images).
 
     The model runs in eval mode with its parameters' ``requires_grad`` off; both
-    are put back, hooks are removed, and no ``.grad`` is written, also on error.
+    are put back, hooks are removed, and no ``.grad`` is written, also on error. A layer's
+    activation is explained as the layer produced it, even when a later in-place
+    operation overwrites it, and it gets a gradient even when the layers before it run
+    under ``torch.no_grad()`` (a frozen backbone).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -197,18 +244,32 @@ def compute(
         raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
     for name, value in (("batch_size", batch_size), ("samples", samples), ("steps", steps)):
         int_at_least(name, value)
-    x = images_for_model(images, model)
+    if reshape is not None and not callable(reshape):
+        raise TypeError(
+            "reshape must be a callable from a layer's output to (N, C, h, w), got "
+            f"{type(reshape).__name__}"
+        )
+    if reshape is not None and method not in CAM_METHODS:
+        raise ValueError(
+            f"reshape= is for the layer methods ({', '.join(CAM_METHODS)}), not {method!r}"
+        )
+    inputs = model_inputs(model, images, forward_kwargs)
     chosen = None if method in INPUT_METHODS else resolve_layers(model, layers)
     with preserved(model, training=False, requires_grad=False), torch.enable_grad():
-        if method in CAM_METHODS:
-            # One forward and one backward per target column for each batch of images.
-            chunks, per_chunk = x.split(batch_size), _split_targets(targets, x, batch_size)
-            parts = [
-                _layer_maps(model, chunk, chosen, t, method)
-                for chunk, t in zip(chunks, per_chunk, strict=True)
-            ]
-            return _concat(parts)
-        return _input_maps(model, x, targets, method, batch_size, samples, noise, steps)
+        if method in INPUT_METHODS:
+            return _input_maps(
+                model, inputs, targets, method, batch_size, samples, noise, steps, output
+            )
+        # One forward (and, for the layer methods, one backward per target column) for
+        # each batch of images.
+        run = _rollout_maps if method in ATTENTION_METHODS else _layer_maps
+        chunks = _chunks(inputs.n, batch_size)
+        per_chunk = _split_targets(targets, inputs.n, batch_size)
+        parts = [
+            run(model, inputs, rows, chosen, t, method, output, reshape)
+            for rows, t in zip(chunks, per_chunk, strict=True)
+        ]
+        return _concat(parts)
 
 
 # --- validation ----------------------------------------------------------------------------------
@@ -265,124 +326,169 @@ def _resolve_targets(targets: Any, logits: torch.Tensor) -> torch.Tensor:
     return t.to(device=logits.device, dtype=torch.long)
 
 
-def _logits(output: Any) -> torch.Tensor:
-    if not isinstance(output, torch.Tensor) or output.ndim != 2:
-        got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-        raise ValueError(f"the model must return class scores of shape (N, classes), got {got}")
-    return output
+def class_scores(out: Any, output: Output, n: int) -> torch.Tensor:
+    """The ``(n, classes)`` scores in what the model returned, or a ValueError saying what
+    it returned and how to choose."""
+    scores = pick_scores(out, output)
+    if scores.ndim != 2 or scores.shape[0] != n:
+        picked = "" if isinstance(out, torch.Tensor) else f" (taken from {describe(out)}; {HOW})"
+        raise ValueError(
+            f"the model must return class scores of shape (N, classes) with N = {n}, got "
+            f"{tuple(scores.shape)}{picked}"
+        )
+    return scores
+
+
+def _chunks(n: int, batch_size: int) -> list[slice]:
+    return [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
 
 
 # --- layer methods -------------------------------------------------------------------------------
 
 
-class _Capture:
-    """Forward hooks that keep the outputs of the layers to explain (removed on exit)."""
-
-    def __init__(self, model: nn.Module, chosen: dict[nn.Module, str] | None) -> None:
-        self.explicit = chosen is not None
-        if chosen is None:  # conv layers and blocks, checked for spatial outputs as they run
-            chosen = {
-                m: p
-                for p, m in model.named_modules()
-                if p and (isinstance(m, nn.modules.conv._ConvNd) or next(m.children(), None))
-            }
-        self.chosen = chosen
-        self.outputs: list[tuple[str, torch.Tensor, int]] = []  # path, output, its version
-        self.calls: dict[str, int] = {}
-        self.handles: list[Any] = []
-
-    def __enter__(self) -> _Capture:
-        for m, path in self.chosen.items():
-            self.handles.append(m.register_forward_hook(self._hook(path)))
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for h in self.handles:
-            h.remove()
-        self.handles.clear()
-
-    def _hook(self, path: str):
-        def hook(module: nn.Module, args: Any, output: Any) -> None:
-            self.calls[path] = self.calls.get(path, 0) + 1
-            spatial = isinstance(output, torch.Tensor) and output.ndim == 4
-            if self.explicit and not spatial:
-                got = (
-                    tuple(output.shape)
-                    if isinstance(output, torch.Tensor)
-                    else type(output).__name__
-                )
-                raise ValueError(
-                    f"layer {path!r} must output a spatial feature map (N, C, h, w), got {got}"
-                )
-            if spatial and output.requires_grad:
-                self.outputs.append((path, output, output._version))
-
-        return hook
-
-    def activations(self) -> list[tuple[str, torch.Tensor]]:
-        """(path, activation) shallow to deep: each tensor once (a block that returns its
-        last child's output is the same map), layers run once, not overwritten in place."""
-        found, seen = [], set()
-        for path, out, version in self.outputs:
-            problem = None
-            if self.calls[path] > 1:
-                problem = f"runs {self.calls[path]} times in one forward pass"
-            elif out._version != version:
-                problem = (
-                    "is overwritten in place later in the forward (e.g. by ReLU(inplace=True))"
-                )
-            if problem:
-                if self.explicit:
-                    raise ValueError(
-                        f"layer {path!r} {problem}: its map is undefined; choose the module after it"
-                    )
-                continue
-            # Shared tensors are deduplicated only for the automatic choice: every explicitly
-            # requested layer (e.g. a block and its last child) gets its maps.
-            if self.explicit or id(out) not in seen:
-                seen.add(id(out))
-                found.append((path, out))
-        if not found:
-            raise ValueError("the model has no layer with a spatial output (N, C, h, w) to explain")
-        return found
-
-
-def _layer_maps(model, x, chosen, targets, method) -> CamResult:
-    # x is our own tensor; needing grad, it makes the activations need grad. The model
-    # gets a copy: a first ReLU(inplace=True) may not write into a leaf.
-    leaf = x.requires_grad_()
-    with _Capture(model, chosen) as capture:
-        logits = _logits(model(leaf.clone()))
+def _layer_maps(model, inputs, rows, chosen, targets, method, output, reshape) -> CamResult:
+    x = inputs.x[rows]
+    n = x.shape[0]
+    with Capture(model, chosen, inputs.spatial, reshape=reshape) as capture:
+        scores = class_scores(inputs.run(model, x, rows), output, n)
     found = capture.activations()
-    target = _resolve_targets(targets, logits)
-    names = [p for p, _ in found]
-    acts = [a for _, a in found]
-    raw: dict[str, list[torch.Tensor]] = {p: [] for p in names}
+    grids = {path: _grid(path, lay, a.detach(), n, inputs.spatial) for path, a, lay in found}
+    target = _resolve_targets(targets, scores)
+    if not scores.requires_grad:
+        raise ValueError(
+            "the class scores do not depend on any explained layer through autograd: the "
+            "model computes them under torch.no_grad() (or from detached tensors) after "
+            f"{found[-1][0]!r}"
+        )
+    acts = list({id(a): a for _, a, _ in found}.values())  # a block and its child: one tensor
+    raw: dict[str, list[torch.Tensor]] = {p: [] for p, _, _ in found}
+    reached: set[str] = set()
     for t in range(target.shape[1]):
-        score = logits.gather(1, target[:, t : t + 1]).sum()
+        score = scores.gather(1, target[:, t : t + 1]).sum()
         # allow_unused: a hooked layer whose output the score does not use (a side branch)
         # gets zero gradients, so a zero map, instead of an error from autograd.
         grads = torch.autograd.grad(
             score, acts, retain_graph=t < target.shape[1] - 1, allow_unused=True
         )
-        for name, a, g in zip(names, acts, grads, strict=True):
-            g = torch.zeros_like(a) if g is None else g
-            raw[name].append(_cam(method, a.detach(), g).float().cpu())
-        del grads
-    probs = logits.detach().float().softmax(dim=1).cpu()
+        by_id = {id(a): g for a, g in zip(acts, grads, strict=True)}
+        for path, a, lay in found:
+            g = by_id[id(a)]
+            g = _grid(
+                path,
+                lay,
+                torch.zeros_like(a) if g is None else g,
+                n,
+                inputs.spatial,
+                like=grids[path],
+            )
+            if path not in reached and bool(g.any()):  # (on the grid: not the class token)
+                reached.add(path)
+            raw[path].append(_cam(method, grids[path], g).float().cpu())
+        del grads, by_id
+    probs = scores.detach().float().softmax(dim=1).cpu()
     return CamResult(
         method=method,
-        layers=names,
+        layers=list(raw),
         targets=target.cpu(),
         probs=probs,
-        image_size=(x.shape[2], x.shape[3]),
+        image_size=inputs.spatial,
         _raw={p: torch.stack(v, dim=1) for p, v in raw.items()},
+        no_gradient=tuple(p for p in raw if p not in reached),
     )
 
 
-def _split_targets(targets: Any, x: torch.Tensor, batch_size: int) -> list[Any]:
-    """The targets of each batch of images: shared ones as they are, per-image ones split."""
+def _grid(path, lay, t, n, spatial, like=None) -> torch.Tensor:
+    """``t`` (a layer's activations or gradients) as ``(N, C, *size)``; for ``reshape=``,
+    checked: a tensor of the inputs' rank, N first (and the activations' shape, for the
+    gradients)."""
+    out = lay.grid(t)
+    if lay.kind != CUSTOM:
+        return out
+    k = len(spatial)
+    dims = {1: "(N, C, l)", 2: "(N, C, h, w)", 3: "(N, C, d, h, w)"}[k]
+    got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    if (
+        not isinstance(out, torch.Tensor)
+        or out.ndim != k + 2
+        or out.shape[0] != n
+        or (like is not None and out.shape != like.shape)
+    ):
+        raise ValueError(
+            f"reshape must turn layer {path!r}'s output {tuple(t.shape)} into {dims} with "
+            f"N = {n}{'' if like is None else f' (as for its activations, {tuple(like.shape)})'}"
+            f", got {got}"
+        )
+    return out
+
+
+# --- attention rollout ---------------------------------------------------------------------------
+
+
+def _rollout_maps(model, inputs, rows, chosen, targets, method, output, reshape) -> CamResult:
+    x = inputs.x[rows]
     n = x.shape[0]
+    recorder = AttentionRecorder(n)
+    capture = Capture(model, chosen, inputs.spatial, gradients=False, clock=recorder.__len__)
+    # With gradients on and an input that needs them, as the layer methods run: PyTorch's
+    # fused inference paths (nn.TransformerEncoderLayer, nn.MultiheadAttention in eval
+    # mode without gradients) would hide the attention weights. No backward runs.
+    with capture, recorder:
+        scores = class_scores(inputs.run(model, x.detach().requires_grad_(), rows), output, n)
+    scores = scores.detach()
+    found = capture.activations()
+    blocks = [(p, lay) for p, _, lay in found if lay.kind == TOKENS]
+    if chosen is not None and len(blocks) < len(found):
+        path, a, _ = next(f for f in found if f[2].kind != TOKENS)
+        raise ValueError(
+            f"attention rollout explains the token outputs (N, T, C) of a vision transformer's "
+            f"blocks; layer {path!r} outputs {tuple(a.shape)}"
+        )
+    if not blocks:
+        raise ValueError(
+            "attention rollout needs a vision transformer: no block of this model outputs "
+            "patch tokens (N, extras + h*w, C)"
+        )
+    tokens = {a.shape[1] for _, a, lay in found if lay.kind == TOKENS}
+    if len(tokens) > 1:
+        raise ValueError(
+            f"attention rollout needs one token count in all layers, got {sorted(tokens)}"
+        )
+    (t_count,) = tokens
+    rollout = (
+        torch.eye(t_count)
+        .expand(n, t_count, t_count)
+        .to(recorder.weights[0].device if recorder.weights else "cpu")
+    )
+    used, i, raw = 0, 0, {}
+    for path, lay in sorted(blocks, key=lambda b: capture.seen[b[0]].mark):
+        for w in recorder.weights[i : capture.seen[path].mark]:
+            if w.shape[-1] == t_count:
+                rollout, used = step(rollout, w), used + 1
+        i = max(i, capture.seen[path].mark)
+        raw[path] = read(rollout, lay.extras, lay.size)
+    if not used:
+        raise ValueError(
+            f"attention rollout found no attention weights over the {t_count} tokens: it reads "
+            "softmax(q k^T) (N, heads, T, T), F.scaled_dot_product_attention and "
+            "nn.MultiheadAttention inside the model's forward, and this model computes its "
+            "attention some other way"
+        )
+    target = _resolve_targets(targets, scores)
+    T = target.shape[1]
+    return CamResult(
+        method=method,
+        layers=list(raw),
+        targets=target.cpu(),
+        probs=scores.float().softmax(dim=1).cpu(),
+        image_size=inputs.spatial,
+        _raw={
+            p: m.float().cpu()[:, None].expand(-1, T, *m.shape[1:]).clone() for p, m in raw.items()
+        },
+    )
+
+
+def _split_targets(targets: Any, n: int, batch_size: int) -> list[Any]:
+    """The targets of each batch of images: shared ones as they are, per-image ones split."""
     if targets is None or isinstance(targets, str) or n <= batch_size:
         return [targets] * -(-n // batch_size)
     t = torch.as_tensor(targets)
@@ -408,20 +514,27 @@ def _concat(parts: list[CamResult]) -> CamResult:
         probs=torch.cat([p.probs for p in parts]),
         image_size=first.image_size,
         _raw={k: torch.cat([p.raw(k, None) for p in parts]) for k in first.layers},
+        no_gradient=tuple(k for k in first.layers if all(k in p.no_gradient for p in parts)),
     )
 
 
 # --- input methods -------------------------------------------------------------------------------
 
 
-def _input_maps(model, x, targets, method, batch_size, samples, noise, steps) -> CamResult:
+def _input_maps(model, inputs, targets, method, batch_size, samples, noise, steps, output):
+    x, n = inputs.x, inputs.n
     with torch.no_grad():
-        logits = torch.cat([_logits(model(c.clone())) for c in x.split(batch_size)])
+        logits = torch.cat(
+            [
+                class_scores(inputs.run(model, x[s], s), output, len(x[s]))
+                for s in _chunks(n, batch_size)
+            ]
+        )
     target = _resolve_targets(targets, logits)
-    n, T = target.shape
+    T = target.shape[1]
     how = INPUT_GRADIENTS[method]
     per = how.versions(samples, steps)
-    # Rows (image, version) go through the model batch_size at a time, images mixed: the
+    # Rows (input, version) go through the model batch_size at a time, inputs mixed: the
     # versions are made as their chunk comes, so memory is bounded whatever N is. In
     # eval mode each row's gradient depends on that row alone.
     total = torch.zeros(n, T, *x.shape[1:], dtype=x.dtype, device=x.device)
@@ -431,7 +544,14 @@ def _input_maps(model, x, targets, method, batch_size, samples, noise, steps) ->
         image_of, version = rows // per, rows % per
         chunk = how.versions_of(x, image_of, version, per, noise, spans)
         chunk = chunk.detach().requires_grad_()
-        out = model(chunk.clone())  # a copy the model may write into in place
+        out = class_scores(inputs.run(model, chunk, image_of), output, len(rows))
+        if not out.requires_grad:
+            raise ValueError(
+                f"{method} needs the gradient of the class scores at the input, but they do "
+                "not depend on it through autograd: the model runs part of its forward under "
+                "torch.no_grad() (a frozen backbone?); explain a layer after that part with "
+                "a layer method (gradcam, gradcam++, layercam)"
+            )
         where = image_of.to(x.device)
         for t in range(T):
             score = out.gather(1, target[where, t : t + 1]).sum()
@@ -444,13 +564,13 @@ def _input_maps(model, x, targets, method, batch_size, samples, noise, steps) ->
         layers=[INPUT],
         targets=target.cpu(),
         probs=logits.float().softmax(dim=1).cpu(),
-        image_size=(x.shape[2], x.shape[3]),
+        image_size=inputs.spatial,
         _raw={INPUT: maps.float().cpu()},
     )
 
 
 def _noise(image_of: torch.Tensor, version: torch.Tensor, per: int, x: torch.Tensor):
-    """Standard normal noise per (image, version), the same on every call and chunking."""
+    """Standard normal noise per (input, version), the same on every call and chunking."""
     out = []
     for i, v in zip(image_of.tolist(), version.tolist(), strict=True):
         g = torch.Generator().manual_seed(i * per + v)

@@ -5,6 +5,10 @@ backward per target class for all layers, per method) and travels once, as
 uint8 at each layer's own resolution; the browser upsamples, colours and
 thresholds them. Sliders and selectors never talk to the kernel.
 ``refresh()`` recomputes with the model's current weights (mid-training).
+
+Images are shown with their maps over them; signals (a ``Conv1d`` model's ``(N, C,
+L)`` inputs) as curves with their maps as a coloured band below and a tint behind;
+volumes and clips (a ``Conv3d`` model's ``(N, C, D, H, W)``) slice by slice.
 """
 
 from __future__ import annotations
@@ -18,14 +22,17 @@ import traitlets
 from torch import nn
 
 from .._checks import int_at_least
-from .._images import display_images, display_masks, images_for_model
+from .._images import DISPLAY_MAX, display_images, display_masks
 from .._state import preserved
 from .._text import plural
 from .._widget import Array, LiveWidget
 from .agreement import agreement, check_masks
-from .core import METHODS, compute, resolve_layers
+from .core import METHODS, class_scores, compute, resolve_layers
+from .inputs import KINDS, model_inputs
 
 COLORMAPS = ("inferno", "viridis", "cividis")
+SIGNAL_MAX = 2048  # samples of a signal sent for display (longer ones are averaged down)
+SIGNAL_CHANNELS = 8  # curves drawn per signal; more channels are drawn as their mean
 
 
 class GradCAM(LiveWidget):
@@ -42,18 +49,26 @@ class GradCAM(LiveWidget):
     selector; ``masks`` (N, H, W) human-annotated regions enable the outline
     toggle and the agreement chart. ``methods`` are any of
     :data:`nbviz.cam.METHODS`; ``topk`` predicted classes are explained for
-    every image (plus the true one). ``layers`` as in :func:`nbviz.cam.compute`.
+    every image (plus the true one). ``layers``, ``output`` (which part of the model's
+    output holds the class scores), ``forward_kwargs`` (more keyword inputs) and
+    ``reshape`` as in :func:`nbviz.cam.compute`; ``images`` may be signals ``(N, C, L)``
+    for a ``Conv1d`` model or volumes ``(N, C, D, H, W)`` for a ``Conv3d`` model, or a
+    Hugging Face processor's dict with ``pixel_values``. Masks (and the agreement chart)
+    are for images only.
     """
 
     _bundle = "cam"
 
     classes = traitlets.List(traitlets.Unicode()).tag(sync=True)
-    images = Array()  # (N, H, W, 3) uint8, for display
+    kind = traitlets.Unicode("image").tag(sync=True)  # "image", "signal" or "volume"
+    images = Array()  # (N, H, W, 3) uint8 (volumes: (N, D, H, W, 3)), for display; signals: None
+    signals = Array()  # (N, C', L') float32 signals for display (kind "signal"), else None
     labels = traitlets.List(allow_none=True, default_value=None).tag(sync=True)
     masks = Array()  # (N, H, W) uint8 0/1 at the display size, or None
     methods = traitlets.List(traitlets.Unicode()).tag(sync=True)
     maps = Array()  # every map, uint8, concatenated as maps_index says
-    maps_index = traitlets.List().tag(sync=True)  # {method, layer, h, w, offset, agreement}
+    # {method, layer, d, h, w, offset, agreement, no_gradient}: maps are (N, T, d, h, w)
+    maps_index = traitlets.List().tag(sync=True)
     targets = Array()  # (N, T) int: the classes explained per image
     probs = Array()  # (N, T) float: their probabilities
     topk = traitlets.Int(3).tag(sync=True)
@@ -77,6 +92,9 @@ class GradCAM(LiveWidget):
         opacity: float = 0.5,
         colormap: str = "inferno",
         batch_size: int = 32,
+        output: Any = None,
+        forward_kwargs: dict[str, Any] | None = None,
+        reshape: Any = None,
         layout: Any = None,
     ):
         methods = [methods] if isinstance(methods, str) else list(methods)
@@ -89,16 +107,25 @@ class GradCAM(LiveWidget):
         if not isinstance(opacity, (int, float)) or not 0 <= opacity <= 1:
             raise ValueError(f"opacity must be a number in [0, 1], got {opacity!r}")
         int_at_least("topk", topk)
-        x = images_for_model(images, model)  # every check before anything runs
-        n = x.shape[0]
+        int_at_least("batch_size", batch_size)
+        if reshape is not None and not callable(reshape):
+            raise TypeError(f"reshape must be a callable, got {type(reshape).__name__}")
+        inputs = model_inputs(model, images, forward_kwargs)  # every check before anything runs
+        x, n = inputs.x, inputs.n
+        kind = KINDS[x.ndim - 2][0]
         self._labels = _check_labels(labels, n)
+        if masks is not None and kind != "image":
+            raise ValueError(
+                f"masks are for images (N, H, W); these inputs are {kind}s of shape "
+                f"{tuple(x.shape)}: leave masks out"
+            )
         self._masks = None if masks is None else check_masks(masks, n, tuple(x.shape[2:]))
         resolve_layers(model, layers)
         if classes is not None:
             classes = [str(c) for c in classes]
-        self._model, self._images, self._layers = model, x, layers
+        self._model, self._inputs, self._layers = model, inputs, layers
         self._methods, self._batch_size = methods, batch_size
-        self._topk = topk
+        self._topk, self._output, self._reshape = topk, output, reshape
         super().__init__(
             max_rate=None,
             layout=layout,
@@ -109,7 +136,9 @@ class GradCAM(LiveWidget):
             opacity=float(opacity),
             colormap=colormap,
             labels=None if self._labels is None else self._labels.tolist(),
-            images=display_images(x),
+            kind=kind,
+            images=DISPLAY[kind](x),
+            signals=_display_signals(x) if kind == "signal" else None,
             masks=None if self._masks is None else display_masks(self._masks),
         )
         self._classes_given = classes
@@ -123,14 +152,19 @@ class GradCAM(LiveWidget):
                 f"classes must name the model's {plural(k, 'class', 'classes')}, "
                 f"got {plural(len(self._classes_given), 'name')}"
             )
+        inputs = self._inputs
+        images = inputs.x if inputs.key is None else {inputs.key: inputs.x}
         results = [
             compute(
                 self._model,
-                self._images,
+                images,
                 self._layers,
                 targets=targets,
                 method=method,
                 batch_size=self._batch_size,
+                output=self._output,
+                forward_kwargs=inputs.kwargs,
+                reshape=self._reshape if method in ("gradcam", "gradcam++", "layercam") else None,
             )
             for method in self._methods
         ]
@@ -144,14 +178,14 @@ class GradCAM(LiveWidget):
 
     def _targets(self) -> tuple[torch.Tensor, int]:
         """(N, T) classes to explain: the top-k predictions, then the true label if given."""
+        inputs, bs = self._inputs, self._batch_size
+        parts = []
         with torch.no_grad(), preserved(self._model, training=False):
-            logits = torch.cat(
-                [self._model(c.clone()) for c in self._images.split(self._batch_size)]
-            )
-        if logits.ndim != 2:
-            raise ValueError(
-                f"the model must return class scores of shape (N, classes), got {tuple(logits.shape)}"
-            )
+            for i in range(0, inputs.n, bs):
+                rows = slice(i, i + bs)
+                out = inputs.run(self._model, inputs.x[rows], rows)
+                parts.append(class_scores(out, self._output, len(inputs.x[rows])))
+        logits = torch.cat(parts)
         k = logits.shape[1]
         targets = logits.topk(min(self._topk, k), dim=1).indices.cpu()
         if self._labels is not None:
@@ -168,17 +202,20 @@ class GradCAM(LiveWidget):
         for res in results:
             scores = None if self._masks is None else _agreements(res, self._masks)
             for li, layer in enumerate(res.layers):
-                raw = res.raw(layer, None)  # (N, T, h, w)
+                raw = res.raw(layer, None)  # (N, T, *size)
                 q = _quantise(raw)
                 chunks.append(q.reshape(-1))
+                d, h, w = (1,) * (5 - raw.ndim) + tuple(raw.shape[2:])
                 index.append(
                     {
                         "method": res.method,
                         "layer": layer,
-                        "h": int(raw.shape[2]),
-                        "w": int(raw.shape[3]),
+                        "d": d,
+                        "h": h,
+                        "w": w,
                         "offset": offset,
                         "agreement": None if scores is None else scores[li],
+                        "no_gradient": layer in res.no_gradient,
                     }
                 )
                 offset += q.size
@@ -207,9 +244,37 @@ def _check_labels(labels: Any, n: int) -> np.ndarray | None:
 
 
 def _quantise(raw: torch.Tensor) -> np.ndarray:
-    """(N, T, h, w) maps -> uint8, each map scaled by its own peak (0 stays 0)."""
-    peak = raw.flatten(2).amax(dim=2).clamp_min(1e-30)[:, :, None, None]
+    """(N, T, *size) maps -> uint8, each map scaled by its own peak (0 stays 0)."""
+    peak = raw.flatten(2).amax(dim=2).clamp_min(1e-30)
+    peak = peak.view(*peak.shape, *(1,) * (raw.ndim - 2))
     return (raw / peak * 255).round_().clamp_(0, 255).to(torch.uint8).numpy()
+
+
+def _display_signals(x: torch.Tensor) -> np.ndarray:
+    """(N, C, L) signals -> (N, C', L') float32 for drawing: at most `SIGNAL_CHANNELS`
+    curves (more channels: their mean) and `SIGNAL_MAX` samples (longer: averaged by an
+    integer factor)."""
+    x = x.detach().float().cpu()
+    if x.shape[1] > SIGNAL_CHANNELS:
+        x = x.mean(dim=1, keepdim=True)
+    f = -(-x.shape[2] // SIGNAL_MAX)
+    if f > 1:
+        x = torch.nn.functional.avg_pool1d(x, f, f)
+    return x.numpy()
+
+
+def _display_volumes(x: torch.Tensor) -> np.ndarray:
+    """(N, C, D, H, W) volumes -> (N, D, H', W', 3) uint8 slices, each volume scaled as a
+    whole (one contrast for all its slices) when its values leave [0, 1]."""
+    x = x.detach().float().cpu()
+    lo = x.flatten(1).amin(1).view(-1, 1, 1, 1, 1)
+    hi = x.flatten(1).amax(1).view(-1, 1, 1, 1, 1)
+    outside = ((lo < 0) | (hi > 1)).float()
+    x = outside * (x - lo) / (hi - lo).clamp_min(1e-12) + (1 - outside) * x
+    n, c, d, h, w = x.shape
+    slices = x.transpose(1, 2).reshape(n * d, c, h, w)
+    shown = display_images(slices, DISPLAY_MAX)
+    return shown.reshape(n, d, *shown.shape[1:])
 
 
 def _agreements(res, masks: torch.Tensor) -> list[list]:
@@ -231,3 +296,8 @@ def _agreements(res, masks: torch.Tensor) -> list[list]:
             ]
         )
     return out
+
+
+# What the browser shows of the inputs, by kind: images, slices of volumes, nothing for
+# signals (they travel as `signals`).
+DISPLAY = {"image": display_images, "volume": _display_volumes, "signal": lambda x: None}

@@ -246,3 +246,227 @@ def test_gradcam_empty_map_no_masks_and_long_class_names(lab: Lab):
     note.wait_for(state="hidden")
     assert w.get_attribute("data-empty") == "false"
     assert dialogs == []
+
+
+VIT = """
+import json, torch, nbviz
+from transformers import ViTConfig, ViTForImageClassification
+torch.manual_seed(0)
+data = nbviz.datasets.shapes(n=6, seed=0)
+cfg = ViTConfig(image_size=64, patch_size=8, hidden_size=32, num_hidden_layers=4,
+                num_attention_heads=4, intermediate_size=64, num_labels=len(data.classes))
+model = ViTForImageClassification(cfg).eval()   # untrained: the view is what is tested
+cam = nbviz.GradCAM(model, {"pixel_values": data.images}, labels=data.labels, masks=data.masks,
+                    classes=list(data.classes), methods=["gradcam", "layercam", "rollout"],
+                    title="A Hugging Face ViT")
+cam
+"""
+
+
+def test_gradcam_explorer_on_a_hugging_face_vit(lab: Lab):
+    dialogs = []
+    lab.page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    lab.open_notebook("gradcam-vit.ipynb", [VIT])
+    lab.run_cell(0)
+    lab.wait_cell(0, timeout=300)
+    widget(lab).wait_for(state="visible")
+    w = widget(lab)
+    blocks = [f"vit.layers.{i}" for i in range(4)]
+    facts = json.loads(
+        lab.python(
+            "print(json.dumps({'layers': cam.results[0].layers, "
+            "'silent': list(cam.results[0].no_gradient)}))"
+        )
+    )
+    assert facts == {"layers": blocks, "silent": ["vit.layers.3"]}
+    layer_name = w.locator(".nbviz-cam__layer-name")
+    note = w.locator(".nbviz-cam__empty")
+    # It opens on the deepest block with a map: after the last one the head reads only the
+    # class token, so no gradient reaches that block's patch tokens.
+    assert layer_name.inner_text() == "vit.layers.2 · 8×8"
+    assert not note.is_visible()
+    assert not w.locator(".nbviz-cam__slice").is_visible()  # images: no slice slider
+    changes(lab, lambda: drag(lab, ".nbviz-cam__layer", 0.66, 1.0))
+    assert layer_name.inner_text().startswith("vit.layers.3")
+    note.wait_for(state="visible")
+    assert "does not depend on vit.layers.3" in note.inner_text()
+    assert "class token" in note.inner_text()
+    # Attention rollout at the same block: a map (rollout through all four attentions).
+    changes(lab, lambda: w.locator(".nbviz-cam__method").select_option("rollout"))
+    assert layer_name.inner_text().startswith("vit.layers.3")
+    note.wait_for(state="hidden")
+    assert "Attention rollout at vit.layers.3" in w.locator(".nbviz-cam__caption").inner_text()
+    changes(lab, lambda: drag(lab, ".nbviz-cam__layer", 1.0, 0.0))
+    assert layer_name.inner_text().startswith("vit.layers.0")
+    changes(lab, lambda: w.locator(".nbviz-cam__method").select_option("gradcam"))
+    changes(lab, lambda: drag(lab, ".nbviz-cam__layer", 0.0, 0.66))
+    assert layer_name.inner_text().startswith("vit.layers.2")
+    assert w.locator(".nbviz-cam__bar-rect").count() == 4  # the agreement chart: a bar a block
+    changes(lab, lambda: w.locator(".nbviz-cam__mask").check())
+    lab.page.mouse.move(0, 0)
+    lab.screenshot_themes(w, "gradcam-vit")
+    assert dialogs == []
+
+
+SIGNALS_AND_VOLUMES = """
+import json, math, torch, nbviz
+from torch import nn
+torch.manual_seed(0)
+
+# Signals: a burst in channel 0 at the start, middle or end (the class); a slow wave in
+# channel 1. The model is built, not trained: a matched filter, then one region per class.
+L = 256
+t = torch.arange(L).float()
+y = torch.tensor([0, 1, 2, 1, 0, 2])
+centre = (y.float() * 0.3 + 0.2) * L
+signals = torch.randn(6, 2, L) * 0.25
+signals[:, 0] += 2 * torch.exp(-((t - centre[:, None]) / 8) ** 2) * torch.sin(t / 2)
+signals[:, 1] += torch.sin(t / 20 + torch.arange(6.0)[:, None])
+burst = torch.exp(-((torch.arange(15.0) - 7) / 8) ** 2)
+bumps = nn.Sequential(nn.Conv1d(2, 2, 15, padding=7), nn.ReLU(inplace=True), nn.MaxPool1d(4),
+                      nn.Flatten(), nn.Linear(2 * L // 4, 3))
+with torch.no_grad():
+    bumps[0].weight.zero_(); bumps[0].bias.zero_()
+    for k, phase in enumerate((0.0, math.pi / 2)):
+        bumps[0].weight[k, 0] = burst * torch.sin(torch.arange(15.0) / 2 + phase)
+    region = ((torch.arange(L // 4) * 4.0)[None] // (L / 3)) == torch.arange(3.0)[:, None]
+    bumps[4].weight.copy_(region.float().repeat(1, 2)); bumps[4].bias.zero_()
+sig = nbviz.GradCAM(bumps, signals, labels=y, classes=["start", "middle", "end"],
+                    layers=["0", "1", "2"], methods=["gradcam", "saliency"],
+                    title="Where is the burst?")
+sig
+"""
+
+VOLUME = """
+# Volumes: a bright blob in the front, middle or back third of a 12 x 32 x 32 volume.
+D = 12
+z, yy, xx = torch.meshgrid(torch.arange(float(D)), torch.arange(32.0), torch.arange(32.0),
+                           indexing="ij")
+vy = torch.tensor([0, 2, 1, 0])
+volumes = torch.rand(4, 1, D, 32, 32) * 0.3
+for i, k in enumerate(vy.tolist()):
+    cz, cy, cx = 2 + 4 * k, 8 + 5 * i, 20 - 3 * i
+    volumes[i, 0] += torch.exp(-((z - cz) ** 2 + ((yy - cy) ** 2 + (xx - cx) ** 2) / 9) / 2)
+blobs = nn.Sequential(nn.Conv3d(1, 1, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool3d(2),
+                      nn.Flatten(), nn.Linear(D // 2 * 16 * 16, 3))
+with torch.no_grad():
+    blobs[0].weight.fill_(1 / 27); blobs[0].bias.fill_(-0.3)
+    third = (torch.arange(D // 2)[:, None, None].expand(D // 2, 16, 16) * 2 // 4).flatten()
+    blobs[4].weight.copy_((third[None] == torch.arange(3)[:, None]).float()); blobs[4].bias.zero_()
+vol = nbviz.GradCAM(blobs, volumes, labels=vy, classes=["front", "middle", "back"],
+                    layers=["0", "2"], methods="gradcam", title="Which third holds the blob?")
+vol
+"""
+
+
+def test_gradcam_explorer_on_signals_and_volumes(lab: Lab):
+    dialogs = []
+    lab.page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    lab.open_notebook("gradcam-1d-3d.ipynb", [SIGNALS_AND_VOLUMES, VOLUME])
+    lab.run_cell(0)
+    lab.wait_cell(0, timeout=300)
+    lab.run_cell(1)
+    lab.wait_cell(1, timeout=300)
+    sig = lab.cell_output(0).locator(ROOT)
+    vol = lab.cell_output(1).locator(ROOT)
+    sig.wait_for(state="visible")
+    vol.wait_for(state="visible")
+
+    # --- a signal: curves over their map, the map as a band below -----------------------
+    assert "nbviz-cam--signal" in sig.get_attribute("class")
+    canvas = sig.locator(".nbviz-cam__canvas")
+    assert canvas.evaluate("(c) => [c.width, c.height]") == [512, 196]
+    assert sig.locator(".nbviz-cam__thumb").count() == 6
+    assert not sig.locator(".nbviz-cam__slice").is_visible()
+    assert sig.locator(".nbviz-cam__layer-name").inner_text() == "2 · 64"  # the pool, 256 / 4
+    peaks = json.loads(
+        lab.python(
+            "r = sig.results[0]\n"
+            "print(json.dumps([int(r.maps('2')[i].argmax()) for i in range(6)]))"
+        )
+    )
+    band = """([root, x]) => {
+        const c = root.querySelector('.nbviz-cam__canvas');
+        return Array.from(c.getContext('2d').getImageData(x, 186, 1, 1).data.slice(0, 3));
+    }"""
+    for image in (0, 1):
+        if image:
+            sig.locator(".nbviz-cam__thumb").nth(1).click()
+        x_peak = int((peaks[image] + 0.5) * 512 / 256)
+        x_far = (x_peak + 256) % 512  # half the view away: outside the burst
+        hot = lab.page.evaluate(band, [sig.element_handle(), x_peak])
+        cold = lab.page.evaluate(band, [sig.element_handle(), x_far])
+        background = lab.page.evaluate(band, [sig.element_handle(), 0])
+        # The map's peak is coloured (inferno's top: bright yellow), far from it the band
+        # fades into the background.
+        assert hot != cold and sum(hot) > 400, (hot, cold)
+        assert max(abs(a - b) for a, b in zip(cold, background, strict=True)) < 40
+    caption = sig.locator(".nbviz-cam__caption").inner_text()
+    assert caption.startswith("signal 2 of 6, true class middle")
+    with_band = pixels_of(lab, sig)
+    drag_in(lab, sig, ".nbviz-cam__threshold", 0.0, 0.9)
+    assert pixels_of(lab, sig) != with_band
+    drag_in(lab, sig, ".nbviz-cam__threshold", 0.9, 0.0)
+    sig.locator(".nbviz-cam__method").select_option("saliency")
+    assert sig.locator(".nbviz-cam__layer-name").inner_text() == "input · 256"
+    sig.locator(".nbviz-cam__method").select_option("gradcam")
+
+    # --- a volume: one slice at a time ---------------------------------------------------
+    assert vol.locator(".nbviz-cam__slice").is_visible()
+    assert vol.locator(".nbviz-cam__slice-name").inner_text() == "7 of 12"
+    assert vol.locator(".nbviz-cam__layer-name").inner_text() == "2 · 6×16×16"
+    assert "slice 7 of 12" in vol.locator(".nbviz-cam__caption").inner_text()
+    before = pixels_of(lab, vol)
+    drag_in(lab, vol, ".nbviz-cam__slice", 0.55, 0.1)
+    assert vol.locator(".nbviz-cam__slice-name").inner_text() == "2 of 12"
+    assert pixels_of(lab, vol) != before
+    drag_in(lab, vol, ".nbviz-cam__layer", 1.0, 0.0)
+    assert vol.locator(".nbviz-cam__layer-name").inner_text() == "0 · 12×32×32"
+    # Image 1 (blob in the back third, at slice 11): the map is hottest near that slice.
+    vol.locator(".nbviz-cam__thumb").nth(1).click()
+    hottest = lab.page.evaluate(
+        """(root) => {
+            const slider = root.querySelector('.nbviz-cam__slice');
+            const canvas = root.querySelector('.nbviz-cam__canvas');
+            const sums = [];
+            for (let z = 0; z <= Number(slider.max); z++) {
+                slider.value = String(z);
+                slider.dispatchEvent(new Event('input'));
+                const px = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+                let s = 0;
+                for (let i = 0; i < px.length; i += 4) s += px[i] - px[i + 2];  // warm minus cool
+                sums.push(s);
+            }
+            const hottest = sums.indexOf(Math.max(...sums));
+            slider.value = String(hottest);  // the picture: the map's hottest slice
+            slider.dispatchEvent(new Event('input'));
+            return hottest;
+        }""",
+        vol.element_handle(),
+    )
+    assert hottest >= 8, hottest
+    assert vol.locator(".nbviz-cam__slice-name").inner_text() == f"{hottest + 1} of 12"
+    lab.page.mouse.move(0, 0)
+    lab.page.set_viewport_size({"width": 1280, "height": 1100})
+    lab.screenshot_themes(sig, "gradcam-signal")
+    lab.set_theme("light")
+    lab.screenshot_themes(vol, "gradcam-volume")
+    assert dialogs == []
+
+
+def pixels_of(lab: Lab, root) -> str:
+    return root.locator(".nbviz-cam__canvas").evaluate("(c) => c.toDataURL()")
+
+
+def drag_in(lab: Lab, root, selector: str, start: float, end: float) -> None:
+    """``drag`` on a slider of the widget ``root``."""
+    slider = root.locator(selector)
+    slider.scroll_into_view_if_needed()
+    box = slider.bounding_box()
+    y = box["y"] + box["height"] / 2
+    lab.page.mouse.move(box["x"] + 2 + start * (box["width"] - 4), y)
+    lab.page.mouse.down()
+    for i in range(1, 9):
+        f = start + (end - start) * i / 8
+        lab.page.mouse.move(box["x"] + 2 + f * (box["width"] - 4), y)
+    lab.page.mouse.up()

@@ -1,6 +1,7 @@
 // @ts-check
 // Pure helpers of the Grad-CAM explorer: upsampling maps the way torch does,
-// blending a coloured map over an image, outlining a mask, agreement means.
+// blending a coloured map over an image, outlining a mask, agreement means,
+// slicing volumes and drawing signals.
 
 /**
  * Bilinear resize with half-pixel centres, as torch's
@@ -40,15 +41,95 @@ function axis(n, N) {
   const i0 = new Int32Array(N),
     i1 = new Int32Array(N),
     l = new Float32Array(N);
-  const scale = n / N;
   for (let I = 0; I < N; I++) {
-    const s = Math.max(0, scale * (I + 0.5) - 0.5);
-    const a = Math.min(Math.floor(s), n - 1);
+    const [a, b, w] = source(n, N, I);
     i0[I] = a;
-    i1[I] = a < n - 1 ? a + 1 : a;
-    l[I] = s - a;
+    i1[I] = b;
+    l[I] = w;
   }
   return { i0, i1, l };
+}
+
+/** Output index I of N along an axis of n source cells: the two cells it reads and the
+ * second one's weight (half-pixel centres, as torch with align_corners=False). */
+function source(n, N, I) {
+  const s = Math.max(0, (n / N) * (I + 0.5) - 0.5);
+  const a = Math.min(Math.floor(s), n - 1);
+  return [a, a < n - 1 ? a + 1 : a, s - a];
+}
+
+/**
+ * Slice z of D of a (d, h, w) map upsampled along depth: linear with half-pixel
+ * centres, so that slicing then upsampling each slice bilinearly gives torch's
+ * F.interpolate(mode="trilinear", align_corners=False) (it is separable).
+ * @param {ArrayLike<number>} src  d * h * w values, row-major
+ * @param {number} d
+ * @param {number} h
+ * @param {number} w
+ * @param {number} z  the input's slice, 0 <= z < D
+ * @param {number} D  the input's depth
+ * @returns {Float32Array} h * w values
+ */
+export function depthSlice(src, d, h, w, z, D) {
+  const n = h * w;
+  const [a, b, l] = source(d, D, z);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = src[a * n + i] * (1 - l) + src[b * n + i] * l;
+  return out;
+}
+
+/**
+ * Multiply in place (uint8 maps sent at their peak = 255 -> [0, 1]).
+ * @param {Float32Array} values
+ * @param {number} factor
+ */
+export function scale(values, factor) {
+  for (let i = 0; i < values.length; i++) values[i] *= factor;
+  return values;
+}
+
+/**
+ * The value range to plot channels `first .. first + count - 1` of a (C, L) block of
+ * signals in, padded by 5% so that the curves do not touch the edges; a flat signal
+ * gets a range around its value.
+ * @param {ArrayLike<number>} data
+ * @param {number} start   offset of the first value
+ * @param {number} count   number of values
+ * @returns {[number, number]}
+ */
+export function signalRange(data, start, count) {
+  let lo = Infinity,
+    hi = -Infinity;
+  for (let i = start; i < start + count; i++) {
+    const v = data[i];
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  if (!Number.isFinite(lo) || !Number.isFinite(hi)) return [0, 1];
+  const pad = hi > lo ? 0.05 * (hi - lo) : Math.max(Math.abs(lo) * 0.05, 0.5);
+  return [lo - pad, hi + pad];
+}
+
+/**
+ * Canvas coordinates of a signal's L samples across a width x height box: sample i at
+ * the centre of its 1/L of the width (where its map value is, after upsampling), value
+ * lo at the bottom and hi at the top.
+ * @param {ArrayLike<number>} data
+ * @param {number} start
+ * @param {number} L
+ * @param {[number, number]} range
+ * @param {number} width
+ * @param {number} height
+ * @returns {Float32Array} x0, y0, x1, y1, ...
+ */
+export function linePoints(data, start, L, range, width, height) {
+  const [lo, hi] = range;
+  const out = new Float32Array(2 * L);
+  for (let i = 0; i < L; i++) {
+    out[2 * i] = ((i + 0.5) * width) / L;
+    out[2 * i + 1] = height - ((data[start + i] - lo) / (hi - lo)) * height;
+  }
+  return out;
 }
 
 /**
@@ -108,6 +189,10 @@ export function isEmpty(values) {
   return true;
 }
 
+/** Curve colours of a signal's channels after the first (drawn in the text colour):
+ * Paul Tol's bright scheme, readable on light and dark backgrounds. */
+export const CHANNEL_COLORS = ["#4477AA", "#EE6677", "#228833", "#CCBB44", "#66CCEE", "#AA3377", "#BBBBBB"];
+
 const CAM_RULE = {
   gradcam: "Grad-CAM keeps only the positive part of the gradient-weighted activations",
   "gradcam++": "Grad-CAM++ keeps only the positive part of the weighted activations",
@@ -119,9 +204,20 @@ const CAM_RULE = {
  * @param {string} method  a key of nbviz.cam.METHODS
  * @param {string} name    the class explained
  * @param {string} layer   the layer ("input" for input-gradient methods)
+ * @param {boolean} [noGradient]  no gradient reached the layer for any input or class
  * @returns {string}
  */
-export function emptyMapNote(method, name, layer) {
+export function emptyMapNote(method, name, layer, noGradient = false) {
+  if (noGradient && layer !== "input") {
+    return (
+      `Empty map: the score of “${name}” does not depend on ${layer} (its gradient is zero there ` +
+      "for every input): a branch the scores do not use, or a transformer block after which the " +
+      "model reads only its class token. Choose an earlier layer."
+    );
+  }
+  if (method === "rollout") {
+    return `Empty map: attention rollout puts no weight on the patches at ${layer}.`;
+  }
   const rule = /** @type {Record<string, string>} */ (CAM_RULE)[method];
   if (rule) {
     const where = layer && layer !== "input" ? ` at ${layer}` : "";
