@@ -206,6 +206,30 @@ class _Texts(torch.utils.data.Dataset):
         return {"input_ids": self.ids[i], "labels": self.y[i]}
 
 
+def layer_norms_callback(logdir: Path):
+    """What a Trainer user writes to log each parameter's gradient norm to TensorBoard
+    (the Trainer logs only the global one): the logging comparable to nbviz's gradient
+    flow, beside the Trainer's own ``TensorBoardCallback``."""
+    from torch.utils.tensorboard import SummaryWriter
+    from transformers import TrainerCallback
+
+    class LayerNorms(TrainerCallback):
+        def __init__(self) -> None:
+            self.writer = SummaryWriter(str(logdir))
+
+        def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+            for name, p in model.named_parameters():
+                if p.grad is not None:
+                    self.writer.add_scalar(
+                        f"grad_norm/{name}", p.grad.norm().item(), state.global_step
+                    )
+
+        def on_train_end(self, args, state, control, **kwargs):
+            self.writer.close()
+
+    return LayerNorms()
+
+
 def huggingface_pass(mode: str, epochs: int, workdir: Path) -> Pass:
     """One ``train()`` in ``mode``."""
     from transformers import (
@@ -240,7 +264,7 @@ def huggingface_pass(mode: str, epochs: int, workdir: Path) -> Pass:
         eval_strategy="epoch",
         logging_steps=5,
         save_strategy="no",
-        report_to="tensorboard" if mode == "tensorboard" else "none",
+        report_to="tensorboard" if mode.startswith("tensorboard") else "none",
         use_cpu=True,
         disable_tqdm=True,
         seed=0,
@@ -251,12 +275,15 @@ def huggingface_pass(mode: str, epochs: int, workdir: Path) -> Pass:
         logdir = out / "nbviz" if mode == "nbviz+logdir" else None
         cb = NbvizCallback(logdir=logdir, display=False)
         callbacks = [cb]
+    norms = layer_norms_callback(out / "grad_norm") if mode == "tensorboard+grad_norm" else None
+    if norms is not None:
+        callbacks = [norms]
     trainer = Trainer(
         model, args, train_dataset=_Texts(512, 1), eval_dataset=_Texts(128, 2), callbacks=callbacks
     )
     trainer.remove_callback(PrinterCallback)  # no printing of the logs, in every mode
     for c in trainer.callback_handler.callbacks:
-        if isinstance(c, (NbvizCallback, TensorBoardCallback)):
+        if c is norms or isinstance(c, (NbvizCallback, TensorBoardCallback)):
             timer.wrap(c, [n for n in dir(c) if n.startswith("on_")], TrainerCallback)
     t0, c0 = time.perf_counter(), time.process_time()
     trainer.train()
@@ -291,9 +318,9 @@ def main() -> None:
         ("Lightning: SmallCNN (demo), 64x64, batch 64", "lightning", demo, 2),
         ("HF Trainer: BERT 2x128, seq 64, batch 16", "huggingface", huggingface_pass, 2),
     ]
-    # The Trainer logs its global grad_norm to TensorBoard by itself; per-layer norms would
-    # need a callback of one's own, so the last mode is Lightning's only.
-    modes_of = {"lightning": MODES, "huggingface": MODES[:-1]}
+    # The Trainer logs its global grad_norm to TensorBoard by itself; per-layer norms need a
+    # callback of one's own (_LayerNorms), as a user would write it.
+    modes_of = {"lightning": MODES, "huggingface": MODES}
     if args.only:
         cases = [c for c in cases if c[1] in args.only.split(",")]
     policy = os.environ.get("OMP_WAIT_POLICY", "default")
