@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from typing import Any
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry, sdpa_flop_count, shape_wrapper
 
 _PRIM_DEVICE = torch.ops.prim.device.default  # has no decomposition, and `decompose` fails
+_SHAPE_WRAPPER = shape_wrapper(lambda: 0).__code__  # torch's "tensors to shapes" wrapper
+_IMPLICIT = torch._C.DispatchKey.CompositeImplicitAutograd
 
 
 class FlopCounter(TorchDispatchMode):
@@ -18,37 +22,112 @@ class FlopCounter(TorchDispatchMode):
     runs Python decompositions of ops it has no formula for; here each aten op runs
     as it would and only the ops with a formula are counted. Taught the CPU kernels
     torch has no formula for: the fused RNN layers and CPU scaled-dot-product
-    attention.
+    attention. Whether an op has a formula or a decomposition is looked up once per
+    op, and formulas get shapes directly (torch's wrapper maps a pytree per call).
+
+    >>> with FlopCounter() as counter:
+    ...     _ = torch.ones(2, 3) @ torch.ones(3, 4)
+    >>> counter.total
+    48
     """
+
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # torch would wrap `__torch_dispatch__` in `torch._dynamo.disable`, whose first call
+        # imports torch._dynamo (about 1 s): no graph is ever compiled under this mode.
+        return False
 
     def __init__(self) -> None:
         super().__init__()
         self.total = 0
-        aten = torch.ops.aten
-        extra = {
-            getattr(aten, name, None): shape_wrapper(formula)
-            for name, formula in (
-                ("mkldnn_rnn_layer", _rnn_layer_flop),
-                ("_cudnn_rnn", _cudnn_rnn_flop),
-                ("_scaled_dot_product_flash_attention_for_cpu", _sdpa_cpu_flop),
-            )
-        }
-        self.formulas = {**flop_registry, **extra}
+        self.formulas = _formulas()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        formula = self.formulas.get(getattr(func, "_overloadpacket", None))
-        if formula is None and func is not _PRIM_DEVICE and isinstance(func, torch._ops.OpOverload):
+        plan = _PLANS.get(func)
+        if plan is None:
+            plan = _PLANS[func] = _plan(func, self.formulas)
+        if plan is _DECOMPOSE:
             # Ops without a formula run as their decomposition where they have one (as
             # FlopCounterMode does): counted op by op, and much cheaper on fake tensors.
+            # One whose decomposition counts nothing (batch norm: elementwise ops) runs
+            # as it is from then on: on real tensors the fused kernel is the faster.
+            start = self.total
             with self:
                 out = func.decompose(*args, **kwargs)
             if out is not NotImplemented:
+                if self.total == start:
+                    _PLANS[func] = _RUN
                 return out
+            plan = _PLANS[func] = _RUN
         out = func(*args, **kwargs)
-        if formula is not None:
-            self.total += formula(*args, **kwargs, out_val=out)
+        if plan is not _RUN:
+            raw, formula = plan
+            if raw:
+                self.total += formula(*args, **kwargs, out_val=out)
+            else:
+                self.total += formula(*_shapes(args), **_shapes(kwargs), out_shape=_shapes(out))
         return out
+
+
+@functools.cache
+def _formulas() -> dict[Any, Any]:
+    """The FLOP formulas: torch's, with the CPU kernels it has none for, and ``addmm``
+    and ``baddbmm`` counted directly (torch's call its own wrapped ``mm``/``bmm``
+    formulas, which map a pytree of shapes again on every call)."""
+    aten = torch.ops.aten
+    extra = {
+        getattr(aten, name, None): shape_wrapper(formula)
+        for name, formula in (
+            ("mkldnn_rnn_layer", _rnn_layer_flop),
+            ("_cudnn_rnn", _cudnn_rnn_flop),
+            ("_scaled_dot_product_flash_attention_for_cpu", _sdpa_cpu_flop),
+            ("addmm", _addmm_flop),
+            ("baddbmm", _baddbmm_flop),
+        )
+    }
+    return {**flop_registry, **extra}
+
+
+_RUN = "run"  # no formula, no decomposition: run the op as it is
+_DECOMPOSE = "decompose"
+_PLANS: dict[Any, Any] = {}  # op -> _RUN, _DECOMPOSE or (raw, formula)
+
+
+def _plan(func: Any, formulas: dict[Any, Any]) -> Any:
+    formula = formulas.get(getattr(func, "_overloadpacket", None))
+    if formula is not None:
+        inner = getattr(formula, "__wrapped__", None)
+        if inner is not None and getattr(formula, "__code__", None) is _SHAPE_WRAPPER:
+            return (False, inner)
+        return (True, formula)
+    if func is _PRIM_DEVICE or not isinstance(func, torch._ops.OpOverload):
+        return _RUN
+    has_kernel = torch._C._dispatch_has_kernel_for_dispatch_key  # noqa: SLF001 (as torch's decompose)
+    if _IMPLICIT in func.py_kernels or has_kernel(func.name(), _IMPLICIT):
+        return _DECOMPOSE
+    return _RUN
+
+
+def _shapes(o: Any) -> Any:
+    """``o`` with every tensor replaced by its shape (in tuples, lists and dicts too)."""
+    if isinstance(o, torch.Tensor):
+        return o.shape
+    if type(o) is tuple or type(o) is list:
+        return type(o)(_shapes(x) for x in o)
+    if type(o) is dict:
+        return {k: _shapes(v) for k, v in o.items()}
+    return o
+
+
+def _addmm_flop(self_shape, a_shape, b_shape, out_shape=None, **kwargs) -> int:
+    """As torch's: the matmul's, 2 FLOPs a multiply-add (the added bias is not counted)."""
+    return 2 * a_shape[0] * a_shape[1] * b_shape[1]
+
+
+def _baddbmm_flop(self_shape, a_shape, b_shape, out_shape=None, **kwargs) -> int:
+    """As torch's: the batched matmul's."""
+    return 2 * a_shape[0] * a_shape[1] * a_shape[2] * b_shape[2]
 
 
 def _rnn_layer_flop(input, w_ih, w_hh, *args, out_shape=None, **kwargs) -> int:
@@ -64,8 +143,3 @@ def _sdpa_cpu_flop(query, key, value, *args, out_shape=None, **kwargs) -> int:
 def _cudnn_rnn_flop(input, weights, *args, out_shape=None, **kwargs) -> int:
     """All layers and directions at once: every weight matrix is used once per step."""
     return 2 * math.prod(input[:-1]) * sum(math.prod(w) for w in weights if len(w) == 2)
-
-
-def flop_diff(start: int | None, end: int | None) -> int | None:
-    """FLOPs between two readings of a running total (None if either is unknown)."""
-    return end - start if start is not None and end is not None else None

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import itertools
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +18,9 @@ from torch import nn
 def tensor_meta(t: torch.Tensor) -> dict[str, Any]:
     """A tensor's shape and dtype, as the graph's TensorMeta."""
     try:
-        shape = [int(s) for s in t.shape]
+        shape = list(t.shape)
+        if not all(type(s) is int for s in shape):  # symbolic sizes: as plain ints
+            shape = [int(s) for s in shape]
     except Exception:  # nested or symbolic shapes: no single shape to show
         shape = []
     return {"shape": shape, "dtype": dtype_name(t)}
@@ -24,30 +28,55 @@ def tensor_meta(t: torch.Tensor) -> dict[str, Any]:
 
 def dtype_name(t: torch.Tensor) -> str:
     """The dtype without torch's prefix: "float32"."""
-    return str(t.dtype).removeprefix("torch.")
+    dtype = t.dtype
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
+        name = _DTYPE_NAMES[dtype] = str(dtype).removeprefix("torch.")
+    return name
+
+
+_DTYPE_NAMES: dict[torch.dtype, str] = {}
+
+
+_ATOMS = (int, float, bool, str, bytes, type(None), torch.dtype, torch.device)
+# Exact types that hold no tensor: skipped by one set lookup (most arguments of an op).
+_LEAVES = frozenset({*_ATOMS, torch.Size, torch.memory_format, torch.layout, slice})
 
 
 def tensors_in(obj: Any) -> list[torch.Tensor]:
     """Every tensor in a nest of tuples, lists, dicts and dataclasses, in order."""
+    if isinstance(obj, torch.Tensor):
+        return [obj]
     found: list[torch.Tensor] = []
-
-    def walk(o: Any, depth: int) -> None:
-        if isinstance(o, torch.Tensor):
-            found.append(o)
-        elif depth > 20:
-            return
-        elif isinstance(o, (tuple, list)):
-            for x in o:
-                walk(x, depth + 1)
-        elif isinstance(o, dict):
-            for x in o.values():
-                walk(x, depth + 1)
-        elif dataclasses.is_dataclass(o) and not isinstance(o, type):
-            for f in dataclasses.fields(o):
-                walk(getattr(o, f.name, None), depth + 1)
-
-    walk(obj, 0)
+    _walk(obj, 0, found)
     return found
+
+
+def _walk(o: Any, depth: int, found: list[torch.Tensor]) -> None:
+    kind = type(o)
+    if kind in _LEAVES:
+        return
+    if kind is tuple or kind is list:
+        for x in o:
+            if type(x) in _LEAVES:
+                continue
+            if isinstance(x, torch.Tensor):
+                found.append(x)
+            elif depth < 20:
+                _walk(x, depth + 1, found)
+    elif isinstance(o, torch.Tensor):
+        found.append(o)
+    elif depth > 20 or isinstance(o, _ATOMS):
+        return
+    elif isinstance(o, (tuple, list)):
+        for x in o:
+            _walk(x, depth + 1, found)
+    elif isinstance(o, dict):
+        for x in o.values():
+            _walk(x, depth + 1, found)
+    elif hasattr(kind, "__dataclass_fields__") and not isinstance(o, type):
+        for f in dataclasses.fields(o):
+            _walk(getattr(o, f.name, None), depth + 1, found)
 
 
 def leaves(obj: Any, prefix: str, depth: int = 0) -> Iterator[tuple[str, torch.Tensor]]:
@@ -70,10 +99,32 @@ def leaves(obj: Any, prefix: str, depth: int = 0) -> Iterator[tuple[str, torch.T
             yield from leaves(getattr(obj, f.name, None), f"{prefix}.{f.name}", depth + 1)
 
 
+def signature_of(fn: Any) -> inspect.Signature:
+    """``inspect.signature(fn)``, worked out once per function (a bound method's without
+    its ``self``; held weakly): it costs more than recording a small model's ops."""
+    func = getattr(fn, "__func__", fn)
+    key = func is not fn  # bound or not
+    try:
+        known = _SIGNATURES.setdefault(func, {})
+    except TypeError:  # not weakly referenceable, or unhashable
+        return inspect.signature(fn)
+    if key not in known:
+        known[key] = inspect.signature(fn)
+    return known[key]
+
+
+_SIGNATURES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def named_inputs(forward: Any, args: tuple, kwargs: dict) -> list[tuple[str, torch.Tensor]]:
     """Input tensors named after forward's parameters: "x", "kwargs.mask", "args[1]"."""
+    schema = getattr(forward, "schema", None)  # a TorchScript method: names from its schema
+    if schema is not None and not kwargs:
+        names = [a.name for a in schema.arguments[1:]]
+        if len(names) >= len(args):
+            return [leaf for name, a in zip(names, args, strict=False) for leaf in leaves(a, name)]
     try:
-        signature = inspect.signature(forward)
+        signature = signature_of(forward)
         bound = signature.bind(*args, **kwargs)
     except (TypeError, ValueError):  # forward will complain itself; name by position
         return [
@@ -112,12 +163,22 @@ def map_tensors(obj: Any, fn: Any, leaf: type = torch.Tensor, where: str = "") -
             return type(obj)(mapped)
         except Exception:  # a dict subclass with its own constructor
             return mapped
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        changes = {
+            f.name: map_tensors(getattr(obj, f.name), fn, leaf, where and f"{where}.{f.name}")
+            for f in dataclasses.fields(obj)
+            if f.init and hasattr(obj, f.name)
+        }
+        try:
+            return dataclasses.replace(obj, **changes)
+        except Exception:  # a dataclass that can't be rebuilt from its fields: as it is
+            return obj
     return obj
 
 
 def model_float_dtype(model: nn.Module) -> torch.dtype | None:
     """The dtype of the model's first floating parameter or buffer (None: none)."""
-    for t in (*model.parameters(), *model.buffers()):
+    for t in itertools.chain(model.parameters(), model.buffers()):
         if t.is_floating_point():
             return t.dtype
     return None

@@ -1,13 +1,13 @@
 """Record one forward pass of a model as a layer graph.
 
-`trace` runs the model's real ``forward`` once and records every tensor
-operation (torch functions, Tensor methods and operators, seen through a
-`TorchFunctionMode`) together with the stack of module calls at that moment
-(forward pre/post hooks on every module). Each tensor is mapped to the node that
-produced it, so the edges are the real data flow of this call, control flow as
-taken. By default the pass runs on meta or fake tensors (shapes only, no
-arithmetic), so tracing a large model costs about as much as walking its
-Python code.
+`trace` runs the model's ``forward`` once and records every tensor operation (torch
+functions, Tensor methods and operators, seen through a `TorchFunctionMode`) together
+with the stack of module calls at that moment (global forward hooks, so modules kept in
+plain Python lists are seen too). Each tensor is mapped to the node that produced it, so
+the edges are the real data flow of this call, control flow as taken. By default the
+pass is either the real forward or, for a model whose arithmetic would cost more, a pass
+with shape-only stand-ins for the weights that runs the same Python and hands over to
+the real one at the first value it lacks: either way the graph is the real forward's.
 
 >>> import torch, nbviz
 >>> g = nbviz.trace(torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU()),
@@ -23,29 +23,41 @@ import functools
 import inspect
 import logging
 import sys
+import weakref
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from torch.overrides import TorchFunctionMode
-from torch.utils.weak import WeakIdKeyDictionary
+from torch.nn.modules import module as torch_module
+from torch.utils._python_dispatch import _disable_current_modes
 
 from .._checks import did_you_mean
 from .._state import preserved
+from .auto import choose
 from .core import Graph, Node, find_repeats
-from .flops import FlopCounter, flop_diff
-from .module_info import REPR_LIMIT, histograms_of, modules_info
+from .flops import FlopCounter
+from .module_info import (
+    REPR_LIMIT,
+    ModuleRow,
+    histograms_of,
+    module_table,
+    modules_info,
+    type_name,
+)
 from .nested import (
     from_numpy,
     leaves,
     map_tensors,
     model_float_dtype,
     named_inputs,
+    signature_of,
     tensor_meta,
     tensors_in,
 )
-from .ops import METADATA, inplace_target, op_names
+from .ops import inplace_target, op_names
+from .recorder import NeedsValues, Recorder
+from .script import ScriptRunner, runnable
 
 MODES = ("auto", "meta", "fake", "real")
 
@@ -58,7 +70,7 @@ def check_forward_keywords(model: nn.Module, kwargs: dict[str, Any], *callers: A
     if not kwargs:
         return
     try:
-        params = inspect.signature(model.forward).parameters
+        params = signature_of(model.forward).parameters
     except (TypeError, ValueError):  # a builtin or C forward: nothing to check against
         return
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
@@ -88,21 +100,33 @@ def trace(
 ) -> Graph:
     """Run ``model(*args, **kwargs)`` once and return its layer graph.
 
-    ``mode="meta"`` runs on meta tensors (shapes and dtypes only: the model's
-    parameters are swapped for shape-only stand-ins during the call),
-    ``"fake"`` on fake tensors (the same, but tensors keep their device),
-    ``"real"`` on real tensors. ``"auto"`` (default) tries meta (on the CPU)
-    then fake, and falls back to real when the model needs real values (e.g.
-    it branches on one); ``graph.mode`` tells which ran. A model with
-    parameters on the meta device always runs on meta inputs. Input tensors
-    are moved to ``device``, by default the device of the model's parameters;
-    numpy arrays among the inputs become tensors first (floating ones in the
-    model's floating dtype).
+    ``mode="real"`` runs the forward itself. ``"meta"`` swaps the model's weights for
+    shape-only (meta) stand-ins for the call: what depends on them is computed as
+    shapes only, while the inputs and what is built from them alone (masks,
+    positions) keep their values, and meta tensors report the model's device, so
+    the code takes the branches the real run takes; a read of a value computed from
+    the weights (``.item()``, a branch on a layer's output) stops it with
+    `NeedsValues`. ``"auto"`` (default) runs whichever of the two is cheaper for this
+    model and input (meta only where the real forward's arithmetic would cost more,
+    see `nbviz.graph.auto`), and real after a meta pass that stopped: the graph is
+    always the real forward's. ``"fake"`` runs on fake tensors; libraries that
+    detect them take other code paths there (transformers builds explicit attention
+    masks), so auto never uses it. ``graph.mode`` tells which ran. A model with
+    parameters on the meta device runs a meta pass, as it would run on the CPU (or
+    on ``device``). Input tensors are moved to ``device``, by default the device of
+    the model's parameters; numpy arrays among the inputs become tensors first
+    (floating ones in the model's floating dtype). Every pass runs on copies of the
+    inputs: a forward that writes into its input leaves the caller's tensor as it was.
 
     The model is left as found: hooks removed, train/eval flags, parameters,
     buffers (BatchNorm statistics included) and gradients unchanged. If the
     forward raises, the graph recorded so far comes back with ``graph.error``
-    set instead of the exception.
+    set instead of the exception. Modules kept in plain lists or dicts (not
+    registered) show as module calls too, named where their caller keeps them
+    (``blocks[0]``). A `torch.jit.trace`d or scripted module runs node by node, so
+    its modules and ops show as for any model. Lazy modules must be initialised by
+    one forward first (tracing would create their weights: a change to the model);
+    the error says how.
 
     >>> import torch, nbviz
     >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU())
@@ -116,39 +140,66 @@ def trace(
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
     check_forward_keywords(model, kwargs, trace)
-    if any(isinstance(p, nn.parameter.UninitializedParameter) for p in model.parameters()):
-        # Tracing would materialise them, changing the model: the user's call to make.
-        raise ValueError(
-            "trace expects initialised parameters; this model has lazy modules: "
-            "run one forward pass first"
-        )
+    _refuse_lazy(model)
     # numpy inputs become tensors, as in every nbviz widget (torch's own error is 8 lines).
     to_tensor = functools.partial(from_numpy, float_dtype=model_float_dtype(model))
     args = map_tensors(args, to_tensor, np.ndarray, "args")
     kwargs = {k: map_tensors(v, to_tensor, np.ndarray, k) for k, v in kwargs.items()}
+    rows = module_table(model)
     home = _model_device(model)
-    if home is not None and home.type == "meta":  # no values anywhere: meta inputs
-        return _Tracer(model, "meta", home).run(args, kwargs)
     target = torch.device(device) if device is not None else home
-    if mode == "auto":
-        # Meta tensors are the cheapest (C++ shape functions, no fake-tensor bookkeeping)
-        # but forget the device: used where the device can't change what the code does.
-        tries = ["meta", "fake"] if _meta_swappable(model, target) else ["fake"]
-    else:
-        tries = [mode]
-    for try_mode in tries:
-        graph = _Tracer(model, try_mode, target).run(args, kwargs)
-        if graph.error is None or mode != "auto":
+    if home is not None and home.type == "meta":  # no weights to run: a meta pass
+        graph = _Tracer(model, "meta", target, rows).run(args, kwargs)
+        return _explain(graph, on_meta_device=True)
+    if mode != "auto":
+        return _explain(_Tracer(model, mode, target, rows).run(args, kwargs))
+    if choose(model, args, kwargs, target, rows) == "meta":
+        graph = _Tracer(model, "meta", target, rows).run(args, kwargs)
+        if graph.error is None:
             return graph
     # Values were needed (a branch on a tensor, .item(), .numpy()...) or the model
     # really fails: the real run tells which, and its error is the one to report.
-    return _Tracer(model, "real", target).run(args, kwargs)
+    return _Tracer(model, "real", target, rows).run(args, kwargs)
 
 
-def _meta_swappable(model: nn.Module, target: torch.device | None) -> bool:
-    """Whether a CPU model can run on meta stand-ins for its parameters (ScriptModules can't)."""
-    on_cpu = target is None or target.type == "cpu"
-    return on_cpu and not any(isinstance(m, torch.jit.ScriptModule) for m in model.modules())
+def _refuse_lazy(model: nn.Module) -> None:
+    """Lazy modules create their weights in their first forward: tracing would change the
+    model (new, randomly initialised parameters), and torch can't copy them to trace a copy."""
+    lazy = [
+        f"{path or '(root)'}: {type(m).__name__}"
+        for path, m in model.named_modules()
+        if isinstance(m, nn.modules.lazy.LazyModuleMixin) and m.has_uninitialized_params()
+    ]
+    if lazy:
+        shown = ", ".join(lazy[:4]) + (f" and {len(lazy) - 4} more" if len(lazy) > 4 else "")
+        raise ValueError(
+            f"trace expects initialised parameters; {type(model).__name__} has lazy modules "
+            f"({shown}) whose weights are created by their first forward. Tracing would "
+            "create them (a change to the model), so run the model once first, e.g. "
+            "`with torch.no_grad(): model(x)`, then trace it"
+        )
+
+
+def _explain(graph: Graph, on_meta_device: bool = False) -> Graph:
+    """Say what to do when a meta pass failed for want of values."""
+    error = graph.error
+    if error is None or graph.mode != "meta":
+        return graph
+    if error["type"] != NeedsValues.__name__ and "meta" not in error["message"]:
+        return graph
+    if on_meta_device:
+        hint = (
+            " The model's weights are on the meta device, so its forward can only run on "
+            "shapes: load real weights (e.g. model.to_empty(device='cpu') then "
+            "load_state_dict) to trace this forward."
+        )
+    else:
+        hint = " Trace with mode='real' (or the default, 'auto') to run it on values."
+    error["message"] = (error["message"].rstrip(".") + "." + hint)[:REPR_LIMIT]
+    for n in graph.nodes:
+        if n["id"] == error["node"]:
+            n["error"] = error["message"]
+    return graph
 
 
 # --- the tracer ----------------------------------------------------------------------------------
@@ -157,32 +208,57 @@ def _meta_swappable(model: nn.Module, target: torch.device | None) -> bool:
 class _Tracer:
     """State of one trace: the nodes so far, who produced each tensor, open module calls."""
 
-    def __init__(self, model: nn.Module, mode: str, device: torch.device | None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        mode: str,
+        device: torch.device | None,
+        rows: list[ModuleRow] | None = None,
+    ) -> None:
         self.model = model
         self.mode = mode
         self.device = device
         self.nodes: list[Node] = []
         self.edges: list[dict[str, Any]] = []
         self._edge_keys: set[tuple[str, str]] = set()
-        self.producer = WeakIdKeyDictionary()  # tensor -> id of the node that produced it
+        self.producer = _Producers()  # tensor -> id of the node that produced it
         # Open module calls: module, node, FLOPs so far, the exception being handled then.
         self.stack: list[tuple[nn.Module, Node, int | None, BaseException | None]] = []
         self.calls: dict[nn.Module, int] = {}  # module -> calls so far
         self.failed: dict[int, tuple[BaseException, str]] = {}  # id(exception) -> its node
-        self.flops: FlopCounter | None = None
+        self.flops = FlopCounter()  # entered around each call that may count FLOPs
         self.counts = {"m": 0, "n": 0}
-        # Static facts about the modules, looked up at every call.
+        # Static facts about the modules, looked up at every call; modules met during the
+        # call that the model does not register (kept in a list...) join them there.
+        self.rows = list(rows) if rows is not None else module_table(model)
         self.paths: dict[nn.Module, str] = {}
         self.own: dict[nn.Module, int] = {}
         self.total: dict[nn.Module, int] = {}
-        for path, m in model.named_modules():
-            self.paths[m] = path
-            self.own[m] = sum(p.numel() for p in m._parameters.values() if p is not None)
-            self.total[m] = sum(p.numel() for p in m.parameters())
+        self.kinds: dict[nn.Module, str] = {}
+        for row in self.rows:
+            self.paths[row.module] = row.path
+            self.own[row.module] = row.params_own
+            self.total[row.module] = row.params_total
+            self.kinds[row.module] = type_name(row.module)
+        self.adopted: list[nn.Module] = []
+        self._adopted_state = contextlib.ExitStack()
         # Parameters and buffers are state, not activations: never a node input or an edge.
-        self.state_ids = {id(t) for t in model.parameters()} | {id(t) for t in model.buffers()}
+        self.state_ids = {
+            id(t)
+            for row in self.rows
+            for store in (row.module._parameters, row.module._buffers)
+            for t in store.values()
+            if t is not None
+        }
         home = _model_device(model)
         self.home_type = home.type if home is not None else None
+        # The device meta tensors report in a meta pass: the model's, or the CPU for a
+        # model on the meta device (what it would run on, loaded).
+        self.disguise = None
+        if mode == "meta":
+            real = [d for d in (device, home) if d is not None and d.type != "meta"]
+            self.disguise = real[0] if real else torch.device("cpu")
+        self.scripts = ScriptRunner(self.enter, self.leave)
 
     # --- running -------------------------------------------------------------------------------
 
@@ -194,18 +270,17 @@ class _Tracer:
             stack.enter_context(
                 preserved(self.model, tensors=True, buffer_values=self.mode != "meta")
             )
-            if self.mode == "real":
+            stack.enter_context(self._adopted_state)  # ...and that of unregistered modules
+            if self.mode != "fake":  # (a meta pass runs real ops on the inputs too)
                 stack.enter_context(torch.random.fork_rng(devices=_cuda_devices(self.device)))
             try:
                 args, kwargs = map_tensors((args, kwargs), self._converter(stack))
                 self._add_inputs(args, kwargs)
                 if self.mode == "meta" and self.home_type != "meta":
-                    stack.enter_context(self._meta_state())
-                self.flops = stack.enter_context(FlopCounter())
-                for m in self.paths:
-                    if not isinstance(m, torch.jit.ScriptModule):  # no hooks there: opaque
-                        stack.enter_context(self._hooks(m))
-                stack.enter_context(_Recorder(self))
+                    stack.enter_context(self._meta_state(self.model))
+                stack.enter_context(self._script_forwards())
+                stack.enter_context(self._hooks())
+                stack.enter_context(Recorder(self))
                 output = self.model(*args, **kwargs)
             except Exception as exc:
                 error = exc
@@ -213,11 +288,11 @@ class _Tracer:
                 stack.close()  # leave the modes before recording outputs
                 self._add_outputs(output)
         graph = self._graph(error)
-        self.producer = WeakIdKeyDictionary()  # drop every reference into this pass
+        self.producer = _Producers()  # drop every reference into this pass
         self.failed.clear()
         return graph
 
-    def _meta_state(self) -> contextlib.AbstractContextManager:
+    def _meta_state(self, module: nn.Module) -> contextlib.AbstractContextManager:
         """Swap every parameter and buffer for an empty meta tensor of its shape, for the call.
 
         torch's own re-parametrisation (what `torch.func.functional_call` uses) puts the
@@ -226,16 +301,30 @@ class _Tracer:
         """
         from torch.nn.utils.stateless import _reparametrize_module
 
-        named = [*self.model.named_parameters(), *self.model.named_buffers()]
+        named = [*module.named_parameters(), *module.named_buffers()]
         state = {name: torch.empty_like(t, device="meta") for name, t in named}
         self.state_ids |= {id(t) for t in state.values()}
-        return _reparametrize_module(self.model, state, tie_weights=True)
+        return _reparametrize_module(module, state, tie_weights=True)
 
     def _converter(self, stack: contextlib.ExitStack):
-        """How to turn an input tensor into one for this mode (on the target device)."""
+        """How to turn an input tensor into one for this mode (on the target device).
+
+        A real pass gets copies: nothing the forward writes into reaches the caller's
+        tensors. A tensor passed twice is converted once (the forward sees one tensor)."""
+        convert = self._conversion(stack)
+        done: dict[int, torch.Tensor] = {}
+
+        def once(t: torch.Tensor) -> torch.Tensor:
+            if id(t) not in done:
+                done[id(t)] = convert(t)
+            return done[id(t)]
+
+        return once
+
+    def _conversion(self, stack: contextlib.ExitStack):
         device = self.device
-        if self.mode == "meta":
-            return lambda t: t.to("meta")
+        if self.mode == "meta" and (device is None or device.type == "meta"):
+            device = None  # a model on the meta device: the inputs keep theirs (and values)
         if self.mode == "fake":
             from torch._subclasses.fake_tensor import FakeTensorMode
 
@@ -257,18 +346,48 @@ class _Tracer:
                 return t.to(device) if device is not None else t
 
             return to_fake
-        return lambda t: t.to(device) if device is not None else t
 
-    def _hooks(self, module: nn.Module) -> contextlib.AbstractContextManager:
-        """Forward pre/post hooks on one module, removed when the context closes."""
+        def to_real(t: torch.Tensor) -> torch.Tensor:
+            moved = t.to(device) if device is not None else t
+            return _copy_of(t) if moved is t else moved
+
+        return to_real
+
+    def _hooks(self) -> contextlib.AbstractContextManager:
+        """Global forward pre/post hooks (every module call, registered or not), removed
+        when the context closes."""
         handles = [
-            module.register_forward_pre_hook(self._enter, with_kwargs=True, prepend=True),
-            module.register_forward_hook(self._exit, with_kwargs=True, always_call=True),
+            torch_module.register_module_forward_pre_hook(self._pre_hook),
+            torch_module.register_module_forward_hook(
+                self._post_hook, with_kwargs=True, always_call=True
+            ),
         ]
         stack = contextlib.ExitStack()
         for h in handles:
             stack.callback(h.remove)
         return stack
+
+    def _script_forwards(self) -> contextlib.AbstractContextManager:
+        """ScriptModules called from Python run their graphs here, node by node (where the
+        runner knows every node), instead of in TorchScript's C++ interpreter."""
+        stack = contextlib.ExitStack()
+        by_path = {row.path: row.module for row in self.rows}
+        for row in self.rows:
+            m = row.module
+            if not isinstance(m, torch.jit.ScriptModule):
+                continue
+            parent = by_path.get(row.path.rpartition(".")[0]) if row.path else None
+            if not isinstance(parent, torch.jit.ScriptModule) and runnable(m):
+                stack.enter_context(_instance_attribute(m, "forward", self.scripts.forward(m)))
+        return stack
+
+    def _pre_hook(self, module: nn.Module, args: tuple) -> None:
+        self.enter(module, args, None)
+
+    def _post_hook(self, module: nn.Module, args: tuple, *rest: Any) -> None:
+        # (module, args, kwargs, output) after a forward; (module, args, output) when it raised
+        kwargs, output = rest if len(rest) == 2 else (None, rest[0])
+        self.leave(module, args, kwargs, output)
 
     # --- recording -----------------------------------------------------------------------------
 
@@ -296,13 +415,19 @@ class _Tracer:
         self.nodes.append(node)
         return node
 
-    def _consume(self, node: Node, tensors: list[torch.Tensor]) -> None:
-        """Edges from the producers of ``tensors`` to ``node`` (one per producer)."""
-        for t in tensors:
+    def _consume(self, node: Node, tensors: list[torch.Tensor], metas: list | None = None) -> None:
+        """Edges from the producers of ``tensors`` to ``node`` (one per producer); ``metas``:
+        the tensors' TensorMeta, when the node has them already."""
+        target = node["id"]
+        for i, t in enumerate(tensors):
             source = self.producer.get(t)
-            if source is not None and (source, node["id"]) not in self._edge_keys:
-                self._edge_keys.add((source, node["id"]))
-                self.edges.append({"source": source, "target": node["id"], **tensor_meta(t)})
+            if source is not None and (source, target) not in self._edge_keys:
+                self._edge_keys.add((source, target))
+                meta = metas[i] if metas is not None else tensor_meta(t)
+                self.edges.append(
+                    {"source": source, "target": target, "shape": list(meta["shape"]),
+                     "dtype": meta["dtype"]}
+                )  # fmt: skip
 
     def _produce(self, node: Node, tensors: list[torch.Tensor]) -> None:
         for t in tensors:
@@ -322,19 +447,27 @@ class _Tracer:
             node["outputs"] = [tensor_meta(t)]
             self._consume(node, [t])
 
-    def _enter(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+    def _activations(self, obj: Any) -> list[torch.Tensor]:
+        return [t for t in tensors_in(obj) if id(t) not in self.state_ids]
+
+    def enter(self, module: nn.Module, args: tuple, kwargs: dict | None) -> None:
+        """A module call begins (``kwargs`` None: not known yet, see `leave`)."""
         with torch._C.DisableTorchFunction():  # our own bookkeeping is not part of the graph
-            path = self.paths[module]
-            name = path.rpartition(".")[2] if path else type(module).__name__
-            tensors = [t for t in tensors_in((args, kwargs)) if id(t) not in self.state_ids]
-            node = self._new_node("module", name, type(module).__name__, path, tensors)
+            path = self.paths.get(module)
+            if path is None:
+                path = self._adopt(module)
+            kind = self.kinds[module]
+            name = path.rpartition(".")[2] if path else kind
+            tensors = self._activations((args, kwargs) if kwargs else args)
+            node = self._new_node("module", name, kind, path, tensors)
             node["call"] = self.calls.get(module, 0)
             self.calls[module] = node["call"] + 1
             node["params"] = self.own[module]
             node["params_total"] = self.total[module]
-            self.stack.append((module, node, self.flop_total(), sys.exc_info()[1]))
+            self.stack.append((module, node, self.flops.total, sys.exc_info()[1]))
 
-    def _exit(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+    def leave(self, module: nn.Module, args: tuple, kwargs: dict | None, output: Any) -> None:
+        """A module call ends: with ``output``, or by the exception being raised now."""
         with torch._C.DisableTorchFunction():
             # Pop up to this module's call: calls left open by an exception caught inside.
             while self.stack:
@@ -343,16 +476,48 @@ class _Tracer:
                     break
             else:
                 return
-            # Hooks with always_call run inside the `except` of Module.__call__ when the
+            # Always-called hooks run inside the `except` of Module.__call__ when the
             # forward raised: a new exception, not one the caller was already handling.
             exc = sys.exc_info()[1]
             if exc is not None and exc is not handled:
                 self.failed.setdefault(id(exc), (exc, node["id"]))
                 node["flops"] = None  # an unfinished call
                 return
+            if kwargs:  # keyword inputs, which the pre-hook did not see
+                node["inputs"] = [tensor_meta(t) for t in self._activations((args, kwargs))]
             node["outputs"] = [tensor_meta(t) for t in tensors_in(output)]
-            end = self.flop_total()
-            node["flops"] = end - start if end is not None and start is not None else None
+            node["flops"] = self.flops.total - start
+
+    def _adopt(self, module: nn.Module) -> str:
+        """Give a module the model does not register (kept in a plain list or dict, made on
+        the fly, passed in) a path, where its caller keeps it: "blocks[0]", "heads['cls']";
+        "<ReLU>" when the caller has no reference to it. Its submodules come with it; its
+        state is put back after the call, and swapped for stand-ins in a meta pass."""
+        caller = self.stack[-1][0] if self.stack else self.model
+        base = self.paths.get(caller, "")
+        name = _where_kept(caller, module) or f"<{type(module).__name__}>"
+        path = f"{base}.{name}" if base else name
+        taken = set(self.paths.values())
+        k = 2
+        while path in taken:
+            path, k = f"{base}.{name}#{k}" if base else f"{name}#{k}", k + 1
+        rows = [r for r in module_table(module, prefix=path) if r.module not in self.paths]
+        for row in rows:
+            self.paths[row.module] = row.path
+            self.own[row.module] = row.params_own
+            self.total[row.module] = row.params_total
+            self.kinds[row.module] = type_name(row.module)
+        self.rows += rows
+        self.adopted.append(module)
+        state = [*module.parameters(), *module.buffers()]
+        self.state_ids |= {id(t) for t in state}
+        with _disable_current_modes():  # real copies of its buffers, counted nowhere
+            self._adopted_state.enter_context(
+                preserved(module, tensors=True, buffer_values=self.mode != "meta")
+            )
+            if self.mode == "meta" and self.home_type != "meta" and state:
+                self._adopted_state.enter_context(self._meta_state(module))
+        return path
 
     def record_op(self, func: Any, args: tuple, kwargs: dict, out: Any, flops: int | None) -> None:
         """Record one torch call; skip those that only read metadata (size, dim, shape...)."""
@@ -361,17 +526,19 @@ class _Tracer:
         if not outputs and target is None:
             return
         written = kwargs.get("out")
+        state = self.state_ids
         inputs = [
             t
-            for t in tensors_in((args, kwargs))
-            if id(t) not in self.state_ids and (written is None or t is not written)
+            for t in tensors_in((args, kwargs) if kwargs else args)
+            if id(t) not in state and (written is None or t is not written)
         ]
         name, type_ = op_names(func)
         path = self.stack[-1][1]["path"] if self.stack else ""
         node = self._new_node("op", name, type_, path, inputs)
         node["flops"] = flops
         node["inplace"] = target is not None
-        self._consume(node, inputs)  # the old version of an in-place target is consumed...
+        # The old version of an in-place target is consumed...
+        self._consume(node, inputs, node["inputs"])
         if target is not None:  # ...and the op produces the tensor from now on
             outputs = outputs or [target]
             base = target._base
@@ -388,9 +555,6 @@ class _Tracer:
         self._consume(node, inputs)
         self.failed.setdefault(id(exc), (exc, node["id"]))
 
-    def flop_total(self) -> int | None:
-        return self.flops.total if self.flops is not None else None
-
     # --- the result ----------------------------------------------------------------------------
 
     def _graph(self, exc: BaseException | None) -> Graph:
@@ -402,10 +566,10 @@ class _Tracer:
             for n in self.nodes:
                 if n["id"] == node_id:
                     n["error"] = message
-        modules = modules_info(self.model)
+        modules = modules_info(self.model, self.rows)
         root = next((n["id"] for n in self.nodes if n["kind"] == "module"), None)
         return Graph(
-            model=type(self.model).__name__,
+            model=type_name(self.model),
             nodes=self.nodes,
             edges=self.edges,
             modules=modules,
@@ -413,105 +577,67 @@ class _Tracer:
             root=root,
             error=error,
             mode=self.mode,
-            histograms=histograms_of(self.model),
+            histograms=histograms_of(self.model, [(self.paths[m], m) for m in self.adopted]),
         )
 
 
-class _Recorder(TorchFunctionMode):
-    """Sees every torch function, Tensor method and operator; records it as an op node.
+class _Producers:
+    """Tensor -> the id of the node that produced it, holding no tensor alive (a real pass
+    must free activations as the forward does). By ``id``, checked against a weak
+    reference: an id reused by a new tensor after the old one died finds nothing."""
 
-    While a handler runs, the mode is off: the functions a call makes inside
-    (``F.relu`` calling ``torch.relu``) are not seen, so each node is one call
-    as written in the model's code.
+    def __init__(self) -> None:
+        self._by_id: dict[int, tuple[weakref.ref, str]] = {}
 
-    On meta tensors a call's result depends on nothing but the metadata of its
-    arguments, and torch's meta kernels are mostly Python (a `layer_norm` takes
-    about 1 ms), so results are remembered for the rest of the pass: the second
-    of twelve identical transformer blocks costs only the bookkeeping.
-    """
+    def get(self, t: torch.Tensor) -> str | None:
+        entry = self._by_id.get(id(t))
+        return entry[1] if entry is not None and entry[0]() is t else None
 
-    def __init__(self, tracer: _Tracer) -> None:
-        super().__init__()
-        self.tracer = tracer
-        self.known: dict[Any, tuple[Any, int | None]] | None = {} if tracer.mode == "meta" else None
+    def __contains__(self, t: torch.Tensor) -> bool:
+        return self.get(t) is not None
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func in METADATA:
-            return func(*args, **kwargs)
-        tracer = self.tracer
-        key = _meta_key(func, args, kwargs) if self.known is not None else None
-        if key is not None and key in self.known:
-            spec, flops = self.known[key]
-            out = _from_spec(spec)
-            if flops:
-                tracer.flops.total += flops
-            tracer.record_op(func, args, kwargs, out, flops)
-            return out
-        start = tracer.flop_total()
-        try:
-            out = func(*args, **kwargs)
-        except Exception as exc:
-            tracer.record_failure(func, args, kwargs, exc)
-            raise
-        flops = flop_diff(start, tracer.flop_total())
-        if key is not None:
-            spec = _fresh_spec(out, args, kwargs, func)
-            if spec is not None:
-                self.known[key] = (spec, flops)
-        tracer.record_op(func, args, kwargs, out, flops)
-        return out
+    def __setitem__(self, t: torch.Tensor, node_id: str) -> None:
+        self._by_id[id(t)] = (weakref.ref(t), node_id)
 
 
-def _meta_key(func: Any, args: tuple, kwargs: dict) -> Any:
-    """A hashable description of a call on meta tensors, or None if it has none."""
+def _where_kept(owner: nn.Module, module: nn.Module) -> str | None:
+    """Where ``owner`` keeps an unregistered ``module``: an attribute, or an item of a list,
+    tuple or dict attribute ("blocks[0]"); None if it keeps no reference to it."""
+    for attr, value in vars(owner).items():
+        if value is module:
+            return attr
+        if type(value) in (list, tuple):
+            for i, item in enumerate(value):
+                if item is module:
+                    return f"{attr}[{i}]"
+        elif type(value) is dict:
+            for key, item in value.items():
+                if item is module:
+                    return f"{attr}[{key!r}]"
+    return None
+
+
+@contextlib.contextmanager
+def _instance_attribute(obj: Any, name: str, value: Any):
+    """``obj.name = value`` for the block; then whatever the instance had (or nothing)."""
+    had = name in vars(obj)
+    old = vars(obj).get(name)
+    object.__setattr__(obj, name, value)
     try:
-        key = (func, _describe(args), _describe(kwargs))
-        hash(key)
-    except TypeError:  # an argument we can't describe (an object, a callable...)
-        return None
-    return key
+        yield
+    finally:
+        if had:
+            object.__setattr__(obj, name, old)
+        else:
+            object.__delattr__(obj, name)
 
 
-_CONSTANTS = (int, float, bool, str, type(None), type(Ellipsis), torch.dtype, torch.device)
-
-
-def _describe(o: Any) -> Any:
-    if isinstance(o, torch.Tensor):
-        if not o.is_meta or type(o) is not torch.Tensor and type(o) is not nn.Parameter:
-            raise TypeError
-        return ("T", tuple(o.shape), o.stride(), o.storage_offset(), o.dtype, o.requires_grad)
-    if isinstance(o, _CONSTANTS) or isinstance(o, (torch.memory_format, torch.layout)):
-        return (type(o), o)
-    if isinstance(o, (tuple, list)):
-        return (type(o), tuple(_describe(x) for x in o))
-    if isinstance(o, dict):
-        return (dict, tuple((k, _describe(v)) for k, v in o.items()))
-    if isinstance(o, slice):
-        return (slice, _describe(o.start), _describe(o.stop), _describe(o.step))
-    raise TypeError
-
-
-def _fresh_spec(out: Any, args: tuple, kwargs: dict, func: Any) -> Any:
-    """How to remake ``out`` from scratch, or None when it must not be remade:
-    it is (or shares memory with) an argument, or the call wrote in place."""
-    if inplace_target(func, args, kwargs) is not None:
-        return None
-    given = {id(t) for t in tensors_in((args, kwargs))}
-    many = type(out) in (tuple, list)
-    specs = []
-    for t in out if many else (out,):
-        if type(t) is not torch.Tensor or id(t) in given or t._is_view() or not t.is_meta:
-            return None
-        specs.append((tuple(t.shape), t.stride(), t.dtype))
-    return (type(out), specs) if many else specs[0]
-
-
-def _from_spec(spec: Any) -> Any:
-    if spec[0] in (tuple, list):
-        return spec[0](_from_spec(s) for s in spec[1])
-    shape, stride, dtype = spec
-    return torch.empty_strided(shape, stride, dtype=dtype, device="meta")
+def _copy_of(t: torch.Tensor) -> torch.Tensor:
+    """A copy of an input tensor that the forward may write into (same strides and flags)."""
+    copy = t.detach().clone()
+    if t.requires_grad and copy.is_leaf:
+        copy.requires_grad_(True)
+    return copy
 
 
 # --- model state ---------------------------------------------------------------------------------
