@@ -132,9 +132,10 @@ def structured(out: Any) -> bool:
     return isinstance(out, (tuple, list)) and any(isinstance(v, torch.Tensor) for v in out)
 
 
-def call_model(model: Callable[..., Any], inputs: Any) -> Any:
-    """``model(inputs)``; a dict of keyword inputs (``input_ids``, ``attention_mask``,
-    ``pixel_values``) is passed as keywords: ``model(**inputs)``."""
+def call_model(model: Callable[..., Any], inputs: Any, **kwargs: Any) -> Any:
+    """``model(inputs, **kwargs)``; a dict of keyword inputs (``input_ids``,
+    ``attention_mask``, ``pixel_values``) is passed as keywords: ``model(**inputs,
+    **kwargs)``."""
     if isinstance(inputs, Mapping):
-        return model(**inputs)
-    return model(inputs)
+        return model(**inputs, **kwargs)
+    return model(inputs, **kwargs)

@@ -567,3 +567,25 @@ ZOO = {
     "shared_layer": shared_layer,
     "inplace_net": inplace_net,
 }
+
+
+# --- Hugging Face --------------------------------------------------------------------------------
+
+
+def hf_vit(
+    image_size: int = 16, layers: int = 1, width: int = 16, heads: int = 2, num_labels: int = 3
+) -> nn.Module:
+    """A small ``transformers`` ViT image classifier built from its config (no weights),
+    in train mode; 8-pixel patches, an MLP twice the width."""
+    import transformers
+
+    config = transformers.ViTConfig(
+        image_size=image_size,
+        patch_size=8,
+        hidden_size=width,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=2 * width,
+        num_labels=num_labels,
+    )
+    return transformers.ViTForImageClassification(config)

@@ -7,6 +7,7 @@ import torch
 import nbviz
 from nbviz import _widget
 from nbviz._widget import array_from_json
+from tests.models import hf_vit
 
 
 def sent_messages(widget, monkeypatch):
@@ -254,17 +255,8 @@ def test_codec_narrows_and_round_trips():
 
 
 def test_update_takes_what_models_return_and_output_chooses():
-    transformers = pytest.importorskip("transformers")
-    config = transformers.ViTConfig(
-        image_size=16,
-        patch_size=8,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        num_labels=3,
-    )
-    model = transformers.ViTForImageClassification(config).eval()
+    pytest.importorskip("transformers")
+    model = hf_vit(num_labels=3).eval()
     x, y = torch.randn(6, 3, 16, 16), torch.tensor([0, 1, 2, 0, 1, 2])
     with torch.no_grad():
         out = model(pixel_values=x)

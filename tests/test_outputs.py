@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from nbviz._outputs import call_model, describe, pick_scores
+from tests.models import hf_vit
 
 LOGITS = torch.arange(6.0).reshape(2, 3)
 HIDDEN = torch.zeros(2, 5, 8)
@@ -51,17 +52,8 @@ def test_the_scores_are_found_without_asking(out):
 
 
 def test_a_hugging_face_output_gives_its_logits():
-    transformers = pytest.importorskip("transformers")
-    config = transformers.ViTConfig(
-        image_size=16,
-        patch_size=8,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        num_labels=4,
-    )
-    model = transformers.ViTForImageClassification(config).eval()
+    pytest.importorskip("transformers")
+    model = hf_vit(num_labels=4).eval()
     out = model(pixel_values=torch.randn(2, 3, 16, 16), output_hidden_states=True)
     assert pick_scores(out) is out.logits
     assert describe(out) == "ImageClassifierOutput(logits: (2, 4), hidden_states: tuple of 2)"

@@ -17,6 +17,7 @@ import nbviz
 from nbviz.monitor.core import TrainingRecorder
 from nbviz.monitor.runlog import RecordedRun
 from nbviz.runs.format import FILE_HEADER
+from tests.models import hf_vit
 
 
 def test_a_run_read_back_equals_the_recorder_merged_histories_and_all(tmp_path):
@@ -288,18 +289,9 @@ def test_a_given_graph_is_recorded_and_no_probe_means_no_graph(tmp_path):
 def test_a_hugging_face_model_watched_with_a_keyword_probe(tmp_path):
     """watch's probe as keyword inputs (``pixel_values``): feature maps of the patch
     embedding, thumbnails of the images, and the graph traced on them, recorded."""
-    transformers = pytest.importorskip("transformers")
-    config = transformers.ViTConfig(
-        image_size=32,
-        patch_size=8,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        num_labels=6,
-    )
+    pytest.importorskip("transformers")
     torch.manual_seed(0)
-    model = transformers.ViTForImageClassification(config)
+    model = hf_vit(image_size=32, layers=2, width=32, num_labels=6)
     data = shapes_data()
     probe = {"pixel_values": data.images[:4]}
     mon = nbviz.watch(model, probe=probe, features_every=2, logdir=tmp_path, log_every=0.001)

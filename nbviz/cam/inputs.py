@@ -69,11 +69,9 @@ class Inputs:
         """``model`` on ``x`` (the samples ``which``, or versions of them) and their
         keyword inputs. ``x`` goes in as a copy: a model may write into its input."""
         kwargs = self.rows(which)
-        if self.key is not None:
+        if self.key is not None:  # a processor's dict: the images are one keyword among them
             return call_model(model, {self.key: x.clone(), **kwargs})
-        if not kwargs:
-            return call_model(model, x.clone())
-        return model(x.clone(), **kwargs)
+        return call_model(model, x.clone(), **kwargs)
 
 
 def _per_sample(v: Any, n: int) -> bool:
