@@ -9,6 +9,7 @@ buffers), and flush whatever is pending when a cell finishes executing.
 
 from __future__ import annotations
 
+import threading
 import time
 import warnings
 import weakref
@@ -135,7 +136,7 @@ def _post_execute_hook(ref: weakref.ref) -> Any:
     def hook(*_: Any) -> None:
         widget = ref()
         if widget is not None and widget.comm is not None:
-            widget.flush()
+            widget.cell_ended()
 
     return hook
 
@@ -173,6 +174,9 @@ class LiveWidget(anywidget.AnyWidget):
                 f"max_rate must be a number of refreshes per second >= 0 or None, got {max_rate!r}"
             )
         self._throttle = Throttle(max_rate)
+        # Held while state is pushed: a followed run's view is fed from a reader thread
+        # while the kernel's thread answers the browser.
+        self._lock = threading.RLock()
         self._dirty = False
         self._unhook = None
         if layout is not None:  # ipywidgets' own; None keeps its default
@@ -231,10 +235,15 @@ class LiveWidget(anywidget.AnyWidget):
         if self._dirty:
             self._sync(final=True)
 
+    def cell_ended(self) -> None:
+        """Called when a cell ends (with ``end_of_cell_flush``): push what is pending."""
+        self.flush()
+
     def _sync(self, final: bool) -> None:
-        self._throttle.mark()
-        with self.hold_sync():
-            self._dirty = self._push(final)
+        with self._lock:
+            self._throttle.mark()
+            with self.hold_sync():
+                self._dirty = self._push(final)
 
     def _push(self, final: bool) -> bool:  # pragma: no cover - abstract
         """Set the synced traits from the current state; return True if some

@@ -1,13 +1,16 @@
 // @ts-check
 // Live confusion matrix (nbviz/confusion/widget.py). Everything a person does
-// here (normalize, hover, scrub epochs, open a cell's examples) uses data
-// already in the browser, so it works while the kernel is busy training.
+// here (normalize, hover, scrub epochs, open a cell's examples, see where the model
+// looked in one) uses data already in the browser, so it works while the kernel is
+// busy training. Only an example whose maps have not come yet asks the kernel.
 import "./lib/common.css";
 import "./confusion.css";
+import { interpolateInferno } from "d3-scale-chromatic";
 import { decodeArray } from "./lib/arrays.js";
 import { colorTable, css, rgbAt, textColorOn } from "./lib/colors.js";
 import { denseFromSparse, formatValue, maxOf, normalize, summary } from "./lib/confusion-math.js";
 import { el as h, themeColors, watchTheme } from "./lib/dom.js";
+import { imageRGBA, overlayFrame } from "./lib/overlay.js";
 import { plural, shortLabels } from "./lib/text.js";
 
 /**
@@ -26,6 +29,15 @@ import { plural, shortLabels } from "./lib/text.js";
  * @property {WireArray | null} history_offsets epoch e owns [offsets[e], offsets[e+1])
  * @property {WireArray | null} examples_cells  flat cell of each thumbnail
  * @property {WireArray | null} examples_images (M, h, w, 3) uint8 thumbnails
+ * @property {WireArray | null} examples_ids    id of each thumbnail's example
+ * @property {"" | "end of cell" | "on click" | "no inputs"} cam_status  where maps come from
+ * @property {string} cam_method
+ * @property {WireArray | null} cam_ids     (E,) examples with maps
+ * @property {WireArray | null} cam_maps    flat uint8: per layer (E, 2, h, w) from its offset
+ * @property {{layer: string, h: number, w: number, offset: number}[]} cam_index
+ * @property {WireArray | null} cam_probs   (E, 2) probabilities of the true, predicted class
+ * @property {WireArray | null} cam_images  (E, H, W, 3) uint8 display images
+ * @property {WireArray | null} cam_masks   (E, H, W) uint8 human masks, or null
  */
 
 const MODES = /** @type {const} */ ([
@@ -40,6 +52,16 @@ const BAR = 56; // px: recall bars (right) and precision bars (below)
 const GAP = 8;
 const LEGEND = 52;
 const viridis = colorTable();
+const inferno = colorTable(interpolateInferno).lut;
+const WHY_SIZE = 192; // px: each map over its example
+const WHY_OPACITY = 0.6;
+const METHOD_NAMES = { gradcam: "Grad-CAM", "gradcam++": "Grad-CAM++", layercam: "Layer-CAM" };
+const WAITING = {
+  "end of cell": "its maps are computed when the running cell ends (or call cm.explain() now)",
+  "on click": "computing where the model looked…",
+  "no inputs":
+    "this run recorded no inputs for its examples: ConfusionMatrix(..., keep_inputs=True) in the script records them when an epoch ends",
+};
 
 /** @param {{ model: import("@anywidget/types").AnyModel<ConfusionState>, el: HTMLElement }} ctx */
 function render({ model, el }) {
@@ -84,6 +106,45 @@ function render({ model, el }) {
   });
   const galleryHead = h("div", { class: "nbviz-confusion__gallery-head" }, [galleryLabel, closeGallery]);
 
+  // Where the model looked in the chosen example: made once, filled in place, so a push
+  // never replaces the layer slider under a dragging hand.
+  const whyLabel = h("div", { class: "nbviz-confusion__why-label" });
+  const whyPanels = [0, 1].map(() => {
+    const canvas = /** @type {HTMLCanvasElement} */ (h("canvas", { class: "nbviz-confusion__why-map" }));
+    canvas.width = canvas.height = WHY_SIZE;
+    const caption = h("div", { class: "nbviz-confusion__why-caption" });
+    return { canvas, caption, box: h("figure", { class: "nbviz-confusion__why-panel" }, [canvas, caption]) };
+  });
+  const layerSlider = /** @type {HTMLInputElement} */ (
+    h("input", {
+      class: "nbviz-confusion__why-layer",
+      type: "range",
+      min: "0",
+      max: "0",
+      step: "1",
+      "aria-label": "layer",
+    })
+  );
+  const layerName = h("span", { class: "nbviz-confusion__why-layer-name" });
+  const maskToggle = /** @type {HTMLInputElement} */ (h("input", { type: "checkbox", checked: "" }));
+  const maskLabel = h("label", {}, [maskToggle, "outline the human mask"]);
+  const whyControls = h("div", { class: "nbviz-controls nbviz-confusion__why-controls" }, [
+    h("label", {}, ["layer ", layerSlider]),
+    layerName,
+    maskLabel,
+  ]);
+  const whyNote = h("div", { class: "nbviz-confusion__why-note", role: "status" });
+  const why = h("div", { class: "nbviz-confusion__why" }, [
+    whyLabel,
+    h(
+      "div",
+      { class: "nbviz-confusion__why-maps" },
+      whyPanels.map((p) => p.box),
+    ),
+    whyControls,
+    whyNote,
+  ]);
+
   const table = /** @type {HTMLTableElement} */ (h("table", { class: "nbviz-sr-only nbviz-confusion__table" }));
   root.append(title, stats, controls, stage, tooltip, gallery, table);
 
@@ -94,11 +155,17 @@ function render({ model, el }) {
     position: 0, // index into epochs()
     hover: /** @type {null | {r: number, c: number} | {bar: "recall" | "precision", k: number}} */ (null),
     selected: /** @type {null | {r: number, c: number}} */ (null),
+    example: /** @type {number | null} */ (null), // id of the example explained below
+    layer: -1, // index into cam_index; -1: the deepest
+    outline: true,
   };
   modeSelect.value = view.mode;
 
-  /** @type {{K: number, closed: Float64Array[], live: Float64Array | null, examples: Map<number, number[]>, images: any}} */
-  let data = { K: 0, closed: [], live: null, examples: new Map(), images: null };
+  /** @type {{K: number, closed: Float64Array[], live: Float64Array | null, examples: Map<number, number[]>, images: any, ids: any, cam: ReturnType<typeof readMaps>}} */
+  let data = { K: 0, closed: [], live: null, examples: new Map(), images: null, ids: null, cam: readMaps() };
+  /** @type {Map<number, Uint8ClampedArray>} */
+  let whyImages = new Map(); // example id -> its image at WHY_SIZE (RGBA)
+  const asked = new Set(); // cells whose maps were asked of the kernel (until maps come)
   let geom = /** @type {ReturnType<typeof layout> | null} */ (null);
 
   function readData() {
@@ -127,7 +194,27 @@ function render({ model, el }) {
         examples.get(c)?.push(i);
       }
     }
-    data = { K, closed, live, examples, images };
+    const cam = readMaps();
+    if (cam.E !== data.cam.E || cam.maps !== data.cam.maps) asked.clear();
+    data = { K, closed, live, examples, images, ids: decodeArray(model.get("examples_ids")), cam };
+    whyImages = new Map();
+  }
+
+  /** The examples' maps, by id: row in the (E, ...) arrays. */
+  function readMaps() {
+    const ids = decodeArray(model.get("cam_ids"));
+    /** @type {Map<number, number>} */
+    const row = new Map();
+    if (ids) for (let e = 0; e < ids.data.length; e++) row.set(Number(ids.data[e]), e);
+    return {
+      row,
+      E: row.size,
+      maps: decodeArray(model.get("cam_maps")),
+      index: model.get("cam_index") || [],
+      probs: decodeArray(model.get("cam_probs")),
+      images: decodeArray(model.get("cam_images")),
+      masks: decodeArray(model.get("cam_masks")),
+    };
   }
 
   /** Positions on the epoch slider: closed epochs, then the live one. */
@@ -456,6 +543,11 @@ function render({ model, el }) {
       );
     }
     const images = data.images;
+    const explainable = Boolean(model.get("cam_status"));
+    if (explainable && ids.length) {
+      galleryLabel.textContent += " · click one to see where the model looked";
+    }
+    let chosenShown = false;
     for (const i of ids) {
       const [, th, tw] = images.shape;
       const canvas = /** @type {HTMLCanvasElement} */ (h("canvas", { class: "nbviz-confusion__thumb" }));
@@ -470,9 +562,111 @@ function render({ model, el }) {
         im.data[4 * p + 3] = 255;
       }
       /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d")).putImageData(im, 0, 0);
-      grid.appendChild(canvas);
+      const id = data.ids ? Number(data.ids.data[i]) : null;
+      if (!explainable || id === null) {
+        grid.appendChild(canvas);
+        continue;
+      }
+      const chosen = id === view.example;
+      chosenShown = chosenShown || chosen;
+      const button = h(
+        "button",
+        {
+          class: `nbviz-confusion__thumb-button${chosen ? " nbviz-confusion__thumb-button--chosen" : ""}`,
+          type: "button",
+          "aria-pressed": String(chosen),
+          "aria-label": `example ${grid.childElementCount + 1}: where did the model look?`,
+          "data-example": String(id),
+        },
+        [canvas],
+      );
+      button.addEventListener("click", () => {
+        view.example = view.example === id ? null : id;
+        showGallery();
+      });
+      grid.appendChild(button);
     }
+    if (!chosenShown) view.example = null; // it left the sample
     gallery.replaceChildren(galleryHead, grid);
+    if (view.example !== null && view.selected) {
+      gallery.appendChild(why);
+      showWhy(view.selected.r * K + view.selected.c);
+    }
+  }
+
+  /** The chosen example's maps for its true and predicted class, or a note on when they come. */
+  function showWhy(/** @type {number} */ cell) {
+    const id = /** @type {number} */ (view.example);
+    const classes = model.get("classes") || [];
+    const K = data.K;
+    const r = Math.floor(cell / K);
+    const c = cell % K;
+    const cam = data.cam;
+    const e = cam.row.get(id);
+    const method = model.get("cam_method") || "gradcam";
+    const name = METHOD_NAMES[/** @type {keyof typeof METHOD_NAMES} */ (method)] || method;
+    whyLabel.textContent =
+      r === c
+        ? `${name}: where the model saw ${classes[r]} (predicted correctly)`
+        : `${name}: true ${classes[r]}, predicted ${classes[c]}`;
+    const ready = e !== undefined && cam.maps && cam.images && cam.index.length;
+    whyControls.hidden = !ready;
+    for (const p of whyPanels) p.box.hidden = !ready;
+    if (!ready) {
+      const status = model.get("cam_status");
+      whyNote.textContent = WAITING[/** @type {keyof typeof WAITING} */ (status)] || "";
+      // The kernel computes the cell's maps when it is free (a busy one: after its cell).
+      if ((status === "end of cell" || status === "on click") && !asked.has(cell)) {
+        asked.add(cell); // once per cell until maps come: pushes redraw the gallery often
+        model.send({ explain: cell });
+      }
+      return;
+    }
+    const row = /** @type {number} */ (e);
+    const L = cam.index.length;
+    layerSlider.max = String(L - 1);
+    const li = view.layer < 0 || view.layer >= L ? L - 1 : view.layer;
+    layerSlider.value = String(li);
+    const entry = cam.index[li];
+    layerName.textContent = `${entry.layer} (${entry.h}×${entry.w})`;
+    layerName.title = entry.layer;
+    maskLabel.hidden = !cam.masks;
+    maskToggle.checked = view.outline;
+    const [, H, W] = /** @type {any} */ (cam.images).shape;
+    let base = whyImages.get(id);
+    if (!base) {
+      const start = row * H * W * 3;
+      base = imageRGBA(/** @type {any} */ (cam.images).data.subarray(start, start + H * W * 3), H, W, WHY_SIZE);
+      whyImages.set(id, base);
+    }
+    let mask = null;
+    if (cam.masks && view.outline) {
+      const [, mh, mw] = cam.masks.shape;
+      mask = {
+        data: cam.masks.data.subarray(row * mh * mw, /** @type {number} */ (e + 1) * mh * mw),
+        h: mh,
+        w: mw,
+      };
+    }
+    const n = entry.h * entry.w;
+    const notes = [];
+    const shown = r === c ? [0] : [0, 1];
+    whyPanels[1].box.hidden = r === c;
+    for (const t of shown) {
+      const start = entry.offset + (row * 2 + t) * n;
+      const raw = /** @type {any} */ (cam.maps).data.subarray(start, start + n);
+      const { frame, empty } = overlayFrame(base, raw, entry.h, entry.w, WHY_SIZE, inferno, WHY_OPACITY, mask);
+      const ctx = /** @type {CanvasRenderingContext2D} */ (whyPanels[t].canvas.getContext("2d"));
+      const img = ctx.createImageData(WHY_SIZE, WHY_SIZE);
+      img.data.set(frame);
+      ctx.putImageData(img, 0, 0);
+      const k = t === 0 ? r : c;
+      const prob = cam.probs ? cam.probs.data[row * 2 + t] : NaN;
+      whyPanels[t].caption.textContent = `${t === 0 ? "true" : "predicted"}: ${classes[k]} (p = ${prob.toFixed(2)})`;
+      whyPanels[t].canvas.setAttribute("aria-label", `${name} map for ${classes[k]} at ${entry.layer}`);
+      if (empty) notes.push(`the map for ${classes[k]} is empty at this layer (no positive evidence)`);
+    }
+    whyNote.textContent = notes.join("; ");
   }
 
   /** The drawn numbers as a table, for screen readers (and tests). */
@@ -514,6 +708,13 @@ function render({ model, el }) {
     "history_offsets",
     "examples_cells",
     "examples_images",
+    "examples_ids",
+    "cam_status",
+    "cam_ids",
+    "cam_maps",
+    "cam_index",
+    "cam_images",
+    "cam_masks",
     "title",
   ];
   const onData = () => schedule(true);
@@ -534,6 +735,14 @@ function render({ model, el }) {
     view.position = Number(slider.value) - 1;
     view.followLatest = view.position >= n - 1;
     schedule();
+  });
+  layerSlider.addEventListener("input", () => {
+    view.layer = Number(layerSlider.value);
+    if (view.selected) showWhy(view.selected.r * data.K + view.selected.c);
+  });
+  maskToggle.addEventListener("change", () => {
+    view.outline = maskToggle.checked;
+    if (view.selected) showWhy(view.selected.r * data.K + view.selected.c);
   });
   overlay.addEventListener("mousemove", onMove);
   overlay.addEventListener("mouseleave", onLeave);

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -185,6 +186,13 @@ def normalize(maps: torch.Tensor) -> torch.Tensor:
     """Each map divided by its maximum (maps are >= 0); an all-zero map stays zero."""
     peak = maps.flatten(1).amax(dim=1).clamp_min(1e-30)
     return (maps / peak.view(-1, *(1,) * (maps.ndim - 1))).clamp_(0, 1)
+
+
+def quantise(raw: torch.Tensor) -> np.ndarray:
+    """(N, T, *size) maps -> uint8, each map scaled by its own peak (0 stays 0)."""
+    peak = raw.flatten(2).amax(dim=2).clamp_min(1e-30)
+    peak = peak.view(*peak.shape, *(1,) * (raw.ndim - 2))
+    return (raw / peak * 255).round_().clamp_(0, 255).to(torch.uint8).numpy()
 
 
 def compute(

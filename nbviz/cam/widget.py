@@ -27,7 +27,7 @@ from .._state import preserved
 from .._text import plural
 from .._widget import Array, LiveWidget
 from .agreement import agreement, check_masks
-from .core import METHODS, class_scores, compute, resolve_layers
+from .core import METHODS, class_scores, compute, quantise, resolve_layers
 from .inputs import KINDS, model_inputs
 
 COLORMAPS = ("inferno", "viridis", "cividis")
@@ -203,7 +203,7 @@ class GradCAM(LiveWidget):
             scores = None if self._masks is None else _agreements(res, self._masks)
             for li, layer in enumerate(res.layers):
                 raw = res.raw(layer, None)  # (N, T, *size)
-                q = _quantise(raw)
+                q = quantise(raw)
                 chunks.append(q.reshape(-1))
                 d, h, w = (1,) * (5 - raw.ndim) + tuple(raw.shape[2:])
                 index.append(
@@ -241,13 +241,6 @@ def _check_labels(labels: Any, n: int) -> np.ndarray | None:
     if n and int(t.min()) < 0:
         raise ValueError(f"labels must be class indices >= 0, got {int(t.min())}")
     return t.cpu().numpy().astype(np.int64)
-
-
-def _quantise(raw: torch.Tensor) -> np.ndarray:
-    """(N, T, *size) maps -> uint8, each map scaled by its own peak (0 stays 0)."""
-    peak = raw.flatten(2).amax(dim=2).clamp_min(1e-30)
-    peak = peak.view(*peak.shape, *(1,) * (raw.ndim - 2))
-    return (raw / peak * 255).round_().clamp_(0, 255).to(torch.uint8).numpy()
 
 
 def _display_signals(x: torch.Tensor) -> np.ndarray:

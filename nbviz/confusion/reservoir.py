@@ -30,6 +30,7 @@ class ExampleReservoir:
         for name, v in (("per_cell", per_cell), ("max_total", max_total), ("size", size)):
             int_at_least(name, v)
         self.per_cell, self.max_total, self.size = per_cell, max_total, size
+        self.keep_inputs = False
         self._rng = np.random.default_rng(seed)
         self.reset()
 
@@ -43,6 +44,9 @@ class ExampleReservoir:
         # and W, the largest of the kept samples' (virtual) uniform keys.
         self.next_entry: dict[int, int] = {}
         self._w: dict[int, float] = {}
+        # Beside each thumbnail: (id, input, mask); input and mask only with keep_inputs.
+        self.kept: dict[int, list[tuple[int, torch.Tensor | None, torch.Tensor | None]]] = {}
+        self._next_id = getattr(self, "_next_id", 0)  # ids never repeat, not even after reset
 
     def check(self, images: torch.Tensor) -> None:
         """Thumbnails are stacked, so every batch must have the first batch's image shape."""
@@ -53,9 +57,15 @@ class ExampleReservoir:
                 f"got {shape}"
             )
 
-    def add(self, cells: list[int] | np.ndarray, images: torch.Tensor) -> bool:
-        """Offer a batch: ``cells[i]`` is the flat cell of ``images[i]``. Returns whether a
-        thumbnail entered (only then do the kept examples change).
+    def add(
+        self,
+        cells: list[int] | np.ndarray,
+        images: torch.Tensor,
+        masks: torch.Tensor | None = None,
+    ) -> bool:
+        """Offer a batch: ``cells[i]`` is the flat cell of ``images[i]`` (and ``masks[i]``,
+        kept with the input when ``keep_inputs``). Returns whether a thumbnail entered (only
+        then do the kept examples change).
 
         Thumbnails are computed only for the samples that enter a reservoir."""
         order = cells if isinstance(cells, list) else np.asarray(cells, dtype=np.int64).tolist()
@@ -94,12 +104,24 @@ class ExampleReservoir:
         else:
             chosen = images[torch.tensor(index, device=images.device)]
         thumbs = thumbnails(chosen, self.size)
+        inputs = picked_masks = None
+        if self.keep_inputs:  # copies: the caller's batch is not held
+            inputs = chosen.detach().to("cpu", copy=True)
+            if masks is not None:
+                picked_masks = masks.detach().to("cpu", copy=True)[index]
         for t, (_, c, s) in enumerate(take):
-            store = self.slots.setdefault(c, [])
+            store, extra = self.slots.setdefault(c, []), self.kept.setdefault(c, [])
+            item = (
+                self._next_id,
+                None if inputs is None else inputs[t].clone(),
+                None if picked_masks is None else picked_masks[t],
+            )
+            self._next_id += 1
             if s < len(store):
-                store[s] = thumbs[t]
+                store[s], extra[s] = thumbs[t], item
             else:
                 store.append(thumbs[t])
+                extra.append(item)
         self._shrink_to_budget()
         return True
 
@@ -123,25 +145,62 @@ class ExampleReservoir:
             if len(store) > cap:
                 keep = np.sort(self._rng.choice(len(store), size=cap, replace=False))
                 self.slots[c] = [store[k] for k in keep]
+                self.kept[c] = [self.kept[c][k] for k in keep]
             n = self.seen[c]
             if n >= cap:  # full at the new size: W is the cap-th smallest of n uniform keys
                 self._w[c] = w = float(self._rng.beta(cap, n - cap + 1))
                 self.next_entry[c] = n + 1 + _gap(1.0 - self._rng.random(), w)
 
-    def load(self, cells: np.ndarray, images: np.ndarray) -> None:
-        """Keep exactly these thumbnails (``images[i]`` in cell ``cells[i]``), as recorded
-        elsewhere: for showing them, not for sampling on (their cells' counts are unknown)."""
+    def load(
+        self,
+        cells: np.ndarray,
+        images: np.ndarray,
+        inputs: np.ndarray | None = None,
+        masks: np.ndarray | None = None,
+    ) -> None:
+        """Keep exactly these thumbnails (``images[i]`` in cell ``cells[i]``, with its input
+        and mask where recorded), as recorded elsewhere: for showing them, not for sampling
+        on (their cells' counts are unknown)."""
         self.reset()
-        for c, image in zip(np.asarray(cells).tolist(), images, strict=True):
-            self.slots.setdefault(c, []).append(image)
+        for i, c in enumerate(np.asarray(cells).tolist()):
+            self.slots.setdefault(c, []).append(images[i])
+            item = (
+                self._next_id,
+                None if inputs is None else torch.from_numpy(np.asarray(inputs[i])),
+                None if masks is None else torch.from_numpy(np.asarray(masks[i])),
+            )
+            self.kept.setdefault(c, []).append(item)
+            self._next_id += 1
+
+    def ids(self) -> np.ndarray:
+        """The kept examples' ids, in the order of :meth:`arrays`."""
+        return np.asarray([k[0] for extra in self.kept.values() for k in extra], np.int64)
+
+    def inputs(self) -> list[tuple[int, int, torch.Tensor, torch.Tensor | None]]:
+        """``(id, cell, input, mask)`` of every kept example whose input was kept."""
+        return [
+            (i, c, x, m) for c, extra in self.kept.items() for i, x, m in extra if x is not None
+        ]
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """``(cells (M,), images (M, h, w, 3) uint8)`` for the browser."""
-        cells = [c for c, store in self.slots.items() for _ in store]
+        cells = [c for c, store in self.slots.items() for _ in store]  # (kept: same order)
         if not cells:
             return np.zeros(0, np.int64), np.zeros((0, 1, 1, 3), np.uint8)
         images = np.stack([im for store in self.slots.values() for im in store])
         return np.asarray(cells, np.int64), images
+
+    def recorded(self) -> dict[str, np.ndarray]:
+        """What a run directory records: ``cells`` and ``images`` as :meth:`arrays`, and,
+        where every kept example has them, ``inputs`` and ``masks`` stacked."""
+        cells, images = self.arrays()
+        out = {"cells": cells, "images": images}
+        kept = [k for extra in self.kept.values() for k in extra]
+        if kept and all(x is not None for _, x, _ in kept):
+            out["inputs"] = torch.stack([x for _, x, _ in kept]).numpy()
+            if all(m is not None for _, _, m in kept):
+                out["masks"] = torch.stack([m for _, _, m in kept]).numpy()
+        return out
 
     def __len__(self) -> int:
         return sum(len(s) for s in self.slots.values())

@@ -11,7 +11,9 @@ Records of the stream ``confusion`` (``docs/run-format.md``):
 and two records replaced whole, as only their latest state is shown: ``current`` in
 ``confusion-current.nbrec`` (the epoch in progress, sparse, with its number and whether
 it has counts) and ``examples`` in ``confusion-examples.nbrec`` (``cells`` int64 and
-``images`` uint8 ``(M, h, w, 3)``: the kept example thumbnails of that epoch).
+``images`` uint8 ``(M, h, w, 3)``: the kept example thumbnails of that epoch; with
+``keep_inputs``, also ``inputs`` (the examples as the model took them) and, where given,
+``masks`` ``(M, H, W)`` bool, written when an epoch closes).
 """
 
 from __future__ import annotations
@@ -49,15 +51,16 @@ class ConfusionLog:
         meta = {"epoch": epoch, "open": open_}
         self.writer.replace("current", Record("current", meta, {"index": idx, "value": val}))
 
-    def examples(self, version: int, arrays: Callable[[], tuple[np.ndarray, np.ndarray]]) -> None:
+    def examples(self, version: int, arrays: Callable[[], Any]) -> None:
         """The kept examples, if they changed since the last write (``version`` counts
-        changes; ``arrays`` makes them, only then: stacking every thumbnail is the cost)."""
+        changes; ``arrays`` makes them, only then: stacking every thumbnail is the cost):
+        ``(cells, images)`` or a dict of the record's arrays."""
         if version != self._examples_written:
             self._examples_written = version
-            cells, images = arrays()
-            self.writer.replace(
-                "examples", Record("examples", {}, {"cells": cells, "images": images})
-            )
+            made = arrays()
+            if not isinstance(made, dict):
+                made = {"cells": made[0], "images": made[1]}
+            self.writer.replace("examples", Record("examples", {}, made))
 
     def epoch(self, number: int, counts: tuple[np.ndarray, np.ndarray]) -> None:
         """A closed epoch (appended: every epoch stays)."""
@@ -82,7 +85,7 @@ class RecordedConfusion:
         self.history: list[tuple[np.ndarray, np.ndarray]] = []
         self.current: tuple[np.ndarray, np.ndarray] | None = None
         self.open = False
-        self.examples: tuple[np.ndarray, np.ndarray] | None = None
+        self.examples: tuple[np.ndarray, ...] | None = None  # (cells, images, inputs, masks)
 
     def update(self) -> bool:
         """Read what was written since the last call; whether anything changed."""
@@ -102,5 +105,6 @@ class RecordedConfusion:
                 self.current = (r.arrays["index"], r.arrays["value"])
                 self.open = bool(r.meta["open"])
             elif r.kind == "examples":
-                self.examples = (r.arrays["cells"], r.arrays["images"])
+                a = r.arrays
+                self.examples = (a["cells"], a["images"], a.get("inputs"), a.get("masks"))
         return bool(records)

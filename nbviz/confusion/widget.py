@@ -3,6 +3,11 @@
 Python counts and keeps the epoch history; the browser receives sparse counts
 (non-zero cells only, so K = 1,000 stays cheap) and does everything else
 itself: normalization, hover, the epoch slider, the example gallery.
+
+Given the model, the kept examples also get their Grad-CAM maps for the true and the
+predicted class (`explain.ExampleMaps`), computed when the kernel is free (the end of
+a cell, ``explain()``, or a click in a followed run's view) and sent ahead, so the
+gallery shows where the model looked without asking the kernel.
 """
 
 from __future__ import annotations
@@ -16,10 +21,12 @@ import traitlets
 
 from .._checks import positive_seconds
 from .._dist import DEFAULT_TIMEOUT, rank_and_world
-from .._images import example_images
+from .._images import display_images, display_masks, example_images
 from .._outputs import Output, check_output, pick_scores, structured
 from .._widget import Array, LiveWidget, Throttle
+from ..cam.agreement import check_masks
 from .core import ArrayLike, ConfusionCounter, accuracy, batch_cells, per_class_metrics
+from .explain import ExampleMaps, examples_within_budget
 from .reservoir import ExampleReservoir
 from .runlog import ConfusionLog
 
@@ -44,6 +51,17 @@ class ConfusionMatrix(LiveWidget):
     ``end_epoch()`` sums the counts of every rank (one collective: call it on every rank),
     so the closed epoch's matrix is the one a single process would count over all the
     data; ``sync_ranks=False`` keeps each rank's own. Example thumbnails stay per rank.
+
+    With ``model``, a click on a kept example shows where the model looked: its Grad-CAM
+    maps (``cam_method``, any of :data:`nbviz.cam.METHODS`, at ``cam_layers``, default
+    every conv layer and block) for the true class and the predicted one, side by side,
+    with a layer slider (and the outline of the human mask, for ``update(..., masks=)``).
+    The kept examples' inputs are kept for this (copies, at most 256 MiB: fewer examples
+    per cell for large inputs), and their maps are computed when the kernel is free: at
+    the end of each cell, or now with :meth:`explain`. ``keep_inputs=True`` keeps the
+    inputs without a model: a run directory (``logdir``) then records them with each
+    closed epoch's examples, and ``nbviz.follow``'s matrix, given a model with
+    ``explain(model)``, computes the maps of a clicked cell's examples.
     """
 
     _bundle = "confusion"
@@ -62,6 +80,17 @@ class ConfusionMatrix(LiveWidget):
     # Example thumbnails of the current epoch: examples_images[i] landed in cell examples_cells[i].
     examples_cells = Array()
     examples_images = Array()
+    examples_ids = Array()  # the id of each kept example (the key of its maps)
+    # Where the model looked: "" (no model), "end of cell" (maps come when the running
+    # cell ends) or "on click" (the view asks for a cell's maps; the kernel is free).
+    cam_status = traitlets.Unicode("").tag(sync=True)
+    cam_method = traitlets.Unicode("gradcam").tag(sync=True)
+    cam_ids = Array()  # (E,) the examples with maps
+    cam_maps = Array()  # flat uint8: per layer (E, 2, h, w) from its offset; 2 = true, predicted
+    cam_index = traitlets.List().tag(sync=True)  # {layer, h, w, offset} per layer
+    cam_probs = Array()  # (E, 2) the model's probabilities of the true and predicted class
+    cam_images = Array()  # (E, H, W, 3) uint8: the inputs at display size
+    cam_masks = Array()  # (E, H, W) uint8 human masks at display size, or None
 
     def __init__(
         self,
@@ -82,14 +111,24 @@ class ConfusionMatrix(LiveWidget):
         log_every: float = 1.0,
         end_of_cell_flush: bool = True,
         output: Output = None,
+        model: Any = None,
+        cam_layers: Sequence[Any] | None = None,
+        cam_method: str = "gradcam",
+        keep_inputs: bool = False,
         layout: Any = None,
     ):
         names = _class_names(classes, num_classes)
         self._output = check_output(output)
+        self._maps = (
+            None if model is None else ExampleMaps(model, cam_layers, cam_method, output=output)
+        )
         if normalize not in NORMALIZE:
             raise ValueError(f"normalize must be one of {NORMALIZE}, got {normalize!r}")
         self._counter = ConfusionCounter(len(names))
         self._examples = ExampleReservoir(examples_per_cell, max_examples, thumbnail_size, seed)
+        self._examples.keep_inputs = bool(keep_inputs) or self._maps is not None
+        self._cam_dirty = self._budgeted = False
+        self._busy = end_of_cell_flush  # maps wait for the cell's end (else: computed on click)
         self._examples_throttle = Throttle(1.0 / examples_interval if examples_interval else None)
         self._history: list[tuple[np.ndarray, np.ndarray]] = []
         self._closed = False
@@ -110,7 +149,10 @@ class ConfusionMatrix(LiveWidget):
             normalize=normalize,
             title=title,
             end_of_cell_flush=end_of_cell_flush,
+            cam_method=cam_method,
         )
+        self._set_cam_status()
+        self.on_msg(self._on_message)
         self.mark_changed(force=True)  # initial empty state in the first message
 
     # ---------------------------------------------------------------- data in
@@ -119,14 +161,22 @@ class ConfusionMatrix(LiveWidget):
         """K, the number of classes."""
         return self._counter.num_classes
 
-    def update(self, outputs: ArrayLike, targets: ArrayLike, inputs: ArrayLike | None = None):
+    def update(
+        self,
+        outputs: ArrayLike,
+        targets: ArrayLike,
+        inputs: ArrayLike | None = None,
+        masks: ArrayLike | None = None,
+    ):
         """Count one batch.
 
         ``outputs``: logits or probabilities ``(N, K)`` or predicted labels
         ``(N,)``, or what the model returned (a Hugging Face ``ModelOutput``: its
         ``logits``; the constructor's ``output=`` chooses where that is ambiguous);
         ``targets``: integer labels ``(N,)``; ``inputs`` (optional):
-        the batch's images ``(N, C, H, W)``, sampled into each cell's gallery.
+        the batch's images ``(N, C, H, W)``, sampled into each cell's gallery (with a
+        ``model``: as the model takes them); ``masks`` (optional, with ``inputs``): human
+        masks ``(N, H, W)``, outlined over the examples' maps.
         Torch tensors on any device, or numpy arrays. Bad input raises before
         anything is counted; an empty batch changes nothing.
         """
@@ -136,9 +186,18 @@ class ConfusionMatrix(LiveWidget):
         if cells is None:
             return
         images = None
+        if masks is not None and inputs is None:
+            raise ValueError("masks are outlined over the examples: pass inputs= with them")
         if inputs is not None:
             images = example_images(inputs, len(cells))
             self._examples.check(images)
+            if masks is not None:
+                masks = check_masks(masks, len(cells), tuple(images.shape[-2:]))
+            if self._examples.keep_inputs and not self._budgeted:
+                self._budgeted = True
+                self._examples.max_total = examples_within_budget(
+                    tuple(images.shape[1:]), images.element_size(), self._examples.max_total
+                )
         if self._closed:  # the first batch of a new epoch
             self._counter.reset()
             self._examples.reset()
@@ -151,7 +210,7 @@ class ConfusionMatrix(LiveWidget):
                 cells = cells.cpu().numpy()
             # Pushed (every examples_interval s) only when a thumbnail entered: once the
             # cells are full most batches change nothing, and all of them weigh ~1.8 MB.
-            entered = self._examples.add(cells, images)
+            entered = self._examples.add(cells, images, masks)
             self._examples_dirty |= entered
             self._examples_version += entered
         self.mark_changed()
@@ -174,7 +233,7 @@ class ConfusionMatrix(LiveWidget):
             self.mark_changed(force=True)
             if self._log is not None:
                 self._log.epoch(len(self._history), self._history[-1])
-                self._write_log()
+                self._write_log(closing=True)
         return self.matrix
 
     def reset(self) -> None:
@@ -190,36 +249,124 @@ class ConfusionMatrix(LiveWidget):
             self._log.reset()
             self._write_log()
 
+    # ------------------------------------------------------- where the model looked
+    def explain(
+        self,
+        model: Any = None,
+        *,
+        layers: Sequence[Any] | None = None,
+        method: str | None = None,
+    ) -> int:
+        """Compute the maps of every kept example that has none yet, now, and send them;
+        return how many were computed. ``model`` (with ``layers`` and ``method``) sets or
+        replaces the model to explain (its maps are computed afresh); a matrix made
+        without one keeps the inputs of the examples kept from then on."""
+        if model is not None:
+            method = method or self.cam_method
+            self._maps = ExampleMaps(model, layers, method, output=self._output)
+            self.cam_method = method
+            self._cam_dirty = True
+        elif self._maps is None:
+            raise ValueError(
+                "explain() needs the model: cm.explain(model), or ConfusionMatrix(model=...)"
+            )
+        elif layers is not None or method is not None:
+            raise ValueError("layers= and method= come with a model: cm.explain(model, layers=...)")
+        self._examples.keep_inputs = True
+        self._set_cam_status()
+        done = self._compute_maps(None)
+        self.mark_changed(force=True)
+        return done
+
+    def _set_cam_status(self) -> None:
+        if self._maps is None:
+            self.cam_status = ""
+        else:
+            self.cam_status = "end of cell" if self._busy else "on click"
+
+    def _compute_maps(self, cell: int | None) -> int:
+        """Maps for the kept examples without them (of one cell, or all); how many."""
+        with self._lock:  # a followed run's reader thread replaces the examples
+            return self._compute_maps_locked(cell)
+
+    def _compute_maps_locked(self, cell: int | None) -> int:
+        if self._maps is None:
+            return 0
+        todo = [
+            (i, c, x, m)
+            for i, c, x, m in self._examples.inputs()
+            if (cell is None or c == cell) and i not in self._maps.maps
+        ]
+        if not todo:
+            return 0
+        ids = [i for i, *_ in todo]
+        self._maps.compute(
+            ids,
+            torch.stack([x for _, _, x, _ in todo]),
+            torch.tensor([c for _, c, _, _ in todo]),
+            self.num_classes,
+        )
+        self._cam_dirty = True
+        return len(ids)
+
+    def cell_ended(self) -> None:
+        """The kernel is about to be free: the new examples' maps first, then the push."""
+        if self._maps is not None and self._compute_maps(None):
+            self._dirty = True
+        super().cell_ended()
+
+    def _on_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        """The view asks for the maps of a cell's examples (``{"explain": cell}``)."""
+        if not isinstance(content, dict) or "explain" not in content:
+            return
+        cell = content["explain"]
+        if isinstance(cell, int) and 0 <= cell < self.num_classes**2:
+            if self._compute_maps(cell):
+                self.mark_changed(force=True)
+
     def close_log(self) -> None:
         """Write the epoch in progress and close the run log (``logdir``); idempotent. A
         script's end does it too."""
         if self._log is not None and not self._log.writer.closed:
-            self._write_log()
+            self._write_log(closing=True)
             self._log.close()
 
-    def _write_log(self) -> None:
-        """Queue the epoch in progress and changed examples (the log's thread writes)."""
+    def _write_log(self, closing: bool = False) -> None:
+        """Queue the epoch in progress and changed examples (the log's thread writes).
+        Kept inputs are large: with them, the examples are written when an epoch closes
+        (and at the log's close) only, the epoch's final sample."""
         epoch = len(self._history) + (0 if self._closed else 1)
         self._log.current(
             self._counter.sparse(), epoch, not self._closed and self._counter.samples > 0
         )
-        self._log.examples(self._examples_version, self._examples.arrays)
+        if not self._examples.keep_inputs:
+            self._log.examples(self._examples_version, self._examples.arrays)
+        elif closing:
+            self._log.examples(self._examples_version, self._examples.recorded)
 
     def show_recorded(
         self,
         history: list[tuple[np.ndarray, np.ndarray]],
         current: tuple[np.ndarray, np.ndarray] | None,
         epoch_open: bool,
-        examples: tuple[np.ndarray, np.ndarray] | None,
+        examples: tuple[np.ndarray, ...] | None,
     ) -> None:
         """Show a recorded state (``nbviz.follow`` does): closed epochs as sparse
         ``(index, value)``, the epoch in progress (or None), whether it has counts, and
-        its example thumbnails ``(cells, images)`` (or None)."""
+        its example thumbnails ``(cells, images)`` (or None), with their ``inputs`` and
+        ``masks`` where recorded ``(cells, images, inputs, masks)``."""
+        with self._lock:
+            self._show_recorded(history, current, epoch_open, examples)
+
+    def _show_recorded(self, history, current, epoch_open, examples) -> None:
         self._history = list(history)
         self._counter.load_sparse(*(current or (np.zeros(0, np.int64),) * 2))
         self._closed = not epoch_open
         if examples is not None:
             self._examples.load(*examples)
+            if self._maps is not None:
+                self._maps.keep_only(self._examples.ids())
+            self._cam_dirty = True
         self._history_dirty = self._examples_dirty = True
         self.mark_changed()
 
@@ -281,7 +428,32 @@ class ConfusionMatrix(LiveWidget):
             self._examples_dirty = False
             self._examples_throttle.mark()
             self.examples_cells, self.examples_images = self._examples.arrays()
-        return self._examples_dirty  # held back by their own, slower throttle
+            self.examples_ids = self._examples.ids()
+            self._cam_dirty = self._maps is not None
+        if self._cam_dirty:
+            self._cam_dirty = False
+            self._push_maps()
+        return self._examples_dirty
+
+    def _push_maps(self) -> None:
+        """The maps of the kept examples that have them, with their images and masks."""
+        kept = {i: (x, m) for i, _, x, m in self._examples.inputs()}
+        if self._maps is not None and not kept and len(self._examples):
+            self.cam_status = "no inputs"  # a followed run that recorded none
+        if self._maps is None:
+            arrays = {"ids": np.zeros(0, np.int64), "maps": None, "index": [], "probs": None}
+        else:
+            self._maps.keep_only(list(kept))
+            arrays = self._maps.arrays(list(kept))
+        ids = arrays["ids"].tolist()
+        x = [kept[i][0] for i in ids]
+        masks = [kept[i][1] for i in ids]
+        self.cam_ids, self.cam_maps, self.cam_probs = arrays["ids"], arrays["maps"], arrays["probs"]
+        self.cam_index = arrays["index"]
+        self.cam_images = display_images(torch.stack(x)) if x else None
+        self.cam_masks = (
+            display_masks(torch.stack(masks)) if x and all(m is not None for m in masks) else None
+        )  # held back by their own, slower throttle
 
 
 def _class_names(classes, num_classes) -> list[str]:
