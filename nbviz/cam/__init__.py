@@ -7,6 +7,19 @@
 
 from .agreement import Agreement, agreement
 from .core import METHODS, CamResult, compute
+from .faithfulness import Faithfulness, faithfulness
+from .sanity import Randomization, randomization_check
 from .widget import GradCAM
 
-__all__ = ["METHODS", "Agreement", "CamResult", "GradCAM", "agreement", "compute"]
+__all__ = [
+    "METHODS",
+    "Agreement",
+    "CamResult",
+    "Faithfulness",
+    "GradCAM",
+    "Randomization",
+    "agreement",
+    "compute",
+    "faithfulness",
+    "randomization_check",
+]
