@@ -86,6 +86,7 @@ class RecordedConfusion:
         self.current: tuple[np.ndarray, np.ndarray] | None = None
         self.open = False
         self.examples: tuple[np.ndarray, ...] | None = None  # (cells, images, inputs, masks)
+        self.examples_read = 0  # how many examples records were read (a new one: +1)
 
     def update(self) -> bool:
         """Read what was written since the last call; whether anything changed."""
@@ -107,4 +108,5 @@ class RecordedConfusion:
             elif r.kind == "examples":
                 a = r.arrays
                 self.examples = (a["cells"], a["images"], a.get("inputs"), a.get("masks"))
+                self.examples_read += 1
         return bool(records)

@@ -353,8 +353,8 @@ class ConfusionMatrix(LiveWidget):
     ) -> None:
         """Show a recorded state (``nbviz.follow`` does): closed epochs as sparse
         ``(index, value)``, the epoch in progress (or None), whether it has counts, and
-        its example thumbnails ``(cells, images)`` (or None), with their ``inputs`` and
-        ``masks`` where recorded ``(cells, images, inputs, masks)``."""
+        its example thumbnails ``(cells, images)`` (None: those shown stay), with their
+        ``inputs`` and ``masks`` where recorded ``(cells, images, inputs, masks)``."""
         with self._lock:
             self._show_recorded(history, current, epoch_open, examples)
 

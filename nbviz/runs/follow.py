@@ -46,6 +46,7 @@ class Follower(ipywidgets.VBox):
         self.run = open_run(self.path)  # nbviz's records, or a TensorBoard directory
         self.recorded_confusion = RecordedConfusion(self.path)
         self.confusion: ConfusionMatrix | None = None  # made when the run has one
+        self._examples_shown = 0  # the recorded examples the view shows (examples_read)
         self.graph: ModelGraph | None = None  # made when the run has recorded its graph
         self._max_rate = max_rate
         self.status = ipywidgets.Label("")
@@ -152,7 +153,12 @@ class Follower(ipywidgets.VBox):
             self.children = (*self.children, self.confusion)
             changed = True
         if changed:
-            self.confusion.show_recorded(rec.history, rec.current, rec.open, rec.examples)
+            # The examples only when a new record came: reloading the same ones would give
+            # them new ids, and drop their maps.
+            new = rec.examples_read != self._examples_shown
+            self._examples_shown = rec.examples_read
+            examples = rec.examples if new else None
+            self.confusion.show_recorded(rec.history, rec.current, rec.open, examples)
         elif self.confusion.pending:
             self.confusion.mark_changed()
 

@@ -7,6 +7,8 @@ when the cell ends."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from .lab import Lab
@@ -75,10 +77,13 @@ def test_a_wrong_cell_leads_to_where_the_model_looked(lab: Lab):
     assert state["explained"] == state["kept"] > 0
     m = state["matrix"]
     K = len(m)
-    r, c = max(((r, c) for r in range(K) for c in range(K) if r != c), key=lambda rc: m[rc[0]][rc[1]])
+    r, c = max(
+        ((r, c) for r in range(K) for c in range(K) if r != c), key=lambda rc: m[rc[0]][rc[1]]
+    )
     assert m[r][c] > 0, "the model makes no mistake to explain: train it less"
     lab.page.wait_for_function(
-        "([el, n]) => el.dataset.total === String(n)", arg=[widget(lab).element_handle(), sum(map(sum, m))]
+        "([el, n]) => el.dataset.total === String(n)",
+        arg=[widget(lab).element_handle(), sum(map(sum, m))],
     )
 
     # --- the kernel is busy: cell -> example -> both maps, with no message to it -------
@@ -148,3 +153,100 @@ def test_a_wrong_cell_leads_to_where_the_model_looked(lab: Lab):
     lab.wait_cell(3, timeout=120)
     maps.nth(0).wait_for(state="visible", timeout=60_000)  # they came with the cell's end
     assert lab.python("print(len(cm.cam_ids) == len(cm.examples_ids))").strip() == "True"
+
+
+# A script in another process records a run with its examples' inputs and saves its model.
+SCRIPT = """
+import os, time, torch, nbviz
+from nbviz.examples import SmallCNN, train
+torch.manual_seed(0)
+data = nbviz.datasets.shapes(n=400, size=32, seed=1)
+model = SmallCNN(num_classes=6, width=8)
+train(model, data.images[:300], data.labels[:300], epochs=2)
+model.eval()
+torch.save(model.state_dict(), "runs/why-model.pt")
+cm = nbviz.ConfusionMatrix(classes=data.classes, logdir="runs/why", keep_inputs=True, seed=0)
+for epoch in range(2):
+    with torch.no_grad():
+        x, y, m = data.images[300:], data.labels[300:], data.masks[300:]
+        cm.update(model(x), y, x, masks=m)
+    cm.end_epoch()   # the epoch's examples are recorded with their inputs
+    while epoch == 0 and not os.path.exists("why-epoch-2"):
+        time.sleep(0.05)   # the notebook looks at epoch 1 first
+cm.close_log()
+"""
+FOLLOW = """
+import json, torch, nbviz
+from nbviz.examples import SmallCNN
+model = SmallCNN(num_classes=6, width=8)
+model.load_state_dict(torch.load("runs/why-model.pt"))
+run = nbviz.follow("runs/why", interval=0.2)
+run
+"""
+
+
+def test_a_followed_run_explains_a_clicked_cell_in_the_free_kernel(lab: Lab):
+    root = Path(lab.root_dir)
+    (root / "runs").mkdir(exist_ok=True)
+    (root / "why_script.py").write_text(SCRIPT)
+    script = subprocess.Popen([sys.executable, "why_script.py"], cwd=root)
+    try:
+        followed_run_explained_on_click(lab, root)
+    finally:
+        (root / "why-epoch-2").write_text("")
+        script.wait(timeout=120)
+
+
+def followed_run_explained_on_click(lab: Lab, root: Path) -> None:
+    lab.open_notebook("why-followed.ipynb", [FOLLOW, "run.confusion.explain(model)"])
+    while not (root / "runs" / "why-model.pt").exists():
+        lab.page.wait_for_timeout(100)  # the script is still training
+    lab.run_cell(0)
+    lab.wait_cell(0)
+    view = lab.cell_output(0).locator(ROOT)
+    view.wait_for(state="visible", timeout=60_000)
+    lab.page.wait_for_function(
+        "(el) => (el.dataset.epoch || '').startsWith('epoch 1')",
+        arg=view.element_handle(),
+        timeout=60_000,
+    )
+    lab.run_cell(1)  # the model (the script's checkpoint): epoch 1's maps, computed now
+    lab.wait_cell(1)
+    explained = int(lab.python("print(len(run.confusion._maps.maps))"))
+    assert explained > 0
+    first_ids = int(lab.python("print(max(run.confusion.examples_ids))"))
+    # epoch 2 arrives: new examples (new ids), no maps yet
+    (root / "why-epoch-2").write_text("")
+    lab.page.wait_for_function(
+        "(el) => (el.dataset.epoch || '').startsWith('epoch 2')",
+        arg=view.element_handle(),
+        timeout=60_000,
+    )
+    while lab.python(f"print(min(run.confusion.examples_ids) > {first_ids})").strip() != "True":
+        lab.page.wait_for_timeout(100)  # the examples record comes after the counts
+    state = json.loads(lab.python("print(json.dumps(run.confusion.history[-1].tolist()))"))
+    assert int(lab.python("print(len(run.confusion._maps.maps))")) == 0  # epoch 1's left
+    r, c = max(((r, c) for r in range(6) for c in range(6)), key=lambda rc: state[rc[0]][rc[1]])
+    overlay = view.locator(".nbviz-confusion__overlay")
+    g = json.loads(overlay.get_attribute("data-geometry"))
+    overlay.scroll_into_view_if_needed()
+    box = overlay.bounding_box()
+    lab.start_counting_kernel_messages()
+    x, y = box["x"] + g["x0"] + (c + 0.5) * g["cell"], box["y"] + g["y0"] + (r + 0.5) * g["cell"]
+    lab.page.mouse.click(x, y)
+    lab.page.wait_for_function(
+        "([el, n]) => Number(el.querySelector('.nbviz-confusion__thumb-button')?.dataset.example) > n",
+        arg=[view.element_handle(), first_ids],
+    )
+    view.locator(".nbviz-confusion__thumb-button").first.click()
+    # the free kernel computes that cell's maps on the click, and they arrive
+    view.locator(".nbviz-confusion__why-map").first.wait_for(state="visible", timeout=60_000)
+    assert lab.kernel_messages_sent("comm_msg") == 1
+    computed = json.loads(
+        lab.python(
+            "print(json.dumps(sorted(set(int(c) for i, c in zip(run.confusion.examples_ids,"
+            " run.confusion.examples_cells) if int(i) in run.confusion._maps.maps))))"
+        )
+    )
+    assert computed == [r * 6 + c]  # that cell's examples, not all of them
+    lab.python("run.close()")
