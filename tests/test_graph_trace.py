@@ -622,6 +622,60 @@ def test_flops_per_call():
     assert g.total_flops == 2 * (2 * 1 * 2 * 8 * 8 * 4)  # q @ k^T and attn @ v
 
 
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_flops_counted_directly_match_the_counter(device):
+    """Convolutions and linear layers are counted without the FLOP counter's dispatch:
+    the same numbers, for every way of calling them (and others go to the counter)."""
+    from nbviz.graph.flops import FlopCounter, direct_formula
+
+    def t(*shape):
+        return torch.randn(*shape).to(device)
+
+    calls = [
+        (F.linear, (t(5, 8), t(6, 8)), {}),
+        (F.linear, (t(5, 8), t(6, 8), t(6)), {}),
+        (F.linear, (t(3, 5, 8), t(6, 8), t(6)), {}),
+        (F.linear, (t(2, 3, 5, 8), t(6, 8)), {}),
+        (F.linear, (t(3, 8, 5).transpose(0, 1), t(6, 5), t(6)), {}),  # not contiguous
+        (F.linear, (t(0, 8), t(6, 8), t(6)), {}),
+        (F.linear, (), {"input": t(4, 8), "weight": t(6, 8), "bias": None}),
+        (F.conv2d, (t(2, 4, 9, 9), t(8, 4, 3, 3), t(8), 2, 1), {}),
+        (F.conv2d, (t(2, 4, 9, 9), t(8, 2, 3, 3), None, 1, "same", 2, 2), {}),
+        (F.conv2d, (), {"input": t(1, 4, 9, 9), "weight": t(8, 4, 3, 3)}),
+        (F.conv1d, (t(2, 4, 9), t(8, 4, 3)), {}),
+        (F.conv3d, (t(1, 4, 5, 6, 7), t(8, 4, 3, 3, 3)), {"padding": 1}),
+    ]
+    for func, args, kwargs in calls:
+        counter = FlopCounter()
+        with torch.no_grad(), counter:
+            out = func(*args, **kwargs)
+        formula = direct_formula(func, args, kwargs)
+        assert formula is not None and formula(out) == counter.total, func
+    # Unbatched input (torch adds the batch dimension) and 1-D input: the counter's.
+    assert direct_formula(F.conv2d, (t(4, 9, 9), t(8, 4, 3, 3)), {}) is None
+    assert direct_formula(F.linear, (t(8), t(6, 8)), {}) is None
+    assert direct_formula(torch.matmul, (t(2, 8), t(8, 3)), {}) is None
+
+
+@pytest.mark.parametrize("name", ["resnet18", "gpt"])
+def test_a_trace_leaves_no_garbage_for_the_collector(name):
+    """What a trace made is freed as it goes out of use (no reference cycles), and the
+    garbage collector, paused during the pass, is as the caller had it."""
+    model, x = make(name)
+    trace(model, x, mode="real")
+    gc.collect()
+    graph = trace(model, x, mode="real")
+    assert gc.isenabled()
+    del graph
+    assert gc.collect() == 0
+    gc.disable()
+    try:
+        trace(model, x, mode="real")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 def test_histograms_are_numpy_histograms_of_own_weights():
     model, x = make("vit")
     g = trace(model, x)

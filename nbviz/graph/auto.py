@@ -105,12 +105,15 @@ def meta_swappable(model: nn.Module, rows: list[ModuleRow] | None = None) -> boo
     """Whether meta stand-ins can replace every weight of ``model`` for one call: not in
     TorchScript, nor for weights on several devices."""
     modules = [r.module for r in rows] if rows is not None else list(model.modules())
-    devices = set()
-    for m in modules:
-        if isinstance(m, torch.jit.ScriptModule):
-            return False
-        for store in (m._parameters, m._buffers):
-            devices.update(t.device for t in store.values() if t is not None)
+    if any(isinstance(m, torch.jit.ScriptModule) for m in modules):
+        return False
+    devices = {
+        t.device
+        for m in modules
+        for store in (m._parameters, m._buffers)
+        for t in store.values()
+        if t is not None
+    }
     return len(devices) <= 1
 
 

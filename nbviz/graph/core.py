@@ -350,18 +350,25 @@ def _signatures(modules: dict[str, dict[str, Any]]) -> dict[str, Any]:
             parent = path.rpartition(".")[0]
             children.setdefault(parent, []).append(path)
     memo: dict[str, Any] = {}
-
-    def sig(path: str) -> Any:
-        if path not in memo:
-            m = modules[path]
-            own = tuple((p["name"], tuple(p["shape"]), p["dtype"]) for p in m["params"])
-            kids = tuple((c.rpartition(".")[2], sig(c)) for c in children.get(path, []))
-            memo[path] = (m["type"], own, kids)
-        return memo[path]
-
     for path in modules:
-        sig(path)
+        _signature(path, modules, children, memo)
     return memo
+
+
+def _signature(
+    path: str, modules: dict[str, dict[str, Any]], children: dict[str, list[str]], memo: dict
+) -> Any:
+    # (A module-level function, not a closure: a recursive closure is a reference cycle,
+    # which would leave the memo to the garbage collector.)
+    if path not in memo:
+        m = modules[path]
+        own = tuple((p["name"], tuple(p["shape"]), p["dtype"]) for p in m["params"])
+        kids = tuple(
+            (c.rpartition(".")[2], _signature(c, modules, children, memo))
+            for c in children.get(path, [])
+        )
+        memo[path] = (m["type"], own, kids)
+    return memo[path]
 
 
 # --- helpers -------------------------------------------------------------------------------------

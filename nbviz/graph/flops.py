@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import flop_registry, sdpa_flop_count, shape_wrapper
+from torch.utils.flop_counter import (
+    conv_flop_count,
+    flop_registry,
+    sdpa_flop_count,
+    shape_wrapper,
+)
 
 _PRIM_DEVICE = torch.ops.prim.device.default  # has no decomposition, and `decompose` fails
 _SHAPE_WRAPPER = shape_wrapper(lambda: 0).__code__  # torch's "tensors to shapes" wrapper
@@ -113,11 +120,48 @@ def _shapes(o: Any) -> Any:
     """``o`` with every tensor replaced by its shape (in tuples, lists and dicts too)."""
     if isinstance(o, torch.Tensor):
         return o.shape
-    if type(o) is tuple or type(o) is list:
-        return type(o)(_shapes(x) for x in o)
-    if type(o) is dict:
+    kind = type(o)
+    if kind is tuple or kind is list:
+        return kind([x if type(x) in _SCALARS else _shapes(x) for x in o])
+    if kind is dict:
         return {k: _shapes(v) for k, v in o.items()}
     return o
+
+
+_SCALARS = frozenset({int, float, bool, str, type(None), torch.dtype, torch.device})
+
+
+# --- FLOPs without the counter -------------------------------------------------------------------
+
+_CONVS = {torch.conv1d, torch.conv2d, torch.conv3d}  # F.conv1d... are the same functions
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
+
+
+def direct_formula(func: Any, args: tuple, kwargs: dict) -> Callable[[Any], int] | None:
+    """For a call the counter would see as exactly one op with a formula (a batched
+    convolution: aten.convolution; a linear layer: addmm, mm or bmm on its input's rows),
+    on plain strided tensors: its FLOPs as a function of its output, by the same formula,
+    without running it under the counter (whose dispatch costs tens of µs a call).
+    None: any other call, to be counted by `FlopCounter`."""
+    if func in _CONVS:
+        x = args[0] if args else kwargs.get("input")
+        w = args[1] if len(args) > 1 else kwargs.get("weight")
+        if _plain(x) and _plain(w) and x.dim() == w.dim() >= 3:  # batched: as aten sees it
+            x_shape, w_shape = x.shape, w.shape
+            return lambda out: conv_flop_count(x_shape, w_shape, out.shape)
+    elif func is F.linear:
+        x = args[0] if args else kwargs.get("input")
+        w = args[1] if len(args) > 1 else kwargs.get("weight")
+        if _plain(x) and _plain(w) and x.dim() >= 2 and w.dim() == 2:
+            # addmm / mm on (rows, in) x (in, out), or bmm on batches of rows: 2 FLOPs
+            # a multiply-add, the bias not counted (as torch's formulas).
+            flops = 2 * math.prod(x.shape[:-1]) * w.shape[1] * w.shape[0]
+            return lambda out: flops
+    return None
+
+
+def _plain(t: Any) -> bool:
+    return type(t) in _PLAIN and t.layout == torch.strided and not t.is_nested
 
 
 def _addmm_flop(self_shape, a_shape, b_shape, out_shape=None, **kwargs) -> int:

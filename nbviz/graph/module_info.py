@@ -178,10 +178,11 @@ def _repr(m: nn.Module, memo: dict[int, str]) -> str:
     else:  # nn.Module.__repr__, with the children's texts from the memo
         extra = m.extra_repr()
         extra_lines = extra.split("\n") if extra else []
-        child_lines = [
-            f"({key}): " + _addindent(_repr(child, memo) if child is not None else "None", 2)
-            for key, child in children.items()
-        ]
+        child_lines = []
+        for key, child in children.items():
+            inner = _repr(child, memo) if child is not None else "None"
+            # torch's _addindent(inner, 2), which leaves a one-line text (most leaves) as it is
+            child_lines.append(f"({key}): " + (_addindent(inner, 2) if "\n" in inner else inner))
         lines = extra_lines + child_lines
         text = m._get_name() + "("  # noqa: SLF001 (the name torch's repr prints)
         if lines:

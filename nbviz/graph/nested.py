@@ -18,12 +18,11 @@ from torch import nn
 def tensor_meta(t: torch.Tensor) -> dict[str, Any]:
     """A tensor's shape and dtype, as the graph's TensorMeta."""
     try:
-        shape = list(t.shape)
-        if not all(type(s) is int for s in shape):  # symbolic sizes: as plain ints
-            shape = [int(s) for s in shape]
+        shape = list(map(int, t.shape))  # (symbolic sizes: as plain ints)
     except Exception:  # nested or symbolic shapes: no single shape to show
         shape = []
-    return {"shape": shape, "dtype": dtype_name(t)}
+    name = _DTYPE_NAMES.get(t.dtype)
+    return {"shape": shape, "dtype": name if name is not None else dtype_name(t)}
 
 
 def dtype_name(t: torch.Tensor) -> str:
@@ -63,6 +62,16 @@ def _walk(o: Any, depth: int, found: list[torch.Tensor]) -> None:
             if isinstance(x, torch.Tensor):
                 found.append(x)
             elif depth < 20:
+                _walk(x, depth + 1, found)
+    elif kind is dict:  # (keyword arguments: as the general case below, sooner)
+        if depth > 20:
+            return
+        for x in o.values():
+            if type(x) in _LEAVES:
+                continue
+            if isinstance(x, torch.Tensor):
+                found.append(x)
+            else:
                 _walk(x, depth + 1, found)
     elif isinstance(o, torch.Tensor):
         found.append(o)

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from .flops import direct_formula
 from .nested import map_tensors, tensors_in
 from .ops import METADATA, NO_FLOPS, inplace_target, op_names
 
@@ -119,6 +120,9 @@ class Recorder(TorchFunctionMode):
         try:
             if func in NO_FLOPS or type(func) is _METHOD_WRAPPER:
                 out = run(*call_args, **call_kwargs)
+            elif (formula := direct_formula(run, call_args, call_kwargs)) is not None:
+                out = run(*call_args, **call_kwargs)  # (counted as the counter would)
+                counter.total += formula(out)
             else:
                 with counter:
                     out = run(*call_args, **call_kwargs)

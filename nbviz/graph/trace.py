@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import inspect
 import logging
 import sys
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -232,14 +234,9 @@ class _Tracer:
         # call that the model does not register (kept in a list...) join them there.
         self.rows = list(rows) if rows is not None else module_table(model)
         self.paths: dict[nn.Module, str] = {}
-        self.own: dict[nn.Module, int] = {}
-        self.total: dict[nn.Module, int] = {}
-        self.kinds: dict[nn.Module, str] = {}
-        for row in self.rows:
-            self.paths[row.module] = row.path
-            self.own[row.module] = row.params_own
-            self.total[row.module] = row.params_total
-            self.kinds[row.module] = type_name(row.module)
+        # module -> what each of its call nodes says: name, type, path, params, params_total
+        self.facts: dict[nn.Module, tuple[str, str, str, int, int]] = {}
+        self._learn(self.rows)
         self.adopted: list[nn.Module] = []
         self._adopted_state = contextlib.ExitStack()
         # Parameters and buffers are state, not activations: never a node input or an edge.
@@ -258,11 +255,14 @@ class _Tracer:
         if mode == "meta":
             real = [d for d in (device, home) if d is not None and d.type != "meta"]
             self.disguise = real[0] if real else torch.device("cpu")
-        self.scripts = ScriptRunner(self.enter, self.leave)
 
     # --- running -------------------------------------------------------------------------------
 
     def run(self, args: tuple, kwargs: dict) -> Graph:
+        with _gc_paused():
+            return self._run(args, kwargs)
+
+    def _run(self, args: tuple, kwargs: dict) -> Graph:
         error = None
         with contextlib.ExitStack() as stack:
             stack.enter_context(torch.no_grad())
@@ -371,6 +371,8 @@ class _Tracer:
         """ScriptModules called from Python run their graphs here, node by node (where the
         runner knows every node), instead of in TorchScript's C++ interpreter."""
         stack = contextlib.ExitStack()
+        # Made here, not kept: it refers back to the tracer (no cycle left for the GC).
+        scripts = ScriptRunner(self.enter, self.leave)
         by_path = {row.path: row.module for row in self.rows}
         for row in self.rows:
             m = row.module
@@ -378,7 +380,7 @@ class _Tracer:
                 continue
             parent = by_path.get(row.path.rpartition(".")[0]) if row.path else None
             if not isinstance(parent, torch.jit.ScriptModule) and runnable(m):
-                stack.enter_context(_instance_attribute(m, "forward", self.scripts.forward(m)))
+                stack.enter_context(_instance_attribute(m, "forward", scripts.forward(m)))
         return stack
 
     def _pre_hook(self, module: nn.Module, args: tuple) -> None:
@@ -391,25 +393,39 @@ class _Tracer:
 
     # --- recording -----------------------------------------------------------------------------
 
-    def _new_node(self, kind: str, name: str, type_: str, path: str, inputs: list) -> Node:
+    def _new_node(
+        self,
+        kind: str,
+        name: str,
+        type_: str,
+        path: str,
+        inputs: list,
+        call: int = 0,
+        params: int = 0,
+        params_total: int = 0,
+        flops: int | None = 0,
+        inplace: bool = False,
+    ) -> Node:
         prefix = "m" if kind == "module" else "n"
-        node_id = f"{prefix}{self.counts[prefix]}"
-        self.counts[prefix] += 1
-        parent = self.stack[-1][1] if self.stack else None
+        counts = self.counts
+        k = counts[prefix]
+        counts[prefix] = k + 1
+        stack = self.stack
+        inside = stack and kind != "input" and kind != "output"
         node = {
-            "id": node_id,
+            "id": f"{prefix}{k}",
             "kind": kind,
             "name": name,
             "type": type_,
             "path": path,
-            "parent": parent["id"] if parent and kind not in ("input", "output") else None,
-            "call": 0,
+            "parent": stack[-1][1]["id"] if inside else None,
+            "call": call,
             "inputs": [tensor_meta(t) for t in inputs],
             "outputs": [],
-            "params": 0,
-            "params_total": 0,
-            "flops": 0,
-            "inplace": False,
+            "params": params,
+            "params_total": params_total,
+            "flops": flops,
+            "inplace": inplace,
             "error": None,
         }
         self.nodes.append(node)
@@ -419,10 +435,11 @@ class _Tracer:
         """Edges from the producers of ``tensors`` to ``node`` (one per producer); ``metas``:
         the tensors' TensorMeta, when the node has them already."""
         target = node["id"]
+        producer, keys = self.producer, self._edge_keys
         for i, t in enumerate(tensors):
-            source = self.producer.get(t)
-            if source is not None and (source, target) not in self._edge_keys:
-                self._edge_keys.add((source, target))
+            source = producer.get(t)
+            if source is not None and (source, target) not in keys:
+                keys.add((source, target))
                 meta = metas[i] if metas is not None else tensor_meta(t)
                 self.edges.append(
                     {"source": source, "target": target, "shape": list(meta["shape"]),
@@ -430,9 +447,10 @@ class _Tracer:
                 )  # fmt: skip
 
     def _produce(self, node: Node, tensors: list[torch.Tensor]) -> None:
+        node_id, producer, state = node["id"], self.producer, self.state_ids
         for t in tensors:
-            if id(t) not in self.state_ids:
-                self.producer[t] = node["id"]
+            if id(t) not in state:
+                producer[t] = node_id
 
     def _add_inputs(self, args: tuple, kwargs: dict) -> None:
         for name, t in named_inputs(self.model.forward, args, kwargs):
@@ -448,22 +466,21 @@ class _Tracer:
             self._consume(node, [t])
 
     def _activations(self, obj: Any) -> list[torch.Tensor]:
-        return [t for t in tensors_in(obj) if id(t) not in self.state_ids]
+        state = self.state_ids
+        return [t for t in tensors_in(obj) if id(t) not in state]
 
     def enter(self, module: nn.Module, args: tuple, kwargs: dict | None) -> None:
         """A module call begins (``kwargs`` None: not known yet, see `leave`)."""
         with torch._C.DisableTorchFunction():  # our own bookkeeping is not part of the graph
-            path = self.paths.get(module)
-            if path is None:
-                path = self._adopt(module)
-            kind = self.kinds[module]
-            name = path.rpartition(".")[2] if path else kind
+            facts = self.facts.get(module)
+            if facts is None:
+                self._adopt(module)
+                facts = self.facts[module]
+            name, kind, path, params, params_total = facts
             tensors = self._activations((args, kwargs) if kwargs else args)
-            node = self._new_node("module", name, kind, path, tensors)
-            node["call"] = self.calls.get(module, 0)
-            self.calls[module] = node["call"] + 1
-            node["params"] = self.own[module]
-            node["params_total"] = self.total[module]
+            call = self.calls.get(module, 0)
+            self.calls[module] = call + 1
+            node = self._new_node("module", name, kind, path, tensors, call, params, params_total)
             self.stack.append((module, node, self.flops.total, sys.exc_info()[1]))
 
     def leave(self, module: nn.Module, args: tuple, kwargs: dict | None, output: Any) -> None:
@@ -488,6 +505,13 @@ class _Tracer:
             node["outputs"] = [tensor_meta(t) for t in tensors_in(output)]
             node["flops"] = self.flops.total - start
 
+    def _learn(self, rows: list[ModuleRow]) -> None:
+        for row in rows:
+            kind = type_name(row.module)
+            name = row.path.rpartition(".")[2] if row.path else kind
+            self.paths[row.module] = row.path
+            self.facts[row.module] = (name, kind, row.path, row.params_own, row.params_total)
+
     def _adopt(self, module: nn.Module) -> str:
         """Give a module the model does not register (kept in a plain list or dict, made on
         the fly, passed in) a path, where its caller keeps it: "blocks[0]", "heads['cls']";
@@ -502,11 +526,7 @@ class _Tracer:
         while path in taken:
             path, k = f"{base}.{name}#{k}" if base else f"{name}#{k}", k + 1
         rows = [r for r in module_table(module, prefix=path) if r.module not in self.paths]
-        for row in rows:
-            self.paths[row.module] = row.path
-            self.own[row.module] = row.params_own
-            self.total[row.module] = row.params_total
-            self.kinds[row.module] = type_name(row.module)
+        self._learn(rows)
         self.rows += rows
         self.adopted.append(module)
         state = [*module.parameters(), *module.buffers()]
@@ -534,9 +554,9 @@ class _Tracer:
         ]
         name, type_ = op_names(func)
         path = self.stack[-1][1]["path"] if self.stack else ""
-        node = self._new_node("op", name, type_, path, inputs)
-        node["flops"] = flops
-        node["inplace"] = target is not None
+        node = self._new_node(
+            "op", name, type_, path, inputs, flops=flops, inplace=target is not None
+        )
         # The old version of an in-place target is consumed...
         self._consume(node, inputs, node["inputs"])
         if target is not None:  # ...and the op produces the tensor from now on
@@ -630,6 +650,22 @@ def _instance_attribute(obj: Any, name: str, value: Any):
             object.__setattr__(obj, name, old)
         else:
             object.__delattr__(obj, name)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for one pass; reference counting frees as ever.
+    A pass makes thousands of small dicts and lists that live until it ends (the graph's):
+    collections meanwhile would only scan them and promote them to the oldest generation,
+    whose full collections (tens of ms with torch imported) they would bring forward."""
+    if not gc.isenabled():  # off already (by the caller): theirs to turn back on
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _copy_of(t: torch.Tensor) -> torch.Tensor:
