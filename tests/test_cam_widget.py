@@ -119,6 +119,9 @@ def test_bad_arguments_fail_before_anything_runs(data, model):
         nbviz.GradCAM(model, data.images, classes=["a", "b"])
     with pytest.raises(TypeError, match="positional"):  # all but the model and images by name
         nbviz.GradCAM(model, data.images, data.labels)
+    for wrong in ("yes", 1, None):
+        with pytest.raises(TypeError, match=f"faithfulness must be True or False, got {wrong!r}"):
+            nbviz.GradCAM(model, data.images, faithfulness=wrong)
     labels = data.labels.clone()
     labels[0] = 9
     with pytest.raises(ValueError, match=r"labels must be classes in \[0, 5\]"):
@@ -184,6 +187,9 @@ def test_signals_and_volumes():
     with pytest.raises(ValueError, match=r"masks are for images \(N, H, W\); these inputs are "
                        r"signals of shape \(4, 2, 3000\)"):  # fmt: skip
         nbviz.GradCAM(Signal(), torch.randn(4, 2, 3000), masks=np.ones((4, 3000)))
+    with pytest.raises(ValueError, match=r"faithfulness=True perturbs images \(N, C, H, W\); "
+                       r"these inputs are volumes"):  # fmt: skip
+        nbviz.GradCAM(Volume(), torch.rand(2, 1, 6, 12, 10), faithfulness=True)
 
 
 def block5(w, entry) -> np.ndarray:
@@ -220,3 +226,120 @@ def test_keyword_inputs_reach_every_forward():
         expected = direct.raw(e["layer"].removeprefix("body."), None)
         peak = expected.flatten(2).amax(2)[:, :, None, None].clamp_min(1e-30)
         assert np.abs(block(w, e).astype(int) - (expected / peak * 255).round().numpy()).max() <= 1
+
+
+# --- faithfulness=True: deletion / insertion AUCs and the randomised-model similarity -----------
+
+FAITH = slice(3, 6)  # deletion AUC, insertion AUC, randomised similarity in each image's entry
+
+
+def faithful_widget(data, model, **kwargs):
+    return nbviz.GradCAM(model, data.images, labels=data.labels, methods=["gradcam", "saliency"],
+                         topk=1, batch_size=7, faithfulness=True, **kwargs)  # fmt: skip
+
+
+def test_faithfulness_numbers_are_the_cores_aucs(data, model):
+    w = faithful_widget(data, model, masks=data.masks)
+    index = w.get_state()["maps_index"]
+    rows = [(e["method"], e["layer"]) for e in index]
+    assert rows == [(r.method, layer) for r in w.results for layer in r.layers]
+    assert w.targets.shape == (N, 2)  # the top prediction, then the true class
+    checked = 0
+    for t in range(2):
+        f = nbviz.cam.faithfulness(model, data.images, w.results, target=t, steps=10,
+                                   batch_size=7)  # fmt: skip
+        assert list(zip(f.methods, f.layers, strict=True)) == rows
+        for r, e in enumerate(index):
+            sent = np.array([scores[3:5] for scores in e["agreement"][t]], dtype=float)
+            # An empty (constant) map ranks no pixel: no AUC is sent for it.
+            raw = w.results[0 if e["method"] == "gradcam" else 1].raw(e["layer"], t).flatten(1)
+            empty = (raw.amax(1) == raw.amin(1)).numpy()
+            assert (np.isnan(sent) == empty[:, None]).all()
+            np.testing.assert_allclose(sent[~empty, 0], f.deletion_auc[r][~empty], atol=5e-5)
+            np.testing.assert_allclose(sent[~empty, 1], f.insertion_auc[r][~empty], atol=5e-5)
+            checked += (~empty).sum()
+    assert checked > 0.8 * len(index) * 2 * N  # most maps hold something
+    assert w.faithfulness_settings == {
+        "baseline": f.baseline,  # the core's default: a blur
+        "steps": 10,
+        "score": "softmax probability of the explained class",
+        "seed": 0,
+    }
+    assert f.baseline.startswith("blur (Gaussian, sigma 5 px")
+    # The masks' scores are still there, in the first three places.
+    a = nbviz.cam.agreement(w.results[0], data.masks, target=1)
+    got = [row[1] for row in index[0]["agreement"][1]]
+    assert got == pytest.approx(a.energy[0], abs=1e-4)
+    assert all(len(row) == 6 for e in index for col in e["agreement"] for row in col)
+    json.dumps(w.get_state()["maps_index"])  # NaN never travels: null instead
+
+
+def test_randomised_similarity_is_the_last_step_of_the_randomisation_check(data, model):
+    w = faithful_widget(data, model)  # no masks: the first three are null
+    index = w.maps_index
+    assert all(row[:3] == [None] * 3 for e in index for col in e["agreement"] for row in col)
+    for e in (index[2], index[-1]):  # a layer of Grad-CAM's, and saliency's input
+        for t in range(2):
+            check = nbviz.cam.randomization_check(
+                model, data.images, methods=e["method"], targets=w.targets[:, t],
+                layer=None if e["layer"] == "input" else e["layer"],
+            )  # fmt: skip
+            expected = check.spearman[0, -1]  # every parametrised module re-initialised
+            got = np.array([np.nan if row[5] is None else row[5] for row in e["agreement"][t]])
+            np.testing.assert_allclose(got, expected, atol=2e-4)
+            assert np.isfinite(got).any()
+    values = [row[5] for e in index for col in e["agreement"] for row in col]
+    assert all(v is None or -1 <= v <= 1 for v in values)
+
+
+def snapshot(model):
+    return {
+        "state": {k: v.clone() for k, v in model.state_dict().items()},
+        "training": [m.training for m in model.modules()],
+        "requires_grad": [p.requires_grad for p in model.parameters()],
+        "grad": [None if p.grad is None else p.grad.clone() for p in model.parameters()],
+        "hooks": sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules()),
+        "rng": torch.random.get_rng_state(),
+    }
+
+
+def assert_same(before, after):
+    assert before["state"].keys() == after["state"].keys()
+    for k, v in before["state"].items():
+        assert torch.equal(v, after["state"][k]), k  # bit-equal weights and buffers
+    for key in ("training", "requires_grad", "hooks"):
+        assert before[key] == after[key], key
+    for g0, g1 in zip(before["grad"], after["grad"], strict=True):
+        assert (g0 is None and g1 is None) or torch.equal(g0, g1)
+    assert torch.equal(before["rng"], after["rng"])  # the randomised copy drew elsewhere
+
+
+def test_the_model_is_left_as_found(data, model):
+    model.train()
+    model(data.images[:4])  # moved batch-norm statistics
+    model.features.block1.conv.weight.requires_grad_(False)
+    model.classifier.fc.weight.grad = torch.ones_like(model.classifier.fc.weight)
+    model.features.block2.eval()
+    before = snapshot(model)
+    w = faithful_widget(data, model)
+    assert_same(before, snapshot(model))
+    first = [e["agreement"] for e in w.maps_index]
+    w.refresh()
+    assert_same(before, snapshot(model))
+    assert [e["agreement"] for e in w.maps_index] == first  # a fixed seed: the same numbers
+
+
+def test_without_faithfulness_nothing_more_runs_or_travels(data, model, monkeypatch):
+    from nbviz.cam import widget as module
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("faithfulness=False must not compute faithfulness")
+
+    monkeypatch.setattr(module, "measure_faithfulness", refuse)
+    monkeypatch.setattr(module, "cascade_steps", refuse)
+    w = nbviz.GradCAM(model, data.images, masks=data.masks, methods="gradcam", topk=1)
+    assert w.faithfulness_settings is None
+    rows = [row for e in w.maps_index for col in e["agreement"] for row in col]
+    assert rows and all(row[FAITH] == [None] * 3 and None not in row[:3] for row in rows)
+    w.refresh()
+    assert w.faithfulness_settings is None

@@ -6,19 +6,31 @@
 // Images show their map over them; signals (kind "signal") are curves over a
 // tint of their map, with the map as a coloured band below; volumes (kind
 // "volume") are shown slice by slice, a slider picking the slice.
+// The chart under the view scores each layer's maps: against human masks (masks=), and
+// against the model itself (faithfulness=True: deletion / insertion AUCs, similarity to
+// the maps of a randomised model), all computed in Python and sent with the maps.
 import "./lib/common.css";
 import "./cam.css";
 import { interpolateCividis, interpolateInferno, interpolateViridis } from "d3-scale-chromatic";
 import { decodeArray } from "./lib/arrays.js";
 import {
+  availableMetrics,
+  axisY,
+  bestLayer,
+  betterText,
   blend,
   CHANNEL_COLORS,
+  chartTitle,
   classChoices,
   depthSlice,
   emptyMapNote,
+  formatScore,
   isEmpty,
   layerMeans,
   linePoints,
+  metricAxis,
+  metricNote,
+  metricOf,
   normalize,
   outline,
   scale,
@@ -38,7 +50,8 @@ import { shortLabels } from "./lib/text.js";
  * @property {number} h           height (1 for signals)
  * @property {number} w           width (a signal map's length)
  * @property {number} offset      start of this layer's (N, T, d, h, w) uint8 block in `maps`
- * @property {number[][][] | null} agreement  [target][image] -> [pointing, energy, iou]
+ * @property {(number | null)[][][] | null} agreement  [target][image] -> [pointing, energy, iou,
+ *   deletion AUC, insertion AUC, randomised similarity], null where not computed
  * @property {boolean} no_gradient  no gradient reached the layer (its maps are empty)
  * @typedef {Object} GradCAMState
  * @property {string} title
@@ -57,6 +70,8 @@ import { shortLabels } from "./lib/text.js";
  * @property {string} method          initial method
  * @property {number} opacity         initial opacity
  * @property {string} colormap        initial colour map
+ * @property {{baseline: string, steps: number, score: string, seed: number} | null} faithfulness_settings
+ *   how the faithfulness numbers were computed (faithfulness=True), else null
  */
 
 const METHOD_NAMES = {
@@ -69,11 +84,6 @@ const METHOD_NAMES = {
   rollout: "Attention rollout",
 };
 const COLORMAPS = { inferno: interpolateInferno, viridis: interpolateViridis, cividis: interpolateCividis };
-const METRICS = [
-  ["1", "energy in mask"],
-  ["0", "pointing game"],
-  ["2", "IoU of top 15%"],
-];
 const SIZE = 256; // px: the image and its overlay
 // A signal's view: curves over a tint of the map (PLOT px high), then the map as a band.
 const SIGNAL = { width: 512, plot: 168, gap: 6, band: 22 };
@@ -142,13 +152,11 @@ function render({ model, el }) {
     h("div", { class: "nbviz-cam__key nbviz-cam__classes-head" }, "class explained"),
     classList,
   ]);
-  const metricSelect = select("agreement measure", "nbviz-cam__metric");
-  for (const [value, label] of METRICS) metricSelect.appendChild(h("option", { value }, label));
+  const metricSelect = select("measure", "nbviz-cam__metric");
   const chart = h("div", { class: "nbviz-cam__chart" });
-  const chartHead = h("div", { class: "nbviz-cam__chart-head" }, [
-    h("span", { class: "nbviz-cam__key" }, "agreement with the human mask, per layer"),
-    metricSelect,
-  ]);
+  const chartTitleEl = h("span", { class: "nbviz-cam__key nbviz-cam__chart-title" });
+  const chartBetter = h("span", { class: "nbviz-cam__key nbviz-cam__better" });
+  const chartHead = h("div", { class: "nbviz-cam__chart-head" }, [chartTitleEl, metricSelect, chartBetter]);
   const agreementBox = h("div", { class: "nbviz-cam__agreement" }, [chartHead, chart]);
   root.append(
     title,
@@ -176,7 +184,7 @@ function render({ model, el }) {
     threshold: 0,
     cmap: String(model.get("colormap") || "inferno"),
     outline: false,
-    metric: 1,
+    metric: 1, // index in each image's scores (see MapEntry.agreement); the first computed one
   };
   /** Caches: upsampled maps and display-size images (cleared when data changes). */
   let cache = { maps: new Map(), images: new Map(), outlines: new Map() };
@@ -228,6 +236,13 @@ function render({ model, el }) {
       view.layerName = (live || list.at(-1))?.layer ?? null;
     }
     if (view.slice < 0 || view.slice >= d.D) view.slice = Math.floor(d.D / 2);
+    d.settings = model.get("faithfulness_settings") || null;
+    d.metrics = availableMetrics(
+      index.map((e) => e.agreement),
+      d.settings != null,
+    );
+    if (!d.metrics.some((m) => m.index === view.metric)) view.metric = d.metrics[0]?.index ?? 1;
+    metricSelect.replaceChildren(...d.metrics.map((m) => h("option", { value: String(m.index) }, m.label)));
     cache = { maps: new Map(), images: new Map(), outlines: new Map() };
   }
 
@@ -577,53 +592,78 @@ function render({ model, el }) {
     );
   }
 
-  /** Bars: mean agreement over all images per layer; a dot: the current image. */
+  /** Bars: a metric's mean over all images per layer; a dot: the current image. */
   function renderChart() {
     const entries = d.layers[view.method] || [];
-    const has = d.masks && entries.some((e) => e.agreement);
+    const has = d.metrics.length > 0 && entries.some((e) => e.agreement);
     agreementBox.hidden = !has;
     if (!has) return;
+    const metric = metricOf(view.metric);
+    metricSelect.value = String(metric.index);
+    chartTitleEl.textContent = chartTitle(metric);
+    chartBetter.textContent = betterText(metric.better);
     const means = layerMeans(
       entries.map((e) => e.agreement),
       view.column,
-      view.metric,
+      metric.index,
     );
-    const mine = entries.map((e) => e.agreement?.[view.column]?.[view.image]?.[view.metric] ?? null);
+    const mine = entries.map((e) => e.agreement?.[view.column]?.[view.image]?.[metric.index] ?? null);
+    const axis = metricAxis(metric);
     const W = Math.max(240, Math.min(640, 36 * entries.length + 40));
-    const Hh = 120,
+    const Hh = metric.range[0] < 0 ? 150 : 120, // room for five ticks on a -1..1 axis
       left = 30,
       bottom = 18,
       top = 8;
     const bw = (W - left - 4) / Math.max(1, entries.length);
-    const y = (/** @type {number} */ v) => top + (1 - v) * (Hh - top - bottom);
+    const y = (/** @type {number} */ v) => axisY(axis, v, top, Hh - bottom);
     const s = svg("svg", { width: W, height: Hh, viewBox: `0 0 ${W} ${Hh}`, role: "img" });
-    s.setAttribute("aria-label", "agreement with the human mask per layer");
-    for (const t of [0, 0.5, 1]) {
-      s.append(svg("line", { x1: left, x2: W - 4, y1: y(t), y2: y(t), class: "nbviz-cam__grid" }));
+    s.setAttribute("aria-label", `${chartTitle(metric)} ${metric.label}, ${betterText(metric.better)}`);
+    for (const t of axis.ticks) {
+      const zero = t === axis.base && axis.lo < 0;
+      s.append(
+        svg("line", {
+          x1: left,
+          x2: W - 4,
+          y1: y(t),
+          y2: y(t),
+          class: `nbviz-cam__grid${zero ? " nbviz-cam__grid--zero" : ""}`,
+        }),
+      );
       const label = svg("text", { x: left - 4, y: y(t) + 4, "text-anchor": "end", class: "nbviz-cam__axis" });
       label.textContent = String(t);
       s.append(label);
     }
-    let best = -1;
-    means.forEach((m, i) => {
-      if (m != null && (best < 0 || m > /** @type {number} */ (means[best]))) best = i;
-    });
+    const best = bestLayer(means, metric.better);
     entries.forEach((e, i) => {
-      const m = means[i] ?? 0;
+      const m = means[i];
       const x = left + i * bw;
       const g = svg("g", { class: "nbviz-cam__barg" });
+      const end = y(m ?? axis.base);
       const rect = svg("rect", {
         x: x + 2,
-        y: y(m),
+        y: Math.min(end, y(axis.base)),
         width: Math.max(2, bw - 4),
-        height: Math.max(0, y(0) - y(m)),
+        height: Math.abs(y(axis.base) - end),
         class: `nbviz-cam__bar-rect${i === layerIndex() ? " nbviz-cam__bar-rect--current" : ""}`,
       });
+      // The whole column picks the layer, also where the bar is short or missing.
+      const hit = svg("rect", { x, y: top, width: bw, height: Hh - bottom - top, class: "nbviz-cam__bar-hit" });
       const tip = svg("title");
-      tip.textContent = `${e.layer}: mean ${m.toFixed(2)}${mine[i] != null ? `, this image ${Number(mine[i]).toFixed(2)}` : ""}`;
-      g.append(rect, tip);
+      tip.textContent = `${e.layer}: mean ${formatScore(m)}${mine[i] != null ? `, this image ${formatScore(mine[i])}` : ""}`;
+      g.append(hit, rect, tip);
       if (mine[i] != null)
         g.append(svg("circle", { cx: x + bw / 2, cy: y(Number(mine[i])), r: 3, class: "nbviz-cam__dot" }));
+      if (m == null) {
+        // No value (every map of this layer is empty): say so, lest a missing bar read as 0.
+        const na = svg("text", {
+          x: x + bw / 2,
+          y: y(axis.base) - 4,
+          "text-anchor": "middle",
+          class: "nbviz-cam__axis nbviz-cam__na",
+        });
+        na.textContent = "n/a";
+        g.append(na);
+      }
       const tick = svg("text", { x: x + bw / 2, y: Hh - 4, "text-anchor": "middle", class: "nbviz-cam__axis" });
       tick.textContent = String(i + 1);
       g.append(tick);
@@ -636,9 +676,14 @@ function render({ model, el }) {
     });
     const note =
       best >= 0
-        ? `best: ${entries[best].layer} (${Number(means[best]).toFixed(2)}); bars: mean of all images, dot: this image`
-        : "";
-    chart.replaceChildren(s, h("div", { class: "nbviz-cam__note" }, note));
+        ? `best: ${entries[best].layer} (${formatScore(means[best])}); bars: mean of all images, dot: this image`
+        : "no values for this class: bars and dots are left out";
+    const about = metricNote(metric, d.settings);
+    chart.replaceChildren(
+      s,
+      h("div", { class: "nbviz-cam__note" }, note),
+      ...(about ? [h("div", { class: "nbviz-cam__note nbviz-cam__metric-note" }, about)] : []),
+    );
   }
 
   // Controls act on the view alone, then repaint at once (no animation frame: the

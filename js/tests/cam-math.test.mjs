@@ -1,13 +1,23 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
+  availableMetrics,
+  axisY,
+  bestLayer,
+  betterText,
   blend,
+  chartTitle,
   classChoices,
   depthSlice,
   emptyMapNote,
+  formatScore,
   isEmpty,
   layerMeans,
   linePoints,
+  METRICS,
+  metricAxis,
+  metricNote,
+  metricOf,
   normalize,
   outline,
   scale,
@@ -131,6 +141,92 @@ test("layerMeans averages one metric over images per layer", () => {
   ];
   assert.deepEqual(layerMeans(a, 0, 0), [0.5, null]);
   close([layerMeans(a, 0, 1)[0]], [0.4]);
+});
+
+test("layerMeans leaves out images without a value, and a layer with none is null", () => {
+  const a = [
+    [
+      [
+        [null, null, null, 0.2, 0.6, null],
+        [null, null, null, 0.4, 0.8, -0.5],
+      ],
+    ],
+    [[[null, null, null, 0.1, 0.9, null]]],
+  ];
+  close(layerMeans(a, 0, 3), [0.3, 0.1]);
+  assert.deepEqual(layerMeans(a, 0, 5), [-0.5, null]);
+  assert.deepEqual(layerMeans(a, 0, 0), [null, null]); // no masks: no pointing game
+  assert.deepEqual(layerMeans(a, 1, 3), [null, null]); // no such column
+});
+
+const masksOnly = [[[[1, 0.5, 0.2, null, null, null]]], null];
+const faithOnly = [[[[null, null, null, 0.2, 0.6, null]]]];
+const both = [[[[1, 0.5, 0.2, 0.2, 0.6, 0.1]]]];
+
+test("availableMetrics lists only what was computed, in the selector's order", () => {
+  const labels = (/** @type {any[]} */ ms) => ms.map((m) => m.label);
+  assert.deepEqual(labels(availableMetrics(masksOnly)), ["energy in mask", "pointing game", "IoU of top 15%"]);
+  // The randomised similarity is null for every image here (constant maps): still listed
+  // when the settings say faithfulness was computed.
+  assert.deepEqual(labels(availableMetrics(faithOnly, true)), [
+    "deletion AUC",
+    "insertion AUC",
+    "similarity to a randomised model",
+  ]);
+  assert.deepEqual(labels(availableMetrics(faithOnly, false)), ["deletion AUC", "insertion AUC"]);
+  assert.equal(availableMetrics(both, true).length, 6);
+  assert.deepEqual(availableMetrics([null, null]), []); // no chart at all
+  assert.deepEqual(METRICS.map((m) => m.index).sort(), [0, 1, 2, 3, 4, 5]);
+});
+
+test("each metric knows which way is better, and bestLayer follows it", () => {
+  assert.equal(metricOf(3).better, "lower"); // deletion: a fast fall is faithful
+  assert.equal(metricOf(4).better, "higher"); // insertion: a fast rise
+  assert.equal(metricOf(5).better, "zero"); // randomised similarity: nearer 0
+  for (const i of [0, 1, 2]) assert.equal(metricOf(i).better, "higher");
+  const means = [0.3, null, -0.6, 0.05, 0.9];
+  assert.equal(bestLayer(means, "higher"), 4);
+  assert.equal(bestLayer(means, "lower"), 2);
+  assert.equal(bestLayer(means, "zero"), 3);
+  assert.equal(bestLayer([null, null], "higher"), -1);
+  assert.equal(bestLayer([0.5, 0.5], "lower"), 0); // ties: the first
+  assert.equal(betterText("lower"), "lower is better");
+  assert.equal(betterText("higher"), "higher is better");
+  assert.equal(betterText("zero"), "nearer 0 is better");
+});
+
+test("metricAxis spans each metric's range; the randomised similarity goes below 0", () => {
+  assert.deepEqual(metricAxis(metricOf(1)), { lo: 0, hi: 1, ticks: [0, 0.5, 1], base: 0 });
+  assert.deepEqual(metricAxis(metricOf(3)), { lo: 0, hi: 1, ticks: [0, 0.5, 1], base: 0 });
+  const r = metricAxis(metricOf(5));
+  assert.deepEqual(r, { lo: -1, hi: 1, ticks: [-1, -0.5, 0, 0.5, 1], base: 0 });
+  // y runs from top (hi) to bottom (lo); out-of-range values are clamped.
+  assert.equal(axisY(r, 1, 10, 110), 10);
+  assert.equal(axisY(r, 0, 10, 110), 60);
+  assert.equal(axisY(r, -1, 10, 110), 110);
+  assert.equal(axisY(r, -3, 10, 110), 110);
+  assert.equal(axisY(metricAxis(metricOf(4)), 0.25, 0, 100), 75);
+});
+
+test("the chart's words: no human mask for the faithfulness metrics, the baseline stated", () => {
+  assert.match(chartTitle(metricOf(1)), /agreement with the human mask/);
+  for (const i of [3, 4, 5]) assert.doesNotMatch(chartTitle(metricOf(i)), /mask/);
+  assert.match(chartTitle(metricOf(3)), /per layer/);
+  const settings = {
+    baseline: "blur (Gaussian, sigma 5 px, 31x31 kernel, edges replicated)",
+    steps: 10,
+    score: "softmax probability of the explained class",
+    seed: 0,
+  };
+  const del = metricNote(metricOf(3), settings);
+  assert.match(del, /replaced by the baseline/);
+  assert.match(del, /in 10 steps/);
+  assert.match(del, /Baseline: blur \(Gaussian, sigma 5 px, 31x31 kernel, edges replicated\)\.$/);
+  assert.match(metricNote(metricOf(4), settings), /revealed on the baseline/);
+  assert.match(metricNote(metricOf(5), settings), /Spearman.*seed 0/);
+  assert.equal(metricNote(metricOf(1), settings), "");
+  assert.equal(formatScore(null), "n/a");
+  assert.equal(formatScore(-0.123), "-0.12");
 });
 
 test("classChoices lists distinct classes and marks the true one", () => {

@@ -5,6 +5,9 @@ backward per target class for all layers, per method) and travels once, as
 uint8 at each layer's own resolution; the browser upsamples, colours and
 thresholds them. Sliders and selectors never talk to the kernel.
 ``refresh()`` recomputes with the model's current weights (mid-training).
+With ``faithfulness=True`` the chart also scores every map against the model itself:
+deletion and insertion AUCs (`nbviz.cam.faithfulness`) and its similarity to the map of a
+randomised copy of the model (the last step of `nbviz.cam.randomization_check`'s cascade).
 
 Images are shown with their maps over them; signals (a ``Conv1d`` model's ``(N, C,
 L)`` inputs) as curves with their maps as a coloured band below and a tint behind;
@@ -13,6 +16,7 @@ volumes and clips (a ``Conv3d`` model's ``(N, C, D, H, W)``) slice by slice.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,12 +31,22 @@ from .._state import preserved
 from .._text import plural
 from .._widget import Array, LiveWidget
 from .agreement import agreement, check_masks
-from .core import METHODS, class_scores, compute, quantise, resolve_layers
+from .core import INPUT_METHODS, METHODS, CamResult, class_scores, compute, quantise, resolve_layers
+from .faithfulness import SCORE, check_model
+from .faithfulness import faithfulness as measure_faithfulness
 from .inputs import KINDS, model_inputs
+from .sanity import cascade_steps, reinitialise, spearman_rank
 
 COLORMAPS = ("inferno", "viridis", "cividis")
 SIGNAL_MAX = 2048  # samples of a signal sent for display (longer ones are averaged down)
 SIGNAL_CHANNELS = 8  # curves drawn per signal; more channels are drawn as their mean
+# faithfulness=True: deletion / insertion curves of STEPS steps (the core's default is 20;
+# ten keep the explorer's many curves affordable), on the core's default baseline (a blur),
+# and the randomised copy drawn from SEED (randomization_check's default seed).
+FAITHFULNESS_STEPS = 10
+RANDOM_SEED = 0
+# The numbers each image gets per map, in this order (null where not computed).
+SCORES = ("pointing", "energy", "iou", "deletion", "insertion", "randomised")
 
 
 class GradCAM(LiveWidget):
@@ -44,6 +58,7 @@ class GradCAM(LiveWidget):
     >>> data = shapes(8)
     >>> cam = nbviz.GradCAM(SmallCNN(), data.images, labels=data.labels, masks=data.masks,
     ...                     classes=data.classes)  # doctest: +SKIP
+    >>> scored = nbviz.GradCAM(SmallCNN(), data.images, faithfulness=True)  # doctest: +SKIP
 
     ``labels`` (one class index per image) adds the true class to the class
     selector; ``masks`` (N, H, W) human-annotated regions enable the outline
@@ -55,6 +70,22 @@ class GradCAM(LiveWidget):
     for a ``Conv1d`` model or volumes ``(N, C, D, H, W)`` for a ``Conv3d`` model, or a
     Hugging Face processor's dict with ``pixel_values``. Masks (and the agreement chart)
     are for images only.
+
+    ``faithfulness=True`` (images only) adds three measures to the chart, for every
+    method, layer, image and class column: the **deletion AUC** and **insertion AUC** of
+    :func:`nbviz.cam.faithfulness` (RISE's softmax probability of the explained class as
+    the map's top pixels are replaced by, or revealed on, its default baseline, a blur;
+    10 steps; lower deletion and higher insertion are better), and the **similarity to a
+    randomised model**: the Spearman rank correlation between the map and the map of the
+    same method, layer and class on a copy of the model whose every parametrised module is
+    re-initialised (the last step of :func:`nbviz.cam.randomization_check`'s cascade, seed
+    0; near 0 means the map depends on what the model learned). A constant (empty) map
+    ranks no pixel above another: it gets none of the three (null), and the similarity is
+    null too where the copy's map is constant. It costs ``T * N * (2 + 18 * R)`` more
+    forwards (R maps an image over all methods and layers, T class columns), a deep copy
+    of the model for a while, and one map computation per method on the copy, at every
+    ``refresh()``; the model itself is left as it was (weights, buffers, modes,
+    ``requires_grad``, ``.grad``, the global RNG).
     """
 
     _bundle = "cam"
@@ -67,8 +98,12 @@ class GradCAM(LiveWidget):
     masks = Array()  # (N, H, W) uint8 0/1 at the display size, or None
     methods = traitlets.List(traitlets.Unicode()).tag(sync=True)
     maps = Array()  # every map, uint8, concatenated as maps_index says
-    # {method, layer, d, h, w, offset, agreement, no_gradient}: maps are (N, T, d, h, w)
+    # {method, layer, d, h, w, offset, agreement, no_gradient}: maps are (N, T, d, h, w);
+    # agreement: None, or [target][image] -> the SCORES, each a number or None
     maps_index = traitlets.List().tag(sync=True)
+    # With faithfulness=True: {"baseline", "steps", "score", "seed"}, how the faithfulness
+    # numbers were computed (the chart says so); None otherwise.
+    faithfulness_settings = traitlets.Dict(allow_none=True, default_value=None).tag(sync=True)
     targets = Array()  # (N, T) int: the classes explained per image
     probs = Array()  # (N, T) float: their probabilities
     topk = traitlets.Int(3).tag(sync=True)
@@ -96,6 +131,7 @@ class GradCAM(LiveWidget):
         forward_kwargs: dict[str, Any] | None = None,
         reshape: Any = None,
         layout: Any = None,
+        faithfulness: bool = False,
     ):
         methods = [methods] if isinstance(methods, str) else list(methods)
         if not methods or any(m not in METHODS for m in methods):
@@ -110,9 +146,18 @@ class GradCAM(LiveWidget):
         int_at_least("batch_size", batch_size)
         if reshape is not None and not callable(reshape):
             raise TypeError(f"reshape must be a callable, got {type(reshape).__name__}")
+        if not isinstance(faithfulness, (bool, np.bool_)):
+            raise TypeError(f"faithfulness must be True or False, got {faithfulness!r}")
         inputs = model_inputs(model, images, forward_kwargs)  # every check before anything runs
         x, n = inputs.x, inputs.n
         kind = KINDS[x.ndim - 2][0]
+        if faithfulness:
+            if kind != "image":
+                raise ValueError(
+                    f"faithfulness=True perturbs images (N, C, H, W); these inputs are {kind}s "
+                    f"of shape {tuple(x.shape)}: leave faithfulness out"
+                )
+            check_model(model)  # parameters holding values: the copy is re-initialised
         self._labels = _check_labels(labels, n)
         if masks is not None and kind != "image":
             raise ValueError(
@@ -126,6 +171,7 @@ class GradCAM(LiveWidget):
         self._model, self._inputs, self._layers = model, inputs, layers
         self._methods, self._batch_size = methods, batch_size
         self._topk, self._output, self._reshape = topk, output, reshape
+        self._faithfulness = bool(faithfulness)
         super().__init__(
             max_rate=None,
             layout=layout,
@@ -155,21 +201,101 @@ class GradCAM(LiveWidget):
         inputs = self._inputs
         images = inputs.x if inputs.key is None else {inputs.key: inputs.x}
         results = [
-            compute(
-                self._model,
-                images,
-                self._layers,
-                targets=targets,
-                method=method,
-                batch_size=self._batch_size,
-                output=self._output,
-                forward_kwargs=inputs.kwargs,
-                reshape=self._reshape if method in ("gradcam", "gradcam++", "layercam") else None,
-            )
+            self._compute(self._model, images, self._layers, targets, method)
             for method in self._methods
         ]
-        self._pending = (results, self._classes_given or [str(i) for i in range(k)])
+        faithful, settings = (
+            self._faithful(images, targets, results) if self._faithfulness else (None, None)
+        )
+        self._pending = (results, self._classes_given or [str(i) for i in range(k)], faithful)
+        self._settings = settings
         self.mark_changed(force=True)
+
+    def _compute(self, model: nn.Module, images: Any, layers: Any, targets, method: str):
+        return compute(
+            model,
+            images,
+            layers,
+            targets=targets,
+            method=method,
+            batch_size=self._batch_size,
+            output=self._output,
+            forward_kwargs=self._inputs.kwargs,
+            reshape=self._reshape if method in ("gradcam", "gradcam++", "layercam") else None,
+        )
+
+    def _faithful(
+        self, images: Any, targets: torch.Tensor, results: list[CamResult]
+    ) -> tuple[np.ndarray, dict]:
+        """``(R, T, N, 3)`` [deletion AUC, insertion AUC, randomised similarity] for each
+        (method, layer) row in ``results``' order, target column and image (NaN for a
+        constant map); and the settings they were computed with."""
+        n_targets = targets.shape[1]
+        rows = sum(len(r.layers) for r in results)
+        out = np.full((rows, n_targets, self._inputs.n, 3), np.nan)
+        baseline = ""
+        for t in range(n_targets):
+            f = measure_faithfulness(
+                self._model,
+                images,
+                results,
+                target=t,
+                steps=FAITHFULNESS_STEPS,
+                batch_size=self._batch_size,
+                output=self._output,
+                forward_kwargs=self._inputs.kwargs,
+            )
+            out[:, t, :, 0], out[:, t, :, 1], baseline = f.deletion_auc, f.insertion_auc, f.baseline
+        # A constant map (an empty one: no evidence, or no gradient) ranks no pixel above
+        # another: the core deletes it in row-major order, which says nothing of the map.
+        flat = [r.raw(layer, None).flatten(2) for r in results for layer in r.layers]
+        constant = torch.stack([(m.amax(2) == m.amin(2)).T for m in flat]).numpy()  # (R, T, N)
+        out[constant, :2] = np.nan
+        out[..., 2] = self._randomised_similarity(images, targets, results)
+        settings = {"baseline": baseline, "steps": FAITHFULNESS_STEPS, "score": SCORE,
+                    "seed": RANDOM_SEED}  # fmt: skip
+        return out, settings
+
+    def _randomised_similarity(
+        self, images: Any, targets: torch.Tensor, results: list[CamResult]
+    ) -> np.ndarray:
+        """``(R, T, N)`` Spearman rank correlations between each map and the same method's,
+        layer's and class's map on a copy of the model with every parametrised module
+        re-initialised: the last step of `randomization_check`'s default cascade (its
+        steps, seeds and re-initialisation; the caller's RNG and model untouched)."""
+        try:
+            randomised = copy.deepcopy(self._model)
+        except Exception as e:
+            raise TypeError(
+                "faithfulness=True compares the maps with a randomised copy of the model, and "
+                f"copy.deepcopy failed on this one: {type(e).__name__}: {e}"
+            ) from e
+        steps = cascade_steps(randomised, images, None, self._inputs.kwargs)
+        cuda = sorted({p.device.index or 0 for p in randomised.parameters() if p.is_cuda})
+        with torch.random.fork_rng(devices=cuda):
+            for s, (_, modules) in enumerate(steps):  # as randomization_check, to its end
+                torch.manual_seed(RANDOM_SEED + s)
+                for module in modules:
+                    reinitialise(module)
+            # One call per method at the same layers (by name: the copy's own modules).
+            others = [
+                self._compute(randomised, images,
+                              None if r.method in INPUT_METHODS else r.layers, targets, r.method)
+                for r in results
+            ]  # fmt: skip
+        del randomised
+        out = []
+        for r, o in zip(results, others, strict=True):
+            for layer in r.layers:
+                out.append(
+                    torch.stack(
+                        [
+                            spearman_rank(r.maps(layer, t), o.maps(layer, t))
+                            for t in range(targets.shape[1])
+                        ]
+                    ).numpy()
+                )
+        return np.stack(out)
 
     @property
     def results(self) -> list:
@@ -197,11 +323,16 @@ class GradCAM(LiveWidget):
         return targets, k
 
     def _push(self, final: bool) -> bool:
-        results, classes = self._pending
-        chunks, index, offset = [], [], 0
+        results, classes, faithful = self._pending
+        chunks, index, offset, row = [], [], 0, 0
         for res in results:
             scores = None if self._masks is None else _agreements(res, self._masks)
             for li, layer in enumerate(res.layers):
+                agreed = _scores(
+                    None if scores is None else scores[li],
+                    None if faithful is None else faithful[row],
+                )
+                row += 1
                 raw = res.raw(layer, None)  # (N, T, *size)
                 q = quantise(raw)
                 chunks.append(q.reshape(-1))
@@ -214,7 +345,7 @@ class GradCAM(LiveWidget):
                         "h": h,
                         "w": w,
                         "offset": offset,
-                        "agreement": None if scores is None else scores[li],
+                        "agreement": agreed,
                         "no_gradient": layer in res.no_gradient,
                     }
                 )
@@ -226,6 +357,7 @@ class GradCAM(LiveWidget):
         self.probs = probs
         self.maps = np.concatenate(chunks)
         self.maps_index = index
+        self.faithfulness_settings = self._settings
         return False
 
 
@@ -268,6 +400,31 @@ def _display_volumes(x: torch.Tensor) -> np.ndarray:
     slices = x.transpose(1, 2).reshape(n * d, c, h, w)
     shown = display_images(slices, DISPLAY_MAX)
     return shown.reshape(n, d, *shown.shape[1:])
+
+
+def _scores(agreed: list | None, faithful: np.ndarray | None) -> list | None:
+    """[target][image] -> the SCORES: the mask agreement's three (``agreed``, from
+    `_agreements`) then the faithfulness measures' three (``faithful``, (T, N, 3)),
+    rounded for JSON, None where not computed (or NaN); None when neither was."""
+    if agreed is None and faithful is None:
+        return None
+    if agreed is not None:
+        t, n = len(agreed), len(agreed[0]) if agreed else 0
+    else:
+        t, n = faithful.shape[:2]
+    none = [None, None, None]
+    return [
+        [
+            (none if agreed is None else agreed[j][i])
+            + (none if faithful is None else [_rounded(v) for v in faithful[j, i]])
+            for i in range(n)
+        ]
+        for j in range(t)
+    ]
+
+
+def _rounded(v: float) -> float | None:
+    return round(float(v), 4) if np.isfinite(v) else None
 
 
 def _agreements(res, masks: torch.Tensor) -> list[list]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from .lab import Lab
 
 EVIL = "<img src=x onerror=alert(1)>"
@@ -152,6 +154,146 @@ def test_gradcam_explorer_in_jupyterlab(lab: Lab):
     w.locator(".nbviz-cam__cmap").select_option("inferno")  # the default colours
     lab.page.mouse.move(0, 0)
     lab.screenshot_themes(w, "gradcam-lowres")
+    assert dialogs == []
+
+
+FAITHFUL = """
+import json, os, time, torch, nbviz
+from nbviz.examples import SmallCNN, train
+torch.manual_seed(0)
+data = nbviz.datasets.shapes(n=366, seed=0)
+model = SmallCNN(num_classes=len(data.classes), width=8, depth=3)
+train(model, data.images[:360], data.labels[:360], epochs=3, seed=0)
+pick = torch.arange(360, 366)
+cam = nbviz.GradCAM(model, data.images[pick], labels=data.labels[pick], masks=data.masks[pick],
+                    classes=list(data.classes), methods=["gradcam", "saliency"], topk=1,
+                    faithfulness=True, title="Does the map show what the model uses?")
+cam
+"""
+FAITHFUL_BUSY = BUSY.replace("stop-gradcam", "stop-gradcam-faithful")
+# What the selector offers, by option value (the metric's place in each image's scores).
+METRIC_LABELS = {
+    "1": "energy in mask",
+    "0": "pointing game",
+    "2": "IoU of top 15%",
+    "3": "deletion AUC",
+    "4": "insertion AUC",
+    "5": "similarity to a randomised model",
+}
+BETTER = {"0": "higher", "1": "higher", "2": "higher", "3": "lower", "4": "higher", "5": "zero"}
+
+
+def chart_facts(w) -> dict:
+    """What the chart draws: the y axis's labels, the zero line, each bar's top and bottom."""
+    return w.evaluate(
+        """(root) => {
+            const svg = root.querySelector('.nbviz-cam__chart svg');
+            const zero = svg.querySelector('.nbviz-cam__grid--zero');
+            return {
+                yLabels: [...svg.querySelectorAll('text[text-anchor="end"]')].map((t) => t.textContent),
+                zero: zero ? Number(zero.getAttribute('y1')) : null,
+                bars: [...svg.querySelectorAll('.nbviz-cam__bar-rect')].map((r) => [
+                    Number(r.getAttribute('y')),
+                    Number(r.getAttribute('y')) + Number(r.getAttribute('height')),
+                ]),
+            };
+        }"""
+    )
+
+
+def test_gradcam_faithfulness_metrics_in_jupyterlab(lab: Lab):
+    dialogs = []
+    lab.page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    lab.open_notebook("gradcam-faithful.ipynb", [FAITHFUL, FAITHFUL_BUSY])
+    lab.run_cell(0)
+    lab.wait_cell(0, timeout=300)
+    widget(lab).wait_for(state="visible")
+    w = widget(lab)
+    # Grad-CAM's layers and, per metric, the mean over images of column 0 (the top
+    # prediction, shown first) per layer, from the numbers Python sent.
+    facts = json.loads(
+        lab.python(
+            "import numpy as np\n"
+            "rows = [e for e in cam.maps_index if e['method'] == 'gradcam']\n"
+            "def mean(e, k):\n"
+            "    v = [r[k] for r in e['agreement'][0] if r[k] is not None]\n"
+            "    return float(np.mean(v)) if v else None\n"
+            "print(json.dumps({'layers': [e['layer'] for e in rows], "
+            "'means': {k: [mean(e, k) for e in rows] for k in range(6)}, "
+            "'baseline': cam.faithfulness_settings['baseline']}))"
+        )
+    )
+    assert facts["baseline"].startswith("blur (Gaussian, sigma 5 px")
+
+    lab.run_cell(1)
+    assert lab.cell_running(1)
+    lab.start_counting_kernel_messages()
+
+    metric = w.locator(".nbviz-cam__metric")
+    options = metric.locator("option")
+    offered = {options.nth(i).get_attribute("value"): options.nth(i).inner_text()
+               for i in range(options.count())}  # fmt: skip
+    assert offered == METRIC_LABELS
+    assert metric.input_value() == "1"  # energy in mask first, as before
+    title, better = w.locator(".nbviz-cam__chart-title"), w.locator(".nbviz-cam__better")
+    note = w.locator(".nbviz-cam__note").first
+    for value in ["3", "4", "5", "0", "2", "1"]:
+        metric.select_option(value)
+        head = title.inner_text()
+        assert ("human mask" in head) == (value in "012"), head
+        word = {"higher": "higher is better", "lower": "lower is better", "zero": "nearer 0"}
+        assert word[BETTER[value]] in better.inner_text()
+        chart = chart_facts(w)
+        if value == "5":  # a rank correlation: -1 .. 1, bars from the zero line
+            assert chart["yLabels"] == ["-1", "-0.5", "0", "0.5", "1"]
+        else:
+            assert chart["yLabels"] == ["0", "0.5", "1"] and chart["zero"] is None
+        means = facts["means"][value]
+        assert len(chart["bars"]) == len(facts["layers"]) == len(means)
+        base = chart["zero"] if value == "5" else chart["bars"][0][1]
+        for (top, bottom), m in zip(chart["bars"], means, strict=True):
+            if m is None or m == 0:
+                assert top == bottom  # nothing to draw
+            elif m > 0:
+                assert bottom == pytest.approx(base) and top < bottom
+            else:
+                assert top == pytest.approx(base) and bottom > top  # below the zero line
+        # A layer without a value (all its maps empty) says so instead of showing a zero.
+        assert w.locator(".nbviz-cam__na").count() == sum(m is None for m in means)
+        # The "best" layer follows the metric's direction.
+        key = {"higher": lambda v: -v, "lower": lambda v: v, "zero": abs}[BETTER[value]]
+        known = [(key(m), i) for i, m in enumerate(means) if m is not None]
+        best = facts["layers"][min(known)[1]]
+        assert note.inner_text().startswith(f"best: {best} ("), (value, note.inner_text())
+        about = w.locator(".nbviz-cam__metric-note")
+        if value in "34":
+            assert facts["baseline"] in about.inner_text() and "10 steps" in about.inner_text()
+        elif value == "5":
+            assert "Spearman" in about.inner_text() and "re-initialised" in about.inner_text()
+        else:
+            assert about.count() == 0
+    # Clicking a bar still picks its layer.
+    changes(lab, lambda: w.locator(".nbviz-cam__bar-hit").nth(0).click())
+    assert w.locator(".nbviz-cam__layer-name").inner_text().startswith(facts["layers"][0])
+    # Saliency has one "layer": one bar, the chart still there.
+    changes(lab, lambda: w.locator(".nbviz-cam__method").select_option("saliency"))
+    metric.select_option("3")
+    assert w.locator(".nbviz-cam__bar-rect").count() == 1
+    assert lab.cell_running(1), "the busy cell ended before the interactions"
+    assert lab.kernel_messages_sent("comm_msg") == 0  # all of it in the browser alone
+    (Path(lab.root_dir) / "stop-gradcam-faithful").write_text("")
+    lab.wait_cell(1, timeout=60)
+
+    # --- pictures, light and dark: deletion AUC, then the randomised-model similarity ----
+    w.locator(".nbviz-cam__method").select_option("gradcam")
+    drag(lab, ".nbviz-cam__layer", 0.0, 0.6)
+    lab.page.mouse.move(0, 0)
+    lab.page.set_viewport_size({"width": 1280, "height": 1100})
+    lab.screenshot_themes(w, "gradcam-deletion")
+    lab.set_theme("light")
+    metric.select_option("5")
+    lab.page.mouse.move(0, 0)
+    lab.screenshot_themes(w, "gradcam-randomised")
     assert dialogs == []
 
 

@@ -1,6 +1,6 @@
 // @ts-check
 // Pure helpers of the Grad-CAM explorer: upsampling maps the way torch does,
-// blending a coloured map over an image, outlining a mask, agreement means,
+// blending a coloured map over an image, outlining a mask, the chart's metrics,
 // slicing volumes and drawing signals.
 
 /**
@@ -278,20 +278,169 @@ export function outline(mask, h, w, H, W) {
 }
 
 /**
- * Mean over images of one agreement metric, per layer.
- * @param {(number[][][] | null)[]} perLayer  [layer] -> [target][image] -> [pointing, energy, iou]
+ * @typedef {Object} Metric
+ * @property {number} index   its place in each image's scores
+ *   [pointing, energy, iou, deletion, insertion, randomised] (maps_index's `agreement`)
+ * @property {string} label   its name in the selector
+ * @property {"mask" | "faithfulness" | "sanity"} group  what it compares the map with
+ * @property {"higher" | "lower" | "zero"} better  which way is better ("zero": nearest 0)
+ * @property {[number, number]} range  the values it can take (the chart's y axis)
+ */
+
+/** The chart's metrics, in the selector's order. @type {Metric[]} */
+export const METRICS = [
+  { index: 1, label: "energy in mask", group: "mask", better: "higher", range: [0, 1] },
+  { index: 0, label: "pointing game", group: "mask", better: "higher", range: [0, 1] },
+  { index: 2, label: "IoU of top 15%", group: "mask", better: "higher", range: [0, 1] },
+  { index: 3, label: "deletion AUC", group: "faithfulness", better: "lower", range: [0, 1] },
+  { index: 4, label: "insertion AUC", group: "faithfulness", better: "higher", range: [0, 1] },
+  // Spearman's rho: -1..1; a map that still looks the same on a randomised model (near 1)
+  // does not show what the model learned; near 0 it does.
+  { index: 5, label: "similarity to a randomised model", group: "sanity", better: "zero", range: [-1, 1] },
+];
+
+/**
+ * The metric with this index (the first one for an unknown index).
+ * @param {number} index
+ * @returns {Metric}
+ */
+export function metricOf(index) {
+  return METRICS.find((m) => m.index === index) ?? METRICS[0];
+}
+
+/**
+ * The metrics that were computed: those with a value for some image of some layer (any
+ * method, so that the selector does not change with the method), or, for the
+ * faithfulness metrics, every one of them when `faithfulness` says they were computed
+ * (the randomised similarity can be null for every image: constant maps).
+ * @param {(( number | null)[][][] | null)[]} perLayer  [entry] -> [target][image] -> scores
+ * @param {boolean} faithfulness  faithfulness_settings is set
+ * @returns {Metric[]}
+ */
+export function availableMetrics(perLayer, faithfulness = false) {
+  return METRICS.filter((m) => {
+    if (faithfulness && m.group !== "mask") return true;
+    return perLayer.some((a) => a?.some((rows) => rows.some((r) => r?.[m.index] != null)));
+  });
+}
+
+/**
+ * Mean over images of one metric, per layer; images without a value (null: not computed,
+ * or undefined, like the rank correlation of a constant map) are left out, and a layer
+ * with none gets null.
+ * @param {((number | null)[][][] | null)[]} perLayer  [layer] -> [target][image] -> scores
  * @param {number} column   target column
- * @param {number} metric   0 pointing, 1 energy, 2 iou
+ * @param {number} metric   index in the scores (0 pointing, 1 energy, 2 iou, 3 deletion,
+ *   4 insertion, 5 randomised)
  * @returns {(number | null)[]}
  */
 export function layerMeans(perLayer, column, metric) {
   return perLayer.map((a) => {
     const rows = a?.[column];
     if (!rows || !rows.length) return null;
-    let s = 0;
-    for (const r of rows) s += r[metric];
-    return s / rows.length;
+    let s = 0,
+      n = 0;
+    for (const r of rows) {
+      const v = r?.[metric];
+      if (v == null || !Number.isFinite(v)) continue;
+      s += v;
+      n++;
+    }
+    return n ? s / n : null;
   });
+}
+
+/**
+ * The best of the layers' means for a metric: the highest, the lowest, or the one nearest
+ * 0; -1 when none has a value. Ties: the first.
+ * @param {(number | null)[]} means
+ * @param {Metric["better"]} better
+ */
+export function bestLayer(means, better) {
+  const score = (/** @type {number} */ v) => (better === "higher" ? v : better === "lower" ? -v : -Math.abs(v));
+  let best = -1;
+  means.forEach((m, i) => {
+    if (m != null && (best < 0 || score(m) > score(/** @type {number} */ (means[best])))) best = i;
+  });
+  return best;
+}
+
+/**
+ * The chart's y axis for a metric: its range and the ticks to label.
+ * @param {Metric} metric
+ * @returns {{lo: number, hi: number, ticks: number[], base: number}}  base: where bars start
+ */
+export function metricAxis(metric) {
+  const [lo, hi] = metric.range;
+  const ticks = lo < 0 ? [lo, lo / 2, 0, hi / 2, hi] : [lo, (lo + hi) / 2, hi];
+  return { lo, hi, ticks, base: Math.min(hi, Math.max(lo, 0)) };
+}
+
+/**
+ * The y coordinate of value v on an axis drawn from y = top (hi) to y = bottom (lo); values
+ * outside the range are clamped to it.
+ * @param {{lo: number, hi: number}} axis
+ * @param {number} v
+ * @param {number} top
+ * @param {number} bottom
+ */
+export function axisY(axis, v, top, bottom) {
+  const c = Math.min(axis.hi, Math.max(axis.lo, v));
+  return top + ((axis.hi - c) / (axis.hi - axis.lo)) * (bottom - top);
+}
+
+/** @param {Metric["better"]} better */
+export function betterText(better) {
+  return better === "higher" ? "higher is better" : better === "lower" ? "lower is better" : "nearer 0 is better";
+}
+
+/**
+ * The words before the metric selector: what the metric compares the map with.
+ * @param {Metric} metric
+ */
+export function chartTitle(metric) {
+  if (metric.group === "mask") return "agreement with the human mask, per layer:";
+  if (metric.group === "faithfulness") return "faithfulness to the model, per layer:";
+  return "sanity check, per layer:";
+}
+
+/**
+ * What the metric measures, in a sentence under the chart (empty for the mask metrics,
+ * whose names say it), with the settings it was computed with (faithfulness_settings).
+ * @param {Metric} metric
+ * @param {{baseline?: string, steps?: number, score?: string, seed?: number} | null} settings
+ */
+export function metricNote(metric, settings) {
+  const s = settings || {};
+  const score = s.score || "softmax probability of the explained class";
+  const steps = `in ${s.steps ?? "?"} steps`;
+  const baseline = `Baseline: ${s.baseline || "?"}.`;
+  if (metric.index === 3)
+    return (
+      `Deletion AUC: area under the ${score} as the map's top pixels, highest first, are replaced ` +
+      `by the baseline ${steps}. Low: the map found what the model uses. ${baseline}`
+    );
+  if (metric.index === 4)
+    return (
+      `Insertion AUC: area under the ${score} as the map's top pixels, highest first, are revealed ` +
+      `on the baseline ${steps}. High: the map found what the model uses. ${baseline}`
+    );
+  if (metric.index === 5)
+    return (
+      "Spearman rank correlation between the map and the same method's, layer's and class's map " +
+      `on a copy of the model with every layer that has parameters re-initialised (seed ${s.seed ?? 0}). Near 0: the ` +
+      "map depends on what the model learned (a sanity check passed); near 1: it would look the " +
+      "same untrained. No value where a map is constant."
+    );
+  return "";
+}
+
+/**
+ * A metric's value as the chart writes it.
+ * @param {number | null | undefined} v
+ */
+export function formatScore(v) {
+  return v == null || !Number.isFinite(v) ? "n/a" : v.toFixed(2);
 }
 
 /**
