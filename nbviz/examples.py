@@ -1,7 +1,8 @@
 """Small CNNs and a plain training loop, for notebooks and tests (not the core API).
 
 ``SmallCNN`` is a four-block network that learns the shapes data in a minute; ``VGG11``
-is a narrow VGG-11 (the classic subject of Grad-CAM) with torchvision's module paths.
+is a narrow VGG-11 (the classic subject of Grad-CAM) with torchvision's module paths;
+``SmallViT`` a small vision transformer on a convolutional stem (a "hybrid" ViT).
 
 The loop has two hooks so that live views can watch training: ``on_batch(outputs,
 targets, inputs)`` after every optimisation step (for example a confusion matrix's
@@ -218,6 +219,98 @@ class VGG11(nn.Module):
         return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
 
 
+class TransformerBlock(nn.Module):
+    """A pre-norm transformer block: ``x + attention(norm(x))``, then ``x + mlp(norm(x))``;
+    tokens ``(N, T, dim)`` in and out. Attention is ``F.scaled_dot_product_attention``."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 2.0):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim must be a multiple of heads, got dim={dim}, heads={heads}")
+        self.heads = heads
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+        self.fc1, self.fc2 = (
+            nn.Linear(dim, int(dim * mlp_ratio)),
+            nn.Linear(int(dim * mlp_ratio), dim),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, t, c = x.shape
+        qkv = self.qkv(self.norm1(x)).view(n, t, 3, self.heads, c // self.heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (N, heads, T, C / heads)
+        attended = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(n, t, c)
+        x = x + self.proj(attended)
+        return x + self.fc2(F.gelu(self.fc1(self.norm2(x))))
+
+
+class SmallViT(nn.Module):
+    """A small vision transformer for 64 x 64 images, on a convolutional stem.
+
+    Three conv-BN-ReLU-maxpool stages bring the image to an 8 x 8 grid; a 1 x 1 patch
+    embedding (``patch_embed``) makes its 64 cells tokens of width ``dim``; a class token
+    and learned position embeddings go in front; ``depth`` pre-norm transformer blocks
+    (``blocks[i]``) follow, and the head reads the class token. This is the "hybrid" ViT
+    of Dosovitskiy et al. (2021): on a few thousand images a plain ViT, patches straight
+    from the pixels, learns far too slowly on a CPU (26 % on the shapes after 12 epochs);
+    this one reaches about 94 % with ``train(..., schedule="cosine")`` on 9,000 images.
+    Keep PyTorch's default initialisation: ViTs' usual truncated normal (std 0.02) made it
+    stall for several epochs here.
+
+    Example:
+        >>> import torch
+        >>> vit = SmallViT(num_classes=6)
+        >>> vit(torch.zeros(2, 3, 64, 64)).shape
+        torch.Size([2, 6])
+        >>> vit.blocks[0](torch.zeros(2, 65, 64)).shape  # a class token and 8 x 8 patches
+        torch.Size([2, 65, 64])
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 6,
+        dim: int = 64,
+        depth: int = 2,
+        heads: int = 4,
+        stem: tuple[int, ...] = (16, 32, 64),
+        image_size: int = 64,
+    ):
+        super().__init__()
+        for name, value in (("num_classes", num_classes), ("dim", dim), ("depth", depth)):
+            int_at_least(name, value)
+        grid = image_size // 2 ** len(stem)
+        if grid < 1:
+            raise ValueError(
+                f"image_size must be at least {2 ** len(stem)} for this stem, got {image_size}"
+            )
+        channels = [3, *stem]
+        self.stem = nn.Sequential(
+            *[
+                nn.Sequential(
+                    nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(c_out),
+                    nn.ReLU(inplace=True),
+                    nn.MaxPool2d(2),
+                )
+                for c_in, c_out in zip(channels, channels[1:], strict=False)
+            ]
+        )
+        self.patch_embed = nn.Conv2d(channels[-1], dim, kernel_size=1)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos_embed = nn.Parameter(torch.randn(1, 1 + grid * grid, dim) * 0.02)
+        self.blocks = nn.ModuleList([TransformerBlock(dim, heads) for _ in range(depth)])
+        self.norm, self.head = nn.LayerNorm(dim), nn.Linear(dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, num_classes)`` of images ``(N, 3, H, W)``."""
+        tokens = self.patch_embed(self.stem(x)).flatten(2).transpose(1, 2)  # (N, 64, dim)
+        cls = self.cls_token.expand(len(tokens), -1, -1)
+        x = torch.cat([cls, tokens], dim=1) + self.pos_embed
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.norm(x)[:, 0])
+
+
 def _as_tensors(images: Any, labels: Any) -> tuple[torch.Tensor, torch.Tensor]:
     images = torch.as_tensor(images)
     labels = torch.as_tensor(labels)
@@ -282,6 +375,7 @@ def train(
     on_epoch: Callable[[int, dict], Any] | None = None,
     *,
     val: tuple[Any, Any] | None = None,
+    schedule: str = "constant",
 ) -> list[dict]:
     """Train ``model`` with Adam and cross-entropy; return one stats dict per epoch.
 
@@ -302,6 +396,9 @@ def train(
             counting from 1 and ``stats`` the dict appended to the history.
         val: optional ``(images, labels)``; if given, each epoch's stats also hold
             ``val_accuracy`` from :func:`evaluate`.
+        schedule: ``"constant"`` keeps ``lr``; ``"cosine"`` warms up linearly over the first
+            tenth of the steps, then decays to 0 along a half cosine (what transformers
+            need: at a constant rate, the small ViT stalls).
 
     Returns:
         A list with a dict per epoch: ``epoch`` (from 1), ``loss`` (mean training loss),
@@ -323,8 +420,13 @@ def train(
     batch_size = _check_batch_size(batch_size)
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
     device = _device_of(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    steps = epochs * -(-len(labels) // batch_size)
+    rate = _cosine(steps) if schedule == "cosine" else None
+    step = 0
     history: list[dict] = []
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
@@ -340,7 +442,11 @@ def train(
                 loss = F.cross_entropy(outputs, y)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if rate is not None:
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr * rate(step)
                 optimizer.step()
+                step += 1
                 outputs = outputs.detach()
                 total_loss += float(loss.detach()) * len(y)
                 correct += int((outputs.argmax(dim=1) == y).sum())
@@ -359,6 +465,22 @@ def train(
         if on_epoch is not None:
             on_epoch(epoch, stats)
     return history
+
+
+SCHEDULES = ("constant", "cosine")
+
+
+def _cosine(steps: int) -> Callable[[int], float]:
+    """The learning-rate factor at each step: a linear warm-up over the first tenth, then a
+    half cosine down to 0."""
+    warm = max(1, steps // 10)
+
+    def rate(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, steps - warm)))
+
+    return rate
 
 
 def evaluate(model: nn.Module, images: Any, labels: Any, batch_size: int = 256) -> float:

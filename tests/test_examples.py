@@ -9,9 +9,10 @@ import pytest
 import torch
 from torch import nn
 
+import nbviz
 import nbviz.examples
 from nbviz.datasets import shapes
-from nbviz.examples import VGG11, SmallCNN, batches, evaluate, train
+from nbviz.examples import VGG11, SmallCNN, SmallViT, batches, evaluate, train
 
 
 def _model(seed: int = 0, **kwargs) -> SmallCNN:
@@ -317,3 +318,42 @@ def test_evaluate_matches_manual_accuracy():
 def test_docstring_examples():
     result = doctest.testmod(nbviz.examples, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_small_vit_is_a_transformer_nbviz_explains_on_its_patch_grid():
+    vit = SmallViT(num_classes=6).eval()
+    x = torch.rand(3, 3, 64, 64)
+    assert vit(x).shape == (3, 6)
+    res = nbviz.cam.compute(vit, x)
+    assert res.layers == ["blocks.0", "blocks.1"]  # the blocks, in order
+    assert res.raw("blocks.0").shape == (3, 8, 8)  # the 8 x 8 grid of patch tokens
+    assert res.no_gradient == ("blocks.1",)  # the head reads only the class token
+    assert nbviz.cam.compute(vit, x, method="rollout").raw(1).shape == (3, 8, 8)
+    with pytest.raises(ValueError, match="multiple of heads"):
+        SmallViT(dim=30, heads=4)
+    with pytest.raises(ValueError, match="image_size must be at least 8"):
+        SmallViT(image_size=4)
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    model = SmallCNN(num_classes=2, width=4, depth=2)
+    x, y = torch.rand(40, 3, 16, 16), torch.randint(0, 2, (40,))
+    rates = []
+    original = torch.optim.Adam.step
+
+    def spy(self, *a, **k):
+        rates.append(self.param_groups[0]["lr"])
+        return original(self, *a, **k)
+
+    torch.optim.Adam.step = spy
+    try:
+        train(model, x, y, epochs=5, batch_size=2, lr=0.01, schedule="cosine")
+    finally:
+        torch.optim.Adam.step = original
+    steps = 5 * 20
+    assert len(rates) == steps
+    assert rates[:10] == pytest.approx([0.01 * (i + 1) / 10 for i in range(10)])  # warm-up
+    assert rates[10] == pytest.approx(0.01) and rates[-1] < 1e-5  # then down to 0
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:], strict=False))
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        train(model, x, y, schedule="step")
