@@ -21,7 +21,7 @@ import copy
 import math
 import numbers
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,30 +158,19 @@ def randomization_check(
         classes = res.targets[:, 0]
         layers.append(res.layers[-1] if layer is None or m in INPUT_METHODS else layer)
         originals.append(res.maps(layers[-1]))
-    try:
-        randomised = copy.deepcopy(model)
-    except Exception as e:
-        raise TypeError(
-            f"the randomisation check runs on a copy of the model, and copy.deepcopy failed "
-            f"on this one: {type(e).__name__}: {e}"
-        ) from e
+    randomised = copy_of(model, "the randomisation check runs on a copy of the model")
     steps = cascade_steps(randomised, images, cascade, forward_kwargs)
     spearman = np.full((len(methods), len(steps), len(classes)), np.nan)
     ssim = np.full_like(spearman, np.nan)
     kept = {m: [o] for m, o in zip(methods, originals, strict=True)}
-    cuda = sorted({p.device.index or 0 for p in randomised.parameters() if p.is_cuda})
-    with torch.random.fork_rng(devices=cuda):
-        for s, (_, modules) in enumerate(steps):
-            torch.manual_seed(seed + s)
-            for module in modules:
-                reinitialise(module)
-            for i, m in enumerate(methods):
-                maps = compute(randomised, images, [layers[i]] if m not in INPUT_METHODS else None,
-                               classes, m, **run).maps(layers[i])  # fmt: skip
-                spearman[i, s] = spearman_rank(originals[i], maps).numpy()
-                ssim[i, s] = structural_similarity(originals[i], maps).numpy()
-                if keep_maps:
-                    kept[m].append(maps)
+    for s in randomise(randomised, steps, seed):
+        for i, m in enumerate(methods):
+            maps = compute(randomised, images, [layers[i]] if m not in INPUT_METHODS else None,
+                           classes, m, **run).maps(layers[i])  # fmt: skip
+            spearman[i, s] = spearman_rank(originals[i], maps).numpy()
+            ssim[i, s] = structural_similarity(originals[i], maps).numpy()
+            if keep_maps:
+                kept[m].append(maps)
     return Randomization(
         methods=methods,
         layers=layers,
@@ -195,6 +184,29 @@ def randomization_check(
 
 
 # --- the cascade ---------------------------------------------------------------------------------
+
+
+def copy_of(model: nn.Module, why: str) -> nn.Module:
+    """A deep copy of ``model``, or a TypeError saying ``why`` one was needed."""
+    try:
+        return copy.deepcopy(model)
+    except Exception as e:
+        raise TypeError(
+            f"{why}, and copy.deepcopy failed on this one: {type(e).__name__}: {e}"
+        ) from e
+
+
+def randomise(copy_: nn.Module, steps: list, seed: int) -> Iterator[int]:
+    """Re-initialise ``copy_``'s ``steps`` (from `cascade_steps`) one at a time, step s after
+    ``torch.manual_seed(seed + s)`` inside a forked RNG (the caller's random state is
+    untouched); yields each step's index once it is done."""
+    cuda = sorted({p.device.index or 0 for p in copy_.parameters() if p.is_cuda})
+    with torch.random.fork_rng(devices=cuda):
+        for s, (_, modules) in enumerate(steps):
+            torch.manual_seed(seed + s)
+            for module in modules:
+                reinitialise(module)
+            yield s
 
 
 def cascade_steps(

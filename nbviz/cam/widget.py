@@ -16,7 +16,6 @@ volumes and clips (a ``Conv3d`` model's ``(N, C, D, H, W)``) slice by slice.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,7 +34,7 @@ from .core import INPUT_METHODS, METHODS, CamResult, class_scores, compute, quan
 from .faithfulness import SCORE, check_model
 from .faithfulness import faithfulness as measure_faithfulness
 from .inputs import KINDS, model_inputs
-from .sanity import cascade_steps, reinitialise, spearman_rank
+from .sanity import cascade_steps, copy_of, randomise, spearman_rank
 
 COLORMAPS = ("inferno", "viridis", "cividis")
 SIGNAL_MAX = 2048  # samples of a signal sent for display (longer ones are averaged down)
@@ -263,26 +262,17 @@ class GradCAM(LiveWidget):
         layer's and class's map on a copy of the model with every parametrised module
         re-initialised: the last step of `randomization_check`'s default cascade (its
         steps, seeds and re-initialisation; the caller's RNG and model untouched)."""
-        try:
-            randomised = copy.deepcopy(self._model)
-        except Exception as e:
-            raise TypeError(
-                "faithfulness=True compares the maps with a randomised copy of the model, and "
-                f"copy.deepcopy failed on this one: {type(e).__name__}: {e}"
-            ) from e
+        why = "faithfulness=True compares the maps with a randomised copy of the model"
+        randomised = copy_of(self._model, why)
         steps = cascade_steps(randomised, images, None, self._inputs.kwargs)
-        cuda = sorted({p.device.index or 0 for p in randomised.parameters() if p.is_cuda})
-        with torch.random.fork_rng(devices=cuda):
-            for s, (_, modules) in enumerate(steps):  # as randomization_check, to its end
-                torch.manual_seed(RANDOM_SEED + s)
-                for module in modules:
-                    reinitialise(module)
-            # One call per method at the same layers (by name: the copy's own modules).
-            others = [
-                self._compute(randomised, images,
-                              None if r.method in INPUT_METHODS else r.layers, targets, r.method)
-                for r in results
-            ]  # fmt: skip
+        for _ in randomise(randomised, steps, RANDOM_SEED):  # as randomization_check, to its end
+            pass
+        # One call per method at the same layers (by name: the copy's own modules).
+        others = [
+            self._compute(randomised, images,
+                          None if r.method in INPUT_METHODS else r.layers, targets, r.method)
+            for r in results
+        ]  # fmt: skip
         del randomised
         out = []
         for r, o in zip(results, others, strict=True):
