@@ -268,3 +268,35 @@ def test_a_run_without_inputs_says_so(tmp_path, data, model):
         assert view.confusion.cam_status == "no inputs"
     finally:
         view.close()
+
+
+def test_a_failure_at_the_cells_end_is_said_and_the_kernel_goes_on(data, model, monkeypatch):
+    class Events:
+        hooks: list = []
+
+        def register(self, name, fn):
+            self.hooks.append(fn)
+
+        def unregister(self, name, fn):
+            self.hooks.remove(fn)
+
+    class Shell:
+        events = Events()
+
+    monkeypatch.setattr("IPython.get_ipython", lambda: Shell())
+    grey = SmallCNN(num_classes=K, in_channels=1, width=4)  # takes 1 channel, gets 3
+    cm = nbviz.ConfusionMatrix(data.classes, model=grey)
+    with torch.no_grad():
+        out = model(data.images)
+    cm.update(out, data.labels, data.images)
+    with pytest.warns(RuntimeWarning, match="the maps could not be computed"):
+        for hook in Shell.events.hooks:
+            hook()  # the cell's end: no exception escapes into IPython
+    assert cm.cam_status == "error" and "could not be computed" in cm.cam_error
+    for hook in Shell.events.hooks:
+        hook()  # not retried (nor warned) at every later cell
+    with pytest.raises(ValueError, match="images must have 1 channel for this model"):
+        cm.explain()  # asked for: the error itself, which says what was expected
+    cm.explain(model)  # a model that fits: maps again, the error gone
+    assert cm.cam_status == "end of cell" and cm.cam_error == ""
+    cm.close()

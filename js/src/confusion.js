@@ -30,7 +30,8 @@ import { plural, shortLabels } from "./lib/text.js";
  * @property {WireArray | null} examples_cells  flat cell of each thumbnail
  * @property {WireArray | null} examples_images (M, h, w, 3) uint8 thumbnails
  * @property {WireArray | null} examples_ids    id of each thumbnail's example
- * @property {"" | "end of cell" | "on click" | "no inputs"} cam_status  where maps come from
+ * @property {"" | "end of cell" | "on click" | "no inputs" | "error"} cam_status  where maps come from
+ * @property {string} cam_error    why maps stopped (status "error")
  * @property {string} cam_method
  * @property {WireArray | null} cam_ids     (E,) examples with maps
  * @property {WireArray | null} cam_maps    flat uint8: per layer (E, 2, h, w) from its offset
@@ -614,7 +615,8 @@ function render({ model, el }) {
     for (const p of whyPanels) p.box.hidden = !ready;
     if (!ready) {
       const status = model.get("cam_status");
-      whyNote.textContent = WAITING[/** @type {keyof typeof WAITING} */ (status)] || "";
+      whyNote.textContent =
+        status === "error" ? model.get("cam_error") : WAITING[/** @type {keyof typeof WAITING} */ (status)] || "";
       // The kernel computes the cell's maps when it is free (a busy one: after its cell).
       if ((status === "end of cell" || status === "on click") && !asked.has(cell)) {
         asked.add(cell); // once per cell until maps come: pushes redraw the gallery often
@@ -710,6 +712,7 @@ function render({ model, el }) {
     "examples_images",
     "examples_ids",
     "cam_status",
+    "cam_error",
     "cam_ids",
     "cam_maps",
     "cam_index",

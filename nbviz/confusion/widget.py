@@ -12,6 +12,7 @@ gallery shows where the model looked without asking the kernel.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -82,9 +83,11 @@ class ConfusionMatrix(LiveWidget):
     examples_images = Array()
     examples_ids = Array()  # the id of each kept example (the key of its maps)
     # Where the model looked: "" (no model), "end of cell" (maps come when the running
-    # cell ends) or "on click" (the view asks for a cell's maps; the kernel is free).
+    # cell ends), "on click" (the view asks for a cell's maps; the kernel is free), "no
+    # inputs" (a followed run recorded none) or "error" (cam_error says why).
     cam_status = traitlets.Unicode("").tag(sync=True)
     cam_method = traitlets.Unicode("gradcam").tag(sync=True)
+    cam_error = traitlets.Unicode("").tag(sync=True)  # why maps stopped ("error" status)
     cam_ids = Array()  # (E,) the examples with maps
     cam_maps = Array()  # flat uint8: per layer (E, 2, h, w) from its offset; 2 = true, predicted
     cam_index = traitlets.List().tag(sync=True)  # {layer, h, w, offset} per layer
@@ -279,6 +282,7 @@ class ConfusionMatrix(LiveWidget):
         return done
 
     def _set_cam_status(self) -> None:
+        self.cam_error = ""
         if self._maps is None:
             self.cam_status = ""
         else:
@@ -311,7 +315,7 @@ class ConfusionMatrix(LiveWidget):
 
     def cell_ended(self) -> None:
         """The kernel is about to be free: the new examples' maps first, then the push."""
-        if self._maps is not None and self._compute_maps(None):
+        if self._maps is not None and self.cam_status != "error" and self._maps_or_error(None):
             self._dirty = True
         super().cell_ended()
 
@@ -321,8 +325,20 @@ class ConfusionMatrix(LiveWidget):
             return
         cell = content["explain"]
         if isinstance(cell, int) and 0 <= cell < self.num_classes**2:
-            if self._compute_maps(cell):
+            if self._maps_or_error(cell):
                 self.mark_changed(force=True)
+
+    def _maps_or_error(self, cell: int | None) -> int:
+        """`_compute_maps` where nobody waits for an exception (a cell's end, a click): a
+        failure is said in the view and as a warning, once, and maps stop until the next
+        ``explain()``; the kernel goes on."""
+        try:
+            return self._compute_maps(cell)
+        except Exception as e:
+            self.cam_error = f"the maps could not be computed: {type(e).__name__}: {e}"
+            self.cam_status = "error"
+            warnings.warn(f"ConfusionMatrix: {self.cam_error}", RuntimeWarning, stacklevel=2)
+            return 0
 
     def close_log(self) -> None:
         """Write the epoch in progress and close the run log (``logdir``); idempotent. A
