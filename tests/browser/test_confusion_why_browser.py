@@ -7,6 +7,8 @@ when the cell ends."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,16 +19,16 @@ SETUP = """
 import json, os, time, torch, nbviz
 from nbviz.examples import SmallCNN, train
 torch.manual_seed(0)
-data = nbviz.datasets.shapes(n=480, size=64, seed=0)
+data = nbviz.datasets.shapes(n=1200, size=64, seed=0)
 images, labels, masks = data.images, data.labels, data.masks
 model = SmallCNN(num_classes=len(data.classes))
-train(model, images[:360], labels[:360], epochs=2)
+train(model, images[:1000], labels[:1000], epochs=7)   # about 80 %: a few mistakes to explain
 cm = nbviz.ConfusionMatrix(data.classes, model=model, title="Held-out shapes")
 
 def one_epoch():
     model.eval()
     with torch.no_grad():
-        for i in range(360, 480, 40):
+        for i in range(1000, 1200, 40):
             cm.update(model(images[i:i+40]), labels[i:i+40], images[i:i+40], masks=masks[i:i+40])
     cm.end_epoch()
 cm
@@ -43,6 +45,7 @@ while not os.path.exists("stop-why-2"):
 """
 
 ROOT = ".nbviz-confusion"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def widget(lab: Lab):
@@ -122,11 +125,14 @@ def test_a_wrong_cell_leads_to_where_the_model_looked(lab: Lab):
     lab.page.set_viewport_size({"width": 1280, "height": 1700})  # the whole widget in view
     widget(lab).scroll_into_view_if_needed()
     lab.page.mouse.move(0, 0)
-    lab.screenshot(widget(lab), "confusion-why-light")
+    shots = {"light": lab.screenshot(widget(lab), "confusion-why-light")}
     lab.set_theme("dark")
     lab.page.wait_for_timeout(300)  # a frame to redraw in the new theme
-    lab.screenshot(widget(lab), "confusion-why-dark")
+    shots["dark"] = lab.screenshot(widget(lab), "confusion-why-dark")
     lab.set_theme("light")
+    if os.environ.get("NBVIZ_UPDATE_DOCS"):  # refresh the README's pictures
+        for theme, path in shots.items():
+            shutil.copy(path, DOCS / f"confusion-why-{theme}.png")
 
     # --- a new epoch's examples: no maps yet, the view says when they come -------------
     (Path(lab.root_dir) / "stop-why").write_text("")
