@@ -249,15 +249,22 @@ def test_the_run_records_the_graph_once_and_the_follower_colours_it(tmp_path):
     mon.detach()
     assert len(list(tmp_path.glob("monitor-graph.nbrec"))) == 1
     view = nbviz.follow(tmp_path, interval=0.01)
+    norms = mon.gradient_norms()
+
+    def coloured_by_the_last_step() -> bool:  # the records may arrive over several reads
+        if view.graph is None or view.graph.pending:
+            return False
+        values = (view.graph.overlay_data or {}).get("values", {})
+        return all(values.get(k) == pytest.approx(v) for k, v in norms.items())
+
     try:
-        wait_for(lambda: view.graph is not None and not view.graph.pending, "the graph")
+        wait_for(coloured_by_the_last_step, "the graph, coloured by the last step's norms")
         want = nbviz.trace(small_cnn(), shapes_data().images[:4]).to_dict()
         got = view.graph.traced.to_dict()
         assert [n["id"] for n in got["nodes"]] == [n["id"] for n in want["nodes"]]
         assert set(got["modules"]) == set(want["modules"])
         overlay = view.graph.overlay_data
         assert overlay["label"] == "gradient norm (latest)"
-        norms = mon.gradient_norms()
         for layer, norm in norms.items():  # every layer, by its module path
             assert overlay["values"][layer] == pytest.approx(norm)
         # A folded box (a block) is coloured by its layers' norms together.

@@ -131,6 +131,7 @@ class ConfusionMatrix(LiveWidget):
         self._examples = ExampleReservoir(examples_per_cell, max_examples, thumbnail_size, seed)
         self._examples.keep_inputs = bool(keep_inputs) or self._maps is not None
         self._cam_dirty = self._budgeted = False
+        self._maps_shown: list[int] | None = None  # the ids whose maps the view has
         self._busy = end_of_cell_flush  # maps wait for the cell's end (else: computed on click)
         self._examples_throttle = Throttle(1.0 / examples_interval if examples_interval else None)
         self._history: list[tuple[np.ndarray, np.ndarray]] = []
@@ -445,11 +446,16 @@ class ConfusionMatrix(LiveWidget):
             self._examples_throttle.mark()
             self.examples_cells, self.examples_images = self._examples.arrays()
             self.examples_ids = self._examples.ids()
-            self._cam_dirty = self._maps is not None
+            self._cam_dirty |= self._maps is not None and self._maps_shown != self._with_maps()
         if self._cam_dirty:
             self._cam_dirty = False
             self._push_maps()
         return self._examples_dirty
+
+    def _with_maps(self) -> list[int]:
+        """The kept examples that have maps (what the view shows maps of)."""
+        maps = self._maps.maps if self._maps is not None else {}
+        return [i for i, *_ in self._examples.inputs() if i in maps]
 
     def _push_maps(self) -> None:
         """The maps of the kept examples that have them, with their images and masks."""
@@ -462,6 +468,7 @@ class ConfusionMatrix(LiveWidget):
             self._maps.keep_only(list(kept))
             arrays = self._maps.arrays(list(kept))
         ids = arrays["ids"].tolist()
+        self._maps_shown = ids  # pushes of the examples alone need not send these again
         x = [kept[i][0] for i in ids]
         masks = [kept[i][1] for i in ids]
         self.cam_ids, self.cam_maps, self.cam_probs = arrays["ids"], arrays["maps"], arrays["probs"]
