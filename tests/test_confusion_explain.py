@@ -300,3 +300,29 @@ def test_a_failure_at_the_cells_end_is_said_and_the_kernel_goes_on(data, model, 
     cm.explain(model)  # a model that fits: maps again, the error gone
     assert cm.cam_status == "end of cell" and cm.cam_error == ""
     cm.close()
+
+
+def test_maps_travel_only_when_the_examples_with_maps_change(data, model, monkeypatch):
+    """New thumbnails during training must not send every map again (megabytes)."""
+    cm = nbviz.ConfusionMatrix(
+        data.classes, model=model, examples_interval=0, examples_per_cell=500
+    )
+    fed(cm, data, model)
+    cm.explain()
+    sent = []
+    monkeypatch.setattr(cm, "_send", lambda msg, buffers=None: sent.append(msg["state"]))
+    with torch.no_grad():
+        out = model(data.images)
+    cm.update(out, data.labels, data.images)  # the same epoch: all enter (no cell is full)
+    cm.flush()
+    assert len(cm.examples_ids) == 2 * len(data.labels)
+    assert any("examples_ids" in s for s in sent)  # the new thumbnails went
+    assert not any("cam_maps" in s for s in sent)  # the maps, unchanged, did not
+    cm.explain()  # the new examples' maps: now they go
+    assert any("cam_maps" in s for s in sent)
+    cm.end_epoch()
+    sent.clear()
+    cm.update(out, data.labels, data.images)  # a new epoch: every example with maps left
+    cm.flush()
+    assert any("cam_maps" in s for s in sent)  # the view drops their maps
+    assert array_from_json(cm.get_state()["cam_ids"]).size == 0
