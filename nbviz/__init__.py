@@ -12,6 +12,7 @@ from .confusion import ConfusionMatrix
 from .graph import Graph, ModelGraph
 from .graph.trace import trace
 from .monitor import Monitor, watch
+from .projector import Embeddings
 from .runs.follow import Follower, follow
 from .runs.widget import FolderFollower
 
@@ -22,6 +23,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "ConfusionMatrix",
+    "Embeddings",
     "FolderFollower",
     "Follower",
     "GradCAM",

@@ -9,11 +9,13 @@ the projector.
 
 from .core import MAX_BYTES, Embedded, default_layer, embed, pool_output
 from .geometry import PCA, neighbours, pca, procrustes_align
+from .widget import Embeddings
 
 __all__ = [
     "MAX_BYTES",
     "PCA",
     "Embedded",
+    "Embeddings",
     "default_layer",
     "embed",
     "neighbours",

@@ -1,0 +1,325 @@
+"""``Embeddings``: a data set's layer embeddings as a zoomable scatter, epoch by epoch.
+
+The kernel embeds (`core.embed`), projects (`geometry.pca`, 2-D), finds each item's
+nearest neighbours in the layer's own space (`geometry.neighbours`) and makes one
+thumbnail per item; the browser draws the points with WebGL (regl-scatterplot) and does
+everything else itself (hover, colour, search, lasso gallery, neighbours, the epoch
+slider), so nothing a person does there asks the kernel.
+
+Each `Embeddings.update` re-embeds with the model's current weights and appends a
+*frame*; its PCA is aligned to the previous frame's (`geometry.procrustes_align`), so
+the slider moves points instead of flipping and rotating the cloud.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import traitlets
+from torch import nn
+
+from .._checks import int_at_least
+from .._images import thumbnails
+from .._outputs import check_output, pick_scores
+from .._text import plural
+from .._widget import Array, LiveWidget
+from .core import Embedded, _count, embed
+from .geometry import neighbours, pca, procrustes_align
+
+# All thumbnails together take at most this much (N x size x size x 3 bytes): a large
+# data set gets smaller thumbnails (100,000 items: 14 px), never fewer.
+THUMBNAIL_BYTES = 64 * 2**20
+# Per-class log-probabilities kept for the loss while embedding (N x K x 4 bytes); beyond
+# this the view colours by confidence only.
+LOSS_BYTES = 64 * 2**20
+
+
+@dataclass
+class Frame:
+    """One embedding of the data set (one epoch): ``embedded`` as `embed` returned it,
+    ``coords`` ``(M, 2)`` float32 its PCA aligned to the frame before, ``explained`` the
+    PCA's variance shares, ``neighbours`` ``(M, k)`` row numbers of each kept item's
+    nearest items in the layer's space, ``confidence`` ``(M,)`` the softmax probability
+    of the predicted class, ``loss`` ``(M,)`` the cross-entropy of the true class (None
+    where the model gives no class scores, or without labels), ``label`` its name."""
+
+    embedded: Embedded
+    coords: np.ndarray
+    explained: np.ndarray
+    neighbours: np.ndarray
+    confidence: np.ndarray | None
+    loss: np.ndarray | None
+    label: str
+
+
+class Embeddings(LiveWidget):
+    """A data set's embeddings at one layer of a live model, drawn as a 2-D scatter.
+
+    >>> import nbviz, torch
+    >>> from nbviz.examples import SmallCNN
+    >>> data = nbviz.datasets.shapes(n=200, size=32)
+    >>> model = SmallCNN(num_classes=len(data.classes))
+    >>> emb = nbviz.Embeddings(model, data.images, data.labels, classes=data.classes)
+    >>> emb  # doctest: +SKIP
+    >>> train(model, ...); emb.update()  # doctest: +SKIP
+
+    ``labels`` ``(N,)`` class numbers (optional), named by ``classes``; ``layer``: a
+    module path (default: the layer feeding the model's head, `core.default_layer`);
+    ``neighbours``: how many nearest items a click shows (cosine, in the layer's space);
+    ``thumbnail_size``: the longest side of the hover and gallery pictures, made smaller
+    for large data sets so that all thumbnails take at most 64 MiB (`THUMBNAIL_BYTES`);
+    ``batch_size``, ``output``, ``forward_kwargs``, ``pool``: as in `core.embed`.
+
+    Items whose activations are not finite are left out of a frame and counted in the
+    status line. The model is left as found (train/eval mode, gradients, buffers).
+
+    Synced traits (read as-is by the frontend; ``F`` frames, ``N`` items, ``k``
+    neighbours): ``classes`` list of str; ``layer`` str; ``status`` str;
+    ``frame_labels`` list of str; ``explained`` list of ``[pc1, pc2]`` per frame;
+    ``labels`` ``(N,)`` int32 or None; ``thumbnails`` ``(N, h, w, 3)`` uint8;
+    ``coords`` ``(F, N, 2)`` float32, NaN where an item was left out;
+    ``predicted`` ``(F, N)`` int32 (-1: left out) or None; ``confidence`` and ``loss``
+    ``(F, N)`` float32 (NaN: left out) or None; ``neighbours`` ``(F, N, k)`` int32 item
+    numbers (-1: none).
+    """
+
+    _bundle = "projector"
+
+    classes = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    layer = traitlets.Unicode("").tag(sync=True)
+    status = traitlets.Unicode("").tag(sync=True)
+    frame_labels = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    explained = traitlets.List().tag(sync=True)
+    labels = Array()
+    thumbnails = Array()
+    coords = Array()
+    predicted = Array()
+    confidence = Array()
+    loss = Array()
+    neighbours = Array()
+
+    def __init__(
+        self,
+        model: nn.Module,
+        images: Any,
+        labels: Any = None,
+        *,
+        layer: str | nn.Module | None = None,
+        classes: Sequence[str] | None = None,
+        title: str = "",
+        neighbours: int = 10,
+        thumbnail_size: int = 32,
+        batch_size: int = 256,
+        output: Any = None,
+        forward_kwargs: Any = None,
+        pool: Any = "mean",
+        layout: Any = None,
+    ):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        self._k = int_at_least("neighbours", neighbours)
+        thumbnail_size = int_at_least("thumbnail_size", thumbnail_size)
+        check_output(output)
+        n = _count(model, images, forward_kwargs)
+        self._n = n
+        self._labels = _check_labels(labels, n)
+        names = _class_names(classes, self._labels)
+        self._model, self._images = model, images
+        self._args = dict(
+            layer=layer,
+            batch_size=batch_size,
+            output=output,
+            forward_kwargs=forward_kwargs,
+            pool=pool,
+        )
+        self._output = output
+        self.frames: list[Frame] = []
+        first = self._embed("initial")  # a bad layer raises here, before the view exists
+        self._thumbs = _thumbnails(images, n, thumbnail_size)
+        super().__init__(max_rate=None, layout=layout, title=title, classes=names)
+        self.frames.append(first)
+        self._args["layer"] = first.embedded.layer  # each update embeds the same layer
+        self.layer = first.embedded.layer
+        self.labels = self._labels
+        self.thumbnails = self._thumbs
+        self.mark_changed(force=True)
+
+    # ---------------------------------------------------------------- computing
+    def _embed(self, label: str) -> Frame:
+        scores = _ScoreTap(self._model, self._output, self._labels, self._n)
+        with scores:
+            e = embed(self._model, self._images, **self._args)
+        if len(e.index) < 3:
+            raise ValueError(
+                f"{plural(len(e.index), 'item')} left to project ({e.summary()}); a "
+                "projection needs at least 3"
+            )
+        p = pca(e.vectors, dims=2)
+        coords = p.coords
+        if self.frames:
+            prev = self.frames[-1]
+            coords = procrustes_align(prev.coords, coords, prev.embedded.index, e.index)
+        k = min(self._k, len(e.index) - 1)
+        near = neighbours(e.vectors, k=k)
+        confidence, loss = scores.result(e.index)
+        return Frame(e, coords, p.explained, near, confidence, loss, label)
+
+    def update(self, label: str | None = None) -> None:
+        """Embed again with the model's current weights and append the frame (aligned to
+        the last one); ``label`` names it on the slider (default ``"update <i>"``)."""
+        frame = self._embed(label if label is not None else f"update {len(self.frames)}")
+        self.frames.append(frame)
+        self.mark_changed(force=True)
+
+    # ---------------------------------------------------------------- data out
+    @property
+    def embedded(self) -> Embedded:
+        """The latest frame's `Embedded` (vectors, index, dropped, predictions)."""
+        return self.frames[-1].embedded
+
+    def _push(self, final: bool) -> bool:
+        n, frames = self._n, self.frames
+        f = len(frames)
+        coords = np.full((f, n, 2), np.nan, np.float32)
+        near = np.full((f, n, self._k), -1, np.int32)
+        for i, fr in enumerate(frames):
+            idx = fr.embedded.index.numpy()
+            coords[i, idx] = fr.coords
+            near[i, idx, : fr.neighbours.shape[1]] = idx[fr.neighbours]
+        self.coords, self.neighbours = coords, near
+        self.predicted = _per_item(
+            [fr.embedded.predicted for fr in frames], frames, n, -1, np.int32
+        )
+        self.confidence = _per_item([fr.confidence for fr in frames], frames, n, np.nan)
+        self.loss = _per_item([fr.loss for fr in frames], frames, n, np.nan)
+        self.explained = [[float(v) for v in fr.explained] for fr in frames]
+        self.frame_labels = [fr.label for fr in frames]
+        self.status = _status(frames[-1])
+        return False
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+class _ScoreTap:
+    """Per-item softmax confidence (and loss against ``labels``) from the forwards `embed`
+    runs anyway: a hook on the model's root records each call's class scores; the batches
+    are the last calls (after `embed`'s probes), one item range after another."""
+
+    def __init__(self, model: nn.Module, output: Any, labels: np.ndarray | None, n: int):
+        self.model, self.output, self.labels, self.n = model, output, labels, n
+        self.calls: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+        self.handle = None
+
+    def __enter__(self) -> _ScoreTap:
+        def hook(_module, _args, out):
+            try:
+                s = pick_scores(out, self.output)
+            except ValueError:
+                return
+            if s.ndim != 2:
+                return
+            lp = torch.log_softmax(s.detach().float(), dim=1).cpu()
+            keep = self.labels is not None and self.n * s.shape[1] * 4 <= LOSS_BYTES
+            self.calls.append((lp.max(1).values.exp(), lp if keep else None))
+
+        self.handle = self.model.register_forward_hook(hook)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.handle.remove()
+
+    def result(self, index: torch.Tensor) -> tuple[np.ndarray | None, np.ndarray | None]:
+        total, calls = 0, []
+        for conf, lp in reversed(self.calls):  # the batches: the last calls covering n
+            calls.insert(0, (conf, lp))
+            total += len(conf)
+            if total >= self.n:
+                break
+        if total != self.n:
+            return None, None
+        idx = index.numpy()
+        confidence = torch.cat([c for c, _ in calls]).numpy()[idx]
+        if self.labels is None or any(lp is None for _, lp in calls):
+            return confidence, None
+        lp = torch.cat([lp for _, lp in calls])
+        labels = torch.from_numpy(self.labels.astype(np.int64))
+        if int(labels.max()) >= lp.shape[1]:
+            return confidence, None
+        loss = -lp.gather(1, labels[:, None])[:, 0].numpy()[idx]
+        return confidence, loss
+
+
+def _per_item(values, frames, n, fill, dtype=np.float32) -> np.ndarray | None:
+    """Per-frame values of the kept items -> ``(F, N)`` with ``fill`` for the others; None
+    when a frame has none."""
+    if any(v is None for v in values):
+        return None
+    out = np.full((len(frames), n), fill, dtype)
+    for i, (v, fr) in enumerate(zip(values, frames, strict=True)):
+        out[i, fr.embedded.index.numpy()] = np.asarray(v)
+    return out
+
+
+def _status(frame: Frame) -> str:
+    e = frame.embedded
+    pcs = " + ".join(f"{v:.0%}" for v in frame.explained)
+    text = (
+        f"{plural(len(e.index), 'item')} at {e.layer!r} ({plural(e.dim, 'dim')}); "
+        f"PCA explains {pcs} of the variance"
+    )
+    if len(e.dropped):
+        text += f"; {plural(len(e.dropped), 'item')} left out: non-finite activations"
+    return text
+
+
+def _check_labels(labels: Any, n: int) -> np.ndarray | None:
+    if labels is None:
+        return None
+    if isinstance(labels, torch.Tensor):
+        labels = labels.detach().cpu().numpy()
+    arr = np.asarray(labels)
+    if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(
+            f"labels must be one class number per item, shape ({n},) integers; got "
+            f"{arr.dtype} of shape {arr.shape}"
+        )
+    if len(arr) != n:
+        raise ValueError(
+            f"labels must hold one class per item: {plural(n, 'item')} given but "
+            f"{plural(len(arr), 'label')}"
+        )
+    if len(arr) and int(arr.min()) < 0:
+        raise ValueError(f"labels must be class numbers >= 0, got {int(arr.min())}")
+    return arr.astype(np.int32)
+
+
+def _class_names(classes: Any, labels: np.ndarray | None) -> list[str]:
+    if classes is None:
+        k = int(labels.max()) + 1 if labels is not None and len(labels) else 0
+        return [str(i) for i in range(k)]
+    if isinstance(classes, (str, bytes)) or not isinstance(classes, Sequence | np.ndarray):
+        raise TypeError(f"classes must be a sequence of class names, got {type(classes).__name__}")
+    names = [str(c) for c in classes]
+    if labels is not None and len(labels) and int(labels.max()) >= len(names):
+        raise ValueError(
+            f"labels go up to {int(labels.max())} but {plural(len(names), 'class name')} were given"
+        )
+    return names
+
+
+def _thumbnails(images: Any, n: int, size: int) -> np.ndarray:
+    """One thumbnail per item, at most `THUMBNAIL_BYTES` together (smaller for large
+    ``n``), made a chunk at a time so no full-size float copy of the data set is held."""
+    size = max(4, min(size, int((THUMBNAIL_BYTES / (3 * n)) ** 0.5)))
+    x = images.get("pixel_values") if isinstance(images, Mapping) else images
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(x)
+    if not isinstance(x, torch.Tensor) or x.ndim not in (3, 4):
+        return np.zeros((n, 1, 1, 3), np.uint8)
+    chunks = [thumbnails(x[i : i + 1024], size) for i in range(0, n, 1024)]
+    return np.concatenate(chunks)

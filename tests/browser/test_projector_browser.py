@@ -1,0 +1,198 @@
+"""Embeddings in a real JupyterLab: the WebGL scatter draws (SwiftShader in headless
+Chromium), hover shows an item's thumbnail and classes, the colouring and the epoch
+slider change the picture, a click shows the item's neighbours in the layer's space,
+and none of it sends a message to the kernel."""
+
+from __future__ import annotations
+
+import json
+
+from .lab import Lab
+
+EVIL = "<img src=x onerror=alert(1)>"
+
+SETUP = f"""
+import json, torch, nbviz
+from nbviz.examples import SmallCNN, train
+torch.manual_seed(0)
+data = nbviz.datasets.shapes(n=300, size=32, seed=0)
+classes = list(data.classes)
+classes[0] = {EVIL!r}   # a hostile class name must show as text
+model = SmallCNN(num_classes=len(classes))
+emb = nbviz.Embeddings(model, data.images, data.labels, classes=classes, title="Shapes")
+emb
+"""
+
+UPDATE = """
+train(model, data.images, data.labels, epochs=2, seed=0)
+emb.update(label="epoch 2")
+"""
+
+ROOT = ".nbviz-projector"
+
+# Pixels of the scatter: the count of distinct colours in a coarse sample (a blank canvas
+# has one), and a digest that changes when the picture does.
+PIXELS = """(root) => {
+  const src = root.querySelector('.nbviz-projector__canvas');
+  const c = document.createElement('canvas');
+  c.width = src.width; c.height = src.height;
+  const ctx = c.getContext('2d');
+  ctx.drawImage(src, 0, 0);
+  const d = ctx.getImageData(0, 0, c.width, c.height).data;
+  const colours = new Set();
+  let hash = 0;
+  for (let i = 0; i < d.length; i += 4) {
+    const v = (d[i] << 16) | (d[i + 1] << 8) | d[i + 2];
+    if (i % 64 === 0) colours.add(v);
+    hash = (hash * 31 + v) | 0;
+  }
+  return {colours: colours.size, hash};
+}"""
+
+
+def widget(lab: Lab, i: int = 0):
+    return lab.cell_output(i).locator(ROOT)
+
+
+def pixels(lab: Lab) -> dict:
+    return widget(lab).evaluate(PIXELS)
+
+
+def wait_drawn(lab: Lab, n: int) -> None:
+    lab.page.wait_for_function(
+        "([el, n]) => Number(el.dataset.drawn || 0) >= n && el.dataset.drawing === '0'",
+        arg=[widget(lab).element_handle(), n],
+        timeout=30_000,
+    )
+
+
+def screen(lab: Lab, item: int) -> tuple[float, float]:
+    stage = widget(lab).locator(".nbviz-projector__stage")
+    box = stage.bounding_box()
+    x, y = stage.evaluate("(s, i) => s.nbvizScreen(i)", item)
+    return box["x"] + x, box["y"] + y
+
+
+def test_projector_in_jupyterlab(lab: Lab):
+    dialogs = []
+    lab.page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    lab.open_notebook("projector.ipynb", [SETUP, UPDATE])
+    lab.run_cell(0)
+    lab.wait_cell(0)
+    widget(lab).wait_for(state="visible")
+    wait_drawn(lab, 1)
+    assert widget(lab).locator(".nbviz-projector__title").inner_text() == "Shapes"
+    assert "300 items at 'classifier.flatten'" in widget(lab).locator(".nbviz-status").inner_text()
+    first = pixels(lab)
+    assert first["colours"] > 3, first  # the points drew (not one background colour)
+
+    py = json.loads(
+        lab.python(
+            "print(json.dumps({'labels': data.labels.tolist(), 'classes': classes,"
+            " 'near': emb.frames[-1].neighbours.tolist()}))"
+        )
+    )
+    lab.start_counting_kernel_messages()
+
+    # --- hover: thumbnail and class names, as text -------------------------------------
+    tip = widget(lab).locator(".nbviz-projector__tooltip")
+    for item in (0, 1, 2):
+        lab.page.mouse.move(*screen(lab, item))
+        try:
+            tip.wait_for(state="visible", timeout=5_000)
+            break
+        except Exception:
+            continue
+    tip.wait_for(state="visible")
+    hovered = int(widget(lab).get_attribute("data-hovered"))
+    text = tip.inner_text()
+    assert f"item {hovered}" in text
+    assert f"true: {py['classes'][py['labels'][hovered]]}" in text
+    assert "predicted: " in text and "confidence: " in text
+    assert tip.locator("canvas.nbviz-projector__thumb").count() == 1
+    assert widget(lab).locator("img").count() == 0
+    lab.page.mouse.move(0, 0)
+    tip.wait_for(state="hidden")
+
+    # --- colour by correct / wrong: another picture ------------------------------------
+    drawn = int(widget(lab).get_attribute("data-drawn"))
+    widget(lab).locator(".nbviz-projector__color").select_option("correct")
+    wait_drawn(lab, drawn + 1)
+    assert widget(lab).get_attribute("data-color") == "correct"
+    lab.page.wait_for_function(
+        "([el, h]) => { const f = " + PIXELS + "; return f(el).hash !== h; }",
+        arg=[widget(lab).element_handle(), first["hash"]],
+    )
+    assert "wrong" in widget(lab).locator(".nbviz-projector__legend").inner_text()
+
+    # --- click a point: its neighbours in the layer's own space ------------------------
+    item = 5
+    lab.page.mouse.click(*screen(lab, item))
+    lab.page.wait_for_function(
+        "(el) => el.dataset.focus !== undefined", arg=widget(lab).element_handle()
+    )
+    focus = int(widget(lab).get_attribute("data-focus"))
+    shown = [int(v) for v in widget(lab).get_attribute("data-neighbours").split(",")]
+    assert shown == py["near"][focus]
+    assert widget(lab).locator(".nbviz-projector__item").count() == 1 + len(shown)
+    assert lab.kernel_messages_sent("comm_msg") == 0
+
+    # --- update(): a second frame; the slider moves points -----------------------------
+    lab.run_cell(1)
+    lab.wait_cell(1, timeout=180)
+    lab.page.wait_for_function(
+        "(el) => el.querySelector('.nbviz-projector__epoch').max === '1'",
+        arg=widget(lab).element_handle(),
+    )
+    wait_drawn(lab, drawn + 2)
+    assert widget(lab).get_attribute("data-frame") == "1"  # the view follows the newest
+    lab.start_counting_kernel_messages()
+    end = screen(lab, item)
+    drawn = int(widget(lab).get_attribute("data-drawn"))
+    widget(lab).locator(".nbviz-projector__epoch").fill("0")
+    wait_drawn(lab, drawn + 1)
+    assert widget(lab).get_attribute("data-frame") == "0"
+    start = screen(lab, item)
+    assert max(abs(start[0] - end[0]), abs(start[1] - end[1])) > 1, (start, end)
+    assert "initial (1/2)" in widget(lab).locator(".nbviz-projector__epoch-label").inner_text()
+    widget(lab).locator(".nbviz-projector__epoch").press("End")
+    wait_drawn(lab, drawn + 2)
+
+    # --- lasso: drag around a group of points for their gallery ------------------------
+    widget(lab).locator(".nbviz-projector__lasso").check()
+    box = widget(lab).locator(".nbviz-projector__canvas").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    w, hh = box["width"] * 0.3, box["height"] * 0.3
+    lab.page.mouse.move(cx - w, cy - hh)
+    lab.page.mouse.down()
+    for x, y in ((cx + w, cy - hh), (cx + w, cy + hh), (cx - w, cy + hh), (cx - w, cy - hh)):
+        lab.page.mouse.move(x, y, steps=12)
+        lab.page.wait_for_timeout(30)  # the lasso takes a point at most every few ms
+    lab.page.mouse.up()
+    lab.page.wait_for_function(
+        "(el) => Number(el.dataset.selected || 0) > 1", arg=widget(lab).element_handle()
+    )
+    selected = int(widget(lab).get_attribute("data-selected"))
+    assert widget(lab).locator(".nbviz-projector__item").count() == min(selected, 200)
+    assert (
+        f"{selected} items selected" in widget(lab).locator(".nbviz-projector__panel").inner_text()
+    )
+    widget(lab).locator(".nbviz-projector__lasso").uncheck()
+
+    # --- search by class name highlights that class's points ---------------------------
+    widget(lab).locator(".nbviz-projector__search").fill("square")
+    lab.page.wait_for_function(
+        "(el) => Number(el.dataset.found) > 0", arg=widget(lab).element_handle()
+    )
+    k = py["classes"].index("square")
+    assert int(widget(lab).get_attribute("data-found")) == py["labels"].count(k)
+
+    assert lab.kernel_messages_sent("comm_msg") == 0  # all of it in the browser alone
+    assert dialogs == []
+
+    widget(lab).locator(".nbviz-projector__search").fill("")
+    widget(lab).locator(".nbviz-projector__color").select_option("true")
+    lab.page.mouse.click(*screen(lab, item))
+    widget(lab).locator(".nbviz-projector__panel").wait_for(state="visible")
+    lab.page.mouse.move(*screen(lab, item))
+    lab.screenshot_themes(widget(lab), "projector")

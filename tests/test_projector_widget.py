@@ -1,0 +1,162 @@
+"""`nbviz.Embeddings` through its synced state: the first frame equals the core's PCA of
+`embed`'s vectors, neighbours equal the core's, confidence and loss equal a direct
+forward, `update()` appends a frame aligned by `procrustes_align`, bad input is refused
+before anything runs, and the model is left as found."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import nbviz
+from nbviz._widget import array_from_json
+from nbviz.examples import SmallCNN
+from nbviz.projector import embed, neighbours, pca, procrustes_align
+from nbviz.projector import widget as projector_widget
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+N, K = 60, 4
+
+
+def data(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(N, 3, 16, 16, generator=g), torch.randint(0, K, (N,), generator=g)
+
+
+def cnn(seed: int = 0) -> SmallCNN:
+    torch.manual_seed(seed)
+    return SmallCNN(num_classes=K, width=4)
+
+
+def state(w) -> dict:
+    out = {}
+    for k, v in w.get_state().items():
+        out[k] = array_from_json(v) if isinstance(v, dict) and "buffer" in v else v
+    return out
+
+
+def test_first_frame_equals_the_core():
+    x, y = data()
+    model = cnn()
+    emb = nbviz.Embeddings(model, x, y, classes=list("abcd"), neighbours=5, batch_size=16)
+    s = state(emb)
+    e = embed(model, x, batch_size=16)
+    assert s["layer"] == e.layer
+    np.testing.assert_array_equal(s["coords"][0], pca(e.vectors).coords)
+    np.testing.assert_array_equal(s["neighbours"][0], neighbours(e.vectors, k=5))
+    np.testing.assert_array_equal(s["labels"], y.numpy())
+    np.testing.assert_array_equal(s["predicted"][0], e.predicted.numpy())
+    assert s["classes"] == list("abcd") and s["frame_labels"] == ["initial"]
+    # confidence and loss from the same forward equal a direct one
+    with torch.no_grad():
+        model.eval()
+        lp = torch.log_softmax(model(x), 1)
+    np.testing.assert_allclose(s["confidence"][0], lp.max(1).values.exp().numpy(), rtol=1e-5)
+    np.testing.assert_allclose(s["loss"][0], -lp[torch.arange(N), y].numpy(), rtol=1e-5)
+    assert s["thumbnails"].shape == (N, 16, 16, 3) and s["thumbnails"].dtype == np.uint8
+    assert "60 items at 'classifier.flatten'" in s["status"]
+
+
+def test_update_appends_a_frame_aligned_to_the_last():
+    x, y = data()
+    model = cnn()
+    emb = nbviz.Embeddings(model, x, y)
+    first = emb.frames[0].coords.copy()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    emb.update(label="epoch 1")
+    s = state(emb)
+    assert s["coords"].shape == (2, N, 2) and s["frame_labels"] == ["initial", "epoch 1"]
+    e = embed(model, x)
+    aligned = procrustes_align(first, pca(e.vectors).coords)
+    np.testing.assert_allclose(s["coords"][1], aligned, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(s["coords"][0], first)  # earlier frames stay
+    assert s["neighbours"].shape == (2, N, 10)
+    assert s["classes"] == ["0", "1", "2", "3"]
+
+
+def test_items_with_nan_activations_are_left_out_and_counted():
+    x, y = data()
+    x[[3, 7], 0, 0, 0] = float("nan")
+    emb = nbviz.Embeddings(cnn(), x, y)
+    s = state(emb)
+    assert np.isnan(s["coords"][0, [3, 7]]).all() and np.isfinite(s["coords"][0, :3]).all()
+    assert (s["predicted"][0, [3, 7]] == -1).all()
+    assert (s["neighbours"][0, [3, 7]] == -1).all()
+    assert not np.isin(s["neighbours"][0], [3, 7]).any()
+    assert s["status"].endswith("2 items left out: non-finite activations")
+
+
+class Bare(nn.Module):
+    """Outputs features only: no class scores, so no prediction, confidence or loss."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 8), nn.ReLU())
+        self.proj = nn.Linear(8, 8)
+
+    def forward(self, x):
+        return self.proj(self.body(x))[:, None]  # (N, 1, 8): not (N, K) scores
+
+
+def test_a_model_without_class_scores_sends_none():
+    x, _ = data()
+    s = state(nbviz.Embeddings(Bare(), x, layer="body"))
+    assert s["predicted"] is None and s["confidence"] is None and s["loss"] is None
+    assert s["labels"] is None and s["coords"].shape == (1, N, 2)
+
+
+def test_bad_input_is_refused_before_anything_runs():
+    x, y = data()
+    model = cnn()
+    calls = []
+    model.register_forward_hook(lambda *a: calls.append(1))
+    with pytest.raises(ValueError, match="60 items given but 59 labels"):
+        nbviz.Embeddings(model, x, y[:-1])
+    with pytest.raises(ValueError, match="did you mean"):
+        nbviz.Embeddings(model, x, y, layer="features.blok1")
+    with pytest.raises(ValueError, match="labels go up to 3 but 2 class names"):
+        nbviz.Embeddings(model, x, y, classes=["a", "b"])
+    with pytest.raises(ValueError, match="integers"):
+        nbviz.Embeddings(model, x, y.float())
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        nbviz.Embeddings(lambda v: v, x)
+    assert calls == []
+
+
+def test_model_left_as_found():
+    x, y = data()
+    model = cnn()
+    model.train()
+    model.features.eval()
+    for p in model.classifier.parameters():
+        p.requires_grad_(False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    hooks = len(model._forward_hooks)
+    emb = nbviz.Embeddings(model, x, y)
+    emb.update()
+    assert model.training and not model.features.training
+    assert all(not p.requires_grad for p in model.classifier.parameters())
+    assert all(p.requires_grad for p in model.features.parameters())
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert len(model._forward_hooks) == hooks
+
+
+def test_thumbnails_are_bounded(monkeypatch):
+    monkeypatch.setattr(projector_widget, "THUMBNAIL_BYTES", N * 8 * 8 * 3)
+    x, y = data()
+    s = state(nbviz.Embeddings(cnn(), x, y, thumbnail_size=32))
+    assert s["thumbnails"].shape == (N, 8, 8, 3)
+
+
+def test_pushes_are_binary_arrays():
+    x, y = data()
+    emb = nbviz.Embeddings(cnn(), x, y)
+    raw = emb.get_state()
+    assert raw["coords"]["dtype"] == "float32" and raw["neighbours"]["dtype"] == "int32"
+    assert isinstance(raw["coords"]["buffer"], memoryview)
