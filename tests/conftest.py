@@ -33,3 +33,31 @@ def clock(monkeypatch):
     fake = FakeClock()
     monkeypatch.setattr(_widget.time, "monotonic", fake)
     return fake
+
+
+class FakeShell:
+    """IPython as a widget sees it: ``events.register("post_execute", hook)``; the test
+    ends a cell with ``end_cell()``."""
+
+    def __init__(self):
+        self.hooks = []
+        self.events = self
+
+    def register(self, name, fn):
+        assert name == "post_execute"
+        self.hooks.append(fn)
+
+    def unregister(self, name, fn):
+        self.hooks.remove(fn)
+
+    def end_cell(self):
+        for hook in list(self.hooks):
+            hook()
+
+
+@pytest.fixture
+def ipython(monkeypatch):
+    """A notebook's shell for the widgets made in the test (``IPython.get_ipython``)."""
+    shell = FakeShell()
+    monkeypatch.setattr("IPython.get_ipython", lambda: shell)
+    return shell

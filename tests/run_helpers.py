@@ -1,8 +1,9 @@
 """What the run-directory tests share: waiting on a condition, comparing snapshots
-bit for bit, and a recorder that merges and writes often."""
+bit for bit, a recorder that merges and writes often, and a failed torchrun job's output."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 
 import numpy as np
@@ -64,3 +65,10 @@ def merging_recorder(model, logdir) -> TrainingRecorder:
         logdir=logdir,
         log_every=0.001,
     )
+
+
+def failure(done: subprocess.CompletedProcess) -> str:
+    """A failed job's output: each rank's traceback, not only the launcher's summary."""
+    err = done.stderr
+    start = err.find("Traceback")
+    return done.stdout[-2000:] + (err[start : start + 6000] if start >= 0 else err[-4000:])

@@ -89,20 +89,7 @@ def test_the_maps_shown_are_cam_compute_for_the_true_and_the_predicted_class(dat
     assert masks.shape == (len(shown), 32, 32) and images.shape == (len(shown), 32, 32, 3)
 
 
-def test_maps_are_computed_when_the_cell_ends(data, model, monkeypatch):
-    class Events:
-        hooks: list = []
-
-        def register(self, name, fn):
-            self.hooks.append(fn)
-
-        def unregister(self, name, fn):
-            self.hooks.remove(fn)
-
-    class Shell:
-        events = Events()
-
-    monkeypatch.setattr("IPython.get_ipython", lambda: Shell())
+def test_maps_are_computed_when_the_cell_ends(data, model, monkeypatch, ipython):
     cm = nbviz.ConfusionMatrix(data.classes, model=model)
     calls = []
     real = ExampleMaps.compute
@@ -111,8 +98,7 @@ def test_maps_are_computed_when_the_cell_ends(data, model, monkeypatch):
     )
     fed(cm, data, model)
     assert calls == []  # never inside the training cell
-    for hook in Shell.events.hooks:
-        hook()
+    ipython.end_cell()
     assert sum(calls) == len(cm.examples_ids)
     assert len(calls) <= 2  # the correct examples in one pass, the wrong in another
     assert sorted(shown_maps(cm)) == sorted(cm.examples_ids.tolist())
@@ -270,31 +256,16 @@ def test_a_run_without_inputs_says_so(tmp_path, data, model):
         view.close()
 
 
-def test_a_failure_at_the_cells_end_is_said_and_the_kernel_goes_on(data, model, monkeypatch):
-    class Events:
-        hooks: list = []
-
-        def register(self, name, fn):
-            self.hooks.append(fn)
-
-        def unregister(self, name, fn):
-            self.hooks.remove(fn)
-
-    class Shell:
-        events = Events()
-
-    monkeypatch.setattr("IPython.get_ipython", lambda: Shell())
+def test_a_failure_at_the_cells_end_is_said_and_the_kernel_goes_on(data, model, ipython):
     grey = SmallCNN(num_classes=K, in_channels=1, width=4)  # takes 1 channel, gets 3
     cm = nbviz.ConfusionMatrix(data.classes, model=grey)
     with torch.no_grad():
         out = model(data.images)
     cm.update(out, data.labels, data.images)
     with pytest.warns(RuntimeWarning, match="the maps could not be computed"):
-        for hook in Shell.events.hooks:
-            hook()  # the cell's end: no exception escapes into IPython
+        ipython.end_cell()  # the cell's end: no exception escapes into IPython
     assert cm.cam_status == "error" and "could not be computed" in cm.cam_error
-    for hook in Shell.events.hooks:
-        hook()  # not retried (nor warned) at every later cell
+    ipython.end_cell()  # not retried (nor warned) at every later cell
     with pytest.raises(ValueError, match="images must have 1 channel for this model"):
         cm.explain()  # asked for: the error itself, which says what was expected
     cm.explain(model)  # a model that fits: maps again, the error gone

@@ -197,25 +197,9 @@ def test_examples_are_pushed_only_when_one_entered(monkeypatch, clock):
     assert array_from_json(cm.get_state()["examples_images"]).shape[0] == 0
 
 
-def test_post_execute_hook_flushes_and_close_unhooks(monkeypatch, clock):
-    class Events:
-        def __init__(self):
-            self.hooks = []
-
-        def register(self, name, fn):
-            assert name == "post_execute"
-            self.hooks.append(fn)
-
-        def unregister(self, name, fn):
-            self.hooks.remove(fn)
-
-    class Shell:
-        events = Events()
-
-    shell = Shell()
-    monkeypatch.setattr("IPython.get_ipython", lambda: shell)
+def test_post_execute_hook_flushes_and_close_unhooks(monkeypatch, clock, ipython):
     cm = nbviz.ConfusionMatrix(num_classes=3)
-    assert len(shell.events.hooks) == 1
+    assert len(ipython.hooks) == 1
     sent = sent_messages(cm, monkeypatch)
     assert cm.comm is not None  # a comm exists, as for a displayed widget
     x, y = batch()
@@ -223,13 +207,12 @@ def test_post_execute_hook_flushes_and_close_unhooks(monkeypatch, clock):
     cm.update(x, y)
     cm.update(x, y)  # throttled: same instant
     assert len(sent) == 1
-    for hook in shell.events.hooks:
-        hook()
+    ipython.end_cell()
     assert len(sent) == 2
     np.testing.assert_array_equal(drawn_matrix(cm), cm.matrix)
     monkeypatch.undo()
     cm.close()
-    assert shell.events.hooks == []
+    assert ipython.hooks == []
 
 
 def test_missing_bundle_says_how_to_build(monkeypatch, tmp_path):

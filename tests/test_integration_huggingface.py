@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from run_helpers import failure
 from sklearn.metrics import confusion_matrix
 
 transformers = pytest.importorskip("transformers")
@@ -312,13 +313,6 @@ def test_bad_arguments_are_refused_when_the_callback_is_made():
         NbvizCallback(classes=3)
     with pytest.raises(TypeError, match="unexpected keyword argument"):
         NbvizCallback(logging_steps=10)
-
-
-def failure(done: subprocess.CompletedProcess) -> str:
-    """A failed job's output: each rank's traceback, not only the launcher's summary."""
-    err = done.stderr
-    start = err.find("Traceback")
-    return done.stdout[-2000:] + (err[start : start + 6000] if start >= 0 else err[-4000:])
 
 
 DDP_JOB = """

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from run_helpers import failure
 from sklearn.metrics import confusion_matrix
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -412,13 +413,6 @@ def test_bad_arguments_are_refused_when_the_callback_is_made(kwargs, error):
         NbvizCallback(**kwargs)
     with pytest.raises(TypeError, match="unexpected keyword argument 'classe'"):
         NbvizCallback(classe=["a", "b"])
-
-
-def failure(done: subprocess.CompletedProcess) -> str:
-    """A failed job's output: each rank's traceback, not only the launcher's summary."""
-    err = done.stderr
-    start = err.find("Traceback")
-    return done.stdout[-2000:] + (err[start : start + 6000] if start >= 0 else err[-4000:])
 
 
 DDP_JOB = """

@@ -39,6 +39,7 @@ import {
 } from "./lib/cam-math.js";
 import { colorTable, parseColor } from "./lib/colors.js";
 import { coalesce, el as h, svgEl as svg, themeColors, watchTheme } from "./lib/dom.js";
+import { imageRGBA } from "./lib/overlay.js";
 import { shortLabels } from "./lib/text.js";
 
 /**
@@ -323,24 +324,7 @@ function render({ model, el }) {
     let px = cache.images.get(key);
     if (!px) {
       const { H, W, src } = imageSource(i, d.kind === "volume" ? z : 0);
-      const small = document.createElement("canvas");
-      small.width = W;
-      small.height = H;
-      const sctx = /** @type {CanvasRenderingContext2D} */ (small.getContext("2d"));
-      const img = sctx.createImageData(W, H);
-      for (let p = 0; p < H * W; p++) {
-        img.data[4 * p] = src[3 * p];
-        img.data[4 * p + 1] = src[3 * p + 1];
-        img.data[4 * p + 2] = src[3 * p + 2];
-        img.data[4 * p + 3] = 255;
-      }
-      sctx.putImageData(img, 0, 0);
-      const big = document.createElement("canvas");
-      big.width = big.height = SIZE;
-      const bctx = /** @type {CanvasRenderingContext2D} */ (big.getContext("2d"));
-      bctx.imageSmoothingEnabled = true;
-      bctx.drawImage(small, 0, 0, SIZE, SIZE);
-      px = bctx.getImageData(0, 0, SIZE, SIZE).data;
+      px = imageRGBA(src, H, W, SIZE);
       if (cache.images.size > 512) cache.images.clear();
       cache.images.set(key, px);
     }

@@ -30,7 +30,16 @@ from .._state import preserved
 from .._text import plural
 from .._widget import Array, LiveWidget
 from .agreement import agreement, check_masks
-from .core import INPUT_METHODS, METHODS, CamResult, class_scores, compute, quantise, resolve_layers
+from .core import (
+    CAM_METHODS,
+    INPUT_METHODS,
+    METHODS,
+    CamResult,
+    class_scores,
+    compute,
+    quantise,
+    resolve_layers,
+)
 from .faithfulness import SCORE, check_model
 from .faithfulness import faithfulness as measure_faithfulness
 from .inputs import KINDS, model_inputs
@@ -220,7 +229,7 @@ class GradCAM(LiveWidget):
             batch_size=self._batch_size,
             output=self._output,
             forward_kwargs=self._inputs.kwargs,
-            reshape=self._reshape if method in ("gradcam", "gradcam++", "layercam") else None,
+            reshape=self._reshape if method in CAM_METHODS else None,
         )
 
     def _faithful(

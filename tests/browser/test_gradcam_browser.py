@@ -39,13 +39,18 @@ def widget(lab: Lab):
     return lab.cell_output(0).locator(ROOT)
 
 
+def pixels_of(lab: Lab, root) -> str:
+    return root.locator(".nbviz-cam__canvas").evaluate("(c) => c.toDataURL()")
+
+
 def pixels(lab: Lab) -> str:
-    return widget(lab).locator(".nbviz-cam__canvas").evaluate("(c) => c.toDataURL()")
+    return pixels_of(lab, widget(lab))
 
 
-def drag(lab: Lab, selector: str, start: float, end: float) -> None:
-    """Press on a slider at fraction ``start`` of its width and drag to ``end``."""
-    slider = widget(lab).locator(selector)
+def drag_in(lab: Lab, root, selector: str, start: float, end: float) -> None:
+    """Press on a slider of the widget ``root`` at fraction ``start`` of its width and
+    drag to ``end``."""
+    slider = root.locator(selector)
     slider.scroll_into_view_if_needed()
     box = slider.bounding_box()
     y = box["y"] + box["height"] / 2
@@ -55,6 +60,11 @@ def drag(lab: Lab, selector: str, start: float, end: float) -> None:
         f = start + (end - start) * i / 8
         lab.page.mouse.move(box["x"] + 2 + f * (box["width"] - 4), y)
     lab.page.mouse.up()
+
+
+def drag(lab: Lab, selector: str, start: float, end: float) -> None:
+    """``drag_in`` on the first explorer."""
+    drag_in(lab, widget(lab), selector, start, end)
 
 
 def changes(lab: Lab, action) -> None:
@@ -594,21 +604,3 @@ def test_gradcam_explorer_on_signals_and_volumes(lab: Lab):
     lab.set_theme("light")
     lab.screenshot_themes(vol, "gradcam-volume")
     assert dialogs == []
-
-
-def pixels_of(lab: Lab, root) -> str:
-    return root.locator(".nbviz-cam__canvas").evaluate("(c) => c.toDataURL()")
-
-
-def drag_in(lab: Lab, root, selector: str, start: float, end: float) -> None:
-    """``drag`` on a slider of the widget ``root``."""
-    slider = root.locator(selector)
-    slider.scroll_into_view_if_needed()
-    box = slider.bounding_box()
-    y = box["y"] + box["height"] / 2
-    lab.page.mouse.move(box["x"] + 2 + start * (box["width"] - 4), y)
-    lab.page.mouse.down()
-    for i in range(1, 9):
-        f = start + (end - start) * i / 8
-        lab.page.mouse.move(box["x"] + 2 + f * (box["width"] - 4), y)
-    lab.page.mouse.up()
