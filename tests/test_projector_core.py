@@ -526,3 +526,24 @@ def test_neighbours_duplicates_zero_vectors_and_bad_input():
         neighbours(x, metric="manhattan")
     with pytest.raises(ValueError, match="finite"):
         neighbours(torch.tensor([[0.0], [float("nan")]]), k=1)
+
+
+def test_neighbours_report_progress_and_stop_when_told(monkeypatch):
+    import nbviz.projector.geometry as geometry
+
+    monkeypatch.setattr(geometry, "CHUNK_BYTES", 4 * 100 * 30)  # 30 rows a chunk
+    x = np.random.default_rng(2).normal(size=(100, 8)).astype(np.float32)
+    seen = []
+    idx = neighbours(x, k=3, progress=lambda done, rows: seen.append((done, rows)))
+    assert seen == [(30, 100), (60, 100), (90, 100), (100, 100)]
+    np.testing.assert_array_equal(idx, neighbours(x, k=3))
+
+    class Stop(Exception):
+        pass
+
+    def stop(done, rows):
+        if done >= 60:
+            raise Stop
+
+    with pytest.raises(Stop):
+        neighbours(x, k=3, progress=stop)

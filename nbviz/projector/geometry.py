@@ -16,6 +16,7 @@ deterministic: the same input gives the same output on every call.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -197,7 +198,12 @@ def _index(value: Any, name: str, rows: int) -> np.ndarray:
 
 
 def neighbours(
-    vectors: Any, k: int = 10, *, metric: str = "cosine", distances: bool = False
+    vectors: Any,
+    k: int = 10,
+    *,
+    metric: str = "cosine",
+    distances: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Each item's ``k`` nearest other items in the space of ``vectors`` ``(M, D)``, by
     ``metric`` (``"cosine"`` or ``"euclidean"``): ``(M, k)`` int64 row numbers, nearest
@@ -207,7 +213,8 @@ def neighbours(
 
     Exact (brute force), in chunks of rows: one matrix product and one top-k per chunk,
     each chunk's scores within `CHUNK_BYTES`, on the vectors' device. A zero vector has
-    cosine distance 1 to every item.
+    cosine distance 1 to every item. ``progress(rows_done, rows)`` is called after each
+    chunk (an exception it raises stops the search).
 
     >>> x = torch.tensor([[0.0], [1.0], [3.0], [7.0]])
     >>> neighbours(x, k=2, metric="euclidean").tolist()
@@ -240,6 +247,8 @@ def neighbours(
             dist[i:j] = 1 - top
         else:
             dist[i:j] = (sq[i:j, None] - top).clamp_min(0).sqrt()
+        if progress is not None:
+            progress(j, m)
     if distances:
         return idx.cpu().numpy(), dist.cpu().numpy()
     return idx.cpu().numpy()
