@@ -10,6 +10,7 @@ import { decodeArray } from "./lib/arrays.js";
 import { colorTable, css, rgbAt, textColorOn } from "./lib/colors.js";
 import { denseFromSparse, formatValue, maxOf, normalize, summary } from "./lib/confusion-math.js";
 import { el as h, themeColors, watchTheme } from "./lib/dom.js";
+import { joinLink } from "./lib/link.js";
 import { imageRGBA, overlayFrame } from "./lib/overlay.js";
 import { plural, shortLabels } from "./lib/text.js";
 
@@ -39,6 +40,7 @@ import { plural, shortLabels } from "./lib/text.js";
  * @property {WireArray | null} cam_probs   (E, 2) probabilities of the true, predicted class
  * @property {WireArray | null} cam_images  (E, H, W, 3) uint8 display images
  * @property {WireArray | null} cam_masks   (E, H, W) uint8 human masks, or null
+ * @property {string} link_channel  shared with linked projectors (lib/link.js), "" when none
  */
 
 const MODES = /** @type {const} */ ([
@@ -71,6 +73,8 @@ function render({ model, el }) {
 
   const title = h("div", { class: "nbviz-title nbviz-confusion__title" });
   const stats = h("div", { class: "nbviz-status nbviz-confusion__stats", role: "status" });
+  // Where a linked projector's selected points sit (their cells are outlined, dashed).
+  const linked = h("div", { class: "nbviz-status nbviz-confusion__linked", role: "status", hidden: "" });
   const modeSelect = /** @type {HTMLSelectElement} */ (
     h("select", { class: "nbviz-control nbviz-confusion__mode", "aria-label": "colour cells by" })
   );
@@ -104,6 +108,7 @@ function render({ model, el }) {
     view.selected = null;
     drawOverlay();
     showGallery();
+    link.send({ kind: "cell", cell: null });
   });
   const galleryHead = h("div", { class: "nbviz-confusion__gallery-head" }, [galleryLabel, closeGallery]);
 
@@ -147,7 +152,7 @@ function render({ model, el }) {
   ]);
 
   const table = /** @type {HTMLTableElement} */ (h("table", { class: "nbviz-sr-only nbviz-confusion__table" }));
-  root.append(title, stats, controls, stage, tooltip, gallery, table);
+  root.append(title, stats, linked, controls, stage, tooltip, gallery, table);
 
   /** View state: lives here, never sent back to the kernel. */
   const view = {
@@ -159,6 +164,8 @@ function render({ model, el }) {
     example: /** @type {number | null} */ (null), // id of the example explained below
     layer: -1, // index into cam_index; -1: the deepest
     outline: true,
+    /** @type {[number, number, number][] | null} a linked projector's selection: [true, predicted, count] */
+    linked: null,
   };
   modeSelect.value = view.mode;
 
@@ -438,6 +445,11 @@ function render({ model, el }) {
       const w = Math.max(g.cell, 3);
       ctx.strokeRect(g.x0 + c * g.cell - 1, g.y0 + r * g.cell - 1, w + 2, w + 2);
     };
+    if (view.linked) {
+      ctx.setLineDash([4, 3]);
+      for (const [r, c] of view.linked) if (r < data.K && c < data.K) outline(r, c, theme.foreground);
+      ctx.setLineDash([]);
+    }
     if (view.selected) outline(view.selected.r, view.selected.c, theme.accent);
     if (view.hover && "r" in view.hover) outline(view.hover.r, view.hover.c, theme.foreground);
   }
@@ -519,7 +531,40 @@ function render({ model, el }) {
     view.selected = same ? null : { r: hit.r, c: hit.c };
     drawOverlay();
     showGallery();
+    link.send({ kind: "cell", cell: view.selected ? [view.selected.r, view.selected.c] : null });
   }
+
+  // --- linking: a projector's selected points -> their cells -------------------------------
+  /** @param {any} message */
+  function onLinked(message) {
+    if (message?.kind !== "points") return;
+    view.linked = message.cells?.length ? message.cells : null;
+    showLinked();
+    drawOverlay();
+  }
+  function showLinked() {
+    const cells = view.linked;
+    linked.hidden = !cells;
+    if (!cells) {
+      delete root.dataset.linked;
+      return;
+    }
+    const classes = model.get("classes") || [];
+    const total = cells.reduce((sum, cell) => sum + cell[2], 0);
+    const parts = cells.slice(0, 6).map(([r, c, n]) => `${classes[r]} → ${classes[c]}: ${n}`);
+    if (cells.length > 6) parts.push(`${cells.length - 6} more cells`);
+    linked.textContent = `${plural(total, "selected point")} in the projector (true → predicted): ${parts.join(", ")}`;
+    root.dataset.linked = cells.map(([r, c, n]) => `${r},${c},${n}`).join(";");
+  }
+  let link = joinLink(model.get("link_channel"), onLinked);
+  const onChannel = () => {
+    link.close();
+    link = joinLink(model.get("link_channel"), onLinked);
+    view.linked = null;
+    showLinked();
+    drawOverlay();
+  };
+  model.on("change:link_channel", onChannel);
 
   function showGallery() {
     if (!view.selected) {
@@ -758,6 +803,8 @@ function render({ model, el }) {
   return () => {
     for (const t of dataTraits) model.off(`change:${t}`, onData);
     model.off("change:normalize", onNormalize);
+    model.off("change:link_channel", onChannel);
+    link.close();
     resize.disconnect();
     unwatch();
     if (frame) cancelAnimationFrame(frame);

@@ -94,6 +94,8 @@ class ConfusionMatrix(LiveWidget):
     cam_probs = Array()  # (E, 2) the model's probabilities of the true and predicted class
     cam_images = Array()  # (E, H, W, 3) uint8: the inputs at display size
     cam_masks = Array()  # (E, H, W) uint8 human masks at display size, or None
+    # Shared with linked projectors (`Embeddings.link`): the views talk in the browser.
+    link_channel = traitlets.Unicode("").tag(sync=True)
 
     def __init__(
         self,
