@@ -160,3 +160,92 @@ def test_pushes_are_binary_arrays():
     raw = emb.get_state()
     assert raw["coords"]["dtype"] == "float32" and raw["neighbours"]["dtype"] == "int32"
     assert isinstance(raw["coords"]["buffer"], memoryview)
+
+
+# --- what the browser's UMAP and t-SNE get: a fixed sample, reduced by PCA --------------------
+
+
+def test_sample_vectors_are_each_frames_pca_of_the_sample():
+    from sklearn.decomposition import PCA
+
+    x, y = data()
+    model = SmallCNN(num_classes=K, width=16)  # 128 dims at the default layer: reduced to 50
+    emb = nbviz.Embeddings(model, x, y)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    emb.update()
+    s = state(emb)
+    sample = s["sample"]
+    assert sample.dtype == np.int32 and sorted(sample.tolist()) == list(range(N))  # all, shuffled
+    assert sample.tolist() != list(range(N))
+    v = s["sample_vectors"]
+    assert v.shape == (2, N, 50) and v.dtype == np.float32
+    for f, frame in enumerate(emb.frames):
+        ref = PCA(50).fit_transform(frame.embedded.vectors.numpy()[sample])
+        # equal up to each axis's sign: the same distances and inner products
+        np.testing.assert_allclose(v[f] @ v[f].T, ref @ ref.T, rtol=1e-3, atol=1e-3)
+        np.testing.assert_allclose(np.abs(v[f][:, :3]), np.abs(ref[:, :3]), rtol=1e-3, atol=1e-3)
+
+
+def test_narrow_layers_are_sent_centred_without_a_projection():
+    x, y = data()
+    emb = nbviz.Embeddings(cnn(), x, y)  # 32 dims
+    s = state(emb)
+    vec = emb.frames[0].embedded.vectors.numpy().astype(np.float64)[s["sample"]]
+    assert s["sample_vectors"].shape == (1, N, 32)
+    np.testing.assert_allclose(s["sample_vectors"][0], vec - vec.mean(0), rtol=1e-5, atol=1e-5)
+
+
+def test_the_sample_is_fixed_uniform_and_the_same_in_every_frame():
+    x, y = data()
+    x[[3, 7], 0, 0, 0] = float("nan")  # left out of every frame
+    model = cnn()
+    emb = nbviz.Embeddings(model, x, y, sample=20)
+    first = state(emb)["sample"].copy()
+    emb.update()
+    s = state(emb)
+    assert len(first) == 20 and len(set(first.tolist())) == 20
+    assert first.min() >= 0 and first.max() < N
+    np.testing.assert_array_equal(s["sample"], first)  # the same items in every frame
+    np.testing.assert_array_equal(state(nbviz.Embeddings(cnn(), x, y, sample=20))["sample"], first)
+    v = s["sample_vectors"]
+    assert v.shape == (2, 20, 32)
+    out = np.isin(first, [3, 7])
+    assert np.isnan(v[:, out]).all() and np.isfinite(v[:, ~out]).all()
+    # the mean and the PCA are those of the sampled items kept
+    kept = emb.frames[1].embedded
+    rows = np.searchsorted(kept.index.numpy(), first[~out])
+    vec = kept.vectors.numpy().astype(np.float64)[rows]
+    np.testing.assert_allclose(v[1, ~out], vec - vec.mean(0), rtol=1e-5, atol=1e-5)
+
+
+def test_sample_zero_sends_nothing_for_umap_and_tsne():
+    x, y = data()
+    emb = nbviz.Embeddings(cnn(), x, y, sample=0)
+    emb.update()
+    s = state(emb)
+    assert s["sample"] is None and s["sample_vectors"] is None
+    with pytest.raises(ValueError, match="sample must be an int >= 0"):
+        nbviz.Embeddings(cnn(), x, y, sample=-1)
+
+
+def test_sample_vectors_travel_as_float32_buffers():
+    x, y = data()
+    raw = nbviz.Embeddings(cnn(), x, y).get_state()
+    assert raw["sample"]["dtype"] == "int32" and raw["sample_vectors"]["dtype"] == "float32"
+    assert isinstance(raw["sample_vectors"]["buffer"], memoryview)
+
+
+def test_wide_layers_are_reduced_by_a_seeded_randomised_pca():
+    from sklearn.decomposition import PCA
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(600, 30, generator=g) @ torch.randn(30, 400, generator=g)
+    x += 0.05 * torch.randn(600, 400, generator=g)
+    a = projector_widget._reduce(x, 50)
+    np.testing.assert_array_equal(a, projector_widget._reduce(x, 50))  # the same every call
+    ref = PCA(50).fit_transform(x.numpy())
+    assert a.shape == (600, 50) and a.dtype == np.float32
+    assert (a.astype(np.float64) ** 2).sum() >= 0.999 * (ref.astype(np.float64) ** 2).sum()
+    np.testing.assert_allclose(np.abs(a[:, :5]), np.abs(ref[:, :5]), rtol=1e-2, atol=1e-2)

@@ -9,6 +9,9 @@ import createScatterplot from "regl-scatterplot";
 import { decodeArray } from "./lib/arrays.js";
 import { colorTable, css } from "./lib/colors.js";
 import { coalesce, coalesceAsync, el as h, themeColors, watchTheme } from "./lib/dom.js";
+import { cellsOf, itemsInCell, joinLink } from "./lib/link.js";
+import { createProjections, describeJob, fullCoords, METHODS, sameItems } from "./lib/projection-jobs.js";
+import projectionWorker from "./lib/projection-worker.js?worker";
 import {
   bounds,
   COLOR_MODES,
@@ -37,6 +40,9 @@ import { plural } from "./lib/text.js";
  * @property {WireArray | null} confidence   (F, N) float32 softmax of the prediction
  * @property {WireArray | null} loss         (F, N) float32 cross-entropy of the true class
  * @property {WireArray | null} neighbours   (F, N, k) int32 item numbers, -1: none
+ * @property {WireArray | null} sample       (S,) int32 items UMAP and t-SNE see, in a fixed random order
+ * @property {WireArray | null} sample_vectors (F, S, d) float32 their PCA to d <= 50 dims, NaN: left out
+ * @property {string} link_channel       shared with a linked confusion matrix (lib/link.js), "" when none
  */
 
 const HEIGHT = 440; // px
@@ -69,12 +75,26 @@ function render({ model, el }) {
   const lassoToggle = /** @type {HTMLInputElement} */ (
     h("input", { type: "checkbox", class: "nbviz-projector__lasso", "aria-label": "lasso selection" })
   );
+  const projectionSelect = /** @type {HTMLSelectElement} */ (
+    h(
+      "select",
+      { class: "nbviz-control nbviz-projector__projection", "aria-label": "projection" },
+      METHODS.map(([value, label]) => h("option", { value }, label)),
+    )
+  );
   const controls = h("div", { class: "nbviz-controls nbviz-projector__controls" }, [
+    h("label", {}, ["projection ", projectionSelect]),
     h("label", {}, ["colour ", colorSelect]),
     h("label", {}, ["find ", search]),
     h("label", {}, ["epoch ", slider]),
     epochLabel,
     h("label", {}, [lassoToggle, "lasso"]),
+  ]);
+  const progressText = h("span", { class: "nbviz-projector__progress-text" });
+  const progressFill = h("div", { class: "nbviz-projector__progress-fill" });
+  const progress = h("div", { class: "nbviz-projector__progress", hidden: "" }, [
+    progressText,
+    h("div", { class: "nbviz-projector__progress-bar", role: "progressbar" }, progressFill),
   ]);
   const canvas = /** @type {HTMLCanvasElement} */ (h("canvas", { class: "nbviz-projector__canvas", role: "img" }));
   const tooltip = h("div", { class: "nbviz-projector__tooltip", role: "tooltip", hidden: "" });
@@ -93,7 +113,7 @@ function render({ model, el }) {
     h("div", { class: "nbviz-projector__panel-head" }, [panelLabel, closePanel]),
     panelItems,
   ]);
-  root.append(title, status, controls, stage, legend, hint, panel);
+  root.append(title, status, controls, progress, stage, legend, hint, panel);
 
   const scatterplot = createScatterplot({
     canvas,
@@ -120,6 +140,15 @@ function render({ model, el }) {
     shown: [],
     /** @type {number | null} item whose neighbours are shown */
     focus: null,
+    /** @type {[number, number] | null} the linked matrix's selected cell [true, predicted] */
+    cell: null,
+    /** @type {string | null} the projection drawn last */
+    drawnMethod: null,
+    /** @type {{method: string, frame: number, coords: ArrayLike<number>, base: number, from: ArrayLike<number>} | null}
+     * what is drawn: (N, 2) positions from `base`, NaN for items not drawn; `from`: the array they came from */
+    layout: null,
+    /** @type {string | null} the colouring set on the scatterplot */
+    colorKey: null,
   };
   let data = decodeAll();
 
@@ -139,6 +168,8 @@ function render({ model, el }) {
       near,
       thumbs: decodeArray(model.get("thumbnails")),
       classes: model.get("classes"),
+      sample: decodeArray(model.get("sample"))?.data ?? null,
+      sampleVectors: decodeArray(model.get("sample_vectors")),
     };
   }
 
@@ -174,13 +205,32 @@ function render({ model, el }) {
   async function drawNow() {
     if (!data.coords || !data.box) return;
     const aspect = stage.clientWidth > 0 ? stage.clientWidth / HEIGHT : 1;
-    const { x, y, shown } = frameXY(data.coords.data, data.n, view.frame, data.box, aspect);
+    // UMAP and t-SNE: the layout of the sampled items (running or done); PCA: the kernel's
+    const asked = projectionSelect.value;
+    const job = projections.view(asked, view.frame, projectionData());
+    const laid = job !== null && job.state !== "error" ? job : null;
+    const method = laid ? asked : "pca";
+    const src = laid ? fullCoords(data.n, laid.items, laid.coords) : data.coords.data;
+    const base = laid ? 0 : view.frame * data.n * 2;
+    const box = laid ? projections.box(method, laid.coords) : data.box;
+    const { x, y, shown } = frameXY(src, data.n, laid ? 0 : view.frame, box, aspect);
     const mode = colorSelect.value;
     const colors = colorValues(mode, data, data.n, view.frame);
     const k = data.classes;
-    const transition = view.drawn !== null && view.drawn !== view.frame;
+    // Animate to another frame or projection; not to a running layout's start (the
+    // picture shown already) nor between its steps (each draw is the next step).
+    const transition =
+      view.drawn !== null && (view.drawn !== view.frame || view.drawnMethod !== method) && job?.state !== "running";
+    // points that move leave the tooltip behind: hide it until the pointer moves again
+    const positions = laid ? laid.coords : data.coords.data;
+    if (view.drawn !== view.frame || view.layout?.from !== positions) {
+      tooltip.hidden = true;
+      delete root.dataset.hovered;
+    }
     view.shown = shown;
     view.drawn = view.frame;
+    view.drawnMethod = method;
+    view.layout = { method, frame: view.frame, coords: src, base, from: positions };
     root.dataset.frame = String(view.frame);
     root.dataset.color = mode;
     root.dataset.drawing = "1";
@@ -190,26 +240,77 @@ function render({ model, el }) {
       zDataType: colors?.type ?? "categorical",
       preventFilterReset: false,
     });
-    if (colors?.type === "continuous") {
-      const lut = [];
-      for (let i = 0; i < 256; i += 4) lut.push(css([viridis[3 * i], viridis[3 * i + 1], viridis[3 * i + 2]]));
-      await scatterplot.set({ colorBy: "valueA", pointColor: lut });
-    } else if (colors) {
-      const count = mode === "correct" ? 2 : Math.max(1, k.length);
-      const pal = mode === "correct" ? ["#d62728", "#2ca02c"] : palette(count);
-      await scatterplot.set({ colorBy: "valueA", pointColor: pal });
-    } else {
-      await scatterplot.set({ colorBy: null, pointColor: hex(themeColors(root).accent) });
+    // Each set() renders again (10k points in software WebGL: ~50 ms): only on a change.
+    const accent = hex(themeColors(root).accent);
+    const colorKey = `${colors?.type}|${mode}|${k.length}|${accent}`;
+    if (colorKey !== view.colorKey) {
+      view.colorKey = colorKey;
+      if (colors?.type === "continuous") {
+        const lut = [];
+        for (let i = 0; i < 256; i += 4) lut.push(css([viridis[3 * i], viridis[3 * i + 1], viridis[3 * i + 2]]));
+        await scatterplot.set({ colorBy: "valueA", pointColor: lut });
+      } else if (colors) {
+        const count = mode === "correct" ? 2 : Math.max(1, k.length);
+        const pal = mode === "correct" ? ["#d62728", "#2ca02c"] : palette(count);
+        await scatterplot.set({ colorBy: "valueA", pointColor: pal });
+      } else {
+        await scatterplot.set({ colorBy: null, pointColor: accent });
+      }
     }
     if (shown.length < data.n) await scatterplot.filter(shown, { preventEvent: true });
     drawLegend(mode, colors);
+    showProjection(job);
+    root.dataset.projection = method;
+    root.dataset.projectionState = job?.state ?? "done";
     root.dataset.drawing = "0";
     root.dataset.drawn = String(Number(root.dataset.drawn || 0) + 1);
     if (view.focus !== null) showNeighbours(view.focus);
+    else if (view.cell) showCell(view.cell); // the linked cell's items in this frame
   }
 
   // Draws never overlap: requests made during one make exactly one more after it.
   const draw = coalesceAsync(drawNow);
+
+  // --- UMAP and t-SNE: computed in a worker (lib/projection-jobs.js), drawn here --------
+  let workerUrl = "";
+  const projections = createProjections(
+    () => {
+      workerUrl ||= URL.createObjectURL(new Blob([projectionWorker], { type: "text/javascript" }));
+      return new Worker(workerUrl);
+    },
+    (redraw) =>
+      redraw ? draw() : showProjection(projections.view(projectionSelect.value, view.frame, projectionData())),
+  );
+  function projectionData() {
+    return {
+      n: data.n,
+      frames: data.frames,
+      sample: data.sample,
+      vectors: data.sampleVectors,
+      coords: data.coords?.data ?? null,
+    };
+  }
+  /** The progress line and bar of a UMAP or t-SNE (hidden for the PCA). */
+  function showProjection(/** @type {import("./lib/projection-jobs.js").JobView | null} */ job) {
+    progress.hidden = job === null;
+    if (!job) {
+      root.dataset.projectionProgress = "";
+      return;
+    }
+    progressText.textContent = describeJob(job, data.n);
+    const share = job.state === "done" ? 1 : job.total > 0 ? job.done / job.total : 0;
+    progressFill.style.width = `${(100 * share).toFixed(1)}%`;
+    progress.dataset.state = job.state;
+    root.dataset.projectionProgress = `${job.done}/${job.total}`;
+  }
+  // The layout drawn, for the tests and benchmarks: {method, frame, items, coords (flat)}.
+  /** @type {any} */ (stage).nbvizLayout = () => {
+    const l = view.layout;
+    if (!l) return null;
+    const coords = [];
+    for (const i of view.shown) coords.push(l.coords[l.base + 2 * i], l.coords[l.base + 2 * i + 1]);
+    return { method: l.method, frame: l.frame, items: [...view.shown], coords };
+  };
 
   function drawLegend(/** @type {string} */ mode, /** @type {any} */ colors) {
     legend.replaceChildren();
@@ -316,6 +417,12 @@ function render({ model, el }) {
     const near = neighboursOf(data.near.data, data.n, k, view.frame, i);
     scatterplot.select([i, ...near], { preventEvent: true });
     panelLabel.textContent = `${plural(near.length, "nearest item")} of item ${i} in ${model.get("layer")} (its own space, not the projection)`;
+    if (view.shown.length < data.n) {
+      const drawn = new Set(view.shown);
+      const out = near.filter((j) => !drawn.has(j)).length;
+      if (out)
+        panelLabel.textContent += `; ${out} of them not drawn (not in this ${view.drawnMethod === "pca" ? "frame" : "sample"})`;
+    }
     panelItems.replaceChildren(...[i, ...near].map((j, r) => figure(j, r === 0)));
     panel.hidden = false;
     root.dataset.focus = String(i);
@@ -358,6 +465,10 @@ function render({ model, el }) {
 
   // --- controls ----------------------------------------------------------------------------
   colorSelect.addEventListener("change", () => draw());
+  projectionSelect.addEventListener("change", () => {
+    showFrameLabel();
+    draw();
+  });
   slider.addEventListener("input", () => {
     view.frame = Number(slider.value);
     showFrameLabel();
@@ -384,15 +495,20 @@ function render({ model, el }) {
   function showFrameLabel() {
     const labels = model.get("frame_labels");
     const ex = model.get("explained")[view.frame] ?? [];
-    epochLabel.textContent = `${labels[view.frame] ?? ""} (${view.frame + 1}/${data.frames}); PCs ${ex
-      .map((/** @type {number} */ v) => `${(100 * v).toFixed(0)}%`)
-      .join(" + ")}`;
+    const where = `${labels[view.frame] ?? ""} (${view.frame + 1}/${data.frames})`;
+    const pcs = ex.map((/** @type {number} */ v) => `${(100 * v).toFixed(0)}%`).join(" + ");
+    // the variance shares describe the PCA picture only
+    epochLabel.textContent = projectionSelect.value === "pca" ? `${where}; PCs ${pcs}` : where;
   }
 
   // --- model -> view -----------------------------------------------------------------------
   function onData() {
     const atEnd = view.frame >= data.frames - 1;
+    const sample = data.sample;
     data = decodeAll();
+    if (!sameItems(sample, data.sample)) projections.reset(); // layouts of another sample
+    for (const o of projectionSelect.options) o.disabled = o.value !== "pca" && !data.sampleVectors;
+    if (projectionSelect.selectedOptions[0]?.disabled) projectionSelect.value = "pca";
     fillColorModes();
     slider.max = String(Math.max(0, data.frames - 1));
     slider.disabled = data.frames < 2;
@@ -419,11 +535,71 @@ function render({ model, el }) {
   });
   onData();
 
+  // --- linking with a confusion matrix (Embeddings.link) ----------------------------------
+  /** A cell chosen in the matrix: select this frame's items the model puts there. */
+  function showCell(/** @type {[number, number]} */ [r, c]) {
+    if (!data.labels || !data.predicted) return;
+    const items = itemsInCell(data.labels, data.predicted, data.n, view.frame, r, c, view.shown);
+    view.focus = null;
+    if (items.length) scatterplot.select(items, { preventEvent: true });
+    else scatterplot.deselect({ preventEvent: true });
+    const name = (/** @type {number} */ k) => data.classes[k] ?? String(k);
+    const where = `true ${name(r)}, predicted ${name(c)}`;
+    panelLabel.textContent = items.length
+      ? `${plural(items.length, "item")} here in the matrix's cell ${where}${items.length > GALLERY_MAX ? ` (the first ${GALLERY_MAX} shown)` : ""}`
+      : `no item here in the matrix's cell ${where}`;
+    panelItems.replaceChildren(...items.slice(0, GALLERY_MAX).map((j) => figure(j, false)));
+    panel.hidden = false;
+    root.dataset.linkedCell = `${r},${c}`;
+    root.dataset.selected = String(items.length);
+  }
+  /** @param {any} message */
+  function onLinked(message) {
+    if (message?.kind !== "cell") return;
+    view.cell = message.cell;
+    if (view.cell) showCell(view.cell);
+    else {
+      delete root.dataset.linkedCell;
+      scatterplot.deselect({ preventEvent: true });
+      hidePanel();
+    }
+  }
+  /** Points chosen here (a lasso, or a point with its neighbours) -> their cells there. */
+  function sendPoints(/** @type {number[] | null} */ points) {
+    if (!points || !data.labels || !data.predicted) {
+      link.send({ kind: "points", cells: null });
+      return;
+    }
+    let items = points;
+    if (points.length === 1 && data.near) {
+      items = [points[0], ...neighboursOf(data.near.data, data.n, data.near.shape[2], view.frame, points[0])];
+    }
+    const cells = cellsOf(items, data.labels, data.predicted, data.n, view.frame, data.classes.length);
+    link.send({ kind: "points", cells });
+  }
+  scatterplot.subscribe("select", ({ points }) => {
+    view.cell = null;
+    delete root.dataset.linkedCell;
+    sendPoints(points);
+  });
+  scatterplot.subscribe("deselect", () => sendPoints(null));
+  closePanel.addEventListener("click", () => sendPoints(null));
+  let link = joinLink(model.get("link_channel"), onLinked);
+  const onChannel = () => {
+    link.close();
+    link = joinLink(model.get("link_channel"), onLinked);
+  };
+  model.on("change:link_channel", onChannel);
+
   return () => {
     model.off("change:title", onTitle);
+    model.off("change:link_channel", onChannel);
+    link.close();
     model.off("change:coords", refresh);
     model.off("change:status", refresh);
     stopTheme();
+    projections.cancel(); // ends the worker
+    if (workerUrl) URL.revokeObjectURL(workerUrl);
     scatterplot.destroy();
   };
 }

@@ -9,10 +9,15 @@ slider), so nothing a person does there asks the kernel.
 Each `Embeddings.update` re-embeds with the model's current weights and appends a
 *frame*; its PCA is aligned to the previous frame's (`geometry.procrustes_align`), so
 the slider moves points instead of flipping and rotating the cloud.
+
+UMAP and t-SNE run in the browser, in a web worker (js/src/lib/projection.js): the kernel
+only sends, per frame, a fixed sample's vectors reduced by PCA to at most `SAMPLE_DIMS`
+dimensions (`_reduce`), so the kernel stays free and needs no UMAP package.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +41,16 @@ THUMBNAIL_BYTES = 64 * 2**20
 # Per-class log-probabilities kept for the loss while embedding (N x K x 4 bytes); beyond
 # this the view colours by confidence only.
 LOSS_BYTES = 64 * 2**20
+# The items the browser's UMAP and t-SNE see: a uniform sample (fixed seed, the same in
+# every frame) of at most this many (t-SNE, exact in the browser, takes the first 2,000 of
+# them), each frame's vectors reduced by PCA to at most SAMPLE_DIMS dims. 20,000 x 50
+# float32 is 4 MB a frame.
+SAMPLE = 20_000
+SAMPLE_DIMS = 50
+SAMPLE_SEED = 0
+# Up to this many dims the reduction is an exact PCA (the covariance's eigenvectors);
+# above, a randomised SVD with a fixed seed (`torch.svd_lowrank`).
+EXACT_DIMS = 256
 
 
 @dataclass
@@ -45,7 +60,9 @@ class Frame:
     PCA's variance shares, ``neighbours`` ``(M, k)`` row numbers of each kept item's
     nearest items in the layer's space, ``confidence`` ``(M,)`` the softmax probability
     of the predicted class, ``loss`` ``(M,)`` the cross-entropy of the true class (None
-    where the model gives no class scores, or without labels), ``label`` its name."""
+    where the model gives no class scores, or without labels), ``label`` its name;
+    ``sample_vectors`` ``(S, d)`` float32 the sampled items' vectors reduced by PCA for
+    the browser's UMAP and t-SNE, NaN rows for items left out (None: no sample)."""
 
     embedded: Embedded
     coords: np.ndarray
@@ -54,6 +71,7 @@ class Frame:
     confidence: np.ndarray | None
     loss: np.ndarray | None
     label: str
+    sample_vectors: np.ndarray | None = None
 
 
 class Embeddings(LiveWidget):
@@ -72,6 +90,9 @@ class Embeddings(LiveWidget):
     ``neighbours``: how many nearest items a click shows (cosine, in the layer's space);
     ``thumbnail_size``: the longest side of the hover and gallery pictures, made smaller
     for large data sets so that all thumbnails take at most 64 MiB (`THUMBNAIL_BYTES`);
+    ``sample``: how many items the browser's UMAP and t-SNE see, a uniform random sample
+    with a fixed seed, the same in every frame (default `SAMPLE`, 20,000; t-SNE takes
+    the first 2,000 of it; ``0``: PCA only, nothing sent for them);
     ``batch_size``, ``output``, ``forward_kwargs``, ``pool``: as in `core.embed`.
 
     Items whose activations are not finite are left out of a frame and counted in the
@@ -84,7 +105,11 @@ class Embeddings(LiveWidget):
     ``coords`` ``(F, N, 2)`` float32, NaN where an item was left out;
     ``predicted`` ``(F, N)`` int32 (-1: left out) or None; ``confidence`` and ``loss``
     ``(F, N)`` float32 (NaN: left out) or None; ``neighbours`` ``(F, N, k)`` int32 item
-    numbers (-1: none).
+    numbers (-1: none); ``sample`` ``(S,)`` int32 the item numbers UMAP and t-SNE see,
+    in the sample's random order (None when ``sample=0``); ``sample_vectors``
+    ``(F, S, d)`` float32 those items' vectors in each frame, centred and reduced by that
+    frame's PCA (fitted on the sample) to ``d = min(50, D)`` dims, NaN rows where an item
+    was left out (None when ``sample=0``).
     """
 
     _bundle = "projector"
@@ -101,6 +126,10 @@ class Embeddings(LiveWidget):
     confidence = Array()
     loss = Array()
     neighbours = Array()
+    sample = Array()
+    sample_vectors = Array()
+    # Shared with a linked `ConfusionMatrix` (`link`): the views talk in the browser.
+    link_channel = traitlets.Unicode("").tag(sync=True)
 
     def __init__(
         self,
@@ -113,6 +142,7 @@ class Embeddings(LiveWidget):
         title: str = "",
         neighbours: int = 10,
         thumbnail_size: int = 32,
+        sample: int = SAMPLE,
         batch_size: int = 256,
         output: Any = None,
         forward_kwargs: Any = None,
@@ -128,6 +158,7 @@ class Embeddings(LiveWidget):
         self._n = n
         self._labels = _check_labels(labels, n)
         names = _class_names(classes, self._labels)
+        self._sample = _sample_items(n, int_at_least("sample", sample, 0))
         self._model, self._images = model, images
         self._args = dict(
             layer=layer,
@@ -146,6 +177,7 @@ class Embeddings(LiveWidget):
         self.layer = first.embedded.layer
         self.labels = self._labels
         self.thumbnails = self._thumbs
+        self.sample = self._sample
         self.mark_changed(force=True)
 
     # ---------------------------------------------------------------- computing
@@ -166,7 +198,8 @@ class Embeddings(LiveWidget):
         k = min(self._k, len(e.index) - 1)
         near = neighbours(e.vectors, k=k)
         confidence, loss = scores.result(e.index)
-        return Frame(e, coords, p.explained, near, confidence, loss, label)
+        reduced = _sample_vectors(e, self._sample)
+        return Frame(e, coords, p.explained, near, confidence, loss, label, reduced)
 
     def update(self, label: str | None = None) -> None:
         """Embed again with the model's current weights and append the frame (aligned to
@@ -174,6 +207,32 @@ class Embeddings(LiveWidget):
         frame = self._embed(label if label is not None else f"update {len(self.frames)}")
         self.frames.append(frame)
         self.mark_changed(force=True)
+
+    def link(self, confusion: Any) -> None:
+        """Link this projector to a `nbviz.ConfusionMatrix` shown in the same page:
+        selecting a cell there selects the items here that the model puts in that cell
+        (by the predictions of the frame shown), and points selected here (a lasso, or
+        a point and its neighbours) are outlined in their cells there. The views talk
+        in the browser, so the link works while the kernel is busy. Both must name the
+        same classes in the same order. ``link(None)`` unlinks.
+
+        >>> emb.link(cm)  # doctest: +SKIP
+        """
+        from ..confusion.widget import ConfusionMatrix
+
+        if confusion is None:
+            self.link_channel = ""
+            return
+        if not isinstance(confusion, ConfusionMatrix):
+            raise TypeError(
+                f"link takes an nbviz.ConfusionMatrix (or None), got {type(confusion).__name__}"
+            )
+        theirs, ours = list(confusion.classes), list(self.classes)
+        if theirs != ours:
+            raise ValueError(_class_mismatch(ours, theirs))
+        if not confusion.link_channel:
+            confusion.link_channel = uuid.uuid4().hex
+        self.link_channel = confusion.link_channel
 
     # ---------------------------------------------------------------- data out
     @property
@@ -197,6 +256,8 @@ class Embeddings(LiveWidget):
         self.confidence = _per_item([fr.confidence for fr in frames], frames, n, np.nan)
         self.loss = _per_item([fr.loss for fr in frames], frames, n, np.nan)
         self.explained = [[float(v) for v in fr.explained] for fr in frames]
+        if self._sample is not None:
+            self.sample_vectors = np.stack([fr.sample_vectors for fr in frames])
         self.frame_labels = [fr.label for fr in frames]
         self.status = _status(frames[-1])
         return False
@@ -254,6 +315,61 @@ class _ScoreTap:
         return confidence, loss
 
 
+def _sample_items(n: int, size: int) -> np.ndarray | None:
+    """``min(n, size)`` distinct item numbers, int32, in a uniformly random order fixed
+    by `SAMPLE_SEED` (any prefix is itself a uniform sample); None when ``size`` is 0."""
+    if size == 0:
+        return None
+    order = np.random.default_rng(SAMPLE_SEED).permutation(n)
+    return order[:size].astype(np.int32)
+
+
+def _sample_vectors(e: Embedded, sample: np.ndarray | None) -> np.ndarray | None:
+    """The sampled items' vectors in this frame, centred and reduced by a PCA fitted on
+    them (`_reduce`): ``(S, d)`` float32, NaN rows for items left out (non-finite)."""
+    if sample is None:
+        return None
+    index = e.index.numpy()
+    at = np.minimum(np.searchsorted(index, sample), len(index) - 1)
+    kept = index[at] == sample
+    d = min(SAMPLE_DIMS, e.dim)
+    out = np.full((len(sample), d), np.nan, np.float32)
+    if kept.sum() >= 2:
+        out[kept] = _reduce(e.vectors[torch.from_numpy(at[kept])], d)
+    return out
+
+
+def _reduce(x: torch.Tensor, dims: int) -> np.ndarray:
+    """``x`` ``(M, D)`` centred and, when ``D > dims``, projected on its first ``dims``
+    principal axes: float32 ``(M, dims)``. Distances between rows are kept when
+    ``D <= dims``, else those in the top principal subspace. Exact (the covariance's
+    eigenvectors, in float64) up to `EXACT_DIMS` dims; above, a randomised SVD with a
+    fixed seed (`torch.svd_lowrank`, 4 power iterations). Deterministic."""
+    x = x.float()
+    m, d = x.shape
+    mean = x.double().mean(0)
+    if d <= dims:
+        return (x.double() - mean).float().numpy()
+    if d <= EXACT_DIMS:
+        cov = torch.zeros(d, d, dtype=torch.float64)
+        for i in range(0, m, 4096):
+            c = x[i : i + 4096].double() - mean
+            cov += c.T @ c
+        _, vecs = torch.linalg.eigh(cov)  # ascending
+        axes = vecs.flip(1)[:, :dims]
+    elif m <= 4 * dims:  # few rows: the exact SVD is small
+        axes = torch.linalg.svd(x.double() - mean, full_matrices=False)[2][:dims].T
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(SAMPLE_SEED)
+            _, _, v = torch.svd_lowrank(x, q=dims + 10, niter=4, M=mean.float()[None])
+        axes = v[:, :dims].double()
+    out = torch.cat([(x[i : i + 4096].double() - mean) @ axes for i in range(0, m, 4096)])
+    if out.shape[1] < dims:  # fewer rows than dims: the rest of the axes carry nothing
+        out = torch.cat([out, out.new_zeros(m, dims - out.shape[1])], 1)
+    return out.float().numpy()
+
+
 def _per_item(values, frames, n, fill, dtype=np.float32) -> np.ndarray | None:
     """Per-frame values of the kept items -> ``(F, N)`` with ``fill`` for the others; None
     when a frame has none."""
@@ -275,6 +391,20 @@ def _status(frame: Frame) -> str:
     if len(e.dropped):
         text += f"; {plural(len(e.dropped), 'item')} left out: non-finite activations"
     return text
+
+
+def _class_mismatch(ours: list[str], theirs: list[str]) -> str:
+    if len(ours) != len(theirs):
+        return (
+            f"the confusion matrix has {plural(len(theirs), 'class', 'classes')} and the "
+            f"projector {len(ours)}: link views of the same classes"
+        )
+    i = next(i for i, (a, b) in enumerate(zip(ours, theirs, strict=True)) if a != b)
+    return (
+        f"class {i} is {theirs[i]!r} in the confusion matrix but {ours[i]!r} in the "
+        "projector: give both the same class names, in the same order (Embeddings(..., "
+        "classes=...))"
+    )
 
 
 def _check_labels(labels: Any, n: int) -> np.ndarray | None:

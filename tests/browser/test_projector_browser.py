@@ -196,3 +196,194 @@ def test_projector_in_jupyterlab(lab: Lab):
     widget(lab).locator(".nbviz-projector__panel").wait_for(state="visible")
     lab.page.mouse.move(*screen(lab, item))
     lab.screenshot_themes(widget(lab), "projector")
+
+
+# --- UMAP and t-SNE in a web worker ----------------------------------------------------------
+
+# 1,000 items, of which UMAP and t-SNE see a sample of 600: the others are not drawn.
+UMAP_SETUP = """
+import json, torch, nbviz
+from nbviz.examples import SmallCNN, train
+torch.manual_seed(0)
+data = nbviz.datasets.shapes(n=1000, size=32, seed=0)
+model = SmallCNN(num_classes=len(data.classes))
+train(model, data.images, data.labels, epochs=6, seed=0)  # a space with some structure
+emb = nbviz.Embeddings(model, data.images, data.labels, classes=list(data.classes), sample=600)
+emb
+"""
+UMAP_UPDATE = """
+train(model, data.images, data.labels, epochs=1, seed=1)
+emb.update(label="epoch 7")
+"""
+
+# How the page's thread fares while the worker works: the longest gap between animation
+# frames, the frames later than 50 ms, and the main thread's long tasks (over 50 ms).
+# Recorded and printed, never asserted: timings depend on the machine.
+FRAME_GAPS = """() => {
+  const g = {max: 0, frames: 0, late: 0, tasks: 0, longest: 0, running: true,
+             start: performance.now(), last: performance.now()};
+  const tick = (t) => {
+    g.max = Math.max(g.max, t - g.last);
+    if (t - g.last > 50) g.late++;
+    g.last = t;
+    g.frames++;
+    if (g.running) requestAnimationFrame(tick);
+  };
+  requestAnimationFrame(tick);
+  g.observer = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      g.tasks++;
+      g.longest = Math.max(g.longest, e.duration);
+    }
+  });
+  g.observer.observe({type: "longtask"});
+  window.__nbvizGaps = g;
+}"""
+STOP_GAPS = """() => {
+  const g = window.__nbvizGaps;
+  g.running = false;
+  g.observer.disconnect();
+  return {max: g.max, frames: g.frames, late: g.late, tasks: g.tasks, longest: g.longest,
+          seconds: (performance.now() - g.start) / 1000};
+}"""
+
+
+def wait_projection(lab: Lab, method: str, state: str, timeout: float = 240) -> None:
+    lab.page.wait_for_function(
+        "([el, m, s]) => el.dataset.projection === m && el.dataset.projectionState === s"
+        " && el.dataset.drawing === '0'",
+        arg=[widget(lab).element_handle(), method, state],
+        timeout=timeout * 1000,
+    )
+
+
+def layout(lab: Lab) -> dict:
+    return widget(lab).locator(".nbviz-projector__stage").evaluate("(s) => s.nbvizLayout()")
+
+
+def test_umap_and_tsne_run_in_a_worker(lab: Lab):
+    lab.open_notebook("projector-umap.ipynb", [UMAP_SETUP, UMAP_UPDATE])
+    lab.run_cell(0)
+    lab.wait_cell(0)
+    widget(lab).wait_for(state="visible")
+    wait_drawn(lab, 1)
+    pca = layout(lab)
+    assert pca["method"] == "pca" and len(pca["items"]) == 1000
+    before = pixels(lab)
+    py = json.loads(
+        lab.python(
+            "print(json.dumps({'sample': emb.sample.tolist(), 'labels': data.labels.tolist(),"
+            " 'classes': list(data.classes), 'near': emb.frames[-1].neighbours.tolist()}))"
+        )
+    )
+    lab.start_counting_kernel_messages()
+
+    # --- UMAP: progress while it runs, the layout drawn when done ----------------------
+    lab.page.evaluate(FRAME_GAPS)
+    choose = widget(lab).locator(".nbviz-projector__projection")
+    choose.select_option("umap")
+    lab.page.wait_for_function(
+        "(el) => el.dataset.projection === 'umap'", arg=widget(lab).element_handle()
+    )
+    progress = widget(lab).locator(".nbviz-projector__progress")
+    assert progress.is_visible()
+    seen = progress.inner_text()
+    wait_projection(lab, "umap", "done")
+    gaps = lab.page.evaluate(STOP_GAPS)
+    print(
+        f"\nUMAP of 600 items in {gaps['seconds']:.1f} s: {gaps['frames']} frames, the "
+        f"longest gap {gaps['max']:.0f} ms, {gaps['late']} over 50 ms; main-thread tasks "
+        f"over 50 ms: {gaps['tasks']} (the longest {gaps['longest']:.0f} ms)"
+    )
+    assert seen.startswith("UMAP"), seen
+    assert progress.inner_text() == "UMAP of 600 items, a uniform sample of 1,000"
+    done, total = widget(lab).get_attribute("data-projection-progress").split("/")
+    assert done == total and int(total) == 500  # umap-js's epochs for this many items
+    umap = layout(lab)
+    assert umap["method"] == "umap" and umap["frame"] == 0
+    assert sorted(umap["items"]) == sorted(py["sample"])  # only the sample is drawn
+    assert len(umap["coords"]) == 1200 and all(v == v for v in umap["coords"])
+    after = pixels(lab)
+    assert after["colours"] > 3 and after["hash"] != before["hash"], (before, after)
+
+    # --- hover still shows an item ------------------------------------------------------
+    tip = widget(lab).locator(".nbviz-projector__tooltip")
+    for item in umap["items"][:5]:
+        lab.page.mouse.move(*screen(lab, item))
+        try:
+            tip.wait_for(state="visible", timeout=5_000)
+            break
+        except Exception:
+            continue
+    tip.wait_for(state="visible")
+    assert f"item {widget(lab).get_attribute('data-hovered')}" in tip.inner_text()
+    lab.page.mouse.move(0, 0)
+    tip.wait_for(state="hidden")
+
+    # --- search finds the class's items drawn; a click shows neighbours in the layer -------
+    widget(lab).locator(".nbviz-projector__search").fill("square")
+    lab.page.wait_for_function(
+        "(el) => Number(el.dataset.found) > 0", arg=widget(lab).element_handle()
+    )
+    k = py["classes"].index("square")
+    found = int(widget(lab).get_attribute("data-found"))
+    assert found == sum(py["labels"][i] == k for i in py["sample"])
+    widget(lab).locator(".nbviz-projector__search").fill("")
+    item = umap["items"][7]
+    lab.page.mouse.click(*screen(lab, item))
+    lab.page.wait_for_function(
+        "(el) => el.dataset.focus !== undefined", arg=widget(lab).element_handle()
+    )
+    focus = int(widget(lab).get_attribute("data-focus"))
+    shown = [int(v) for v in widget(lab).get_attribute("data-neighbours").split(",")]
+    assert focus in py["sample"] and shown == py["near"][focus]  # sampled or not
+    away = sum(j not in py["sample"] for j in shown)
+    label = widget(lab).locator(".nbviz-projector__panel").inner_text()
+    assert (f"{away} of them not drawn (not in this sample)" in label) == (away > 0), label
+
+    # --- t-SNE starts, and going back to the PCA cancels it; UMAP again: from the cache ---
+    choose.select_option("tsne")
+    lab.page.wait_for_function(
+        "(el) => el.dataset.projection === 'tsne' && el.dataset.projectionState === 'running'",
+        arg=widget(lab).element_handle(),
+    )
+    assert "t-SNE" in progress.inner_text()
+    lab.screenshot(widget(lab), "projector-tsne-running")
+    choose.select_option("pca")
+    wait_projection(lab, "pca", "done")
+    assert progress.is_hidden()
+    drawn = int(widget(lab).get_attribute("data-drawn"))
+    choose.select_option("umap")
+    lab.page.wait_for_function(
+        "([el, n]) => Number(el.dataset.drawn) > n && el.dataset.drawing === '0'",
+        arg=[widget(lab).element_handle(), drawn],
+    )
+    # the first draw is the finished layout: no job ran again
+    assert widget(lab).get_attribute("data-projection") == "umap"
+    assert widget(lab).get_attribute("data-projection-state") == "done"
+    assert layout(lab)["coords"] == umap["coords"]
+    assert lab.kernel_messages_sent("comm_msg") == 0  # all of it in the browser alone
+
+    # --- a new frame: the view follows it, its UMAP starts from the last frame's layout ---
+    lab.run_cell(1)
+    lab.wait_cell(1, timeout=180)
+    lab.page.wait_for_function(
+        "(el) => el.dataset.frame === '1' && el.dataset.projection === 'umap'"
+        " && el.dataset.projectionState === 'done' && el.dataset.drawing === '0'",
+        arg=widget(lab).element_handle(),
+        timeout=240_000,
+    )
+    assert progress.inner_text().endswith("from frame 1's layout"), progress.inner_text()
+    second = layout(lab)
+    assert second["frame"] == 1 and sorted(second["items"]) == sorted(py["sample"])
+    lab.start_counting_kernel_messages()
+    drawn = int(widget(lab).get_attribute("data-drawn"))
+    widget(lab).locator(".nbviz-projector__epoch").fill("0")  # back: from the cache
+    lab.page.wait_for_function(
+        "([el, n]) => Number(el.dataset.drawn) > n && el.dataset.drawing === '0'",
+        arg=[widget(lab).element_handle(), drawn],
+    )
+    assert widget(lab).get_attribute("data-projection-state") == "done"
+    assert layout(lab)["coords"] == umap["coords"]
+    assert lab.kernel_messages_sent("comm_msg") == 0
+    lab.screenshot_themes(widget(lab), "projector-umap", ready="(el) => el.dataset.drawing === '0'")
