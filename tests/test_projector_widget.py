@@ -249,3 +249,75 @@ def test_wide_layers_are_reduced_by_a_seeded_randomised_pca():
     assert a.shape == (600, 50) and a.dtype == np.float32
     assert (a.astype(np.float64) ** 2).sum() >= 0.999 * (ref.astype(np.float64) ** 2).sum()
     np.testing.assert_allclose(np.abs(a[:, :5]), np.abs(ref[:, :5]), rtol=1e-2, atol=1e-2)
+
+
+def test_three_d_coords_are_the_first_three_components_aligned_in_3d():
+    x, y = data()
+    model = cnn()
+    emb = nbviz.Embeddings(model, x, y, neighbours=3)
+    e = emb.embedded
+    p = pca(e.vectors, dims=3)
+    s = state(emb)
+    assert s["coords3"].shape == (1, N, 3)
+    np.testing.assert_allclose(s["coords3"][0], p.coords, atol=1e-5)
+    np.testing.assert_allclose(s["coords"][0], p.coords[:, :2], atol=1e-5)
+    assert len(s["explained"][0]) == 3
+    torch.manual_seed(1)
+    model.features.block1[0].reset_parameters()  # other weights: another frame
+    emb.update()
+    aligned = procrustes_align(emb.frames[0].coords3, pca(emb.embedded.vectors, dims=3).coords)
+    np.testing.assert_allclose(state(emb)["coords3"][1], aligned, atol=1e-4)
+
+
+def test_large_frames_find_their_neighbours_in_the_background(monkeypatch):
+    monkeypatch.setattr(projector_widget, "NEIGHBOURS_NOW", 10)  # N = 60 is "large"
+    x, y = data()
+    emb = nbviz.Embeddings(cnn(), x, y, neighbours=4)
+    sent = []
+    emb.observe(lambda change: sent.append(change["name"]), names=["coords", "neighbours"])
+    emb._searches.submit(lambda: None).result()  # the search queued before has ended
+    frame = emb.frames[0]
+    np.testing.assert_array_equal(frame.neighbours, neighbours(emb.embedded.vectors, k=4))
+    near = state(emb)["neighbours"][0]
+    assert (near >= 0).all()
+    assert sent == ["neighbours"]  # the search's push sends the neighbours, not the frames
+    assert "finding" not in emb.status
+
+    emb.update(label="next")  # a second frame: shown at once, its neighbours -1 until found
+    assert emb.frames[1].neighbours is None or (state(emb)["neighbours"][1] >= 0).all()
+    emb._searches.submit(lambda: None).result()
+    assert (state(emb)["neighbours"][1] >= 0).all()
+    emb.close()
+
+
+def test_a_background_search_stops_when_the_widget_closes(monkeypatch):
+    monkeypatch.setattr(projector_widget, "NEIGHBOURS_NOW", 10)
+    monkeypatch.setattr(projector_widget, "neighbours", _stop_after_first_chunk)
+    x, y = data()
+    emb = nbviz.Embeddings(cnn(), x, y, neighbours=4)
+    emb.close()
+    emb._searches.shutdown(wait=True)
+    assert emb.frames[0].neighbours is None and emb.frames[0].neighbours_error == ""
+
+
+def _stop_after_first_chunk(vectors, k, progress):
+    import time
+
+    while True:  # a search that never ends by itself: only the close stops it
+        progress(1, 2)
+        time.sleep(0.001)
+
+
+def test_a_failed_background_search_is_said_in_the_status(monkeypatch):
+    monkeypatch.setattr(projector_widget, "NEIGHBOURS_NOW", 10)
+
+    def fail(vectors, k, progress):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(projector_widget, "neighbours", fail)
+    x, y = data()
+    emb = nbviz.Embeddings(cnn(), x, y)
+    emb._searches.submit(lambda: None).result()
+    assert "could not be found (RuntimeError: out of memory)" in emb.status
+    assert (state(emb)["neighbours"][0] == -1).all()
+    emb.close()

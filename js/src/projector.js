@@ -17,10 +17,13 @@ import {
   COLOR_MODES,
   colorValues,
   frameXY,
+  frameXY3,
   itemsOfClasses,
   matchClasses,
   neighboursOf,
   palette,
+  rotation,
+  sphere,
 } from "./lib/projector-math.js";
 import { plural } from "./lib/text.js";
 
@@ -36,6 +39,7 @@ import { plural } from "./lib/text.js";
  * @property {WireArray | null} labels       (N,) int32 true classes
  * @property {WireArray | null} thumbnails   (N, h, w, 3) uint8
  * @property {WireArray | null} coords       (F, N, 2) float32, NaN: left out
+ * @property {WireArray | null} coords3      (F, N, 3) float32, the first three PCA axes, NaN: left out
  * @property {WireArray | null} predicted    (F, N) int32, -1: left out
  * @property {WireArray | null} confidence   (F, N) float32 softmax of the prediction
  * @property {WireArray | null} loss         (F, N) float32 cross-entropy of the true class
@@ -49,6 +53,9 @@ const HEIGHT = 440; // px
 const THUMB = 56; // px: thumbnails in the tooltip, neighbour strip and gallery
 const GALLERY_MAX = 200;
 const TRANSITION_MS = 600;
+// 3-D: a point's opacity from the far side of the cloud to the near side (depth cueing)
+const DEPTH_OPACITY = [0.4, 0.52, 0.64, 0.76, 0.88, 1];
+const TURN_PER_PX = 0.01; // radians the cloud turns per pixel dragged
 const viridis = colorTable().lut;
 
 /** @param {{ model: import("@anywidget/types").AnyModel<ProjectorState>, el: HTMLElement }} ctx */
@@ -75,6 +82,9 @@ function render({ model, el }) {
   const lassoToggle = /** @type {HTMLInputElement} */ (
     h("input", { type: "checkbox", class: "nbviz-projector__lasso", "aria-label": "lasso selection" })
   );
+  const threeDToggle = /** @type {HTMLInputElement} */ (
+    h("input", { type: "checkbox", class: "nbviz-projector__3d", "aria-label": "three dimensions" })
+  );
   const projectionSelect = /** @type {HTMLSelectElement} */ (
     h(
       "select",
@@ -88,6 +98,7 @@ function render({ model, el }) {
     h("label", {}, ["find ", search]),
     h("label", {}, ["epoch ", slider]),
     epochLabel,
+    h("label", {}, [threeDToggle, "3-D"]),
     h("label", {}, [lassoToggle, "lasso"]),
   ]);
   const progressText = h("span", { class: "nbviz-projector__progress-text" });
@@ -101,11 +112,11 @@ function render({ model, el }) {
   const legend = h("div", { class: "nbviz-projector__legend" });
   const stage = h("div", { class: "nbviz-projector__stage" }, [canvas, tooltip]);
   stage.style.height = `${HEIGHT}px`;
-  const hint = h(
-    "div",
-    { class: "nbviz-projector__hint" },
-    "drag to pan, wheel to zoom, click a point for its neighbours; with lasso on, drag around points for their gallery",
-  );
+  const HINTS = {
+    2: "drag to pan, wheel to zoom, click a point for its neighbours; with lasso on, drag around points for their gallery",
+    3: "drag to turn the cloud, wheel to zoom, click a point for its neighbours; with lasso on, drag around points for their gallery",
+  };
+  const hint = h("div", { class: "nbviz-projector__hint" }, HINTS[2]);
   const panelLabel = h("span", {});
   const closePanel = h("button", { class: "nbviz-close", type: "button", "aria-label": "close" }, "×");
   const panelItems = h("div", { class: "nbviz-projector__thumbs" });
@@ -144,17 +155,25 @@ function render({ model, el }) {
     cell: null,
     /** @type {string | null} the projection drawn last */
     drawnMethod: null,
-    /** @type {{method: string, frame: number, coords: ArrayLike<number>, base: number, from: ArrayLike<number>} | null}
-     * what is drawn: (N, 2) positions from `base`, NaN for items not drawn; `from`: the array they came from */
+    /** @type {{method: string, frame: number, dims: number, coords: ArrayLike<number>, base: number, from: ArrayLike<number>} | null}
+     * what is drawn: (N, dims) positions from `base`, NaN for items not drawn; `from`: the array they came from */
     layout: null,
     /** @type {string | null} the colouring set on the scatterplot */
     colorKey: null,
+    /** 2: the projection as it is; 3: the first three PCA axes, turned by yaw and pitch */
+    dims: 2,
+    /** @type {number | null} */
+    drawnDims: null,
+    yaw: 0.6,
+    pitch: 0.35,
+    zoom3: 1,
   };
   let data = decodeAll();
 
   function decodeAll() {
     const coords = decodeArray(model.get("coords"));
     const near = decodeArray(model.get("neighbours"));
+    const coords3 = decodeArray(model.get("coords3"));
     const n = coords ? coords.shape[1] : 0;
     return {
       n,
@@ -170,6 +189,8 @@ function render({ model, el }) {
       classes: model.get("classes"),
       sample: decodeArray(model.get("sample"))?.data ?? null,
       sampleVectors: decodeArray(model.get("sample_vectors")),
+      coords3,
+      ball: coords3 ? sphere(coords3.data) : null,
     };
   }
 
@@ -213,14 +234,31 @@ function render({ model, el }) {
     const src = laid ? fullCoords(data.n, laid.items, laid.coords) : data.coords.data;
     const base = laid ? 0 : view.frame * data.n * 2;
     const box = laid ? projections.box(method, laid.coords) : data.box;
-    const { x, y, shown } = frameXY(src, data.n, laid ? 0 : view.frame, box, aspect);
+    // 3-D (the PCA's first three axes): the cloud turned by the view's angles, seen
+    // straight on; nearer points drawn more opaque
+    const turned =
+      view.dims === 3 && !laid && data.coords3 && data.ball
+        ? frameXY3(
+            data.coords3.data,
+            data.n,
+            view.frame,
+            data.ball,
+            rotation(view.yaw, view.pitch),
+            aspect,
+            0.9 * view.zoom3,
+          )
+        : null;
+    const { x, y, shown } = turned ?? frameXY(src, data.n, laid ? 0 : view.frame, box, aspect);
+    const dims = turned ? 3 : 2;
     const mode = colorSelect.value;
     const colors = colorValues(mode, data, data.n, view.frame);
     const k = data.classes;
     // Animate to another frame or projection; not to a running layout's start (the
     // picture shown already) nor between its steps (each draw is the next step).
     const transition =
-      view.drawn !== null && (view.drawn !== view.frame || view.drawnMethod !== method) && job?.state !== "running";
+      view.drawn !== null &&
+      (view.drawn !== view.frame || view.drawnMethod !== method || view.drawnDims !== dims) &&
+      job?.state !== "running";
     // points that move leave the tooltip behind: hide it until the pointer moves again
     const positions = laid ? laid.coords : data.coords.data;
     if (view.drawn !== view.frame || view.layout?.from !== positions) {
@@ -230,32 +268,50 @@ function render({ model, el }) {
     view.shown = shown;
     view.drawn = view.frame;
     view.drawnMethod = method;
-    view.layout = { method, frame: view.frame, coords: src, base, from: positions };
+    view.drawnDims = dims;
+    view.layout = turned
+      ? {
+          method,
+          frame: view.frame,
+          dims,
+          coords: data.coords3?.data ?? src,
+          base: view.frame * data.n * 3,
+          from: positions,
+        }
+      : { method, frame: view.frame, dims, coords: src, base, from: positions };
     root.dataset.frame = String(view.frame);
     root.dataset.color = mode;
     root.dataset.drawing = "1";
-    await scatterplot.draw(colors ? { x, y, z: colors.values } : { x, y }, {
+    /** @type {{x: Float32Array, y: Float32Array, z?: Float32Array, w?: Float32Array}} */
+    const points = { x, y };
+    if (colors) points.z = colors.values;
+    if (turned) points.w = turned.depth;
+    await scatterplot.draw(points, {
       transition,
       transitionDuration: TRANSITION_MS,
       zDataType: colors?.type ?? "categorical",
+      wDataType: "continuous",
       preventFilterReset: false,
     });
     // Each set() renders again (10k points in software WebGL: ~50 ms): only on a change.
     const accent = hex(themeColors(root).accent);
-    const colorKey = `${colors?.type}|${mode}|${k.length}|${accent}`;
+    const colorKey = `${colors?.type}|${mode}|${k.length}|${accent}|${dims}`;
     if (colorKey !== view.colorKey) {
       view.colorKey = colorKey;
+      /** @type {Record<string, any>} */
+      const look = turned ? { opacityBy: "valueB", opacity: DEPTH_OPACITY } : { opacityBy: null, opacity: 1 };
       if (colors?.type === "continuous") {
         const lut = [];
         for (let i = 0; i < 256; i += 4) lut.push(css([viridis[3 * i], viridis[3 * i + 1], viridis[3 * i + 2]]));
-        await scatterplot.set({ colorBy: "valueA", pointColor: lut });
+        Object.assign(look, { colorBy: "valueA", pointColor: lut });
       } else if (colors) {
         const count = mode === "correct" ? 2 : Math.max(1, k.length);
         const pal = mode === "correct" ? ["#d62728", "#2ca02c"] : palette(count);
-        await scatterplot.set({ colorBy: "valueA", pointColor: pal });
+        Object.assign(look, { colorBy: "valueA", pointColor: pal });
       } else {
-        await scatterplot.set({ colorBy: null, pointColor: accent });
+        Object.assign(look, { colorBy: null, pointColor: accent });
       }
+      await scatterplot.set(look);
     }
     if (shown.length < data.n) await scatterplot.filter(shown, { preventEvent: true });
     drawLegend(mode, colors);
@@ -308,8 +364,8 @@ function render({ model, el }) {
     const l = view.layout;
     if (!l) return null;
     const coords = [];
-    for (const i of view.shown) coords.push(l.coords[l.base + 2 * i], l.coords[l.base + 2 * i + 1]);
-    return { method: l.method, frame: l.frame, items: [...view.shown], coords };
+    for (const i of view.shown) for (let d = 0; d < l.dims; d++) coords.push(l.coords[l.base + l.dims * i + d]);
+    return { method: l.method, frame: l.frame, dims: l.dims, items: [...view.shown], coords };
   };
 
   function drawLegend(/** @type {string} */ mode, /** @type {any} */ colors) {
@@ -416,7 +472,9 @@ function render({ model, el }) {
     const k = data.near.shape[2];
     const near = neighboursOf(data.near.data, data.n, k, view.frame, i);
     scatterplot.select([i, ...near], { preventEvent: true });
-    panelLabel.textContent = `${plural(near.length, "nearest item")} of item ${i} in ${model.get("layer")} (its own space, not the projection)`;
+    panelLabel.textContent = near.length
+      ? `${plural(near.length, "nearest item")} of item ${i} in ${model.get("layer")} (its own space, not the projection)`
+      : `item ${i}: its nearest items in ${model.get("layer")} are not found yet (the status line above says how far the kernel got)`;
     if (view.shown.length < data.n) {
       const drawn = new Set(view.shown);
       const out = near.filter((j) => !drawn.has(j)).length;
@@ -466,6 +524,7 @@ function render({ model, el }) {
   // --- controls ----------------------------------------------------------------------------
   colorSelect.addEventListener("change", () => draw());
   projectionSelect.addEventListener("change", () => {
+    syncThreeD();
     showFrameLabel();
     draw();
   });
@@ -496,9 +555,22 @@ function render({ model, el }) {
     const labels = model.get("frame_labels");
     const ex = model.get("explained")[view.frame] ?? [];
     const where = `${labels[view.frame] ?? ""} (${view.frame + 1}/${data.frames})`;
-    const pcs = ex.map((/** @type {number} */ v) => `${(100 * v).toFixed(0)}%`).join(" + ");
+    const pcs = ex
+      .slice(0, view.dims)
+      .map((/** @type {number} */ v) => `${(100 * v).toFixed(0)}%`)
+      .join(" + ");
     // the variance shares describe the PCA picture only
     epochLabel.textContent = projectionSelect.value === "pca" ? `${where}; PCs ${pcs}` : where;
+  }
+
+  /** 3-D is the PCA's (UMAP and t-SNE are drawn in 2-D). */
+  function syncThreeD() {
+    threeDToggle.disabled = projectionSelect.value !== "pca" || !data.coords3;
+    threeDToggle.title = threeDToggle.disabled ? "3-D shows the PCA's first three axes" : "";
+    if (threeDToggle.disabled && threeDToggle.checked) {
+      threeDToggle.checked = false;
+      threeDToggle.dispatchEvent(new Event("change"));
+    }
   }
 
   // --- model -> view -----------------------------------------------------------------------
@@ -509,6 +581,7 @@ function render({ model, el }) {
     if (!sameItems(sample, data.sample)) projections.reset(); // layouts of another sample
     for (const o of projectionSelect.options) o.disabled = o.value !== "pca" && !data.sampleVectors;
     if (projectionSelect.selectedOptions[0]?.disabled) projectionSelect.value = "pca";
+    syncThreeD();
     fillColorModes();
     slider.max = String(Math.max(0, data.frames - 1));
     slider.disabled = data.frames < 2;
@@ -526,14 +599,63 @@ function render({ model, el }) {
   };
   model.on("change:title", onTitle);
   const refresh = coalesce(onData);
-  model.on("change:coords", refresh);
-  model.on("change:status", refresh);
+  // the data (one message a frame); the status alone only says how a search goes
+  const DATA_TRAITS = ["coords", "coords3", "neighbours", "predicted", "confidence", "loss", "sample_vectors"];
+  for (const t of DATA_TRAITS) model.on(`change:${t}`, refresh);
+  const onStatus = () => {
+    status.textContent = model.get("status");
+  };
+  model.on("change:status", onStatus);
   applyTheme();
   const stopTheme = watchTheme(() => {
     applyTheme();
     draw();
   });
   onData();
+
+  // --- 3-D: a drag turns the cloud, the wheel zooms (the scatterplot's own camera is fixed,
+  // its hover, click and lasso work on the points as drawn) ---------------------------------
+  threeDToggle.addEventListener("change", () => {
+    view.dims = threeDToggle.checked ? 3 : 2;
+    scatterplot.set({ cameraIsFixed: view.dims === 3 });
+    scatterplot.reset(); // the 2-D pan and zoom do not carry over
+    hint.textContent = HINTS[view.dims];
+    root.dataset.dims = String(view.dims);
+    showFrameLabel();
+    draw();
+  });
+  /** @type {{x: number, y: number, yaw: number, pitch: number} | null} */
+  let turning = null;
+  /** @param {PointerEvent} ev */
+  const onTurnStart = (ev) => {
+    if (view.dims !== 3 || lassoToggle.checked || ev.button !== 0) return;
+    turning = { x: ev.clientX, y: ev.clientY, yaw: view.yaw, pitch: view.pitch };
+  };
+  /** @param {PointerEvent} ev */
+  const onTurn = (ev) => {
+    if (!turning) return;
+    view.yaw = turning.yaw + (ev.clientX - turning.x) * TURN_PER_PX;
+    view.pitch = Math.max(-1.5, Math.min(1.5, turning.pitch + (ev.clientY - turning.y) * TURN_PER_PX));
+    tooltip.hidden = true; // the points move from under it
+    delete root.dataset.hovered;
+    draw();
+  };
+  const onTurnEnd = () => {
+    turning = null;
+  };
+  /** @param {WheelEvent} ev */
+  const onWheel = (ev) => {
+    if (view.dims !== 3) return; // 2-D: the scatterplot zooms
+    ev.preventDefault();
+    view.zoom3 = Math.max(0.3, Math.min(30, view.zoom3 * Math.exp(-ev.deltaY * 0.0015)));
+    draw();
+  };
+  canvas.addEventListener("pointerdown", onTurnStart);
+  window.addEventListener("pointermove", onTurn);
+  window.addEventListener("pointerup", onTurnEnd);
+  canvas.addEventListener("wheel", onWheel, { passive: false });
+  /** @type {any} for the browser tests: the view's angles */
+  (stage).nbvizTurn = () => ({ yaw: view.yaw, pitch: view.pitch, zoom: view.zoom3 });
 
   // --- linking with a confusion matrix (Embeddings.link) ----------------------------------
   /** A cell chosen in the matrix: select this frame's items the model puts there. */
@@ -592,11 +714,13 @@ function render({ model, el }) {
   model.on("change:link_channel", onChannel);
 
   return () => {
+    window.removeEventListener("pointermove", onTurn);
+    window.removeEventListener("pointerup", onTurnEnd);
     model.off("change:title", onTitle);
     model.off("change:link_channel", onChannel);
     link.close();
-    model.off("change:coords", refresh);
-    model.off("change:status", refresh);
+    for (const t of DATA_TRAITS) model.off(`change:${t}`, refresh);
+    model.off("change:status", onStatus);
     stopTheme();
     projections.cancel(); // ends the worker
     if (workerUrl) URL.revokeObjectURL(workerUrl);

@@ -4,10 +4,13 @@ import {
   bounds,
   colorValues,
   frameXY,
+  frameXY3,
   itemsOfClasses,
   matchClasses,
   neighboursOf,
   palette,
+  rotation,
+  sphere,
 } from "../src/lib/projector-math.js";
 
 // 2 frames of 3 items; item 2 is left out of frame 0.
@@ -80,4 +83,41 @@ test("palette gives distinct hex colours beyond ten", () => {
   assert.equal(p.length, 25);
   assert.equal(new Set(p).size, 25);
   for (const c of p) assert.match(c, /^#[0-9a-f]{6}$/);
+});
+
+test("3-D: the sphere holds every frame's points; a rotation keeps lengths; depth in [0, 1]", () => {
+  const coords = Float32Array.from([1, 0, 0, -1, 0, 0, 0, 2, 0, NaN, 0, 0, 0, 0, 3, 0, 0, -3]);
+  const ball = sphere(coords); // two frames of three items
+  assert.deepEqual([ball.cx, ball.cy, ball.cz], [0, 0.4, 0]);
+  assert.ok(Math.abs(ball.r - Math.hypot(0.4, 3)) < 1e-6, "few points: the farthest");
+  const cloud = new Float32Array(3 * 1001); // a straggler far out of 1,000 points near 0
+  for (let i = 0; i < 1000; i++) cloud[3 * i] = (i % 2) * 2 - 1;
+  cloud[3000] = 1000;
+  assert.ok(sphere(cloud).r < 100, "a straggler does not shrink the cloud to a dot");
+  const rot = rotation(0.7, -0.3);
+  for (let i = 0; i < 3; i++) {
+    const row = rot.slice(3 * i, 3 * i + 3);
+    assert.ok(Math.abs(Math.hypot(...row) - 1) < 1e-12, "rows of unit length");
+  }
+  const { x, y, depth, shown } = frameXY3(coords, 3, 1, ball, rot, 2, 1);
+  assert.deepEqual(shown, [1, 2], "the NaN item is not shown");
+  const k = 1 / ball.r; // aspect 2 > 1: the height is the limit
+  for (const i of shown) {
+    const p = [coords[9 + 3 * i] - ball.cx, coords[9 + 3 * i + 1] - ball.cy, coords[9 + 3 * i + 2] - ball.cz];
+    const len2 = x[i] ** 2 + y[i] ** 2 + ((2 * depth[i] - 1) * ball.r * k) ** 2;
+    assert.ok(
+      Math.abs(len2 - (p[0] ** 2 + p[1] ** 2 + p[2] ** 2) * k * k) < 1e-5,
+      "an orthographic view of a rotation",
+    );
+    assert.ok(depth[i] >= 0 && depth[i] <= 1);
+  }
+});
+
+test("3-D: no turn shows x and y as they are, z as depth", () => {
+  const coords = Float32Array.from([1, 2, 3, -1, -2, -3]);
+  const ball = sphere(coords);
+  const { x, y, depth } = frameXY3(coords, 2, 0, ball, rotation(0, 0), 1, 1);
+  const k = 1 / ball.r;
+  assert.ok(Math.abs(x[0] - k) < 1e-6 && Math.abs(y[0] - 2 * k) < 1e-6);
+  assert.ok(depth[0] > 0.5 && depth[1] < 0.5, "+z faces the viewer");
 });

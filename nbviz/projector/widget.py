@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +34,7 @@ from .._outputs import check_output, pick_scores
 from .._text import plural
 from .._widget import Array, LiveWidget
 from .core import Embedded, _count, embed
-from .geometry import neighbours, pca, procrustes_align
+from .geometry import PCA, neighbours, pca, procrustes_align
 
 # All thumbnails together take at most this much (N x size x size x 3 bytes): a large
 # data set gets smaller thumbnails (100,000 items: 14 px), never fewer.
@@ -41,6 +42,10 @@ THUMBNAIL_BYTES = 64 * 2**20
 # Per-class log-probabilities kept for the loss while embedding (N x K x 4 bytes); beyond
 # this the view colours by confidence only.
 LOSS_BYTES = 64 * 2**20
+# Up to this many items a frame's nearest neighbours are found before it is shown (about
+# 2 s at 20,000 on two cores); above, in a background thread after (the search grows with
+# the square: about a minute at 100,000), so the view and the kernel are free meanwhile.
+NEIGHBOURS_NOW = 20_000
 # The items the browser's UMAP and t-SNE see: a uniform sample (fixed seed, the same in
 # every frame) of at most this many (t-SNE, exact in the browser, takes the first 2,000 of
 # them), each frame's vectors reduced by PCA to at most SAMPLE_DIMS dims. 20,000 x 50
@@ -56,9 +61,12 @@ EXACT_DIMS = 256
 @dataclass
 class Frame:
     """One embedding of the data set (one epoch): ``embedded`` as `embed` returned it,
-    ``coords`` ``(M, 2)`` float32 its PCA aligned to the frame before, ``explained`` the
-    PCA's variance shares, ``neighbours`` ``(M, k)`` row numbers of each kept item's
-    nearest items in the layer's space, ``confidence`` ``(M,)`` the softmax probability
+    ``coords`` ``(M, 2)`` float32 its PCA aligned to the frame before, ``coords3``
+    ``(M, 3)`` its first three principal components aligned (in 3-D) to the frame
+    before, ``explained`` the three axes' variance shares, ``neighbours`` ``(M, k)`` row
+    numbers of each kept item's nearest items in the layer's space (None while a search
+    runs in the background, `NEIGHBOURS_NOW`; ``neighbours_error`` says why one failed),
+    ``confidence`` ``(M,)`` the softmax probability
     of the predicted class, ``loss`` ``(M,)`` the cross-entropy of the true class (None
     where the model gives no class scores, or without labels), ``label`` its name;
     ``sample_vectors`` ``(S, d)`` float32 the sampled items' vectors reduced by PCA for
@@ -67,11 +75,13 @@ class Frame:
     embedded: Embedded
     coords: np.ndarray
     explained: np.ndarray
-    neighbours: np.ndarray
+    neighbours: np.ndarray | None
     confidence: np.ndarray | None
     loss: np.ndarray | None
     label: str
     sample_vectors: np.ndarray | None = None
+    coords3: np.ndarray | None = None
+    neighbours_error: str = ""
 
 
 class Embeddings(LiveWidget):
@@ -100,12 +110,14 @@ class Embeddings(LiveWidget):
 
     Synced traits (read as-is by the frontend; ``F`` frames, ``N`` items, ``k``
     neighbours): ``classes`` list of str; ``layer`` str; ``status`` str;
-    ``frame_labels`` list of str; ``explained`` list of ``[pc1, pc2]`` per frame;
+    ``frame_labels`` list of str; ``explained`` list of ``[pc1, pc2, pc3]`` per frame;
     ``labels`` ``(N,)`` int32 or None; ``thumbnails`` ``(N, h, w, 3)`` uint8;
-    ``coords`` ``(F, N, 2)`` float32, NaN where an item was left out;
+    ``coords`` ``(F, N, 2)`` float32, NaN where an item was left out; ``coords3``
+    ``(F, N, 3)`` float32 the same for the 3-D view;
     ``predicted`` ``(F, N)`` int32 (-1: left out) or None; ``confidence`` and ``loss``
     ``(F, N)`` float32 (NaN: left out) or None; ``neighbours`` ``(F, N, k)`` int32 item
-    numbers (-1: none); ``sample`` ``(S,)`` int32 the item numbers UMAP and t-SNE see,
+    numbers (-1: none, or not found yet: above `NEIGHBOURS_NOW` items they are found in a
+    background thread, the status line saying how far, and sent when found); ``sample`` ``(S,)`` int32 the item numbers UMAP and t-SNE see,
     in the sample's random order (None when ``sample=0``); ``sample_vectors``
     ``(F, S, d)`` float32 those items' vectors in each frame, centred and reduced by that
     frame's PCA (fitted on the sample) to ``d = min(50, D)`` dims, NaN rows where an item
@@ -122,6 +134,7 @@ class Embeddings(LiveWidget):
     labels = Array()
     thumbnails = Array()
     coords = Array()
+    coords3 = Array()
     predicted = Array()
     confidence = Array()
     loss = Array()
@@ -169,6 +182,10 @@ class Embeddings(LiveWidget):
         )
         self._output = output
         self.frames: list[Frame] = []
+        self._searches: ThreadPoolExecutor | None = None
+        self._searching = ""  # how far a background neighbour search got ("": none runs)
+        self._closing = False
+        self._sent: dict[str, Any] = {}  # per trait: what it was last set from
         first = self._embed("initial")  # a bad layer raises here, before the view exists
         self._thumbs = _thumbnails(images, n, thumbnail_size)
         super().__init__(max_rate=None, layout=layout, title=title, classes=names)
@@ -179,6 +196,7 @@ class Embeddings(LiveWidget):
         self.thumbnails = self._thumbs
         self.sample = self._sample
         self.mark_changed(force=True)
+        self._search_later(first)
 
     # ---------------------------------------------------------------- computing
     def _embed(self, label: str) -> Frame:
@@ -190,23 +208,72 @@ class Embeddings(LiveWidget):
                 f"{plural(len(e.index), 'item')} left to project ({e.summary()}); a "
                 "projection needs at least 3"
             )
-        p = pca(e.vectors, dims=2)
-        coords = p.coords
-        if self.frames:
+        p = _pca3(e.vectors)
+        coords, coords3 = p.coords[:, :2].copy(), p.coords
+        if self.frames:  # each view turned onto the frame before, in its own dims
             prev = self.frames[-1]
             coords = procrustes_align(prev.coords, coords, prev.embedded.index, e.index)
-        k = min(self._k, len(e.index) - 1)
-        near = neighbours(e.vectors, k=k)
+            coords3 = procrustes_align(prev.coords3, coords3, prev.embedded.index, e.index)
         confidence, loss = scores.result(e.index)
         reduced = _sample_vectors(e, self._sample)
-        return Frame(e, coords, p.explained, near, confidence, loss, label, reduced)
+        frame = Frame(e, coords, p.explained, None, confidence, loss, label, reduced, coords3)
+        if len(e.index) <= NEIGHBOURS_NOW:
+            frame.neighbours = neighbours(e.vectors, k=min(self._k, len(e.index) - 1))
+        return frame
+
+    def _search_later(self, frame: Frame) -> None:
+        """Finds a large frame's neighbours in a background thread (one search at a time,
+        in order) and sends them when found; the status line shows how far it got."""
+        if frame.neighbours is not None:
+            return
+        if self._searches is None:
+            self._searches = ThreadPoolExecutor(1, thread_name_prefix="nbviz-neighbours")
+        self._searches.submit(self._search, frame)
+
+    def _search(self, frame: Frame) -> None:
+        e = frame.embedded
+        step = [0.1]
+
+        def progress(done: int, rows: int) -> None:
+            if self._closing:
+                raise _Closed
+            if done / rows >= step[0] and done < rows:
+                step[0] += 0.1
+                with self._lock:
+                    self._searching = f"{done / rows:.0%}"
+                    self.status = _status(self.frames[-1], self._searching)
+
+        try:
+            with self._lock:
+                self._searching = "0%"
+                self.status = _status(self.frames[-1], self._searching)
+            near = neighbours(e.vectors, k=min(self._k, len(e.index) - 1), progress=progress)
+        except _Closed:
+            return
+        except Exception as err:  # shown in the view, never raised into the user's cell
+            frame.neighbours_error = f"{type(err).__name__}: {err}"
+            near = None
+        with self._lock:
+            frame.neighbours = near
+            self._searching = ""
+            self.mark_changed(force=True)
 
     def update(self, label: str | None = None) -> None:
         """Embed again with the model's current weights and append the frame (aligned to
         the last one); ``label`` names it on the slider (default ``"update <i>"``)."""
         frame = self._embed(label if label is not None else f"update {len(self.frames)}")
-        self.frames.append(frame)
-        self.mark_changed(force=True)
+        with self._lock:
+            self.frames.append(frame)
+            self.mark_changed(force=True)
+        self._search_later(frame)
+
+    def close(self) -> None:
+        """Close the view and stop a background neighbour search."""
+        self._closing = True
+        searches = getattr(self, "_searches", None)  # absent if __init__ raised early
+        if searches is not None:
+            searches.shutdown(wait=False, cancel_futures=True)
+        super().close()
 
     def link(self, confusion: Any) -> None:
         """Link this projector to a `nbviz.ConfusionMatrix` shown in the same page:
@@ -241,26 +308,54 @@ class Embeddings(LiveWidget):
         return self.frames[-1].embedded
 
     def _push(self, final: bool) -> bool:
-        n, frames = self._n, self.frames
-        f = len(frames)
-        coords = np.full((f, n, 2), np.nan, np.float32)
-        near = np.full((f, n, self._k), -1, np.int32)
-        for i, fr in enumerate(frames):
-            idx = fr.embedded.index.numpy()
-            coords[i, idx] = fr.coords
-            near[i, idx, : fr.neighbours.shape[1]] = idx[fr.neighbours]
-        self.coords, self.neighbours = coords, near
-        self.predicted = _per_item(
-            [fr.embedded.predicted for fr in frames], frames, n, -1, np.int32
+        frames = self.frames
+        ids = tuple(id(fr) for fr in frames)
+        # A trait is set (and sent) only when what it is made from changed: a neighbour
+        # search that ends sends the neighbours, not the frames again.
+        self._set("coords", ids, lambda: self._per_frame("coords", 2, np.nan))
+        self._set("coords3", ids, lambda: self._per_frame("coords3", 3, np.nan))
+        found = tuple((id(fr), fr.neighbours is not None) for fr in frames)
+        self._set("neighbours", found, self._neighbour_items)
+        n = self._n
+        self._set(
+            "predicted",
+            ids,
+            lambda: _per_item([fr.embedded.predicted for fr in frames], frames, n, -1, np.int32),
         )
-        self.confidence = _per_item([fr.confidence for fr in frames], frames, n, np.nan)
-        self.loss = _per_item([fr.loss for fr in frames], frames, n, np.nan)
-        self.explained = [[float(v) for v in fr.explained] for fr in frames]
+        self._set(
+            "confidence",
+            ids,
+            lambda: _per_item([fr.confidence for fr in frames], frames, n, np.nan),
+        )
+        self._set("loss", ids, lambda: _per_item([fr.loss for fr in frames], frames, n, np.nan))
         if self._sample is not None:
-            self.sample_vectors = np.stack([fr.sample_vectors for fr in frames])
+            self._set("sample_vectors", ids, lambda: np.stack([fr.sample_vectors for fr in frames]))
+        self.explained = [[float(v) for v in fr.explained] for fr in frames]
         self.frame_labels = [fr.label for fr in frames]
-        self.status = _status(frames[-1])
+        self.status = _status(frames[-1], self._searching)
         return False
+
+    def _set(self, name: str, key: Any, make: Any) -> None:
+        if self._sent.get(name) != key:
+            setattr(self, name, make())
+            self._sent[name] = key
+
+    def _per_frame(self, field: str, dims: int, fill: float) -> np.ndarray:
+        """``(F, N, dims)`` of each frame's per-kept-item ``field``, ``fill`` elsewhere."""
+        out = np.full((len(self.frames), self._n, dims), fill, np.float32)
+        for i, fr in enumerate(self.frames):
+            out[i, fr.embedded.index.numpy()] = getattr(fr, field)
+        return out
+
+    def _neighbour_items(self) -> np.ndarray:
+        """``(F, N, k)`` int32 item numbers of each item's neighbours, -1 where none (an
+        item left out, or a search still running)."""
+        near = np.full((len(self.frames), self._n, self._k), -1, np.int32)
+        for i, fr in enumerate(self.frames):
+            if fr.neighbours is not None:
+                idx = fr.embedded.index.numpy()
+                near[i, idx, : fr.neighbours.shape[1]] = idx[fr.neighbours]
+        return near
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -381,16 +476,33 @@ def _per_item(values, frames, n, fill, dtype=np.float32) -> np.ndarray | None:
     return out
 
 
-def _status(frame: Frame) -> str:
+def _status(frame: Frame, searching: str = "") -> str:
     e = frame.embedded
-    pcs = " + ".join(f"{v:.0%}" for v in frame.explained)
+    pcs = " + ".join(f"{v:.0%}" for v in frame.explained[:2])
     text = (
         f"{plural(len(e.index), 'item')} at {e.layer!r} ({plural(e.dim, 'dim')}); "
         f"PCA explains {pcs} of the variance"
     )
     if len(e.dropped):
         text += f"; {plural(len(e.dropped), 'item')} left out: non-finite activations"
+    if searching:
+        text += f"; finding each item's nearest items in the layer's space: {searching}"
+    elif frame.neighbours_error:
+        text += f"; the nearest items could not be found ({frame.neighbours_error})"
     return text
+
+
+class _Closed(Exception):
+    """Stops a background neighbour search when the widget closes."""
+
+
+def _pca3(vectors: torch.Tensor) -> PCA:
+    """The first three principal components (a zero third axis for 2-dim vectors)."""
+    if vectors.shape[1] >= 3:
+        return pca(vectors, dims=3)
+    p = pca(vectors, dims=2)
+    coords = np.concatenate([p.coords, np.zeros((len(p.coords), 1), np.float32)], 1)
+    return PCA(coords, np.append(p.explained, 0.0), p.components, p.mean)
 
 
 def _class_mismatch(ours: list[str], theirs: list[str]) -> str:

@@ -387,3 +387,95 @@ def test_umap_and_tsne_run_in_a_worker(lab: Lab):
     assert layout(lab)["coords"] == umap["coords"]
     assert lab.kernel_messages_sent("comm_msg") == 0
     lab.screenshot_themes(widget(lab), "projector-umap", ready="(el) => el.dataset.drawing === '0'")
+
+
+THREE_D_SETUP = """
+import json, torch, nbviz
+import nbviz.projector.widget as projector_widget
+from nbviz.examples import SmallCNN, train
+projector_widget.NEIGHBOURS_NOW = 100   # 300 items: found in the background, as 100,000 are
+torch.manual_seed(0)
+data = nbviz.datasets.shapes(n=300, size=32, seed=0)
+model = SmallCNN(num_classes=len(data.classes))
+train(model, data.images, data.labels, epochs=3, seed=0)
+emb = nbviz.Embeddings(model, data.images, data.labels, classes=data.classes, title="Shapes in 3-D")
+emb
+"""
+
+
+def test_three_d_view_turns_and_keeps_hover_and_neighbours(lab: Lab):
+    lab.open_notebook("projector-3d.ipynb", [THREE_D_SETUP])
+    lab.run_cell(0)
+    lab.wait_cell(0, timeout=180)
+    widget(lab).wait_for(state="visible")
+    wait_drawn(lab, 1)
+    # the neighbours came from the background search, in a push of their own
+    while lab.python("print(emb.frames[0].neighbours is not None)").strip() != "True":
+        lab.page.wait_for_timeout(100)
+    lab.page.wait_for_function(
+        "(el) => !el.querySelector('.nbviz-status').textContent.includes('finding')",
+        arg=widget(lab).element_handle(),
+    )
+    near = json.loads(lab.python("print(json.dumps(emb.frames[0].neighbours.tolist()))"))
+    flat = pixels(lab)
+    lab.start_counting_kernel_messages()
+
+    drawn = int(widget(lab).get_attribute("data-drawn"))
+    widget(lab).locator(".nbviz-projector__3d").check()
+    wait_drawn(lab, drawn + 1)
+    assert widget(lab).get_attribute("data-dims") == "3"
+    assert "PCs" in widget(lab).locator(".nbviz-projector__epoch-label").inner_text()
+    assert widget(lab).locator(".nbviz-projector__epoch-label").inner_text().count("%") == 3
+    assert "drag to turn" in widget(lab).locator(".nbviz-projector__hint").inner_text()
+    upright = pixels(lab)
+    assert upright["hash"] != flat["hash"]
+
+    # --- a drag turns the cloud (the camera does not pan) ------------------------------
+    stage = widget(lab).locator(".nbviz-projector__stage")
+    before = stage.evaluate("(s) => s.nbvizTurn()")
+    box = widget(lab).locator(".nbviz-projector__canvas").bounding_box()
+    x0, y0 = box["x"] + 20, box["y"] + 20  # a corner: no point under the press
+    drawn = int(widget(lab).get_attribute("data-drawn"))
+    lab.page.mouse.move(x0, y0)
+    lab.page.mouse.down()
+    lab.page.mouse.move(x0 + 120, y0 + 40, steps=8)
+    lab.page.mouse.up()
+    wait_drawn(lab, drawn + 1)
+    after = stage.evaluate("(s) => s.nbvizTurn()")
+    assert after["yaw"] > before["yaw"] + 1.0 and after["pitch"] > before["pitch"]
+    lab.page.wait_for_function(
+        "([el, h]) => { const f = " + PIXELS + "; return f(el).hash !== h; }",
+        arg=[widget(lab).element_handle(), upright["hash"]],
+    )
+
+    # --- hover and click work on the turned points -------------------------------------
+    tip = widget(lab).locator(".nbviz-projector__tooltip")
+    for item in range(0, 40, 3):
+        lab.page.mouse.move(*screen(lab, item))
+        try:
+            tip.wait_for(state="visible", timeout=3_000)
+            break
+        except Exception:
+            continue
+    hovered = int(widget(lab).get_attribute("data-hovered"))
+    assert f"item {hovered}" in tip.inner_text()
+    lab.page.mouse.click(*screen(lab, hovered))
+    lab.page.wait_for_function(
+        "(el) => el.dataset.focus !== undefined", arg=widget(lab).element_handle()
+    )
+    focus = int(widget(lab).get_attribute("data-focus"))
+    assert [int(v) for v in widget(lab).get_attribute("data-neighbours").split(",")] == near[focus]
+
+    # --- the wheel zooms in 3-D --------------------------------------------------------
+    lab.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    lab.page.mouse.wheel(0, -300)
+    lab.page.wait_for_function("(s) => s.nbvizTurn().zoom > 1.2", arg=stage.element_handle())
+    assert lab.kernel_messages_sent("comm_msg") == 0
+    lab.screenshot_themes(widget(lab), "projector-3d")
+
+    # --- UMAP is drawn in 2-D: the 3-D box is off there --------------------------------
+    widget(lab).locator(".nbviz-projector__projection").select_option("umap")
+    lab.page.wait_for_function(
+        "(el) => el.querySelector('.nbviz-projector__3d').disabled && el.dataset.dims === '2'",
+        arg=widget(lab).element_handle(),
+    )

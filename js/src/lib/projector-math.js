@@ -60,6 +60,94 @@ export function frameXY(coords, n, frame, box, aspect = 1, margin = 0.9) {
   return { x, y, shown };
 }
 
+/**
+ * The sphere that frames the finite points of every frame of (F, N, 3) coordinates: its
+ * centre and a radius that holds the cloud, not its farthest stragglers (the smaller of
+ * the farthest point's distance and 2.5 times the root-mean-square distance: a point or
+ * two may sit outside, a wheel turn away). One sphere for all frames and all turns:
+ * turning the cloud or moving the epoch slider never rescales the view.
+ * @param {ArrayLike<number>} coords (F, N, 3) flat
+ * @returns {{cx: number, cy: number, cz: number, r: number}}
+ */
+export function sphere(coords) {
+  let m = 0;
+  let cx = 0;
+  let cy = 0;
+  let cz = 0;
+  const finite = (/** @type {number} */ i) =>
+    Number.isFinite(coords[i]) && Number.isFinite(coords[i + 1]) && Number.isFinite(coords[i + 2]);
+  for (let i = 0; i + 2 < coords.length; i += 3) {
+    if (!finite(i)) continue;
+    m++;
+    cx += coords[i];
+    cy += coords[i + 1];
+    cz += coords[i + 2];
+  }
+  if (m === 0) return { cx: 0, cy: 0, cz: 0, r: 1 };
+  cx /= m;
+  cy /= m;
+  cz /= m;
+  let far = 0;
+  let squares = 0;
+  for (let i = 0; i + 2 < coords.length; i += 3) {
+    if (!finite(i)) continue;
+    const d2 = (coords[i] - cx) ** 2 + (coords[i + 1] - cy) ** 2 + (coords[i + 2] - cz) ** 2;
+    far = Math.max(far, d2);
+    squares += d2;
+  }
+  const r = Math.min(Math.sqrt(far), 2.5 * Math.sqrt(squares / m));
+  return { cx, cy, cz, r: r || 1 };
+}
+
+/**
+ * The rotation of the 3-D view: turned by `yaw` about the vertical axis, then tilted by
+ * `pitch` about the horizontal one (radians). Row-major 3 x 3.
+ * @param {number} yaw
+ * @param {number} pitch
+ */
+export function rotation(yaw, pitch) {
+  const cy = Math.cos(yaw);
+  const sy = Math.sin(yaw);
+  const cp = Math.cos(pitch);
+  const sp = Math.sin(pitch);
+  // pitch (about x) times yaw (about y)
+  return [cy, 0, sy, sp * sy, cp, -sp * cy, -cp * sy, sp, cp * cy];
+}
+
+/**
+ * One frame's 3-D points seen through `rot` (orthographic), in the scatterplot's
+ * [-aspect, aspect] x [-1, 1] less a margin, the sphere of all frames filling the
+ * height; `depth` in [0, 1] (1: nearest the viewer) for depth cueing; and the points
+ * shown (finite in this frame).
+ * @param {ArrayLike<number>} coords (F, N, 3) flat
+ * @param {number} n
+ * @param {number} frame
+ * @param {{cx: number, cy: number, cz: number, r: number}} ball
+ * @param {number[]} rot row-major 3 x 3 (`rotation`)
+ * @param {number} [aspect]
+ * @param {number} [margin]
+ */
+export function frameXY3(coords, n, frame, ball, rot, aspect = 1, margin = 0.9) {
+  const x = new Float32Array(n);
+  const y = new Float32Array(n);
+  const depth = new Float32Array(n);
+  /** @type {number[]} */
+  const shown = [];
+  const k = (margin * Math.min(aspect, 1)) / ball.r;
+  const base = frame * n * 3;
+  for (let i = 0; i < n; i++) {
+    const px = coords[base + 3 * i] - ball.cx;
+    const py = coords[base + 3 * i + 1] - ball.cy;
+    const pz = coords[base + 3 * i + 2] - ball.cz;
+    if (!Number.isFinite(px) || !Number.isFinite(py) || !Number.isFinite(pz)) continue;
+    x[i] = (rot[0] * px + rot[1] * py + rot[2] * pz) * k;
+    y[i] = (rot[3] * px + rot[4] * py + rot[5] * pz) * k;
+    depth[i] = Math.min(1, Math.max(0, 0.5 + (rot[6] * px + rot[7] * py + rot[8] * pz) / (2 * ball.r)));
+    shown.push(i);
+  }
+  return { x, y, depth, shown };
+}
+
 /** What a colouring needs: `categorical` colours by class index, `continuous` 0..1. */
 export const COLOR_MODES = /** @type {const} */ ([
   ["true", "true class"],
