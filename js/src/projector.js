@@ -160,8 +160,8 @@ function render({ model, el }) {
     layout: null,
     /** @type {string | null} the colouring set on the scatterplot */
     colorKey: null,
-    /** 2: the projection as it is; 3: the first three PCA axes, turned by yaw and pitch */
-    dims: 2,
+    /** @type {2 | 3} 2: the projection as it is; 3: in 3-D, turned by yaw and pitch */
+    dims: /** @type {2 | 3} */ (2),
     /** @type {number | null} */
     drawnDims: null,
     yaw: 0.6,
@@ -228,26 +228,23 @@ function render({ model, el }) {
     const aspect = stage.clientWidth > 0 ? stage.clientWidth / HEIGHT : 1;
     // UMAP and t-SNE: the layout of the sampled items (running or done); PCA: the kernel's
     const asked = projectionSelect.value;
-    const job = projections.view(asked, view.frame, projectionData());
+    const job = projections.view(asked, view.frame, projectionData(), view.dims);
     const laid = job !== null && job.state !== "error" ? job : null;
     const method = laid ? asked : "pca";
-    const src = laid ? fullCoords(data.n, laid.items, laid.coords) : data.coords.data;
+    const laidDims = laid?.dims ?? 2;
+    const src = laid ? fullCoords(data.n, laid.items, laid.coords, laidDims) : data.coords.data;
     const base = laid ? 0 : view.frame * data.n * 2;
-    const box = laid ? projections.box(method, laid.coords) : data.box;
-    // 3-D (the PCA's first three axes): the cloud turned by the view's angles, seen
-    // straight on; nearer points drawn more opaque
-    const turned =
-      view.dims === 3 && !laid && data.coords3 && data.ball
-        ? frameXY3(
-            data.coords3.data,
-            data.n,
-            view.frame,
-            data.ball,
-            rotation(view.yaw, view.pitch),
-            aspect,
-            0.9 * view.zoom3,
-          )
-        : null;
+    const box = laid && laidDims === 2 ? projections.box(method, laid.coords) : data.box;
+    // 3-D (the PCA's first three axes, or a 3-D UMAP / t-SNE): the cloud turned by the
+    // view's angles, seen straight on; nearer points drawn more opaque
+    const rot = rotation(view.yaw, view.pitch);
+    const zoom = 0.9 * view.zoom3;
+    let turned = null;
+    if (view.dims === 3 && laid && laidDims === 3) {
+      turned = frameXY3(src, data.n, 0, sphere(src), rot, aspect, zoom);
+    } else if (view.dims === 3 && !laid && data.coords3 && data.ball) {
+      turned = frameXY3(data.coords3.data, data.n, view.frame, data.ball, rot, aspect, zoom);
+    }
     const { x, y, shown } = turned ?? frameXY(src, data.n, laid ? 0 : view.frame, box, aspect);
     const dims = turned ? 3 : 2;
     const mode = colorSelect.value;
@@ -269,16 +266,18 @@ function render({ model, el }) {
     view.drawn = view.frame;
     view.drawnMethod = method;
     view.drawnDims = dims;
-    view.layout = turned
-      ? {
-          method,
-          frame: view.frame,
-          dims,
-          coords: data.coords3?.data ?? src,
-          base: view.frame * data.n * 3,
-          from: positions,
-        }
-      : { method, frame: view.frame, dims, coords: src, base, from: positions };
+    if (turned && laid) view.layout = { method, frame: view.frame, dims, coords: src, base: 0, from: positions };
+    else if (turned) {
+      const coords3 = data.coords3?.data ?? src;
+      view.layout = {
+        method,
+        frame: view.frame,
+        dims,
+        coords: coords3,
+        base: view.frame * data.n * 3,
+        from: positions,
+      };
+    } else view.layout = { method, frame: view.frame, dims, coords: src, base, from: positions };
     root.dataset.frame = String(view.frame);
     root.dataset.color = mode;
     root.dataset.drawing = "1";
@@ -335,7 +334,9 @@ function render({ model, el }) {
       return new Worker(workerUrl);
     },
     (redraw) =>
-      redraw ? draw() : showProjection(projections.view(projectionSelect.value, view.frame, projectionData())),
+      redraw
+        ? draw()
+        : showProjection(projections.view(projectionSelect.value, view.frame, projectionData(), view.dims)),
   );
   function projectionData() {
     return {
@@ -344,6 +345,7 @@ function render({ model, el }) {
       sample: data.sample,
       vectors: data.sampleVectors,
       coords: data.coords?.data ?? null,
+      coords3: data.coords3?.data ?? null,
     };
   }
   /** The progress line and bar of a UMAP or t-SNE (hidden for the PCA). */
@@ -563,10 +565,9 @@ function render({ model, el }) {
     epochLabel.textContent = projectionSelect.value === "pca" ? `${where}; PCs ${pcs}` : where;
   }
 
-  /** 3-D is the PCA's (UMAP and t-SNE are drawn in 2-D). */
+  /** 3-D: the PCA's first three axes, or a UMAP / t-SNE laid out in 3-D. */
   function syncThreeD() {
-    threeDToggle.disabled = projectionSelect.value !== "pca" || !data.coords3;
-    threeDToggle.title = threeDToggle.disabled ? "3-D shows the PCA's first three axes" : "";
+    threeDToggle.disabled = !data.coords3;
     if (threeDToggle.disabled && threeDToggle.checked) {
       threeDToggle.checked = false;
       threeDToggle.dispatchEvent(new Event("change"));

@@ -47,8 +47,8 @@ LOSS_BYTES = 64 * 2**20
 # the square: about a minute at 100,000), so the view and the kernel are free meanwhile.
 NEIGHBOURS_NOW = 20_000
 # The items the browser's UMAP and t-SNE see: a uniform sample (fixed seed, the same in
-# every frame) of at most this many (t-SNE, exact in the browser, takes the first 2,000 of
-# them), each frame's vectors reduced by PCA to at most SAMPLE_DIMS dims. 20,000 x 50
+# every frame) of at most this many (t-SNE, Barnes-Hut in the browser, takes the first
+# 10,000 of them: about 20 s), each frame's vectors reduced by PCA to at most SAMPLE_DIMS dims. 20,000 x 50
 # float32 is 4 MB a frame.
 SAMPLE = 20_000
 SAMPLE_DIMS = 50
@@ -102,7 +102,7 @@ class Embeddings(LiveWidget):
     for large data sets so that all thumbnails take at most 64 MiB (`THUMBNAIL_BYTES`);
     ``sample``: how many items the browser's UMAP and t-SNE see, a uniform random sample
     with a fixed seed, the same in every frame (default `SAMPLE`, 20,000; t-SNE takes
-    the first 2,000 of it; ``0``: PCA only, nothing sent for them);
+    the first 10,000 of it; ``0``: PCA only, nothing sent for them);
     ``batch_size``, ``output``, ``forward_kwargs``, ``pool``: as in `core.embed`.
 
     Items whose activations are not finite are left out of a frame and counted in the

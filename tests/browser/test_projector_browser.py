@@ -73,6 +73,18 @@ def screen(lab: Lab, item: int) -> tuple[float, float]:
     return box["x"] + x, box["y"] + y
 
 
+def click_point(lab: Lab, item: int) -> None:
+    """Click item's point as a person does: the pointer rests on it (the scatterplot has
+    taken the position: a point is hovered) before the button goes down. Under load a
+    bare click can arrive before the scatterplot has seen the move."""
+    xy = screen(lab, item)
+    lab.page.mouse.move(*xy)
+    lab.page.wait_for_function(
+        "(el) => el.dataset.hovered !== undefined", arg=widget(lab).element_handle()
+    )
+    lab.page.mouse.click(*xy)
+
+
 def test_projector_in_jupyterlab(lab: Lab):
     dialogs = []
     lab.page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
@@ -127,7 +139,7 @@ def test_projector_in_jupyterlab(lab: Lab):
 
     # --- click a point: its neighbours in the layer's own space ------------------------
     item = 5
-    lab.page.mouse.click(*screen(lab, item))
+    click_point(lab, item)
     lab.page.wait_for_function(
         "(el) => el.dataset.focus !== undefined", arg=widget(lab).element_handle()
     )
@@ -192,7 +204,7 @@ def test_projector_in_jupyterlab(lab: Lab):
 
     widget(lab).locator(".nbviz-projector__search").fill("")
     widget(lab).locator(".nbviz-projector__color").select_option("true")
-    lab.page.mouse.click(*screen(lab, item))
+    click_point(lab, item)
     widget(lab).locator(".nbviz-projector__panel").wait_for(state="visible")
     lab.page.mouse.move(*screen(lab, item))
     lab.screenshot_themes(widget(lab), "projector")
@@ -330,7 +342,7 @@ def test_umap_and_tsne_run_in_a_worker(lab: Lab):
     assert found == sum(py["labels"][i] == k for i in py["sample"])
     widget(lab).locator(".nbviz-projector__search").fill("")
     item = umap["items"][7]
-    lab.page.mouse.click(*screen(lab, item))
+    click_point(lab, item)
     lab.page.wait_for_function(
         "(el) => el.dataset.focus !== undefined", arg=widget(lab).element_handle()
     )
@@ -459,7 +471,7 @@ def test_three_d_view_turns_and_keeps_hover_and_neighbours(lab: Lab):
             continue
     hovered = int(widget(lab).get_attribute("data-hovered"))
     assert f"item {hovered}" in tip.inner_text()
-    lab.page.mouse.click(*screen(lab, hovered))
+    click_point(lab, hovered)
     lab.page.wait_for_function(
         "(el) => el.dataset.focus !== undefined", arg=widget(lab).element_handle()
     )
@@ -473,9 +485,12 @@ def test_three_d_view_turns_and_keeps_hover_and_neighbours(lab: Lab):
     assert lab.kernel_messages_sent("comm_msg") == 0
     lab.screenshot_themes(widget(lab), "projector-3d")
 
-    # --- UMAP is drawn in 2-D: the 3-D box is off there --------------------------------
+    # --- UMAP laid out in 3-D, in the worker, turned the same way ----------------------
     widget(lab).locator(".nbviz-projector__projection").select_option("umap")
-    lab.page.wait_for_function(
-        "(el) => el.querySelector('.nbviz-projector__3d').disabled && el.dataset.dims === '2'",
-        arg=widget(lab).element_handle(),
-    )
+    wait_projection(lab, "umap", "done")
+    laid = layout(lab)
+    assert laid["method"] == "umap" and laid["dims"] == 3
+    assert len(laid["coords"]) == 3 * len(laid["items"]) > 0
+    assert "3-D UMAP" in widget(lab).locator(".nbviz-projector__progress").inner_text()
+    assert lab.kernel_messages_sent("comm_msg") == 0
+    lab.screenshot(widget(lab), "projector-3d-umap")

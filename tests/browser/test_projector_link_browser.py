@@ -112,6 +112,10 @@ def test_projector_linked_to_confusion_matrix(lab: Lab):
         item = next(
             i for i, (t, p) in enumerate(zip(py["labels"], py["predicted"], strict=True)) if t != p
         )
+        lab.page.mouse.move(*point(lab, item))  # the scatterplot sees the pointer first
+        lab.page.wait_for_function(
+            "(el) => el.dataset.hovered !== undefined", arg=projector(lab).element_handle()
+        )
         lab.page.mouse.click(*point(lab, item))
         lab.page.wait_for_function(
             "(el) => el.dataset.focus !== undefined", arg=projector(lab).element_handle()

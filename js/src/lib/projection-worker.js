@@ -6,7 +6,7 @@
 // In:  {type: "run", id, spec}  (spec: lib/projection.js's ProjectionSpec)
 //      {type: "cancel"}
 // Out: {type: "progress", id, phase, done, total, layout?}, {type: "done", id, layout},
-//      {type: "error", id, message}; layouts are (n, 2) Float32Arrays, transferred.
+//      {type: "error", id, message}; layouts are (n, spec.dims) Float32Arrays, transferred.
 import { runProjection } from "./projection.js";
 
 /** @type {any} the worker's global scope (typed as a window by the DOM library) */
