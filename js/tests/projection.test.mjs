@@ -21,6 +21,7 @@ import {
   sameItems,
   TSNE_MAX,
 } from "../src/lib/projection-jobs.js";
+import { purity } from "./layout-quality.mjs";
 
 /** `k` clusters of `n` points in `d` dims, centres `sep` apart on average; labels. */
 function clusters(n, d, k, sep, seed = 1) {
@@ -44,24 +45,6 @@ function firstTwo(vectors, n, d) {
     out[2 * i + 1] = vectors[i * d + 1];
   }
   return out;
-}
-
-/** The share of each point's 10 nearest points (in the layout, `dims` values each) that share its label. */
-function purity(layout, labels, k = 10, dims = 2) {
-  const n = labels.length;
-  let same = 0;
-  for (let i = 0; i < n; i++) {
-    const d = [];
-    for (let j = 0; j < n; j++) {
-      if (j === i) continue;
-      let s = 0;
-      for (let t = 0; t < dims; t++) s += (layout[dims * i + t] - layout[dims * j + t]) ** 2;
-      d.push([s, j]);
-    }
-    d.sort((a, b) => a[0] - b[0]);
-    for (let t = 0; t < k; t++) if (labels[d[t][1]] === labels[i]) same++;
-  }
-  return same / (n * k);
 }
 
 /** The first `dims` coordinates of each vector. */

@@ -10,6 +10,7 @@ import {
   STEPS,
   THETA,
 } from "../src/lib/tsne.js";
+import { purity } from "./layout-quality.mjs";
 
 function gauss(seed) {
   const r = mulberry32(seed);
@@ -33,24 +34,6 @@ function clusters(n, d, k, sep, seed = 1) {
 function start(n, dims, seed = 5, spread = 1e-4) {
   const g = gauss(seed);
   return Float64Array.from({ length: n * dims }, () => spread * g());
-}
-
-/** The share of each point's 10 nearest points (in the layout) that share its label. */
-function agreement(y, dims, labels, k = 10) {
-  const n = labels.length;
-  let same = 0;
-  for (let i = 0; i < n; i++) {
-    const d = [];
-    for (let j = 0; j < n; j++) {
-      if (j === i) continue;
-      let s = 0;
-      for (let t = 0; t < dims; t++) s += (y[i * dims + t] - y[j * dims + t]) ** 2;
-      d.push([s, j]);
-    }
-    d.sort((a, b) => a[0] - b[0]);
-    for (let t = 0; t < k; t++) if (labels[d[t][1]] === labels[i]) same++;
-  }
-  return same / (n * k);
 }
 
 /** P as a dense (n, n) matrix. */
@@ -257,7 +240,7 @@ test("t-SNE separates clusters in 2-D and 3-D, lowers KL, and is the same on eve
     assert.equal(ts.done(), STEPS);
     assert.equal(ts.step(5), STEPS); // no more than asked for
     assert.ok(early > kl[0] && kl[0] >= kl[1] - 1e-3 && kl[1] >= kl[2] - 1e-3, `${dims}-D KL ${early} ${kl}`);
-    const a = agreement(ts.y, dims, labels);
+    const a = purity(ts.y, labels, 10, dims);
     assert.ok(a > 0.98, `${dims}-D agreement ${a}`);
     // the same inputs, in other slices: the same layout
     const again = createTSNE({ vectors, n, d, dims, init: start(n, dims) });
@@ -277,6 +260,6 @@ test("t-SNE from a formed layout: no exaggeration, fewer steps, the layout's sca
   assert.ok(next.total < first.total);
   next.step(next.total);
   assert.ok(Math.abs(spread(next.y) / spread(first.y) - 1) < 0.25, `${spread(next.y)} vs ${spread(first.y)}`);
-  assert.ok(agreement(next.y, 2, labels) > 0.98);
+  assert.ok(purity(next.y, labels, 10, 2) > 0.98);
   assert.throws(() => createTSNE({ vectors, n, d, dims: 4, init: start(n, 4) }), /2 or 3 dimensions/);
 });

@@ -73,6 +73,21 @@ def screen(lab: Lab, item: int) -> tuple[float, float]:
     return box["x"] + x, box["y"] + y
 
 
+def hover_one_of(lab: Lab, items) -> int:
+    """Rest the pointer on each of ``items`` in turn until one shows its tooltip (a point
+    may lie under another); return the item hovered."""
+    tip = widget(lab).locator(".nbviz-projector__tooltip")
+    for item in items:
+        lab.page.mouse.move(*screen(lab, item))
+        try:
+            tip.wait_for(state="visible", timeout=5_000)
+            break
+        except Exception:
+            continue
+    tip.wait_for(state="visible")
+    return int(widget(lab).get_attribute("data-hovered"))
+
+
 def click_point(lab: Lab, item: int) -> None:
     """Click item's point as a person does: the pointer rests on it (the scatterplot has
     taken the position: a point is hovered) before the button goes down. Under load a
@@ -108,14 +123,7 @@ def test_projector_in_jupyterlab(lab: Lab):
 
     # --- hover: thumbnail and class names, as text -------------------------------------
     tip = widget(lab).locator(".nbviz-projector__tooltip")
-    for item in (0, 1, 2):
-        lab.page.mouse.move(*screen(lab, item))
-        try:
-            tip.wait_for(state="visible", timeout=5_000)
-            break
-        except Exception:
-            continue
-    tip.wait_for(state="visible")
+    hover_one_of(lab, (0, 1, 2))
     hovered = int(widget(lab).get_attribute("data-hovered"))
     text = tip.inner_text()
     assert f"item {hovered}" in text
@@ -320,14 +328,7 @@ def test_umap_and_tsne_run_in_a_worker(lab: Lab):
 
     # --- hover still shows an item ------------------------------------------------------
     tip = widget(lab).locator(".nbviz-projector__tooltip")
-    for item in umap["items"][:5]:
-        lab.page.mouse.move(*screen(lab, item))
-        try:
-            tip.wait_for(state="visible", timeout=5_000)
-            break
-        except Exception:
-            continue
-    tip.wait_for(state="visible")
+    hover_one_of(lab, umap["items"][:5])
     assert f"item {widget(lab).get_attribute('data-hovered')}" in tip.inner_text()
     lab.page.mouse.move(0, 0)
     tip.wait_for(state="hidden")
@@ -462,13 +463,7 @@ def test_three_d_view_turns_and_keeps_hover_and_neighbours(lab: Lab):
 
     # --- hover and click work on the turned points -------------------------------------
     tip = widget(lab).locator(".nbviz-projector__tooltip")
-    for item in range(0, 40, 3):
-        lab.page.mouse.move(*screen(lab, item))
-        try:
-            tip.wait_for(state="visible", timeout=3_000)
-            break
-        except Exception:
-            continue
+    hover_one_of(lab, range(0, 40, 3))
     hovered = int(widget(lab).get_attribute("data-hovered"))
     assert f"item {hovered}" in tip.inner_text()
     click_point(lab, hovered)
