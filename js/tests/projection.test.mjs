@@ -21,21 +21,7 @@ import {
   sameItems,
   TSNE_MAX,
 } from "../src/lib/projection-jobs.js";
-import { purity } from "./layout-quality.mjs";
-
-/** `k` clusters of `n` points in `d` dims, centres `sep` apart on average; labels. */
-function clusters(n, d, k, sep, seed = 1) {
-  const r = mulberry32(seed);
-  const g = () => Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r());
-  const centres = Array.from({ length: k }, () => Array.from({ length: d }, () => sep * g()));
-  const vectors = new Float32Array(n * d);
-  const labels = [];
-  for (let i = 0; i < n; i++) {
-    labels.push(i % k);
-    for (let j = 0; j < d; j++) vectors[i * d + j] = centres[i % k][j] + g();
-  }
-  return { vectors, labels };
-}
+import { clusters, purity } from "./layouts.mjs";
 
 /** A start that knows nothing of the clusters: the first two coordinates. */
 function firstTwo(vectors, n, d) {

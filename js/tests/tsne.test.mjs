@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { mulberry32 } from "../src/lib/projection.js";
 import {
   affinities,
   createTree,
@@ -10,25 +9,7 @@ import {
   STEPS,
   THETA,
 } from "../src/lib/tsne.js";
-import { purity } from "./layout-quality.mjs";
-
-function gauss(seed) {
-  const r = mulberry32(seed);
-  return () => Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r());
-}
-
-/** `k` clusters of `n` points in `d` dims, centres `sep` apart on average; labels. */
-function clusters(n, d, k, sep, seed = 1) {
-  const g = gauss(seed);
-  const centres = Array.from({ length: k }, () => Array.from({ length: d }, () => sep * g()));
-  const vectors = new Float32Array(n * d);
-  const labels = [];
-  for (let i = 0; i < n; i++) {
-    labels.push(i % k);
-    for (let j = 0; j < d; j++) vectors[i * d + j] = centres[i % k][j] + g();
-  }
-  return { vectors, labels };
-}
+import { clusters, gauss, purity } from "./layouts.mjs";
 
 /** A small random start, (n, dims). */
 function start(n, dims, seed = 5, spread = 1e-4) {
