@@ -5,11 +5,14 @@
 // kernel is busy; overlay updates only restyle, they never lay out again.
 import "./lib/common.css";
 import "./graph.css";
-import ELK from "elkjs/lib/elk.bundled.js";
 import { colorTable } from "./lib/colors.js";
 import { coalesce, coalesceAsync, el as h, svgEl as s, watchTheme } from "./lib/dom.js";
+import { layoutVisible } from "./lib/graph-blocks.js";
+import { culler, viewBounds } from "./lib/graph-cull.js";
 import { detailsContent } from "./lib/graph-details.js";
+import { elkLayout } from "./lib/graph-elk.js";
 import { keyAction } from "./lib/graph-keys.js";
+import elkWorkerCode from "./lib/graph-layout-worker.js?worker";
 import { boxFill, boxValue, drawScene, FONTS, legendContent, legendSvg } from "./lib/graph-scene.js";
 import * as gv from "./lib/graph-view.js";
 import { download, fileBase, inlineStyles, rasterize } from "./lib/svg-export.js";
@@ -31,14 +34,16 @@ import { fitView, revealView, viewportHeight, wheelFactor, zoomAt } from "./lib/
  */
 
 const SVG = "http://www.w3.org/2000/svg";
-const BIG = 400; // visible boxes beyond which "laying out…" shows first
+const BIG = 400; // visible boxes beyond which "laying out…" shows first, and only what is on screen is drawn
+const FAR = 0.4; // zoom below which a big graph's text (under ~4.5 px) is not drawn
 const viridis = colorTable();
 let uid = 0;
 
-/** @type {any} */
+/** @type {ReturnType<typeof elkLayout> | null} */
 let elkInstance = null;
+/** ELK, one per page, in a web worker: the page stays responsive while it lays out. */
 function elk() {
-  if (!elkInstance) elkInstance = new ELK();
+  if (!elkInstance) elkInstance = elkLayout(elkWorkerCode);
   return elkInstance;
 }
 /** @type {Promise<boolean> | null} */
@@ -292,13 +297,14 @@ function render({ model, el }) {
       busy.hidden = false;
       await new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
     }
+    /** @type {Awaited<ReturnType<typeof layoutVisible>>} */
     let result;
     const t = { elk: 0, laid: 0, painted: 0, styled: 0 };
     try {
       const transposed = await elkTransposed();
-      const eg = gv.toElk(index, nextVis, { measure, transposed });
       t.elk = performance.now();
-      result = await elk().layout(eg);
+      // identical open blocks (an LLM's decoder layers) are laid out once and stamped
+      result = await layoutVisible((g) => elk().layout(g), index, nextVis, { measure, transposed });
       t.laid = performance.now();
     } catch (err) {
       banner.textContent = `layout failed: ${err instanceof Error ? err.message : String(err)}`;
@@ -308,7 +314,9 @@ function render({ model, el }) {
     busy.hidden = true;
     if (disposed || seq !== layoutSeq) return;
     vis = nextVis;
-    laid = gv.readLayout(result);
+    laid = result;
+    root.dataset.blocks = String(result.blocks); // repeat runs laid out once and stamped
+    root.dataset.elk = elk().where(); // "worker" or "page"
     refreshMatches();
     paint();
     t.painted = performance.now();
@@ -350,6 +358,7 @@ function render({ model, el }) {
         ]
           .map((x) => x.toFixed(0))
           .join(",");
+        root.dataset.paintedAt = performance.now().toFixed(1); // page clock: benchmarks time from a click
         root.dataset.layouts = String(++layouts);
         if (layouts === 1) root.dataset.firstPaintMs = (performance.now() - shownAt).toFixed(1);
       }, 0),
@@ -374,6 +383,7 @@ function render({ model, el }) {
     const errorNode = failure?.node ?? null;
     const drawn = drawScene({ index, vis, laid, measure, markerId, errorNode });
     groups = drawn.groups;
+    cull = vis.nodes.length > BIG ? culler(drawn.placed) : null;
     lastFill = new Map();
     const hadFocus = svg.contains(document.activeElement);
     scene.replaceChildren(...drawn.layers);
@@ -448,9 +458,31 @@ function render({ model, el }) {
   }
 
   // ---- pan / zoom ---------------------------------------------------------
+  /** @type {ReturnType<typeof culler<SVGElement>> | null} */
+  let cull = null; // big graphs: what is far off screen is hidden (lib/graph-cull.js)
   function applyTransform() {
     scene.setAttribute("transform", `translate(${view.x.toFixed(2)},${view.y.toFixed(2)}) scale(${view.k.toFixed(5)})`);
     root.dataset.zoom = view.k.toFixed(3);
+    root.classList.toggle("nbviz-graph--far", !!cull && view.k < FAR);
+    if (!cull) return;
+    const W = viewport.clientWidth || 800;
+    const H = viewport.clientHeight || 500;
+    const keep = focusedId ? (groups.get(focusedId) ?? null) : null;
+    const { show, hide } = cull.update(viewBounds(view, W, H), keep);
+    for (const e of show) e.style.removeProperty("visibility");
+    for (const e of hide) e.style.visibility = "hidden";
+    root.dataset.culled = String(cull.hidden);
+  }
+  /** Runs `fn` with everything drawn (export copies what shows), then culls again. @template T @param {() => T} fn */
+  function unculled(fn) {
+    if (!cull) return fn();
+    for (const e of cull.all()) e.style.removeProperty("visibility");
+    root.classList.remove("nbviz-graph--far");
+    try {
+      return fn();
+    } finally {
+      applyTransform();
+    }
   }
   const scheduleTransform = coalesce(applyTransform);
 
@@ -577,8 +609,9 @@ function render({ model, el }) {
     groups.get(/** @type {string} */ (focusedId))?.setAttribute("tabindex", "-1");
     focusedId = nid;
     g.setAttribute("tabindex", "0");
+    reveal(nid); // first: a box culled off screen shows again, and can take the focus
+    applyTransform();
     g.focus({ preventScroll: true });
-    reveal(nid);
   }
 
   /** Keys on a box (see lib/graph-keys.js); they never reach JupyterLab's shortcuts. @param {KeyboardEvent} ev */
@@ -693,7 +726,7 @@ function render({ model, el }) {
     if (titleText)
       out.appendChild(s("text", { x: pad, y: pad + 10, fill: fg, "font-size": 14, "font-weight": 600 }, titleText));
     const clone = /** @type {SVGGElement} */ (scene.cloneNode(true));
-    inlineStyles(scene, clone);
+    unculled(() => inlineStyles(scene, clone));
     for (const t of clone.querySelectorAll("title")) t.remove();
     clone.setAttribute("transform", `translate(${pad},${pad + top})`);
     out.appendChild(clone);

@@ -490,3 +490,105 @@ def test_keyboard_moves_opens_and_closes_boxes(lab: Lab):
             w.locator("button", has_text=button).click()
         assert got.value.suggested_filename == f"GPT-style_12_layers{suffix}"
         assert Path(got.value.path()).read_bytes().startswith(magic), button
+
+
+BIG_STACK = """
+import torch, nbviz
+torch.set_num_threads(1)
+
+class Block(torch.nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.norm = torch.nn.LayerNorm(d)
+        self.up = torch.nn.Linear(d, 2 * d)
+        self.act = torch.nn.GELU()
+        self.down = torch.nn.Linear(2 * d, d)
+
+    def forward(self, x, pos):
+        return x + self.down(self.act(self.up(self.norm(x) * pos)))
+
+class Stack(torch.nn.Module):
+    def __init__(self, n, d):
+        super().__init__()
+        self.pos = torch.nn.Parameter(torch.ones(d))
+        self.blocks = torch.nn.ModuleList(Block(d) for _ in range(n))
+        self.head = torch.nn.Linear(d, 4)
+
+    def forward(self, x):
+        pos = torch.cos(self.pos)
+        for b in self.blocks:
+            x = b(x, pos)
+        return self.head(x)
+
+big = nbviz.ModelGraph(Stack(200, 8), torch.randn(2, 8), depth=1)
+big
+"""
+
+COMPLETE = """(el) => {
+    const scene = el.querySelector('.nbviz-graph__scene');
+    const groups = [...scene.querySelectorAll('g.nbviz-graph__node')];
+    const at = new Map();
+    const bad = [];
+    for (const g of groups) {
+        const m = /translate\\(([-\\d.]+),([-\\d.]+)\\)/.exec(g.getAttribute('transform') || '');
+        const box = g.querySelector(':scope > .nbviz-graph__box, :scope > rect, :scope > path');
+        const text = g.querySelector('text');
+        if (!m || !box || !text || !text.textContent) { bad.push(g.dataset.id); continue; }
+        const b = box.getBBox();
+        at.set(g.dataset.id, {x: +m[1] + b.x, y: +m[2] + b.y, w: b.width, h: b.height});
+    }
+    const near = (p, r) => r && p.x >= r.x - 2 && p.x <= r.x + r.w + 2 && p.y >= r.y - 2 && p.y <= r.y + r.h + 2;
+    const loose = [];
+    const edges = [...scene.querySelectorAll('path.nbviz-graph__edge')];
+    for (const e of edges) {
+        const a = e.getPointAtLength(0);
+        const b = e.getPointAtLength(e.getTotalLength());
+        if (!near(a, at.get(e.dataset.source)) || !near(b, at.get(e.dataset.target))) loose.push(e.dataset.source + '>' + e.dataset.target);
+    }
+    return {groups: groups.length, bad, edges: edges.length, loose: loose.slice(0, 5), looseCount: loose.length};
+}"""
+
+
+def test_big_stack_unfolds_complete_and_interactive_while_kernel_busy(lab: Lab):
+    """Thousands of boxes: repeated blocks laid out once (in a web worker), every box drawn
+    with its label, every edge ending at its boxes, pan and export working, all while the
+    kernel runs another cell."""
+    busy = 'import os, time\nwhile not os.path.exists("stop-big"):\n    time.sleep(0.05)'
+    w = show_first(lab, "big.ipynb", [BIG_STACK, busy])
+    assert w.locator(".nbviz-graph__node--folded").count() == 1
+    lab.run_cell(1)  # the kernel is busy from here on
+    select = w.locator(".nbviz-graph__depth")
+    n = layouts(lab, 0)
+    select.select_option(index=select.locator("option").count() - 1)
+    wait_layout_after(lab, 0, n)
+    n = layouts(lab, 0)
+    w.locator("input.nbviz-graph__fold-all").uncheck()
+    wait_layout_after(lab, 0, n)
+    assert lab.cell_running(1)
+    boxes = visible(lab, 0)
+    assert boxes > 2000, boxes
+    assert w.get_attribute("data-elk") == "worker"
+    assert int(w.get_attribute("data-blocks")) >= 1
+    lab.screenshot(w, "graph-big-stack-unfolded")
+    report = w.evaluate(COMPLETE)
+    assert report["groups"] == boxes and report["bad"] == [], report
+    assert report["edges"] > 1500 and report["looseCount"] == 0, report
+    # only what is near the viewport is drawn; "fit" shows the whole graph without text
+    assert int(w.get_attribute("data-culled") or 0) > 0
+    w.locator("button", has_text="fit").click()
+    assert "nbviz-graph--far" in (w.get_attribute("class") or "")
+    # export has every box and label, none hidden
+    svg = w.evaluate("(el) => el.nbvizExportSvg()")
+    assert svg.count('class="nbviz-graph__node') == 0  # classes are inlined away
+    assert "visibility: hidden" not in svg and "visibility:hidden" not in svg
+    assert "display:none" not in svg.replace(" ", "")
+    assert "nbviz-graph--far" in (w.get_attribute("class") or "")  # and the view is as it was
+    # collapse one block again, still with the kernel busy
+    n = layouts(lab, 0)
+    click(lab, w.locator(".nbviz-graph__button", has_text="collapse all"))
+    wait_layout_after(lab, 0, n)
+    assert w.locator(".nbviz-graph__node--folded").count() == 1
+    assert lab.cell_running(1)
+    (Path(lab.root_dir) / "stop-big").write_text("")
+    lab.wait_cell(1)
+    screenshots(lab, 0, "graph-big-stack")

@@ -5,6 +5,7 @@
 // restyle step and the event handlers look up, and what the browser tests read.
 import { css, rgbAt, textColorOn } from "./colors.js";
 import { el as h, svgEl as s } from "./dom.js";
+import { pathBounds } from "./graph-cull.js";
 import * as gv from "./graph-view.js";
 import { truncateEnd } from "./text.js";
 
@@ -35,7 +36,9 @@ export const FONTS = {
  * over its text.
  * @param {{index: GraphIndex, vis: VisGraph, laid: Layout, measure: Measure, markerId: string,
  *   errorNode: string | null}} input  markerId: the arrowhead <marker>'s id
- * @returns {{layers: SVGElement[], groups: Map<string, SVGGElement>}}
+ * @returns {{layers: SVGElement[], groups: Map<string, SVGGElement>,
+ *   placed: {item: SVGElement, bounds: import("./graph-cull.js").Bounds}[]}} placed: every
+ *   box, edge and label with its extent (for drawing only what is on screen)
  */
 export function drawScene({ index, vis, laid, measure, markerId, errorNode }) {
   /** @type {FitText} */
@@ -47,10 +50,13 @@ export function drawScene({ index, vis, laid, measure, markerId, errorNode }) {
   /** @type {Map<string, SVGGElement>} */
   const groups = new Map();
   /** @param {VisNode} v */
+  /** @type {{item: SVGElement, bounds: import("./graph-cull.js").Bounds}[]} */
+  const placed = [];
   const box = (v) => {
     const b = /** @type {Box} */ (laid.boxes.get(v.id));
     const g = drawNode(index, v, b, errorNode, measure, fitText);
     groups.set(v.id, g);
+    placed.push({ item: g, bounds: { x0: b.x, y0: b.y, x1: b.x + b.width, y1: b.y + b.height } });
     return g;
   };
   const open = vis.nodes.filter((v) => v.open);
@@ -67,15 +73,20 @@ export function drawScene({ index, vis, laid, measure, markerId, errorNode }) {
     p.dataset.target = e.target;
     if (e.count > 1) p.classList.add("nbviz-graph__edge--multi");
     edges.appendChild(p);
+    placed.push({ item: p, bounds: pathBounds(pts) });
     const spot = spots.get(e.id);
     if (spot) {
       /** @type {Record<string, string>} */
       const attrs = { class: "nbviz-graph__edge-label", x: spot.x.toFixed(1), y: spot.y.toFixed(1) };
       if (spot.anchor === "end") attrs["text-anchor"] = "end";
-      labels.appendChild(s("text", attrs, e.label));
+      const t = s("text", attrs, e.label);
+      labels.appendChild(t);
+      const w = measure(e.label, "small");
+      const x0 = spot.anchor === "end" ? spot.x - w : spot.x;
+      placed.push({ item: t, bounds: { x0, y0: spot.y - 8, x1: x0 + w, y1: spot.y + 8 } });
     }
   }
-  return { layers: [edges, containers, labels, leaves], groups };
+  return { layers: [edges, containers, labels, leaves], groups, placed };
 }
 
 /**
