@@ -17,6 +17,8 @@ dimensions (`_reduce`), so the kernel stays free and needs no UMAP package.
 
 from __future__ import annotations
 
+import os
+import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -231,6 +233,7 @@ class Embeddings(LiveWidget):
         self._searches.submit(self._search, frame)
 
     def _search(self, frame: Frame) -> None:
+        _yield_cpu()
         e = frame.embedded
         step = [0.1]
 
@@ -490,6 +493,16 @@ def _status(frame: Frame, searching: str = "") -> str:
     elif frame.neighbours_error:
         text += f"; the nearest items could not be found ({frame.neighbours_error})"
     return text
+
+
+def _yield_cpu() -> None:
+    """Lower this thread's CPU priority (Linux: per thread; the threads torch starts from
+    it inherit it), so that a background search gives way to the browser drawing the view
+    and to the kernel's own work. Where the system does not allow it, nothing changes."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 15)
+    except (AttributeError, OSError):
+        pass
 
 
 class _Closed(Exception):
