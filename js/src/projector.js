@@ -285,20 +285,15 @@ function render({ model, el }) {
     const points = { x, y };
     if (colors) points.z = colors.values;
     if (turned) points.w = turned.depth;
-    await scatterplot.draw(points, {
-      transition,
-      transitionDuration: TRANSITION_MS,
-      zDataType: colors?.type ?? "categorical",
-      wDataType: "continuous",
-      preventFilterReset: false,
-    });
-    // Each set() renders again (10k points in software WebGL: ~50 ms): only on a change.
+    // Each set() renders again (100,000 points in software WebGL: 100-150 ms): only on a
+    // change, and before the first draw (when there is nothing yet to render) rather than
+    // after it.
     const accent = hex(themeColors(root).accent);
     const colorKey = `${colors?.type}|${mode}|${k.length}|${accent}|${dims}`;
+    /** @type {Record<string, any> | null} */
+    let look = null;
     if (colorKey !== view.colorKey) {
-      view.colorKey = colorKey;
-      /** @type {Record<string, any>} */
-      const look = turned ? { opacityBy: "valueB", opacity: DEPTH_OPACITY } : { opacityBy: null, opacity: 1 };
+      look = turned ? { opacityBy: "valueB", opacity: DEPTH_OPACITY } : { opacityBy: null, opacity: 1 };
       if (colors?.type === "continuous") {
         const lut = [];
         for (let i = 0; i < 256; i += 4) lut.push(css([viridis[3 * i], viridis[3 * i + 1], viridis[3 * i + 2]]));
@@ -310,8 +305,18 @@ function render({ model, el }) {
       } else {
         Object.assign(look, { colorBy: null, pointColor: accent });
       }
-      await scatterplot.set(look);
     }
+    const firstDraw = view.colorKey === null;
+    view.colorKey = colorKey;
+    if (look && firstDraw) await scatterplot.set(look);
+    await scatterplot.draw(points, {
+      transition,
+      transitionDuration: TRANSITION_MS,
+      zDataType: colors?.type ?? "categorical",
+      wDataType: "continuous",
+      preventFilterReset: false,
+    });
+    if (look && !firstDraw) await scatterplot.set(look);
     if (shown.length < data.n) await scatterplot.filter(shown, { preventEvent: true });
     drawLegend(mode, colors);
     showProjection(job);
