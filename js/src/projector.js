@@ -160,6 +160,8 @@ function render({ model, el }) {
     layout: null,
     /** @type {string | null} the colouring set on the scatterplot */
     colorKey: null,
+    /** @type {{of: ArrayLike<number>, sphere: ReturnType<typeof sphere>} | null} a 3-D layout's framing */
+    ball: null,
     /** @type {2 | 3} 2: the projection as it is; 3: in 3-D, turned by yaw and pitch */
     dims: /** @type {2 | 3} */ (2),
     /** @type {number | null} */
@@ -241,7 +243,9 @@ function render({ model, el }) {
     const zoom = 0.9 * view.zoom3;
     let turned = null;
     if (view.dims === 3 && laid && laidDims === 3) {
-      turned = frameXY3(src, data.n, 0, sphere(src), rot, aspect, zoom);
+      // the framing sphere once per layout, not once per turn of a drag
+      if (view.ball?.of !== laid.coords) view.ball = { of: laid.coords, sphere: sphere(src) };
+      turned = frameXY3(src, data.n, 0, view.ball.sphere, rot, aspect, zoom);
     } else if (view.dims === 3 && !laid && data.coords3 && data.ball) {
       turned = frameXY3(data.coords3.data, data.n, view.frame, data.ball, rot, aspect, zoom);
     }

@@ -315,11 +315,13 @@ class Embeddings(LiveWidget):
         ids = tuple(id(fr) for fr in frames)
         # A trait is set (and sent) only when what it is made from changed: a neighbour
         # search that ends sends the neighbours, not the frames again.
-        self._set("coords", ids, lambda: self._per_frame("coords", 2, np.nan))
-        self._set("coords3", ids, lambda: self._per_frame("coords3", 3, np.nan))
+        n = self._n
+        self._set("coords", ids, lambda: _per_item([fr.coords for fr in frames], frames, n, np.nan))
+        self._set(
+            "coords3", ids, lambda: _per_item([fr.coords3 for fr in frames], frames, n, np.nan)
+        )
         found = tuple((id(fr), fr.neighbours is not None) for fr in frames)
         self._set("neighbours", found, self._neighbour_items)
-        n = self._n
         self._set(
             "predicted",
             ids,
@@ -342,13 +344,6 @@ class Embeddings(LiveWidget):
         if self._sent.get(name) != key:
             setattr(self, name, make())
             self._sent[name] = key
-
-    def _per_frame(self, field: str, dims: int, fill: float) -> np.ndarray:
-        """``(F, N, dims)`` of each frame's per-kept-item ``field``, ``fill`` elsewhere."""
-        out = np.full((len(self.frames), self._n, dims), fill, np.float32)
-        for i, fr in enumerate(self.frames):
-            out[i, fr.embedded.index.numpy()] = getattr(fr, field)
-        return out
 
     def _neighbour_items(self) -> np.ndarray:
         """``(F, N, k)`` int32 item numbers of each item's neighbours, -1 where none (an
@@ -469,11 +464,11 @@ def _reduce(x: torch.Tensor, dims: int) -> np.ndarray:
 
 
 def _per_item(values, frames, n, fill, dtype=np.float32) -> np.ndarray | None:
-    """Per-frame values of the kept items -> ``(F, N)`` with ``fill`` for the others; None
-    when a frame has none."""
+    """Per-frame values of the kept items (``(M,)`` or ``(M, d)``) -> ``(F, N)`` or
+    ``(F, N, d)`` with ``fill`` for the others; None when a frame has none."""
     if any(v is None for v in values):
         return None
-    out = np.full((len(frames), n), fill, dtype)
+    out = np.full((len(frames), n, *np.shape(values[0])[1:]), fill, dtype)
     for i, (v, fr) in enumerate(zip(values, frames, strict=True)):
         out[i, fr.embedded.index.numpy()] = np.asarray(v)
     return out
