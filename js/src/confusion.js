@@ -95,9 +95,10 @@ function render({ model, el }) {
   const labels = h("div", { class: "nbviz-confusion__labels", "aria-hidden": "true" });
   const stage = h("div", { class: "nbviz-confusion__stage" }, [base, overlay, labels]);
   const tooltip = h("div", { class: "nbviz-confusion__tooltip", role: "tooltip" });
-  const gallery = h("div", { class: "nbviz-confusion__gallery" });
-  // The gallery's head and close button are made once: a push re-renders only the label
-  // and the thumbnails, so a click on "×" never lands on a button that a push replaced.
+  // The gallery's head and close button are made once and never leave the page: a push
+  // re-renders only the label and the body. (Detaching the button, even to put it straight
+  // back, makes Chromium drop a click pressed on it before the push: the gallery stayed.)
+  const galleryBody = h("div", {});
   const galleryLabel = h("span", {});
   const closeGallery = h(
     "button",
@@ -111,6 +112,7 @@ function render({ model, el }) {
     link.send({ kind: "cell", cell: null });
   });
   const galleryHead = h("div", { class: "nbviz-confusion__gallery-head" }, [galleryLabel, closeGallery]);
+  const gallery = h("div", { class: "nbviz-confusion__gallery" }, [galleryHead, galleryBody]);
 
   // Where the model looked in the chosen example: made once, filled in place, so a push
   // never replaces the layer slider under a dragging hand.
@@ -566,9 +568,13 @@ function render({ model, el }) {
   };
   model.on("change:link_channel", onChannel);
 
+  /** What the gallery's thumbnails show now (see showGallery). */
+  const shownGrid = { key: "", pixels: new Uint8Array(0) };
+
   function showGallery() {
     if (!view.selected) {
-      gallery.replaceChildren();
+      galleryBody.replaceChildren();
+      shownGrid.key = "";
       gallery.hidden = true;
       return;
     }
@@ -582,46 +588,79 @@ function render({ model, el }) {
     const latest = model.get("epoch");
     const note = cur.live || cur.n === 0 || view.position === cur.n - 1 ? "" : ` · examples from epoch ${latest}`;
     galleryLabel.textContent = `true ${classes[r]} → predicted ${classes[c]}: ${plural(n, "sample")}, ${ids.length} shown${note}`;
-    const grid = h("div", { class: "nbviz-confusion__thumbs" });
-    if (!ids.length) {
-      grid.appendChild(
-        h("span", { class: "nbviz-confusion__empty" }, "no examples: pass inputs= to update() to sample images"),
-      );
-    }
     const images = data.images;
     const explainable = Boolean(model.get("cam_status"));
     if (explainable && ids.length) {
       galleryLabel.textContent += " · click one to see where the model looked";
     }
-    let chosenShown = false;
-    for (const i of ids) {
-      const [, th, tw] = images.shape;
+    const exampleIds = explainable && data.ids ? ids.map((i) => Number(data.ids.data[i])) : null;
+    if (!exampleIds?.includes(/** @type {number} */ (view.example))) view.example = null; // it left the sample
+    // The thumbnails are rebuilt only when what they show changed: a push that re-sends the
+    // same examples leaves them in place, so a click on one is never lost to a redraw.
+    const [, th, tw] = images ? images.shape : [0, 0, 0];
+    const size = th * tw * 3;
+    const pixels = new Uint8Array(ids.length * size);
+    for (const [k, i] of ids.entries()) pixels.set(images.data.subarray(i * size, (i + 1) * size), k * size);
+    const key = `${th}x${tw}|${exampleIds ?? ids}|${view.example}`;
+    if (key !== shownGrid.key || !sameBytes(pixels, shownGrid.pixels)) {
+      shownGrid.key = key;
+      shownGrid.pixels = pixels;
+      galleryBody.replaceChildren(thumbnails(ids.length, th, tw, pixels, exampleIds));
+    }
+    if (view.example === null) {
+      why.remove();
+    } else {
+      if (why.parentNode !== galleryBody) galleryBody.appendChild(why);
+      showWhy(r * K + c);
+    }
+  }
+
+  function sameBytes(/** @type {Uint8Array} */ a, /** @type {Uint8Array} */ b) {
+    if (a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+    return true;
+  }
+
+  /** The gallery's grid: a canvas per example, a button per example where maps can be asked. */
+  function thumbnails(
+    /** @type {number} */ n,
+    /** @type {number} */ th,
+    /** @type {number} */ tw,
+    /** @type {Uint8Array} */ pixels,
+    /** @type {number[] | null} */ exampleIds,
+  ) {
+    const grid = h("div", { class: "nbviz-confusion__thumbs" });
+    if (!n) {
+      grid.appendChild(
+        h("span", { class: "nbviz-confusion__empty" }, "no examples: pass inputs= to update() to sample images"),
+      );
+    }
+    for (let k = 0; k < n; k++) {
       const canvas = /** @type {HTMLCanvasElement} */ (h("canvas", { class: "nbviz-confusion__thumb" }));
       canvas.width = tw;
       canvas.height = th;
       const im = new ImageData(tw, th);
-      const off = i * th * tw * 3;
+      const off = k * th * tw * 3;
       for (let p = 0; p < th * tw; p++) {
-        im.data[4 * p] = images.data[off + 3 * p];
-        im.data[4 * p + 1] = images.data[off + 3 * p + 1];
-        im.data[4 * p + 2] = images.data[off + 3 * p + 2];
+        im.data[4 * p] = pixels[off + 3 * p];
+        im.data[4 * p + 1] = pixels[off + 3 * p + 1];
+        im.data[4 * p + 2] = pixels[off + 3 * p + 2];
         im.data[4 * p + 3] = 255;
       }
       /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d")).putImageData(im, 0, 0);
-      const id = data.ids ? Number(data.ids.data[i]) : null;
-      if (!explainable || id === null) {
+      if (!exampleIds) {
         grid.appendChild(canvas);
         continue;
       }
+      const id = exampleIds[k];
       const chosen = id === view.example;
-      chosenShown = chosenShown || chosen;
       const button = h(
         "button",
         {
           class: `nbviz-confusion__thumb-button${chosen ? " nbviz-confusion__thumb-button--chosen" : ""}`,
           type: "button",
           "aria-pressed": String(chosen),
-          "aria-label": `example ${grid.childElementCount + 1}: where did the model look?`,
+          "aria-label": `example ${k + 1}: where did the model look?`,
           "data-example": String(id),
         },
         [canvas],
@@ -632,12 +671,7 @@ function render({ model, el }) {
       });
       grid.appendChild(button);
     }
-    if (!chosenShown) view.example = null; // it left the sample
-    gallery.replaceChildren(galleryHead, grid);
-    if (view.example !== null && view.selected) {
-      gallery.appendChild(why);
-      showWhy(view.selected.r * K + view.selected.c);
-    }
+    return grid;
   }
 
   /** The chosen example's maps for its true and predicted class, or a note on when they come. */
