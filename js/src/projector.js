@@ -207,11 +207,15 @@ function render({ model, el }) {
   }
 
   /** A CSS colour as #rrggbb (the canvas parses any CSS colour). */
+  /** @type {CanvasRenderingContext2D | null} */
+  let colorParser = null; // one per view: hex() runs on every draw
+  /** A CSS colour as "#rrggbb" (what the scatterplot takes), read by the canvas. */
   function hex(/** @type {string} */ color) {
-    const c = document.createElement("canvas").getContext("2d");
-    if (!c) return "#ffffff";
-    c.fillStyle = color;
-    return c.fillStyle;
+    colorParser ??= document.createElement("canvas").getContext("2d");
+    if (!colorParser) return "#ffffff";
+    colorParser.fillStyle = "#ffffff"; // an invalid colour leaves the last one: reset first
+    colorParser.fillStyle = color;
+    return colorParser.fillStyle;
   }
 
   function applyTheme() {
