@@ -7,15 +7,25 @@ import "./lib/common.css";
 import "./graph.css";
 import { colorTable } from "./lib/colors.js";
 import { coalesce, coalesceAsync, el as h, svgEl as s, watchTheme } from "./lib/dom.js";
-import { layoutVisible } from "./lib/graph-blocks.js";
-import { culler, viewBounds } from "./lib/graph-cull.js";
+import { layoutCache, layoutVisible } from "./lib/graph-blocks.js";
+import { viewBounds } from "./lib/graph-cull.js";
 import { detailsContent } from "./lib/graph-details.js";
 import { elkLayout } from "./lib/graph-elk.js";
 import { keyAction } from "./lib/graph-keys.js";
 import elkWorkerCode from "./lib/graph-layout-worker.js?worker";
-import { boxFill, boxValue, drawScene, FONTS, legendContent, legendSvg } from "./lib/graph-scene.js";
+import { boxAt, lazyScene, sketch } from "./lib/graph-lazy.js";
+import {
+  boxFill,
+  boxValue,
+  drawScene,
+  FONTS,
+  legendContent,
+  legendSvg,
+  nodeClasses,
+  planScene,
+} from "./lib/graph-scene.js";
 import * as gv from "./lib/graph-view.js";
-import { download, fileBase, inlineStyles, rasterize } from "./lib/svg-export.js";
+import { download, fileBase, inlineStyles, pngScale, rasterize } from "./lib/svg-export.js";
 import { plural } from "./lib/text.js";
 import { fitView, revealView, viewportHeight, wheelFactor, zoomAt } from "./lib/viewport.js";
 
@@ -35,7 +45,7 @@ import { fitView, revealView, viewportHeight, wheelFactor, zoomAt } from "./lib/
 
 const SVG = "http://www.w3.org/2000/svg";
 const BIG = 400; // visible boxes beyond which "laying out…" shows first, and only what is on screen is drawn
-const FAR = 0.4; // zoom below which a big graph's text (under ~4.5 px) is not drawn
+const FAR = 0.4; // zoom below which a big graph is drawn as a sketch, without text (under ~4.5 px)
 const viridis = colorTable();
 let uid = 0;
 
@@ -105,6 +115,7 @@ function render({ model, el }) {
     defs,
     scene,
     busy,
+    progress,
     legend,
     empty,
     viewport,
@@ -139,6 +150,7 @@ function render({ model, el }) {
   let focusedId = null; // the box the keyboard is on (the graph's one tab stop)
   let layouts = 0;
   let firstLayout = true;
+  let blockCache = layoutCache(); // layouts of blocks and outer graphs, for this graph and font (lib/graph-blocks.js)
   let disposed = false;
 
   // ---- text measuring (canvas; cached) ------------------------------------
@@ -193,6 +205,7 @@ function render({ model, el }) {
       return;
     }
     index = gv.indexGraph(graph);
+    blockCache = layoutCache();
     failure = gv.errorInfo(index);
     depth = traitDepth();
     expanded = gv.expandedToDepth(index, depth);
@@ -278,7 +291,10 @@ function render({ model, el }) {
       return;
     }
     const fam = getComputedStyle(root).fontFamily || "sans-serif";
-    if (fam !== family) widths.clear();
+    if (fam !== family) {
+      widths.clear();
+      blockCache = layoutCache();
+    }
     family = fam;
     /** @type {{x: number, y: number, id: string} | null} */
     let anchorAt = null;
@@ -303,8 +319,9 @@ function render({ model, el }) {
     try {
       const transposed = await elkTransposed();
       t.elk = performance.now();
-      // identical open blocks (an LLM's decoder layers) are laid out once and stamped
-      result = await layoutVisible((g) => elk().layout(g), index, nextVis, { measure, transposed });
+      // identical open blocks (an LLM's decoder layers) are laid out once and stamped; blocks
+      // laid out before (all but the one layer where a box opened or closed) come from the cache
+      result = await layoutVisible((g) => elk().layout(g), index, nextVis, { measure, transposed, cache: blockCache });
       t.laid = performance.now();
     } catch (err) {
       banner.textContent = `layout failed: ${err instanceof Error ? err.message : String(err)}`;
@@ -315,7 +332,9 @@ function render({ model, el }) {
     if (disposed || seq !== layoutSeq) return;
     vis = nextVis;
     laid = result;
-    root.dataset.blocks = String(result.blocks); // repeat runs laid out once and stamped
+    root.dataset.blocks = String(result.blocks); // pictures laid out once and stamped
+    root.dataset.blocksReused = String(result.reused); // of which laid out by an earlier layout
+    root.dataset.outer = result.outer; // the rest: "elk", "cached" or "patched" (or "": no blocks)
     root.dataset.elk = elk().where(); // "worker" or "page"
     refreshMatches();
     paint();
@@ -378,17 +397,36 @@ function render({ model, el }) {
   }
 
   // ---- painting -----------------------------------------------------------
+  /** @type {ReturnType<typeof lazyScene> | null} */
+  let lazy = null; // big graphs: drawn by what is near the viewport (lib/graph-lazy.js)
+  const sketchLayer = s("g", { class: "nbviz-graph__sketch" }); // big graphs far out: a few paths
+  let sketchDirty = true;
+
   function paint() {
     if (!index || !vis || !laid) return;
     const errorNode = failure?.node ?? null;
-    const drawn = drawScene({ index, vis, laid, measure, markerId, errorNode });
-    groups = drawn.groups;
-    cull = vis.nodes.length > BIG ? culler(drawn.placed) : null;
+    const input = { index, vis, laid, measure, markerId, errorNode };
     lastFill = new Map();
     const hadFocus = svg.contains(document.activeElement);
-    scene.replaceChildren(...drawn.layers);
-    if (!focusedId || !groups.has(focusedId)) focusedId = vis.nodes[0]?.id ?? null;
-    const stop = focusedId ? groups.get(focusedId) : undefined;
+    if (!focusedId || !vis.byId.has(focusedId)) focusedId = vis.nodes[0]?.id ?? null;
+    sketchLayer.remove();
+    sketchDirty = true;
+    if (vis.nodes.length > BIG) {
+      // nothing drawn yet: applyTransform draws what the viewport shows
+      const plan = planScene(input);
+      groups = new Map();
+      lazy = lazyScene(plan, (nid, g) => {
+        groups.set(nid, g);
+        styleBox(nid, g);
+      });
+      scene.replaceChildren(...plan.layers);
+    } else {
+      lazy = null;
+      const drawn = drawScene(input);
+      groups = drawn.groups;
+      scene.replaceChildren(...drawn.layers);
+    }
+    const stop = focusedId ? (lazy ? lazy.ensure(focusedId) : groups.get(focusedId)) : undefined;
     if (stop) {
       stop.setAttribute("tabindex", "0");
       if (hadFocus) stop.focus({ preventScroll: true });
@@ -397,6 +435,46 @@ function render({ model, el }) {
       "aria-label",
       `layer graph of ${index.graph.model || "the model"}, ${vis.nodes.length} boxes shown`,
     );
+  }
+
+  /** The sketch of a big graph far out (lib/graph-lazy.js), drawn again after a restyle. */
+  function drawSketch() {
+    if (!sketchDirty || !index || !vis || !laid) return;
+    sketchDirty = false;
+    const idx = index;
+    const errorNode = failure?.node ?? null;
+    /** @param {VisNode} v */
+    const look = (v) => {
+      const cls = nodeClasses(v, errorNode);
+      if (found.matches.has(v.id)) cls.push("nbviz-graph__node--match");
+      if (selected === v.id) cls.push("nbviz-graph__node--selected");
+      const colour = boxColour(v);
+      if (colour) cls.push("nbviz-graph__node--valued");
+      return { cls: cls.join(" "), fill: colour ? colour.fill : "" };
+    };
+    const sk = sketch(vis, laid, look, (v) => idx.depth.get(v.id) ?? 0);
+    /** @type {SVGElement[]} */
+    const parts = [];
+    for (const e of sk.edges)
+      parts.push(s("path", { class: `nbviz-graph__edge${e.multi ? " nbviz-graph__edge--multi" : ""}`, d: e.d }));
+    if (sk.arrows) parts.push(s("path", { class: "nbviz-graph__arrow", d: sk.arrows }));
+    for (const g of sk.groups) {
+      const wrap = s("g", { class: g.cls });
+      if (g.open) {
+        wrap.appendChild(s("path", { class: "nbviz-graph__container", d: g.d }));
+        const band = s("path", { class: "nbviz-graph__header-band", d: g.band });
+        if (g.fill) band.style.fill = g.fill;
+        const head = s("g", { class: "nbviz-graph__header" });
+        head.appendChild(band);
+        wrap.appendChild(head);
+      } else {
+        const p = s("path", { class: "nbviz-graph__box", d: g.d });
+        if (g.fill) p.style.fill = g.fill;
+        wrap.appendChild(p);
+      }
+      parts.push(wrap);
+    }
+    sketchLayer.replaceChildren(...parts);
   }
 
   // ---- restyle: overlay, matches, selection (no layout) -------------------
@@ -409,37 +487,55 @@ function render({ model, el }) {
     return v && typeof v === "object" ? v : null;
   }
 
+  /** @type {{values: Record<string, number | null> | null, scale: ReturnType<typeof gv.overlayScale>}} */
+  let overlayNow = { values: null, scale: null };
+  /** A box's overlay colour (null: none). @param {VisNode} v */
+  function boxColour(v) {
+    const { values, scale } = overlayNow;
+    if (!index || (v.kind !== "module" && v.kind !== "fold")) return null;
+    const value = scale && values ? boxValue(index, v, values) : NaN;
+    const colour = boxFill(value, scale, viridis);
+    return colour ? { ...colour, value } : null;
+  }
+
+  /** Matches, selection and overlay colour on one drawn box. @param {string} nid @param {SVGGElement} g */
+  function styleBox(nid, g) {
+    const v = vis?.byId.get(nid);
+    if (!v) return;
+    g.classList.toggle("nbviz-graph__node--match", found.matches.has(nid));
+    g.classList.toggle("nbviz-graph__node--selected", selected === nid);
+    if (v.kind !== "module" && v.kind !== "fold") return;
+    const colour = boxColour(v);
+    const fill = colour ? colour.fill : "";
+    if (colour) g.dataset.value = String(colour.value);
+    else delete g.dataset.value;
+    if (lastFill.get(nid) === fill) return;
+    lastFill.set(nid, fill);
+    const target = /** @type {SVGElement | null} */ (
+      g.querySelector(
+        g.dataset.fill === "header"
+          ? ":scope > .nbviz-graph__header > .nbviz-graph__header-band"
+          : ":scope > .nbviz-graph__box",
+      )
+    );
+    if (target) target.style.fill = fill;
+    g.classList.toggle("nbviz-graph__node--valued", !!colour);
+    g.classList.toggle("nbviz-graph__node--on-dark", !!colour?.dark);
+    g.classList.toggle("nbviz-graph__node--on-light", !!colour && !colour.dark);
+  }
+
   function restyle() {
     if (!index || !vis) return;
     const ov = readOverlay();
     const values = ov && ov.values ? ov.values : null;
-    const scale = gv.overlayScale(values);
-    for (const [nid, g] of groups.size ? groups : collectGroups()) {
-      const v = vis.byId.get(nid);
-      if (!v) continue;
-      g.classList.toggle("nbviz-graph__node--match", found.matches.has(nid));
-      g.classList.toggle("nbviz-graph__node--selected", selected === nid);
-      if (v.kind !== "module" && v.kind !== "fold") continue;
-      const value = scale && values ? boxValue(index, v, values) : NaN;
-      const colour = boxFill(value, scale, viridis);
-      const fill = colour ? colour.fill : "";
-      if (colour) g.dataset.value = String(value);
-      else delete g.dataset.value;
-      if (lastFill.get(nid) === fill) continue;
-      lastFill.set(nid, fill);
-      const target = /** @type {SVGElement | null} */ (
-        g.querySelector(
-          g.dataset.fill === "header"
-            ? ":scope > .nbviz-graph__header > .nbviz-graph__header-band"
-            : ":scope > .nbviz-graph__box",
-        )
-      );
-      if (target) target.style.fill = fill;
-      g.classList.toggle("nbviz-graph__node--valued", !!colour);
-      g.classList.toggle("nbviz-graph__node--on-dark", !!colour?.dark);
-      g.classList.toggle("nbviz-graph__node--on-light", !!colour && !colour.dark);
+    overlayNow = { values, scale: gv.overlayScale(values) };
+    // a big graph: the boxes drawn so far (the others are styled when drawn)
+    for (const [nid, g] of lazy || groups.size ? groups : collectGroups()) styleBox(nid, g);
+    if (lazy) {
+      sketchDirty = true;
+      if (sketchLayer.parentNode) drawSketch();
     }
-    drawLegend(ov, scale);
+    drawLegend(ov, overlayNow.scale);
     root.dataset.matches = String(found.matches.size);
   }
 
@@ -458,25 +554,29 @@ function render({ model, el }) {
   }
 
   // ---- pan / zoom ---------------------------------------------------------
-  /** @type {ReturnType<typeof culler<SVGElement>> | null} */
-  let cull = null; // big graphs: what is far off screen is hidden (lib/graph-cull.js)
   function applyTransform() {
     scene.setAttribute("transform", `translate(${view.x.toFixed(2)},${view.y.toFixed(2)}) scale(${view.k.toFixed(5)})`);
     root.dataset.zoom = view.k.toFixed(3);
-    root.classList.toggle("nbviz-graph--far", !!cull && view.k < FAR);
-    if (!cull) return;
-    const W = viewport.clientWidth || 800;
-    const H = viewport.clientHeight || 500;
-    const keep = focusedId ? (groups.get(focusedId) ?? null) : null;
-    const { show, hide } = cull.update(viewBounds(view, W, H), keep);
-    for (const e of show) e.style.removeProperty("visibility");
-    for (const e of hide) e.style.visibility = "hidden";
-    root.dataset.culled = String(cull.hidden);
+    const far = !!lazy && view.k < FAR;
+    root.classList.toggle("nbviz-graph--far", far);
+    if (!lazy) return;
+    // a big graph: near, the items around the viewport; far, the sketch (and the keyboard's box)
+    if (far) {
+      drawSketch();
+      if (sketchLayer.parentNode !== scene) scene.insertBefore(sketchLayer, scene.firstChild);
+      lazy.update(null, focusedId);
+    } else {
+      sketchLayer.remove();
+      lazy.update(viewBounds(view, viewport.clientWidth || 800, viewport.clientHeight || 500), focusedId);
+    }
+    root.dataset.culled = String(lazy.detached);
+    root.dataset.drawn = String(lazy.drawn);
   }
-  /** Runs `fn` with everything drawn (export copies what shows), then culls again. @template T @param {() => T} fn */
+  /** Runs `fn` with everything drawn (export copies what shows), then draws by the view again. @template T @param {() => T} fn */
   function unculled(fn) {
-    if (!cull) return fn();
-    for (const e of cull.all()) e.style.removeProperty("visibility");
+    if (!lazy) return fn();
+    lazy.all();
+    sketchLayer.remove();
     root.classList.remove("nbviz-graph--far");
     try {
       return fn();
@@ -543,7 +643,7 @@ function render({ model, el }) {
     const wasDrag = drag.moved;
     drag = null;
     root.classList.remove("nbviz-graph--dragging");
-    if (!wasDrag) onActivate(/** @type {Element} */ (ev.target));
+    if (!wasDrag) onActivate(/** @type {Element} */ (ev.target), ev);
   }
   function onPointerCancel() {
     drag = null;
@@ -563,16 +663,26 @@ function render({ model, el }) {
   }
 
   // ---- clicks -------------------------------------------------------------
-  /** @param {Element | null} target */
-  function onActivate(target) {
+  /** @param {Element | null} target @param {{clientX: number, clientY: number}} [at] */
+  function onActivate(target, at) {
     if (!index || !target || !target.closest) return;
     const g = /** @type {SVGGElement | null} */ (target.closest("g.nbviz-graph__node"));
-    if (!g || !g.dataset.id) return;
-    const nid = g.dataset.id;
+    let nid = g?.dataset.id;
+    let action = /** @type {HTMLElement | null} */ (target.closest("[data-action]"))?.dataset.action;
+    if (!nid && lazy && vis && laid && at && sketchLayer.parentNode) {
+      // the sketch has no elements per box: find the box under the pointer
+      const idx = index;
+      const r = svg.getBoundingClientRect();
+      const x = (at.clientX - r.left - view.x) / view.k;
+      const y = (at.clientY - r.top - view.y) / view.k;
+      const hit = boxAt(vis, laid, x, y, (v) => idx.depth.get(v.id) ?? 0);
+      nid = hit?.id;
+      action = hit?.header ? "collapse" : undefined;
+    }
+    if (!nid) return;
     const v = vis?.byId.get(nid);
     if (!v) return;
     focusedId = nid; // the keyboard goes on from the box last clicked
-    const action = /** @type {HTMLElement | null} */ (target.closest("[data-action]"))?.dataset.action;
     if (action === "info") return showDetails(v.kind === "fold" ? v.node.id : nid);
     if (action === "unfold" && v.run) return toggleFold(v.run, false, [nid, v.run]);
     if (action === "refold" && v.run) return toggleFold(v.run, true, [gv.FOLD_PREFIX + v.run, nid]);
@@ -604,7 +714,7 @@ function render({ model, el }) {
   // ---- keyboard -----------------------------------------------------------
   /** Moves the keyboard (and the one tab stop) to a box, in view. @param {string} nid */
   function focusNode(nid) {
-    const g = groups.get(nid);
+    const g = lazy ? lazy.ensure(nid) : groups.get(nid);
     if (!g) return;
     groups.get(/** @type {string} */ (focusedId))?.setAttribute("tabindex", "-1");
     focusedId = nid;
@@ -616,13 +726,16 @@ function render({ model, el }) {
 
   /** Keys on a box (see lib/graph-keys.js); they never reach JupyterLab's shortcuts. @param {KeyboardEvent} ev */
   function onKeyDown(ev) {
+    // Every key stops here, handled or not: JupyterLab runs no shortcut from inside the graph
+    // (data-lm-suppress-shortcuts), yet it holds on to each keydown it sees until a shortcut
+    // runs elsewhere, and with it the event's target: a box of a drawing since replaced.
+    ev.stopPropagation();
     const g = /** @type {SVGGElement | null} */ (/** @type {Element} */ (ev.target).closest?.("g.nbviz-graph__node"));
     if (!g || !index || !vis || !g.dataset.id) return;
     const nid = g.dataset.id;
     const action = keyAction(index, vis, nid, ev.key);
     if (!action) return;
     ev.preventDefault();
-    ev.stopPropagation();
     if ("move" in action) focusNode(action.move);
     else if ("unfold" in action) toggleFold(action.unfold, false, [nid, action.unfold]);
     else if ("expand" in action) toggleExpand(action.expand, true);
@@ -699,7 +812,12 @@ function render({ model, el }) {
 
   // ---- export (the generic parts: lib/svg-export.js) ---------------------
   /** A standalone SVG of the whole graph as it is now, colours resolved. */
-  function exportSvgText() {
+  /**
+   * The standalone SVG of the graph (the whole of it), or with `inView` of the part the
+   * viewport shows (as drawn now), with the title and the legend.
+   * @param {boolean} [inView]
+   */
+  function exportSvgText(inView = false) {
     if (!laid || !index) return null;
     const style = getComputedStyle(root);
     const bg = style.getPropertyValue("--nbviz-bg").trim() || "#ffffff";
@@ -708,8 +826,16 @@ function render({ model, el }) {
     const titleText = model.get("title") || index.graph.model || "";
     const top = titleText ? 28 : 0;
     const legendH = legend.hidden ? 0 : 44;
-    const W = Math.ceil(laid.width + 2 * pad);
-    const H = Math.ceil(laid.height + 2 * pad + top + legendH);
+    // the part of the graph shown, in its own units: all of it, or the viewport's window on it
+    let win = { x: 0, y: 0, width: laid.width, height: laid.height };
+    if (inView) {
+      const b = viewBounds(view, viewport.clientWidth || 800, viewport.clientHeight || 500, 0);
+      const x0 = Math.max(0, b.x0);
+      const y0 = Math.max(0, b.y0);
+      win = { x: x0, y: y0, width: Math.min(laid.width, b.x1) - x0, height: Math.min(laid.height, b.y1) - y0 };
+    }
+    const W = Math.ceil(win.width + 2 * pad);
+    const H = Math.ceil(win.height + 2 * pad + top + legendH);
     const out = /** @type {SVGSVGElement} */ (
       s("svg", {
         xmlns: SVG,
@@ -725,16 +851,35 @@ function render({ model, el }) {
     out.appendChild(d);
     if (titleText)
       out.appendChild(s("text", { x: pad, y: pad + 10, fill: fg, "font-size": 14, "font-weight": 600 }, titleText));
-    const clone = /** @type {SVGGElement} */ (scene.cloneNode(true));
-    unculled(() => inlineStyles(scene, clone));
+    /** @returns {SVGGElement} */
+    const copy = () => {
+      const c = /** @type {SVGGElement} */ (scene.cloneNode(true));
+      inlineStyles(scene, c);
+      return c;
+    };
+    const clone = inView ? copy() : unculled(copy); // the view: what is drawn now covers it
     for (const t of clone.querySelectorAll("title")) t.remove();
-    clone.setAttribute("transform", `translate(${pad},${pad + top})`);
-    out.appendChild(clone);
+    if (inView) {
+      // a window onto the graph: a nested svg clips what lies outside it
+      clone.removeAttribute("transform");
+      const frame = s("svg", {
+        x: pad,
+        y: pad + top,
+        width: win.width,
+        height: win.height,
+        viewBox: `${win.x} ${win.y} ${win.width} ${win.height}`,
+      });
+      frame.appendChild(clone);
+      out.appendChild(frame);
+    } else {
+      clone.setAttribute("transform", `translate(${pad},${pad + top})`);
+      out.appendChild(clone);
+    }
     if (legendH) {
       const ov = readOverlay();
       const scale = gv.overlayScale(ov?.values);
       if (scale) {
-        const y = pad + top + laid.height + 8;
+        const y = pad + top + win.height + 8;
         const gradId = `nbviz-graph-legend-${id}`;
         const lg = legendSvg(String(ov?.label ?? ""), scale, viridis, { x: pad, y, fg, gradId });
         d.appendChild(lg.gradient);
@@ -745,13 +890,59 @@ function render({ model, el }) {
   }
 
   const fileName = () => fileBase(model.get("title") || index?.graph.model || "graph");
-  svgBtn.addEventListener("click", () => {
-    const out = exportSvgText();
-    if (out) download(new Blob([out.text], { type: "image/svg+xml" }), `${fileName()}.svg`, root);
-  });
-  pngBtn.addEventListener("click", () => {
-    const out = exportSvgText();
-    if (out) rasterize(out.text, out.width, out.height, (blob) => download(blob, `${fileName()}.png`, root));
+  let exporting = false;
+  /**
+   * The export buttons: a big graph's boxes not drawn yet are drawn first, a few hundred
+   * a frame, with "exporting… n %" showing and the page responsive; then the file.
+   * @param {(out: {text: string, width: number, height: number}) => void} save
+   */
+  async function exportFile(save) {
+    if (exporting) return;
+    exporting = true;
+    try {
+      const start = lazy;
+      const total = start ? start.prepare(0) : 0;
+      if (start && total > 0) {
+        progress.hidden = false;
+        for (let left = total; left > 0 && lazy === start; left = start.prepare(300)) {
+          progress.textContent = `exporting… ${Math.floor((100 * (total - left)) / total)} %`;
+          await new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
+        }
+        progress.textContent = "exporting… 100 %";
+        await new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
+      }
+      const out = exportSvgText();
+      if (out) save(out);
+    } finally {
+      progress.hidden = true;
+      exporting = false;
+    }
+  }
+  svgBtn.addEventListener("click", () =>
+    exportFile((out) => download(new Blob([out.text], { type: "image/svg+xml" }), `${fileName()}.svg`, root)),
+  );
+  // A PNG is one bitmap of at most ~10^8 pixels: a graph too big to be legible in one (its
+  // 11 px text drawn under 5.5 px) is saved as the part in view, and the line says so.
+  const PNG_LEGIBLE = 0.5;
+  let noteTimer = 0;
+  pngBtn.addEventListener("click", async () => {
+    if (!laid || exporting) return;
+    const whole = pngScale(laid.width, laid.height) >= PNG_LEGIBLE;
+    root.dataset.pngExtent = whole ? "graph" : "view";
+    const save = (/** @type {{text: string, width: number, height: number}} */ out) =>
+      rasterize(out.text, out.width, out.height, (blob) => download(blob, `${fileName()}.png`, root));
+    if (whole) return exportFile(save);
+    const out = exportSvgText(true);
+    if (!out) return;
+    save(out);
+    progress.textContent =
+      `PNG of the part in view: the whole graph (${Math.round(laid.width).toLocaleString("en-US")} × ` +
+      `${Math.round(laid.height).toLocaleString("en-US")} px) would not be legible as one image; export SVG for all of it`;
+    progress.hidden = false;
+    clearTimeout(noteTimer);
+    noteTimer = window.setTimeout(() => {
+      if (!exporting) progress.hidden = true;
+    }, 8000);
   });
   // For scripted checks: the standalone SVG text that "export SVG" downloads.
   /** @type {any} */ (root).nbvizExportSvg = () => exportSvgText()?.text ?? null;
@@ -921,10 +1112,12 @@ function buildChrome(root, id) {
   svg.append(defs, scene);
   const busy = h("div", { class: "nbviz-graph__busy" }, "laying out…");
   busy.hidden = true;
+  const progress = h("div", { class: "nbviz-graph__busy nbviz-graph__progress", role: "status" });
+  progress.hidden = true;
   const legend = h("div", { class: "nbviz-graph__legend" });
   legend.hidden = true;
   const empty = h("div", { class: "nbviz-graph__empty" });
-  const viewport = h("div", { class: "nbviz-graph__viewport" }, [svg, legend, busy, empty]);
+  const viewport = h("div", { class: "nbviz-graph__viewport" }, [svg, legend, busy, progress, empty]);
   const details = h("aside", { class: "nbviz-graph__details", "aria-label": "details" });
   details.hidden = true;
   const body = h("div", { class: "nbviz-graph__body" }, [viewport, details]);
@@ -947,6 +1140,7 @@ function buildChrome(root, id) {
     defs,
     scene,
     busy,
+    progress,
     legend,
     empty,
     viewport,

@@ -1,8 +1,16 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import ELK from "elkjs/lib/elk.bundled.js";
-import { blockGraph, joinIn, joinOut, layoutVisible, planBlocks } from "../src/lib/graph-blocks.js";
-import { boxSize, estimateWidth, indexGraph, readLayout, toElk, visibleGraph } from "../src/lib/graph-view.js";
+import { blockGraph, joinIn, joinOut, layoutCache, layoutVisible, planBlocks } from "../src/lib/graph-blocks.js";
+import {
+  boxSize,
+  estimateWidth,
+  ancestors as gvAncestors,
+  indexGraph,
+  readLayout,
+  toElk,
+  visibleGraph,
+} from "../src/lib/graph-view.js";
 import { graphOf } from "./graph-fixtures.mjs";
 
 /** x -> pos; k blocks, each: norm -> mul(pos) -> add(residual); a head after the last. */
@@ -204,3 +212,103 @@ test("a run inside repeated blocks is laid out with its block (outermost runs fi
   const laid = await layoutVisible((x) => new ELK().layout(x), idx, vis, opts);
   assert.deepEqual([...laid.boxes.keys()].sort(), vis.nodes.map((v) => v.id).sort());
 });
+
+/** Every box placed, every edge from its source to its target, orthogonal; members apart. */
+function assertComplete(laid, vis, members) {
+  assert.deepEqual([...laid.boxes.keys()].sort(), vis.nodes.map((v) => v.id).sort());
+  const near = (p, r) => p[0] >= r.x - 1 && p[0] <= r.x + r.width + 1 && p[1] >= r.y - 1 && p[1] <= r.y + r.height + 1;
+  for (const e of vis.edges) {
+    const p = laid.paths.get(e.id);
+    assert.ok(p && p.length >= 2, e.id);
+    assert.ok(near(p[0], laid.boxes.get(e.source)), `${e.id} starts at its source`);
+    assert.ok(near(p[p.length - 1], laid.boxes.get(e.target)), `${e.id} ends at its target`);
+    for (let i = 1; i < p.length; i++) assert.ok(p[i - 1][0] === p[i][0] || p[i - 1][1] === p[i][1], e.id);
+  }
+  const ms = members.map((m) => laid.boxes.get(m));
+  for (let i = 1; i < ms.length; i++) assert.ok(ms[i].y >= ms[i - 1].y + ms[i - 1].height);
+}
+
+test("a layout assembled from the block cache equals a fresh layout of the same view", async () => {
+  const elk = new ELK();
+  const lay = (g) => elk.layout(g);
+  const idx = indexGraph(stack(5));
+  const members = ["b0", "b1", "b2", "b3", "b4"];
+  const cache = layoutCache({ patch: false });
+  const open = all(idx);
+  const first = await layoutVisible(lay, idx, visibleGraph(idx, open, new Set()), { ...opts, cache });
+  assert.deepEqual([first.blocks, first.reused, first.outer, cache.blocks.size], [1, 0, "elk", 1]);
+  // close a box inside one member (the first: the run's template changes too), then open it again
+  for (const changed of ["b0n", "b3n"]) {
+    const some = new Set(open);
+    some.delete(changed);
+    const vis = visibleGraph(idx, some, new Set());
+    const cached = await layoutVisible(lay, idx, vis, { ...opts, cache });
+    // only the changed member's inside is new (b3 closed like b0 was: that picture is cached too)
+    assert.deepEqual([cached.blocks, cached.reused], [2, changed === "b0n" ? 1 : 2]);
+    const fresh = await layoutVisible(lay, idx, vis, { ...opts, cache: layoutCache() });
+    assert.deepEqual(cached.boxes, fresh.boxes);
+    assert.deepEqual(cached.paths, fresh.paths);
+    assert.deepEqual([cached.width, cached.height], [fresh.width, fresh.height]);
+    assertComplete(cached, vis, members);
+    const again = await layoutVisible(lay, idx, visibleGraph(idx, open, new Set()), { ...opts, cache });
+    assert.deepEqual([again.blocks, again.reused, again.outer], [1, 1, "cached"]);
+    assert.deepEqual(again.boxes, first.boxes);
+    assert.deepEqual(again.paths, first.paths);
+  }
+  assert.equal(cache.blocks.size, 2); // b0 and b3 closed the same way: one picture
+});
+
+test("an outer layout patched for a resized member keeps the picture correct", async () => {
+  const elk = new ELK();
+  const lay = (g) => elk.layout(g);
+  const idx = indexGraph(stack(5));
+  const members = ["b0", "b1", "b2", "b3", "b4"];
+  const cache = layoutCache();
+  const open = all(idx);
+  const first = await layoutVisible(lay, idx, visibleGraph(idx, open, new Set()), { ...opts, cache });
+  for (const changed of ["b3n", "b0n", "b4n"]) {
+    const some = new Set(open);
+    some.delete(changed);
+    const vis = visibleGraph(idx, some, new Set());
+    const laid = await layoutVisible(lay, idx, vis, { ...opts, cache });
+    assert.equal(laid.outer, "patched", changed);
+    assertComplete(laid, vis, members);
+    assertApart(idx, laid);
+    // nothing above the changed member moved; what is below moved by its change in height
+    const was = first.boxes.get(changed.slice(0, -1));
+    const now = laid.boxes.get(changed.slice(0, -1));
+    for (const [id, r] of first.boxes) {
+      if (r.y + r.height < was.y) assert.deepEqual(laid.boxes.get(id), r, id);
+      if (r.y > was.y + was.height && laid.boxes.has(id))
+        assert.equal(laid.boxes.get(id).y, r.y + now.height - was.height, id);
+    }
+    // and opening it again gives ELK's own layout back (from the cache)
+    const back = await layoutVisible(lay, idx, visibleGraph(idx, open, new Set()), { ...opts, cache });
+    assert.equal(back.outer, "cached");
+  }
+  // a member that grows: laid out closed first (by ELK), then opened
+  const grow = layoutCache();
+  const some = new Set(open);
+  some.delete("b2n");
+  await layoutVisible(lay, idx, visibleGraph(idx, some, new Set()), { ...opts, cache: grow });
+  const vis = visibleGraph(idx, open, new Set());
+  const grown = await layoutVisible(lay, idx, vis, { ...opts, cache: grow });
+  assert.equal(grown.outer, "patched");
+  assertComplete(grown, vis, members);
+  assertApart(idx, grown);
+});
+
+/** No two boxes overlap unless one holds the other; the graph holds them all. */
+function assertApart(idx, laid) {
+  const boxes = [...laid.boxes.entries()];
+  const holds = (a, b) => idx.byId.get(b) && gvAncestors(idx, b).includes(a);
+  for (const [a, ra] of boxes) {
+    assert.ok(ra.x >= 0 && ra.y >= 0 && ra.x + ra.width <= laid.width && ra.y + ra.height <= laid.height, a);
+    for (const [b, rb] of boxes) {
+      if (a >= b || holds(a, b) || holds(b, a)) continue;
+      const apart =
+        ra.x + ra.width <= rb.x || rb.x + rb.width <= ra.x || ra.y + ra.height <= rb.y || rb.y + rb.height <= ra.y;
+      assert.ok(apart, `${a} and ${b} overlap`);
+    }
+  }
+}

@@ -478,6 +478,16 @@ def test_keyboard_moves_opens_and_closes_boxes(lab: Lab):
     assert lab.page.evaluate(expanded) == "false"
     # JupyterLab did not take the keys: its notebook stayed in command mode, cell unchanged
     assert lab.page.evaluate("() => document.body.dataset.jpMode ?? 'command'") != "edit"
+    # nor sees any: a key the graph does not use stops there too (JupyterLab holds each
+    # keydown it sees, and its target, a box a later drawing replaces, with it)
+    lab.page.evaluate(
+        "() => { window.__keysSeen = 0;"
+        " document.addEventListener('keydown', () => window.__keysSeen++); }"
+    )
+    for key in ("x", "Shift", "Control"):
+        lab.page.keyboard.press(key)
+    assert lab.page.evaluate(focused) == block_id
+    assert lab.page.evaluate("() => window.__keysSeen") == 0
     assert lab.kernel_messages_sent("comm_msg") == 0
     lab.screenshot(w, "graph-keyboard")
 
@@ -524,9 +534,15 @@ big = nbviz.ModelGraph(Stack(200, 8), torch.randn(2, 8), depth=1)
 big
 """
 
+# The exported SVG, put in the page: every box drawn with its label, every edge ending at its boxes.
 COMPLETE = """(el) => {
-    const scene = el.querySelector('.nbviz-graph__scene');
-    const groups = [...scene.querySelectorAll('g.nbviz-graph__node')];
+    const host = document.createElement('div');
+    host.style.cssText = 'position: absolute; left: -100000px; top: 0';
+    const doc = new DOMParser().parseFromString(el.nbvizExportSvg(), 'image/svg+xml');
+    host.appendChild(document.importNode(doc.documentElement, true));
+    document.body.appendChild(host);
+    const scene = host.querySelector('svg');
+    const groups = [...scene.querySelectorAll('g[data-id]')];
     const at = new Map();
     const bad = [];
     for (const g of groups) {
@@ -539,12 +555,13 @@ COMPLETE = """(el) => {
     }
     const near = (p, r) => r && p.x >= r.x - 2 && p.x <= r.x + r.w + 2 && p.y >= r.y - 2 && p.y <= r.y + r.h + 2;
     const loose = [];
-    const edges = [...scene.querySelectorAll('path.nbviz-graph__edge')];
+    const edges = [...scene.querySelectorAll('path[data-source]')];
     for (const e of edges) {
         const a = e.getPointAtLength(0);
         const b = e.getPointAtLength(e.getTotalLength());
         if (!near(a, at.get(e.dataset.source)) || !near(b, at.get(e.dataset.target))) loose.push(e.dataset.source + '>' + e.dataset.target);
     }
+    host.remove();
     return {groups: groups.length, bad, edges: edges.length, loose: loose.slice(0, 5), looseCount: loose.length};
 }"""
 
@@ -570,14 +587,44 @@ def test_big_stack_unfolds_complete_and_interactive_while_kernel_busy(lab: Lab):
     assert w.get_attribute("data-elk") == "worker"
     assert int(w.get_attribute("data-blocks")) >= 1
     lab.screenshot(w, "graph-big-stack-unfolded")
+    # only what is near the viewport is drawn
+    drawn = w.evaluate("(el) => el.querySelectorAll('.nbviz-graph__scene g.nbviz-graph__node').length")
+    assert 0 < drawn < boxes, drawn
+    assert int(w.get_attribute("data-culled") or 0) > 0
+    # one PNG of the whole would be illegible (over ~10^8 pixels): "export PNG" saves the
+    # part in view, as drawn, at 2x, and says so
+    with lab.page.expect_download() as got:
+        w.locator("button", has_text="export PNG").click()
+    png = Path(got.value.path()).read_bytes()
+    assert png.startswith(b"\x89PNG") and w.get_attribute("data-png-extent") == "view"
+    k = float(w.get_attribute("data-zoom"))
+    port = w.locator(".nbviz-graph__viewport").bounding_box()
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    assert width <= 2 * (port["width"] / k + 32) + 2, (width, port, k)
+    assert height <= 2 * (port["height"] / k + 32 + 28 + 44) + 2, (height, port, k)
+    note = w.locator(".nbviz-graph__progress")
+    assert note.is_visible() and "PNG of the part in view" in note.inner_text()
+    # "fit" shows the whole graph without text, as a sketch of a few paths
+    w.locator("button", has_text="fit").click()
+    assert "nbviz-graph--far" in (w.get_attribute("class") or "")
+    assert 0 < w.locator(".nbviz-graph__sketch path").count() < 50
+    lab.screenshot(w, "graph-big-stack-far")
+    # the export button first draws, in steps, what was never drawn, saying how far it is
+    w.evaluate(
+        """(el) => { const p = el.querySelector('.nbviz-graph__progress'); window.__progress = [];
+        new MutationObserver(() => { if (!p.hidden) window.__progress.push(p.textContent); })
+          .observe(p, {attributes: true, childList: true, characterData: true, subtree: true}); }"""
+    )
+    with lab.page.expect_download() as got:
+        w.locator("button", has_text="export SVG").click()
+    assert Path(got.value.path()).read_bytes().startswith(b"<svg")
+    progress = lab.page.evaluate("() => window.__progress")
+    assert any(t.startswith("exporting") for t in progress), progress
+    assert w.locator(".nbviz-graph__progress").is_hidden()
+    # export has every box with its label and every edge ending at its boxes, none hidden
     report = w.evaluate(COMPLETE)
     assert report["groups"] == boxes and report["bad"] == [], report
     assert report["edges"] > 1500 and report["looseCount"] == 0, report
-    # only what is near the viewport is drawn; "fit" shows the whole graph without text
-    assert int(w.get_attribute("data-culled") or 0) > 0
-    w.locator("button", has_text="fit").click()
-    assert "nbviz-graph--far" in (w.get_attribute("class") or "")
-    # export has every box and label, none hidden
     svg = w.evaluate("(el) => el.nbvizExportSvg()")
     assert svg.count('class="nbviz-graph__node') == 0  # classes are inlined away
     assert "visibility: hidden" not in svg and "visibility:hidden" not in svg

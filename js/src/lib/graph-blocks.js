@@ -4,9 +4,14 @@
 // layout is stamped into every member; the rest of the graph is laid out with each
 // stamped member as one fixed-size box. An edge that enters or leaves a member is
 // joined from its outer route and the member's inner route (which starts or ends at
-// an invisible point at the block's top or bottom edge). Pure functions, no DOM:
-// js/tests/graph-blocks.test.mjs checks that a stamped block equals a fresh layout.
-import { BOX, boxSize, readLayout, toElk } from "./graph-view.js";
+// an invisible point at the block's top or bottom edge). Members of a run whose
+// pictures differ (one decoder layer with a sub-block closed) form blocks of their own.
+// A block's layout depends only on its signature, so a view keeps them in a cache
+// across layouts: opening or closing a box inside one decoder layer lays out that
+// layer's inside and the small outer graph; the other layers reuse their layout.
+// Pure functions, no DOM: js/tests/graph-blocks.test.mjs checks that a stamped block
+// equals a fresh layout, and that a layout assembled from the cache equals a fresh one.
+import { BOX, boxSize, estimateWidth, readLayout, toElk } from "./graph-view.js";
 
 /**
  * @typedef {import("./graph-view.js").GraphIndex} GraphIndex
@@ -30,8 +35,25 @@ import { BOX, boxSize, readLayout, toElk } from "./graph-view.js";
  * @property {string[]} outSources inside boxes that edges leave, one port each
  * @property {string} signature    equal signatures: the same picture up to translation
  *
- * @typedef {{template: Member, members: Member[], graph: ElkNode}} Block
+ * @typedef {{template: Member, members: Member[]}} Block
  * @typedef {{outer: ElkNode, blocks: Block[]}} BlockPlan
+ *
+ * @typedef {Object} BlockLaid     a block's layout relative to its member's top-left, by
+ *                                 position (the same for every member of that signature)
+ * @property {Rect[]} boxes        one per `inside` box
+ * @property {number[][][]} internal one route per `internal` edge
+ * @property {number[][][]} ins    one route per in-port: from the block's top to `inTargets[i]`
+ * @property {number[][][]} outs   one route per out-port: from `outSources[i]` to the bottom
+ * @property {number} width
+ * @property {number} height
+ *
+ * @typedef {Object} LayoutCache  one view's layouts, for one graph and one text measure
+ * @property {Map<string, BlockLaid>} blocks   block layouts by signature
+ * @property {Map<string, {laid: Laid, edges: string[]}>} outers  outer layouts by their ELK graph
+ *                                             (sizes included, edge ids left out), with its edge ids
+ * @property {{structure: string, sizes: Map<string, Rect>, laid: Laid, edges: string[]} | null} last
+ *                                             the last outer layout, its graph without members' sizes
+ * @property {boolean} patch                   whether an outer layout may be patched (see patchOuter)
  */
 
 /** Blocks are worth it only from this many visible boxes on. */
@@ -105,7 +127,8 @@ function memberOf(index, vis, id, measure, touching, isInside, size) {
 
 /**
  * Splits a layout into blocks where that pays: runs with two or more open members
- * whose pictures are the same (outermost runs only). Returns null when nothing is
+ * whose pictures are the same (outermost runs only); there, every open member with two
+ * or more boxes inside is stamped, one block per distinct picture. Returns null when nothing is
  * to be gained (small graphs, no such runs): lay out `toElk(index, vis)` as before.
  * @param {GraphIndex} index @param {VisGraph} vis
  * @param {{measure?: Measure, transposed?: boolean, minBoxes?: number, size?: (index: GraphIndex, v: VisNode, measure: Measure) => {width: number, height: number}}} opts
@@ -148,11 +171,20 @@ export function planBlocks(index, vis, opts) {
     const members = open.map((m) =>
       memberOf(index, vis, m, measure, touching, (x) => (chains.get(x) || []).includes(m), size),
     );
-    const template = members[0];
-    const same = members.filter((m) => m.signature === template.signature);
-    if (same.length < 2 || template.inside.length < 2) continue;
-    for (const m of same) stamped.add(m.id);
-    blocks.push({ template, members: same, graph: blockGraph(index, vis, template, measure, transposed) });
+    // one block per picture: the run's usual one, and one for each member opened differently
+    /** @type {Map<string, Member[]>} */
+    const bySignature = new Map();
+    for (const m of members) {
+      if (m.inside.length < 2) continue; // nothing to lay out on its own
+      const same = bySignature.get(m.signature);
+      if (same) same.push(m);
+      else bySignature.set(m.signature, [m]);
+    }
+    if (![...bySignature.values()].some((same) => same.length >= 2)) continue;
+    for (const same of bySignature.values()) {
+      for (const m of same) stamped.add(m.id);
+      blocks.push({ template: same[0], members: same });
+    }
   }
   if (!blocks.length) return null;
   // the outer graph: stamped members are closed boxes of their block's size (set by sizeMembers)
@@ -219,33 +251,249 @@ export function blockGraph(index, vis, m, measure, transposed = false) {
 }
 
 /**
+ * A laid-out block graph (readLayout of blockGraph(…, m, …)) by position: what a cache
+ * keeps, valid for every member with m's signature.
+ * @param {Laid} laid @param {Member} m
+ * @returns {BlockLaid}
+ */
+export function relativeLaid(laid, m) {
+  const none = { x: 0, y: 0, width: 0, height: 0 };
+  return {
+    boxes: m.inside.map((x) => laid.boxes.get(x) ?? none),
+    internal: m.internal.map((e) => laid.paths.get(e.id) ?? []),
+    ins: m.inTargets.map((_, i) => laid.paths.get(`${PORT}e:in:${i}`) ?? []),
+    outs: m.outSources.map((_, i) => laid.paths.get(`${PORT}e:out:${i}`) ?? []),
+    width: laid.width,
+    height: laid.height,
+  };
+}
+
+/** Layouts kept per view, at most, of each kind (a view's pictures rarely reach it). */
+const CACHE_MAX = 256;
+const OUTERS_MAX = 16;
+
+/**
+ * An empty cache for layoutVisible. `patch`: an outer graph that differs from the last
+ * one only in its members' sizes (a box opened inside one decoder layer) is not laid out
+ * again when patchOuter can move the last layout safely; such a layout is correct (every
+ * box placed, no two overlapping, every edge joined) but not always ELK's own.
+ * @param {{patch?: boolean}} [opts]
+ * @returns {LayoutCache}
+ */
+export function layoutCache({ patch = true } = {}) {
+  return { blocks: new Map(), outers: new Map(), last: null, patch };
+}
+
+/**
  * Lays out the visible graph: by blocks where planBlocks finds some, else in one ELK run.
+ * With a `cache` (layoutCache(), one per view, for one graph and one text measure), blocks
+ * laid out by earlier calls are reused: only new pictures go to ELK, and the outer graph
+ * only when it is new and cannot be patched from the last one.
  * @param {(g: ElkNode) => Promise<ElkNode>} layout ELK's layout
  * @param {GraphIndex} index @param {VisGraph} vis
- * @param {{measure?: Measure, transposed?: boolean, minBoxes?: number}} [opts]
- * @returns {Promise<Laid & {blocks: number}>}
+ * @param {{measure?: Measure, transposed?: boolean, minBoxes?: number, cache?: LayoutCache}} [opts]
+ * @returns {Promise<Laid & {blocks: number, reused: number, outer: string}>} blocks: how many
+ *   blocks; reused: how many of them came from the cache; outer: how the outer graph was laid
+ *   out ("elk", "cached", "patched"; "" without blocks)
  */
 export async function layoutVisible(layout, index, vis, opts = {}) {
-  const { measure, transposed = false } = opts;
+  const { measure, transposed = false, cache } = opts;
   const plan = planBlocks(index, vis, { ...opts, size: boxSize });
-  if (!plan) return { ...readLayout(await layout(toElk(index, vis, { measure, transposed }))), blocks: 0 };
-  /** @type {Laid[]} */
+  if (!plan)
+    return { ...readLayout(await layout(toElk(index, vis, { measure, transposed }))), blocks: 0, reused: 0, outer: "" };
+  /** @type {BlockLaid[]} */
   const laids = [];
+  let reused = 0;
   for (const b of plan.blocks) {
-    const laid = readLayout(await layout(b.graph));
+    const key = `${transposed}\n${b.template.signature}`;
+    let rel = cache?.blocks.get(key);
+    if (rel) reused++;
+    else {
+      const g = blockGraph(index, vis, b.template, measure ?? estimateWidth, transposed);
+      rel = relativeLaid(readLayout(await layout(g)), b.template);
+      if (cache) {
+        if (cache.blocks.size >= CACHE_MAX) cache.blocks.clear();
+        cache.blocks.set(key, rel);
+      }
+    }
     // a container is never narrower than its header (ELK's minimum size is not read on a root)
     const v = /** @type {VisNode} */ (vis.byId.get(b.template.id));
     const min = boxSize(index, v, measure);
-    laids.push({ ...laid, width: Math.max(laid.width, min.width), height: Math.max(laid.height, min.height) });
+    laids.push({ ...rel, width: Math.max(rel.width, min.width), height: Math.max(rel.height, min.height) });
   }
+  // the outer graph, members still at their closed size; an edge's id names its visible ends,
+  // which change inside a member when a box there opens: edges are matched by their order
+  const structure = `${transposed}\n${JSON.stringify(plan.outer, withoutEdgeIds)}`;
+  const edges = edgeIds(plan.outer);
   sizeMembers(plan, laids);
-  const outer = readLayout(await layout(plan.outer));
-  return { ...assemble(plan, outer, laids), blocks: plan.blocks.length };
+  /** @type {Map<string, Rect>} */
+  const sizes = new Map();
+  plan.blocks.forEach((b, i) => {
+    for (const m of b.members) sizes.set(m.id, { x: 0, y: 0, width: laids[i].width, height: laids[i].height });
+  });
+  const full = `${structure}\n${[...sizes.values()].map((r) => `${r.width}x${r.height}`).join(",")}`;
+  let how = "cached";
+  const hit = cache?.outers.get(full);
+  /** @type {Laid | null} */
+  let outer = hit ? renameEdges(hit.laid, hit.edges, edges) : null;
+  if (!outer && cache?.patch && cache.last?.structure === structure) {
+    const last = renameEdges(cache.last.laid, cache.last.edges, edges);
+    outer = patchOuter(last, cache.last.sizes, sizes, plan.outer);
+    how = "patched";
+  }
+  if (!outer) {
+    outer = readLayout(await layout(plan.outer));
+    how = "elk";
+    if (cache) {
+      if (cache.outers.size >= OUTERS_MAX) cache.outers.clear();
+      cache.outers.set(full, { laid: outer, edges });
+    }
+  }
+  if (cache) cache.last = { structure, sizes, laid: outer, edges };
+  return { ...assemble(plan, outer, laids), blocks: plan.blocks.length, reused, outer: how };
+}
+
+/**
+ * JSON.stringify's replacer that leaves edges' ids out.
+ * @this {any} @param {string} key @param {any} value
+ */
+function withoutEdgeIds(key, value) {
+  return key === "id" && this.sources ? undefined : value;
+}
+
+/** The ids of an ELK graph's edges, in a fixed order. @param {ElkNode} g @returns {string[]} */
+function edgeIds(g) {
+  /** @type {string[]} */
+  const out = [];
+  /** @param {ElkNode} n */
+  const walk = (n) => {
+    for (const e of /** @type {any[]} */ (n.edges || [])) out.push(e.id);
+    for (const c of n.children || []) walk(c);
+  };
+  walk(g);
+  return out;
+}
+
+/**
+ * A layout whose routes are keyed by other edge ids (the same edges, in the same order).
+ * @param {Laid} laid @param {string[]} from @param {string[]} to
+ * @returns {Laid}
+ */
+function renameEdges(laid, from, to) {
+  if (from.length !== to.length) return laid;
+  if (from.every((id, i) => id === to[i])) return laid;
+  const paths = new Map();
+  from.forEach((id, i) => {
+    const p = laid.paths.get(id);
+    if (p) paths.set(to[i], p);
+  });
+  return { ...laid, paths };
+}
+
+/**
+ * The last outer layout with some members resized, without ELK: each resized member keeps
+ * its top-left corner, everything that was below its bottom moves by its change in height,
+ * and the containers around it grow or shrink with it. Null when that could be wrong: a
+ * box beside the member that reaches below its new bottom, a box or edge the member's new
+ * extent would cover, an edge bending beside a member that shrinks, or a container it
+ * would outgrow (ELK lays out again then).
+ * @param {Laid} laid the last outer layout @param {Map<string, Rect>} before members' sizes in it
+ * @param {Map<string, Rect>} after members' sizes now (same members)
+ * @param {ElkNode} graph the outer ELK graph (for containers and edges' ends)
+ * @returns {Laid | null}
+ */
+export function patchOuter(laid, before, after, graph) {
+  /** @type {Map<string, string>} */
+  const parent = new Map();
+  /** @type {Map<string, string[]>} */
+  const ends = new Map();
+  /** @param {ElkNode} n */
+  const walk = (n) => {
+    for (const c of n.children || []) {
+      parent.set(c.id, n.id);
+      walk(c);
+    }
+    for (const e of /** @type {any[]} */ (n.edges || [])) ends.set(e.id, [...e.sources, ...e.targets]);
+  };
+  walk(graph);
+  const boxes = new Map(laid.boxes);
+  let paths = laid.paths;
+  let { width, height } = laid;
+  const changed = [...after.keys()].filter((id) => {
+    const a = after.get(id);
+    const b = before.get(id);
+    return !b || !a || a.width !== b.width || a.height !== b.height;
+  });
+  if (changed.some((id) => !before.has(id) || !boxes.has(id))) return null;
+  // bottom-most first: moving an upper member then moves the lower ones already patched
+  changed.sort((a, b) => /** @type {Rect} */ (boxes.get(b)).y - /** @type {Rect} */ (boxes.get(a)).y);
+  const EPS = 0.5;
+  for (const id of changed) {
+    const r = /** @type {Rect} */ (boxes.get(id));
+    const size = /** @type {Rect} */ (after.get(id));
+    const dh = size.height - r.height;
+    const bottom = r.y + r.height;
+    const next = { x: r.x, y: r.y, width: size.width, height: size.height };
+    /** @type {Set<string>} */
+    const around = new Set();
+    for (let p = parent.get(id); p != null && boxes.has(p); p = parent.get(p)) around.add(p);
+    /** @param {Rect} a @param {Rect} b */
+    const meets = (a, b) =>
+      a.x < b.x + b.width + EPS &&
+      b.x < a.x + a.width + EPS &&
+      a.y < b.y + b.height + EPS &&
+      b.y < a.y + a.height + EPS;
+    /** @type {Map<string, Rect>} */
+    const moved = new Map();
+    for (const [bid, b] of boxes) {
+      if (bid === id) continue;
+      if (around.has(bid)) {
+        // a container around it: grows with it, and must still hold it
+        if (b.x + b.width < next.x + next.width + BOX.inset - EPS) return null;
+        moved.set(bid, { ...b, height: b.height + dh });
+      } else if (b.y >= bottom - EPS) moved.set(bid, { ...b, y: b.y + dh });
+      else if (b.y + b.height > Math.min(bottom, bottom + dh) + EPS || meets(b, next)) return null;
+    }
+    /** @param {number[]} p */
+    const shift = (p) => (p[1] >= bottom - EPS ? [p[0], p[1] + dh] : p);
+    /** @type {Map<string, number[][]>} */
+    const nextPaths = new Map();
+    for (const [eid, pts] of paths) {
+      const q = pts.map(shift);
+      const [s, t] = ends.get(eid) ?? [];
+      // an edge into (out of) the member ends on the line of its top (bottom) border, maybe
+      // beyond its new width: assemble's join jogs to the port just outside the border
+      if (t !== id && s !== id) {
+        for (let i = 1; i < q.length; i++) if (crosses(q[i - 1], q[i], next)) return null;
+        // a bend beside a shrinking member, where what was below it comes up to
+        if (dh < 0 && pts.some((p) => p[1] > bottom + dh + EPS && p[1] < bottom - EPS)) return null;
+      }
+      nextPaths.set(eid, q);
+    }
+    for (const [bid, b] of moved) boxes.set(bid, b);
+    boxes.set(id, next);
+    paths = nextPaths;
+    height += dh;
+    width = Math.max(width, next.x + next.width + BOX.inset);
+  }
+  return { boxes, paths, labels: laid.labels, width, height };
+}
+
+/**
+ * Whether an axis-parallel segment passes through the inside of a rectangle.
+ * @param {number[]} a @param {number[]} b @param {Rect} r
+ */
+function crosses(a, b, r) {
+  const x0 = Math.min(a[0], b[0]);
+  const x1 = Math.max(a[0], b[0]);
+  const y0 = Math.min(a[1], b[1]);
+  const y1 = Math.max(a[1], b[1]);
+  return x1 > r.x && x0 < r.x + r.width && y1 > r.y && y0 < r.y + r.height;
 }
 
 /**
  * Sets each stamped member's box in the outer graph to its block's laid-out size.
- * @param {BlockPlan} plan @param {Laid[]} blockLaids one per plan.blocks
+ * @param {BlockPlan} plan @param {{width: number, height: number}[]} blockLaids one per plan.blocks
  */
 export function sizeMembers(plan, blockLaids) {
   /** @type {Map<string, {width: number, height: number}>} */
@@ -271,7 +519,7 @@ export function sizeMembers(plan, blockLaids) {
  * The whole picture: the outer layout, each block stamped into its members, and the
  * edges in and out of members joined (a short jog just outside the member's border).
  * @param {BlockPlan} plan @param {Laid} outer readLayout of the laid-out plan.outer
- * @param {Laid[]} blockLaids readLayout of each laid-out block graph
+ * @param {BlockLaid[]} blockLaids each block's layout (relativeLaid)
  * @returns {Laid}
  */
 export function assemble(plan, outer, blockLaids) {
@@ -279,38 +527,30 @@ export function assemble(plan, outer, blockLaids) {
   const paths = new Map(outer.paths);
   plan.blocks.forEach((b, bi) => {
     const laid = blockLaids[bi];
-    const t = b.template;
     for (const m of b.members) {
       const at = /** @type {Rect} */ (outer.boxes.get(m.id));
       const dx = at.x;
       const dy = at.y;
-      /** @type {Map<string, string>} */
-      const map = new Map(t.inside.map((x, i) => [x, m.inside[i]]));
-      for (const x of t.inside) {
-        const r = laid.boxes.get(x);
-        if (r) boxes.set(/** @type {string} */ (map.get(x)), { ...r, x: r.x + dx, y: r.y + dy });
-      }
-      t.internal.forEach((e, i) => {
-        const p = laid.paths.get(e.id);
-        if (p)
-          paths.set(
-            m.internal[i].id,
-            p.map(([x, y]) => [x + dx, y + dy]),
-          );
+      /** @param {number[][]} p */
+      const move = (p) => p.map(([x, y]) => [x + dx, y + dy]);
+      m.inside.forEach((x, i) => {
+        const r = laid.boxes[i];
+        boxes.set(x, { ...r, x: r.x + dx, y: r.y + dy });
+      });
+      m.internal.forEach((e, i) => {
+        paths.set(e.id, move(laid.internal[i]));
       });
       m.into.forEach((e, i) => {
-        const inner = (laid.paths.get(`${PORT}e:in:${m.inPort[i]}`) || []).map(([x, y]) => [x + dx, y + dy]);
-        const id = e.id;
-        const route = paths.get(id) || [];
+        const inner = move(laid.ins[m.inPort[i]] || []);
+        const route = paths.get(e.id) || [];
         if (!inner.length || !route.length) return;
-        paths.set(id, joinIn(route, inner, at.y));
+        paths.set(e.id, joinIn(route, inner, at.y));
       });
       m.out.forEach((e, i) => {
-        const inner = (laid.paths.get(`${PORT}e:out:${m.outPort[i]}`) || []).map(([x, y]) => [x + dx, y + dy]);
-        const id = e.id;
-        const route = paths.get(id) || [];
+        const inner = move(laid.outs[m.outPort[i]] || []);
+        const route = paths.get(e.id) || [];
         if (!inner.length || !route.length) return;
-        paths.set(id, joinOut(inner, route, at.y + at.height));
+        paths.set(e.id, joinOut(inner, route, at.y + at.height));
       });
     }
   });

@@ -31,62 +31,129 @@ export const FONTS = {
 };
 
 /**
- * The scene's four layers, bottom to top, and the <g> of every visible box by id.
- * Edges go under the (translucent) containers: a header band is never crossed by a line
- * over its text.
- * @param {{index: GraphIndex, vis: VisGraph, laid: Layout, measure: Measure, markerId: string,
- *   errorNode: string | null}} input  markerId: the arrowhead <marker>'s id
- * @returns {{layers: SVGElement[], groups: Map<string, SVGGElement>,
- *   placed: {item: SVGElement, bounds: import("./graph-cull.js").Bounds}[]}} placed: every
- *   box, edge and label with its extent (for drawing only what is on screen)
+ * @typedef {import("./graph-cull.js").Bounds} Bounds
+ * @typedef {Object} SceneItem      one box, edge or edge label, not yet drawn
+ * @property {string | null} id     the box's vis id (null for edges and labels)
+ * @property {number} layer         index into the scene's layers
+ * @property {number} order         its place in its layer, bottom to top
+ * @property {Bounds} bounds        its extent, in graph coordinates
+ * @property {() => SVGElement} make draws it (each call a new element)
+ * @typedef {{index: GraphIndex, vis: VisGraph, laid: Layout, measure: Measure, markerId: string,
+ *   errorNode: string | null}} SceneInput  markerId: the arrowhead <marker>'s id
  */
-export function drawScene({ index, vis, laid, measure, markerId, errorNode }) {
+
+/**
+ * The scene's four layers, bottom to top, empty, and every item to draw in them: the
+ * view draws all of them (drawScene), or of a big graph only those near the viewport
+ * (lib/graph-lazy.js). Edges go under the (translucent) containers: a header band is
+ * never crossed by a line over its text; nested containers come after their parents.
+ * @param {SceneInput} input
+ * @returns {{layers: SVGElement[], items: SceneItem[]}} items sorted by layer, then order
+ */
+export function planScene({ index, vis, laid, measure, markerId, errorNode }) {
   /** @type {FitText} */
   const fitText = (text, font, maxW) => truncateEnd(text, maxW, (t) => measure(t, font));
-  const containers = s("g", { class: "nbviz-graph__containers" });
-  const edges = s("g", { class: "nbviz-graph__edges" });
-  const labels = s("g", { class: "nbviz-graph__edge-labels" });
-  const leaves = s("g", { class: "nbviz-graph__leaves" });
-  /** @type {Map<string, SVGGElement>} */
-  const groups = new Map();
-  /** @param {VisNode} v */
-  /** @type {{item: SVGElement, bounds: import("./graph-cull.js").Bounds}[]} */
-  const placed = [];
-  const box = (v) => {
+  const layers = [
+    s("g", { class: "nbviz-graph__edges" }),
+    s("g", { class: "nbviz-graph__containers" }),
+    s("g", { class: "nbviz-graph__edge-labels" }),
+    s("g", { class: "nbviz-graph__leaves" }),
+  ];
+  /** @type {SceneItem[][]} */
+  const byLayer = [[], [], [], []];
+  /** @param {VisNode} v @param {number} layer */
+  const box = (v, layer) => {
     const b = /** @type {Box} */ (laid.boxes.get(v.id));
-    const g = drawNode(index, v, b, errorNode, measure, fitText);
-    groups.set(v.id, g);
-    placed.push({ item: g, bounds: { x0: b.x, y0: b.y, x1: b.x + b.width, y1: b.y + b.height } });
-    return g;
+    if (!b) return;
+    byLayer[layer].push({
+      id: v.id,
+      layer,
+      order: byLayer[layer].length,
+      bounds: { x0: b.x, y0: b.y, x1: b.x + b.width, y1: b.y + b.height },
+      make: () => drawNode(index, v, b, errorNode, measure, fitText),
+    });
   };
   const open = vis.nodes.filter((v) => v.open);
   open.sort((a, b) => (index.depth.get(a.id) ?? 0) - (index.depth.get(b.id) ?? 0));
-  for (const v of open) containers.appendChild(box(v));
-  for (const v of vis.nodes) if (!v.open) leaves.appendChild(box(v));
+  for (const v of open) box(v, 1);
+  for (const v of vis.nodes) if (!v.open) box(v, 3);
 
   const spots = gv.placeLabels(vis, laid, measure);
   for (const e of vis.edges) {
     const pts = laid.paths.get(e.id);
     if (!pts || pts.length < 2) continue;
-    const p = s("path", { class: "nbviz-graph__edge", d: roundedPath(pts, 5), "marker-end": `url(#${markerId})` });
-    p.dataset.source = e.source;
-    p.dataset.target = e.target;
-    if (e.count > 1) p.classList.add("nbviz-graph__edge--multi");
-    edges.appendChild(p);
-    placed.push({ item: p, bounds: pathBounds(pts) });
+    byLayer[0].push({
+      id: null,
+      layer: 0,
+      order: byLayer[0].length,
+      bounds: pathBounds(pts),
+      make: () => {
+        const p = s("path", { class: "nbviz-graph__edge", d: roundedPath(pts, 5), "marker-end": `url(#${markerId})` });
+        p.dataset.source = e.source;
+        p.dataset.target = e.target;
+        if (e.count > 1) p.classList.add("nbviz-graph__edge--multi");
+        return p;
+      },
+    });
     const spot = spots.get(e.id);
     if (spot) {
-      /** @type {Record<string, string>} */
-      const attrs = { class: "nbviz-graph__edge-label", x: spot.x.toFixed(1), y: spot.y.toFixed(1) };
-      if (spot.anchor === "end") attrs["text-anchor"] = "end";
-      const t = s("text", attrs, e.label);
-      labels.appendChild(t);
       const w = measure(e.label, "small");
       const x0 = spot.anchor === "end" ? spot.x - w : spot.x;
-      placed.push({ item: t, bounds: { x0, y0: spot.y - 8, x1: x0 + w, y1: spot.y + 8 } });
+      byLayer[2].push({
+        id: null,
+        layer: 2,
+        order: byLayer[2].length,
+        bounds: { x0, y0: spot.y - 8, x1: x0 + w, y1: spot.y + 8 },
+        make: () => {
+          /** @type {Record<string, string>} */
+          const attrs = { class: "nbviz-graph__edge-label", x: spot.x.toFixed(1), y: spot.y.toFixed(1) };
+          if (spot.anchor === "end") attrs["text-anchor"] = "end";
+          return s("text", attrs, e.label);
+        },
+      });
     }
   }
-  return { layers: [edges, containers, labels, leaves], groups, placed };
+  return { layers, items: byLayer.flat() };
+}
+
+/**
+ * The whole scene, every item drawn: its four layers (see planScene) and the <g> of
+ * every visible box by id.
+ * @param {SceneInput} input
+ * @returns {{layers: SVGElement[], groups: Map<string, SVGGElement>,
+ *   placed: {item: SVGElement, bounds: Bounds}[]}} placed: every box, edge and label with its extent
+ */
+export function drawScene(input) {
+  const { layers, items } = planScene(input);
+  /** @type {Map<string, SVGGElement>} */
+  const groups = new Map();
+  /** @type {{item: SVGElement, bounds: Bounds}[]} */
+  const placed = [];
+  for (const it of items) {
+    const el = it.make();
+    layers[it.layer].appendChild(el);
+    if (it.id != null) groups.set(it.id, /** @type {SVGGElement} */ (el));
+    placed.push({ item: el, bounds: it.bounds });
+  }
+  return { layers, groups, placed };
+}
+
+/**
+ * A box's modifier classes (what graph.css styles its shape by; the overlay, matches and
+ * the selection add theirs when the view restyles).
+ * @param {VisNode} v @param {string | null} errorNode
+ */
+export function nodeClasses(v, errorNode) {
+  const kindClass = v.kind === "fold" || v.kind === "module" ? "module" : v.kind === "op" ? "op" : "io";
+  const out = [`nbviz-graph__node--${kindClass}`];
+  if (v.kind === "input" || v.kind === "output") out.push(`nbviz-graph__node--${v.kind}`);
+  if (v.open) out.push("nbviz-graph__node--expanded");
+  if (v.kind === "fold") out.push("nbviz-graph__node--folded");
+  if (v.node.inplace) out.push("nbviz-graph__node--inplace");
+  const isError =
+    (errorNode != null && (v.id === errorNode || (v.members || []).includes(errorNode))) || !!v.node.error;
+  if (isError) out.push("nbviz-graph__node--error");
+  return out;
 }
 
 /**
@@ -97,14 +164,7 @@ export function drawScene({ index, vis, laid, measure, markerId, errorNode }) {
 function drawNode(idx, v, b, errorNode, measure, fitText) {
   const n = v.node;
   const g = /** @type {SVGGElement} */ (s("g", { transform: `translate(${b.x.toFixed(1)},${b.y.toFixed(1)})` }));
-  const kindClass = v.kind === "fold" || v.kind === "module" ? "module" : v.kind === "op" ? "op" : "io";
-  g.setAttribute("class", `nbviz-graph__node nbviz-graph__node--${kindClass}`);
-  if (v.kind === "input" || v.kind === "output") g.classList.add(`nbviz-graph__node--${v.kind}`);
-  if (v.open) g.classList.add("nbviz-graph__node--expanded");
-  if (v.kind === "fold") g.classList.add("nbviz-graph__node--folded");
-  if (n.inplace) g.classList.add("nbviz-graph__node--inplace");
-  const isError = (errorNode != null && (v.id === errorNode || (v.members || []).includes(errorNode))) || !!n.error;
-  if (isError) g.classList.add("nbviz-graph__node--error");
+  g.setAttribute("class", `nbviz-graph__node ${nodeClasses(v, errorNode).join(" ")}`);
   g.dataset.id = v.id;
   g.dataset.path = n.path;
   g.dataset.kind = v.kind;
