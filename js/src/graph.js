@@ -1004,8 +1004,28 @@ function render({ model, el }) {
   model.on("change:depth", onDepth);
   model.on("change:overlay_data", onOverlay);
   model.on("change:title", onTitle);
+  /**
+   * The edge colour made opaque over the background. JupyterLab's text colours are
+   * translucent, and edges that share a stretch (ELK merges the edges of one output: an
+   * LLM's rotary embedding feeding all 32 layers) would darken it once per edge.
+   */
+  function opaqueEdges() {
+    root.style.removeProperty("--nbviz-graph-edge-opaque");
+    const style = getComputedStyle(root);
+    const c = document.createElement("canvas").getContext("2d", { willReadFrequently: true });
+    if (!c) return;
+    c.fillStyle = style.getPropertyValue("--nbviz-bg").trim() || "#ffffff";
+    c.fillRect(0, 0, 1, 1);
+    c.fillStyle = style.getPropertyValue("--nbviz-graph-edge").trim() || "#777777";
+    c.globalAlpha = 0.85; // as light as a lone edge was drawn before
+    c.fillRect(0, 0, 1, 1);
+    const [r, g, b] = c.getImageData(0, 0, 1, 1).data;
+    root.style.setProperty("--nbviz-graph-edge-opaque", `rgb(${r}, ${g}, ${b})`);
+  }
+  opaqueEdges();
   const unwatch = watchTheme(() => {
     lastFill = new Map(); // re-derive text colours on fills
+    opaqueEdges();
     onOverlay();
   });
 

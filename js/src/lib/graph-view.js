@@ -590,6 +590,10 @@ export const LEVEL_OPTIONS = {
   "elk.spacing.edgeEdge": "8",
   "elk.layered.spacing.edgeNodeBetweenLayers": "14",
   "elk.layered.spacing.edgeEdgeBetweenLayers": "8",
+  // The edges of one output share their way out (a fan-out is one line that branches):
+  // an LLM's rotary embedding feeds all 32 layers, and one lane per edge made the
+  // unfolded 8B graph 13,768 px wide (2,430 px merged) and ELK 40 % slower.
+  "elk.layered.mergeEdges": "true",
 };
 
 /** Layout options on the ELK root (all coordinates come back absolute). */
