@@ -531,6 +531,7 @@ class Stack(torch.nn.Module):
         return self.head(x)
 
 big = nbviz.ModelGraph(Stack(200, 8), torch.randn(2, 8), depth=1)
+big.overlay({f"blocks.{i}.down": float(i) for i in range(200)}, label="block index")
 big
 """
 
@@ -588,9 +589,32 @@ def test_big_stack_unfolds_complete_and_interactive_while_kernel_busy(lab: Lab):
     assert int(w.get_attribute("data-blocks")) >= 1
     lab.screenshot(w, "graph-big-stack-unfolded")
     # only what is near the viewport is drawn
-    drawn = w.evaluate("(el) => el.querySelectorAll('.nbviz-graph__scene g.nbviz-graph__node').length")
+    drawn = w.evaluate(
+        "(el) => el.querySelectorAll('.nbviz-graph__scene g.nbviz-graph__node').length"
+    )
     assert 0 < drawn < boxes, drawn
     assert int(w.get_attribute("data-culled") or 0) > 0
+    # search, the overlay and details at that size: the match far down the stack is shown
+    # (drawn when it comes into view), highlighted and coloured; its details open
+    search = w.locator(".nbviz-graph__search")
+    search.fill("blocks.150.down")
+    search.press("Enter")
+    match = w.locator('.nbviz-graph__node--match[data-path="blocks.150.down"]')
+    match.wait_for(state="visible")
+    assert "1 match" in w.locator(".nbviz-graph__matches").inner_text()
+    assert float(match.get_attribute("data-value")) == 150.0
+    fill = match.evaluate(
+        "(g) => getComputedStyle(g.querySelector(':scope > .nbviz-graph__box,"
+        " :scope > .nbviz-graph__header > .nbviz-graph__header-band')).fill"
+    )
+    assert fill.startswith("rgb"), fill  # a viridis colour (an open box: its header band)
+    click(lab, match.locator('[data-action="info"]').first)
+    details = w.locator(".nbviz-graph__details")
+    details.wait_for(state="visible")
+    assert "blocks.150.down" in details.inner_text() and "Linear(" in details.inner_text()
+    details.locator(".nbviz-graph__close").click()
+    search.press("Escape")
+    assert lab.cell_running(1)
     # one PNG of the whole would be illegible (over ~10^8 pixels): "export PNG" saves the
     # part in view, as drawn, at 2x, and says so
     with lab.page.expect_download() as got:
@@ -607,7 +631,8 @@ def test_big_stack_unfolds_complete_and_interactive_while_kernel_busy(lab: Lab):
     # "fit" shows the whole graph without text, as a sketch of a few paths
     w.locator("button", has_text="fit").click()
     assert "nbviz-graph--far" in (w.get_attribute("class") or "")
-    assert 0 < w.locator(".nbviz-graph__sketch path").count() < 50
+    # (one path per look: the overlay's colours make about 200 here, for 2,000+ boxes)
+    assert 0 < w.locator(".nbviz-graph__sketch path").count() < boxes / 4
     lab.screenshot(w, "graph-big-stack-far")
     # the export button first draws, in steps, what was never drawn, saying how far it is
     w.evaluate(

@@ -6,7 +6,8 @@
 /** @typedef {{x: number, y: number, k: number}} View */
 /** @typedef {{x: number, y: number, width: number, height: number}} Box */
 
-export const MIN_ZOOM = 0.02;
+// "fit" shows all of an unfolded 70B-sized LLM (about 230,000 px tall) in a cell
+export const MIN_ZOOM = 0.002;
 export const MAX_ZOOM = 4;
 
 /**
