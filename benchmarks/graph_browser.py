@@ -180,15 +180,21 @@ def click_to_paint(lab: Lab, selector: str, action: str) -> tuple[float, list[fl
         const t = performance.now(); {action}; return t; }}""",
         selector,
     )
+    painted, parts = painted_after(lab, w, before)
+    gaps = lab.page.evaluate("() => { window.__counting = false; return window.__gaps; }")
+    return painted - t0, [*parts, max(gaps, default=0)]
+
+
+def painted_after(lab: Lab, w, before: int) -> tuple[float, list[float]]:
+    """Once the layout after the `before`-th has painted: when (page clock), and its phases
+    (`data-layout-parts`: prepare, ELK, SVG build, restyle, paint)."""
     lab.page.wait_for_function(
         "([el, n]) => Number(el.dataset.layouts || 0) > n",
         arg=[w.element_handle(), before],
         timeout=120_000,
     )
     painted = float(w.get_attribute("data-painted-at"))
-    parts = [float(x) for x in (w.get_attribute("data-layout-parts") or "").split(",") if x]
-    gaps = lab.page.evaluate("() => { window.__counting = false; return window.__gaps; }")
-    return painted - t0, [*parts, max(gaps, default=0)]
+    return painted, [float(x) for x in (w.get_attribute("data-layout-parts") or "").split(",") if x]
 
 
 def fit_ms(lab: Lab) -> float:
@@ -329,13 +335,7 @@ def mouse_to_paint(lab: Lab, x: float, y: float) -> tuple[float, list[float]]:
         window.addEventListener('pointerdown', () => { window.__downAt = performance.now(); }, true); }"""
     )
     lab.page.mouse.click(x, y)
-    lab.page.wait_for_function(
-        "([el, n]) => Number(el.dataset.layouts || 0) > n",
-        arg=[w.element_handle(), before],
-        timeout=120_000,
-    )
-    painted = float(w.get_attribute("data-painted-at"))
-    parts = [float(x) for x in (w.get_attribute("data-layout-parts") or "").split(",") if x]
+    painted, parts = painted_after(lab, w, before)
     return painted - lab.page.evaluate("() => window.__downAt"), parts
 
 

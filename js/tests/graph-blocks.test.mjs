@@ -109,20 +109,7 @@ test("the assembled picture is complete: every box placed, every edge ends at it
   const laid = await layoutVisible((g) => elk.layout(g), idx, vis, opts);
   const whole = readLayout(await elk.layout(toElk(idx, vis)));
   assert.deepEqual([...laid.boxes.keys()].sort(), [...whole.boxes.keys()].sort());
-  const near = (p, r) => p[0] >= r.x - 1 && p[0] <= r.x + r.width + 1 && p[1] >= r.y - 1 && p[1] <= r.y + r.height + 1;
-  for (const e of vis.edges) {
-    const p = laid.paths.get(e.id);
-    assert.ok(p && p.length >= 2, e.id);
-    assert.ok(near(p[0], laid.boxes.get(e.source)), `${e.id} starts at its source`);
-    assert.ok(near(p[p.length - 1], laid.boxes.get(e.target)), `${e.id} ends at its target`);
-    for (let i = 1; i < p.length; i++) {
-      const [a, b] = [p[i - 1], p[i]];
-      assert.ok(a[0] === b[0] || a[1] === b[1], `${e.id} stays orthogonal`);
-    }
-  }
-  // members' boxes do not overlap
-  const ms = ["b0", "b1", "b2", "b3", "b4"].map((m) => laid.boxes.get(m));
-  for (let i = 1; i < ms.length; i++) assert.ok(ms[i].y >= ms[i - 1].y + ms[i - 1].height);
+  assertComplete(laid, vis, ["b0", "b1", "b2", "b3", "b4"]);
 });
 
 test("joins keep routes orthogonal, with the jog just outside the border", () => {
