@@ -7,7 +7,7 @@ import "./lib/common.css";
 import "./graph.css";
 import { colorTable } from "./lib/colors.js";
 import { coalesce, coalesceAsync, el as h, svgEl as s, watchTheme } from "./lib/dom.js";
-import { layoutCache, layoutVisible } from "./lib/graph-blocks.js";
+import { keepPicture, layoutCache, layoutVisible, nextPictures } from "./lib/graph-blocks.js";
 import { viewBounds } from "./lib/graph-cull.js";
 import { detailsContent } from "./lib/graph-details.js";
 import { elkLayout } from "./lib/graph-elk.js";
@@ -45,6 +45,7 @@ import { fitView, revealView, viewportHeight, wheelFactor, zoomAt } from "./lib/
 
 const SVG = "http://www.w3.org/2000/svg";
 const BIG = 400; // visible boxes beyond which "laying out…" shows first, and only what is on screen is drawn
+const PRELAY_MAX = 24; // block pictures laid out ahead after one layout, at most (lib/graph-blocks.js nextPictures)
 const FAR = 0.4; // zoom below which a big graph is drawn as a sketch, without text (under ~4.5 px)
 const viridis = colorTable();
 let uid = 0;
@@ -58,6 +59,11 @@ function elk() {
 }
 /** @type {Promise<boolean> | null} */
 let transposedProbe = null;
+/** Runs f in idle time (a timer where the page has no requestIdleCallback). */
+const idle =
+  /** @type {any} */ (globalThis).requestIdleCallback || ((/** @type {(d?: any) => void} */ f) => setTimeout(f, 200));
+/** Idle time left in a requestIdleCallback's slot (a timer's: enough). @param {any} deadline */
+const idleLeft = (deadline) => (deadline?.timeRemaining ? deadline.timeRemaining() : 50);
 // ELK is compiled Java: its first few layouts run cold and take 2-3x longer.
 // After the first paint, a few throwaway layouts in idle time (once per page)
 // make the first clicks as quick as the later ones.
@@ -65,8 +71,6 @@ const WARM_RUNS = 4;
 let warmRuns = 0;
 /** @param {() => any} makeGraph @param {() => boolean} stop */
 function warmUp(makeGraph, stop) {
-  const idle =
-    /** @type {any} */ (globalThis).requestIdleCallback || ((/** @type {() => void} */ f) => setTimeout(f, 200));
   const next = () =>
     idle(() => {
       if (warmRuns >= WARM_RUNS || stop()) return;
@@ -258,6 +262,7 @@ function render({ model, el }) {
   // ---- layout -------------------------------------------------------------
   /** @type {string[] | null} */
   let pendingAnchor = null;
+  let layoutWanted = false; // a layout is asked for and has not started yet
   const scheduleLayout = coalesceAsync(async () => {
     if (disposed) return;
     try {
@@ -274,11 +279,13 @@ function render({ model, el }) {
    */
   function requestLayout(anchors) {
     if (anchors && !pendingAnchor) pendingAnchor = anchors;
+    layoutWanted = true;
     scheduleLayout();
   }
 
   async function layoutOnce() {
     const seq = ++layoutSeq;
+    layoutWanted = false;
     const anchors = pendingAnchor;
     pendingAnchor = null;
     syncChrome();
@@ -308,16 +315,20 @@ function render({ model, el }) {
       }
     }
     const started = performance.now();
-    const nextVis = gv.visibleGraph(index, effectiveExpanded(), effectiveFolded());
+    const shown = { expanded: effectiveExpanded(), folded: effectiveFolded() };
+    const nextVis = gv.visibleGraph(index, shown.expanded, shown.folded);
     if (nextVis.nodes.length > BIG) {
       busy.hidden = false;
-      await new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
+      // ELK in a worker leaves the page free to paint "laying out…" while it works (and
+      // a layout from the cache needs none): a frame is waited for only when ELK runs here
+      if (elk().where() === "page") await new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
     }
     /** @type {Awaited<ReturnType<typeof layoutVisible>>} */
     let result;
     const t = { elk: 0, laid: 0, painted: 0, styled: 0 };
+    let transposed = false;
     try {
-      const transposed = await elkTransposed();
+      transposed = await elkTransposed();
       t.elk = performance.now();
       // identical open blocks (an LLM's decoder layers) are laid out once and stamped; blocks
       // laid out before (all but the one layer where a box opened or closed) come from the cache
@@ -383,6 +394,45 @@ function render({ model, el }) {
       }, 0),
     );
     if (selected && !vis.byId.has(selected)) selected = null;
+    if (result.blocks) prelay(seq, vis, shown, transposed);
+  }
+
+  /**
+   * After a layout by blocks: the block pictures one click inside a block would ask for
+   * (lib/graph-blocks.js nextPictures) are laid out in idle time, one at a time, and kept in
+   * the view's cache, so that the first collapse of a box inside a decoder layer needs no
+   * ELK. Stops when another layout is asked for or starts, or the view goes; never starts an
+   * ELK run while a layout is pending (ELK is one worker: a user's layout would wait), nor
+   * where ELK runs in the page (a run there would hold the page), and asks for a bounded number.
+   * @param {number} seq @param {VisGraph} shownVis @param {{expanded: Set<string>, folded: Set<string>}} sets
+   * @param {boolean} transposed
+   */
+  function prelay(seq, shownVis, sets, transposed) {
+    if (!index || elk().where() !== "worker") return;
+    const cache = blockCache;
+    let left = PRELAY_MAX;
+    const stop = () => disposed || seq !== layoutSeq || layoutWanted || cache !== blockCache;
+    const pictures = nextPictures(index, shownVis, { ...sets, cache, measure, transposed });
+    const next = () =>
+      idle((/** @type {any} */ deadline) => {
+        if (stop() || left <= 0) return;
+        if (idleLeft(deadline) < 25) return next(); // a step takes ~10-30 ms: wait for a longer idle slot
+        const step = pictures.next(); // one toggled view: ~10-30 ms
+        if (step.done) return;
+        const picture = step.value;
+        if (!picture) return next(); // in the cache already
+        left--;
+        elk()
+          .layout(picture.graph)
+          .then(
+            (g) => {
+              if (cache === blockCache) keepPicture(cache, picture, g);
+              next();
+            },
+            () => undefined,
+          );
+      });
+    next();
   }
 
   /** The graph one level deeper than now (what a click is likely to ask for), capped in size. */

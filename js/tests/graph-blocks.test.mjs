@@ -1,7 +1,16 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import ELK from "elkjs/lib/elk.bundled.js";
-import { blockGraph, joinIn, joinOut, layoutCache, layoutVisible, planBlocks } from "../src/lib/graph-blocks.js";
+import {
+  blockGraph,
+  joinIn,
+  joinOut,
+  keepPicture,
+  layoutCache,
+  layoutVisible,
+  nextPictures,
+  planBlocks,
+} from "../src/lib/graph-blocks.js";
 import {
   boxSize,
   estimateWidth,
@@ -299,3 +308,61 @@ function assertApart(idx, laid) {
     }
   }
 }
+
+test("pictures laid out ahead make the first click inside a member a cache hit, equal to a fresh layout", async () => {
+  const elk = new ELK();
+  const lay = (g) => elk.layout(g);
+  const idx = indexGraph(stack(5));
+  const members = ["b0", "b1", "b2", "b3", "b4"];
+  const folded = new Set();
+  /** Lays out what nextPictures asks for, as graph.js does in idle time. */
+  const prelay = async (vis, expanded, cache) => {
+    const toggles = [];
+    for (const pic of nextPictures(idx, vis, { ...opts, expanded, folded, cache })) {
+      if (!pic) continue; // that click's picture is in the cache
+      keepPicture(cache, pic, await lay(pic.graph));
+      toggles.push(pic.toggle);
+    }
+    return toggles;
+  };
+  // everything open: the template's one open module, closed
+  const open = all(idx);
+  const cache = layoutCache({ patch: false });
+  const vis = visibleGraph(idx, open, folded);
+  await layoutVisible(lay, idx, vis, { ...opts, cache });
+  assert.deepEqual(await prelay(vis, open, cache), ["b0n"]);
+  assert.deepEqual(await prelay(vis, open, cache), []); // all in the cache now
+  for (const changed of ["b3n", "b0n"]) {
+    const some = new Set(open);
+    some.delete(changed);
+    const after = visibleGraph(idx, some, folded);
+    const cached = await layoutVisible(lay, idx, after, { ...opts, cache });
+    assert.deepEqual([cached.blocks, cached.reused], [2, 2], changed);
+    const fresh = await layoutVisible(lay, idx, after, { ...opts, cache: layoutCache() });
+    assert.deepEqual(cached.boxes, fresh.boxes);
+    assert.deepEqual(cached.paths, fresh.paths);
+    assert.deepEqual([cached.width, cached.height], [fresh.width, fresh.height]);
+    assertComplete(cached, after, members);
+    // that view's next pictures (the changed norm open again, a norm closed in another
+    // member) are the two already in the cache
+    assert.deepEqual(await prelay(after, some, cache), []);
+  }
+  // the norms closed (they can open): opening one is laid out ahead
+  const shallow = new Set(["root", ...members]);
+  const cache2 = layoutCache({ patch: false });
+  const vis2 = visibleGraph(idx, shallow, folded);
+  const first = await layoutVisible(lay, idx, vis2, { ...opts, cache: cache2 });
+  assert.equal(first.blocks, 1);
+  assert.deepEqual(await prelay(vis2, shallow, cache2), ["b0n"]);
+  const opened = visibleGraph(idx, new Set([...shallow, "b2n"]), folded);
+  const hit = await layoutVisible(lay, idx, opened, { ...opts, cache: cache2 });
+  assert.deepEqual([hit.blocks, hit.reused], [2, 2]);
+  const fresh = await layoutVisible(lay, idx, opened, { ...opts, cache: layoutCache() });
+  assert.deepEqual(hit.boxes, fresh.boxes);
+  assert.deepEqual(hit.paths, fresh.paths);
+  assertComplete(hit, opened, members);
+  // without blocks (or without a measure) nothing is asked for
+  const none = [...nextPictures(idx, vis, { measure: estimateWidth, expanded: open, folded, cache: layoutCache() })];
+  assert.deepEqual(none, []); // under MIN_BOXES
+  assert.deepEqual([...nextPictures(idx, vis, { minBoxes: 0, expanded: open, folded, cache: layoutCache() })], []);
+});

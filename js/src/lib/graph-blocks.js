@@ -8,10 +8,12 @@
 // pictures differ (one decoder layer with a sub-block closed) form blocks of their own.
 // A block's layout depends only on its signature, so a view keeps them in a cache
 // across layouts: opening or closing a box inside one decoder layer lays out that
-// layer's inside and the small outer graph; the other layers reuse their layout.
+// layer's inside and the small outer graph; the other layers reuse their layout. After
+// a layout, the view lays out in idle time the pictures one click inside a block would
+// ask for (nextPictures, keepPicture): the first such click then needs no ELK either.
 // Pure functions, no DOM: js/tests/graph-blocks.test.mjs checks that a stamped block
 // equals a fresh layout, and that a layout assembled from the cache equals a fresh one.
-import { BOX, boxSize, estimateWidth, readLayout, toElk } from "./graph-view.js";
+import { BOX, boxSize, canExpand, estimateWidth, readLayout, toElk, visibleGraph } from "./graph-view.js";
 
 /**
  * @typedef {import("./graph-view.js").GraphIndex} GraphIndex
@@ -65,12 +67,12 @@ const PORT = "__port:";
  * names, box sizes and edge labels, relative to the member).
  * @param {GraphIndex} index @param {VisGraph} vis @param {string} id @param {Measure} measure
  * @param {Map<string, VisEdge[]>} touching edges by visible end
- * @param {(id: string) => boolean} isInside
+ * @param {Map<VisEdge, number>} edgeOrder each edge's position in vis.edges
+ * @param {string[]} inside the member's visible descendants, in vis order
  * @param {(index: GraphIndex, v: VisNode, measure: Measure) => {width: number, height: number}} size
  * @returns {Member}
  */
-function memberOf(index, vis, id, measure, touching, isInside, size) {
-  const inside = vis.nodes.filter((v) => v.id !== id && isInside(v.id)).map((v) => v.id);
+function memberOf(index, vis, id, measure, touching, edgeOrder, inside, size) {
   const rel = new Map(inside.map((x, i) => [x, i]));
   rel.set(id, -1);
   const parts = [];
@@ -87,8 +89,8 @@ function memberOf(index, vis, id, measure, touching, isInside, size) {
   /** @type {VisEdge[]} */ const into = [];
   /** @type {VisEdge[]} */ const out = [];
   for (const x of inside) for (const e of touching.get(x) || []) seen.add(e);
-  for (const e of vis.edges) {
-    if (!seen.has(e)) continue;
+  const order = (/** @type {VisEdge} */ e) => /** @type {number} */ (edgeOrder.get(e));
+  for (const e of [...seen].sort((a, b) => order(a) - order(b))) {
     const s = rel.has(e.source) && e.source !== id;
     const t = rel.has(e.target) && e.target !== id;
     if (s && t) internal.push(e);
@@ -157,7 +159,20 @@ export function planBlocks(index, vis, opts) {
     return out;
   };
   /** @type {Map<string, string[]>} */
-  const chains = new Map(vis.nodes.map((v) => [v.id, chain(v.id)]));
+  const chains = new Map();
+  /** @type {Map<string, string[]>} visible descendants of each open box, in vis order */
+  const insideOf = new Map();
+  for (const v of vis.nodes) {
+    const c = chain(v.id);
+    chains.set(v.id, c);
+    for (const a of c) {
+      const l = insideOf.get(a);
+      if (l) l.push(v.id);
+      else insideOf.set(a, [v.id]);
+    }
+  }
+  /** @type {Map<VisEdge, number>} */
+  const edgeOrder = new Map(vis.edges.map((e, i) => [e, i]));
   /** @type {Block[]} */
   const blocks = [];
   /** @type {Set<string>} */
@@ -168,9 +183,7 @@ export function planBlocks(index, vis, opts) {
     const open = runMembers.filter((m) => vis.byId.get(m)?.open);
     if (open.length < 2) continue;
     if (open.some((m) => (chains.get(m) || []).some((a) => stamped.has(a)))) continue;
-    const members = open.map((m) =>
-      memberOf(index, vis, m, measure, touching, (x) => (chains.get(x) || []).includes(m), size),
-    );
+    const members = open.map((m) => memberOf(index, vis, m, measure, touching, edgeOrder, insideOf.get(m) || [], size));
     // one block per picture: the run's usual one, and one for each member opened differently
     /** @type {Map<string, Member[]>} */
     const bySignature = new Map();
@@ -284,6 +297,98 @@ export function layoutCache({ patch = true } = {}) {
   return { blocks: new Map(), outers: new Map(), last: null, patch };
 }
 
+/** A block layout's key in a cache. @param {Member} m @param {boolean} transposed */
+function blockKey(m, transposed) {
+  return `${transposed}\n${m.signature}`;
+}
+
+/** @param {LayoutCache} cache @param {string} key @param {BlockLaid} rel */
+function keepBlock(cache, key, rel) {
+  if (cache.blocks.size >= CACHE_MAX) cache.blocks.clear();
+  cache.blocks.set(key, rel);
+}
+
+/**
+ * @typedef {Object} NextPicture  a block picture a click would ask for, to lay out ahead
+ * @property {string} key          its key in the cache
+ * @property {ElkNode} graph       its ELK graph (blockGraph)
+ * @property {Member} member       the member it was made from
+ * @property {string} toggle       the box whose click asks for it
+ */
+
+/**
+ * The block pictures one click inside a block would ask for and `cache` lacks: for the
+ * template member of each block of the view, each open module directly inside it closed
+ * and (`open`, default true) each closed module there that can open, opened. Lazy: each
+ * step computes one toggled view (visibleGraph, planBlocks: ~10 ms for 2,337 boxes) and
+ * yields its member's block graph, or null when the cache holds that picture by then or it
+ * would not be a block (a caller takes one step per idle slot, lays the pictures out one at
+ * a time and keeps them with keepPicture). Nothing for views not laid out by blocks.
+ * @param {GraphIndex} index @param {VisGraph} vis the view laid out last
+ * @param {{expanded: Set<string>, folded: Set<string>, cache: LayoutCache, measure?: Measure,
+ *   transposed?: boolean, minBoxes?: number, open?: boolean}} opts the sets `vis` was made from
+ * @returns {Generator<NextPicture | null, void, void>}
+ */
+export function* nextPictures(index, vis, opts) {
+  const { measure, open = true } = opts;
+  if (!measure) return; // layoutVisible makes no blocks then
+  const plan = planBlocks(index, vis, { ...opts, size: boxSize });
+  if (!plan) return;
+  /** @type {[string, string][]} [template, box to toggle] */
+  const toggles = [];
+  for (const close of open ? [true, false] : [true]) {
+    for (const b of plan.blocks) {
+      for (const x of b.template.inside) {
+        const v = /** @type {VisNode} */ (vis.byId.get(x));
+        if (v.parent !== b.template.id || v.kind !== "module") continue;
+        if (close ? v.open : !v.open && canExpand(index, x)) toggles.push([b.template.id, x]);
+      }
+    }
+  }
+  /** @type {Set<string>} */
+  const yielded = new Set();
+  for (const [template, x] of toggles) {
+    // (in a function of its own: the toggled view is not kept while the picture is laid out)
+    const picture = pictureAfter(index, template, x, opts);
+    if (!picture || yielded.has(picture.key)) yield null;
+    else {
+      yielded.add(picture.key);
+      yield picture;
+    }
+  }
+}
+
+/**
+ * The block picture of `template` after a click on `x` inside it; null when that view
+ * would not lay it out as a block, or the cache holds that picture.
+ * @param {GraphIndex} index @param {string} template @param {string} x
+ * @param {{expanded: Set<string>, folded: Set<string>, cache: LayoutCache, measure?: Measure,
+ *   transposed?: boolean, minBoxes?: number}} opts
+ * @returns {NextPicture | null}
+ */
+function pictureAfter(index, template, x, opts) {
+  const { expanded, folded, cache, measure = estimateWidth, transposed = false } = opts;
+  const next = new Set(expanded);
+  if (next.has(x)) next.delete(x);
+  else next.add(x);
+  const after = visibleGraph(index, next, folded);
+  const member = planBlocks(index, after, { ...opts, size: boxSize })
+    ?.blocks.flatMap((b) => b.members)
+    .find((m) => m.id === template);
+  if (!member) return null;
+  const key = blockKey(member, transposed);
+  if (cache.blocks.has(key)) return null;
+  return { key, graph: blockGraph(index, after, member, measure, transposed), member, toggle: x };
+}
+
+/**
+ * Keeps a picture from nextPictures, laid out by ELK, in the cache layoutVisible reads.
+ * @param {LayoutCache} cache @param {NextPicture} picture @param {ElkNode} laid ELK's answer for picture.graph
+ */
+export function keepPicture(cache, picture, laid) {
+  keepBlock(cache, picture.key, relativeLaid(readLayout(laid), picture.member));
+}
+
 /**
  * Lays out the visible graph: by blocks where planBlocks finds some, else in one ELK run.
  * With a `cache` (layoutCache(), one per view, for one graph and one text measure), blocks
@@ -305,16 +410,13 @@ export async function layoutVisible(layout, index, vis, opts = {}) {
   const laids = [];
   let reused = 0;
   for (const b of plan.blocks) {
-    const key = `${transposed}\n${b.template.signature}`;
+    const key = blockKey(b.template, transposed);
     let rel = cache?.blocks.get(key);
     if (rel) reused++;
     else {
       const g = blockGraph(index, vis, b.template, measure ?? estimateWidth, transposed);
       rel = relativeLaid(readLayout(await layout(g)), b.template);
-      if (cache) {
-        if (cache.blocks.size >= CACHE_MAX) cache.blocks.clear();
-        cache.blocks.set(key, rel);
-      }
+      if (cache) keepBlock(cache, key, rel);
     }
     // a container is never narrower than its header (ELK's minimum size is not read on a root)
     const v = /** @type {VisNode} */ (vis.byId.get(b.template.id));

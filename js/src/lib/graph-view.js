@@ -756,27 +756,54 @@ export function readLayout(laid) {
  */
 export function placeLabels(vis, laid, measure = estimateWidth, opts = {}) {
   const { height = 11, gap = 4, step = 3, header = BOX.header } = opts;
-  const CELL = 48;
-  /** @type {Map<number, Rect[]>} */
-  const grid = new Map();
-  /** @param {number} cx @param {number} cy */
-  const key = (cx, cy) => cx * 100003 + cy;
+  // a grid of cells, each listing the rectangles that meet it (one flat array: an unfolded
+  // LLM is ~40 x 2,900 cells; cells grow where a graph would need too many)
+  let right = 0;
+  let bottom = 0;
+  for (const b of laid.boxes.values()) {
+    right = Math.max(right, b.x + b.width);
+    bottom = Math.max(bottom, b.y + b.height);
+  }
+  for (const pts of laid.paths.values())
+    for (const [x, y] of pts) {
+      right = Math.max(right, x);
+      bottom = Math.max(bottom, y);
+    }
+  let CELL = 48;
+  while ((right / CELL + 2) * (bottom / CELL + 2) > 1 << 21) CELL *= 2;
+  const cols = Math.ceil(right / CELL) + 2;
+  const rows = Math.ceil(bottom / CELL) + 2;
+  /** @type {(Rect[] | undefined)[]} */
+  const grid = new Array(cols * rows);
+  // cells by position, clamped to the grid (a rectangle beyond the edge is in the edge's cells)
+  /** @param {number} x */
+  const col = (x) => Math.max(0, Math.min(cols - 1, Math.floor(x / CELL)));
+  /** @param {number} y */
+  const row = (y) => Math.max(0, Math.min(rows - 1, Math.floor(y / CELL)));
   /** @param {Rect} r */
   const add = (r) => {
-    for (let cx = Math.floor(r.x / CELL); cx <= Math.floor((r.x + r.width) / CELL); cx++) {
-      for (let cy = Math.floor(r.y / CELL); cy <= Math.floor((r.y + r.height) / CELL); cy++) {
-        const k = key(cx, cy);
-        const list = grid.get(k);
+    const c1 = col(r.x + r.width);
+    const r0 = row(r.y);
+    const r1 = row(r.y + r.height);
+    for (let cx = col(r.x); cx <= c1; cx++) {
+      for (let cy = r0; cy <= r1; cy++) {
+        const k = cy * cols + cx;
+        const list = grid[k];
         if (list) list.push(r);
-        else grid.set(k, [r]);
+        else grid[k] = [r];
       }
     }
   };
   /** @param {Rect} r */
   const free = (r) => {
-    for (let cx = Math.floor(r.x / CELL); cx <= Math.floor((r.x + r.width) / CELL); cx++) {
-      for (let cy = Math.floor(r.y / CELL); cy <= Math.floor((r.y + r.height) / CELL); cy++) {
-        for (const o of grid.get(key(cx, cy)) || []) {
+    const c1 = col(r.x + r.width);
+    const r0 = row(r.y);
+    const r1 = row(r.y + r.height);
+    for (let cx = col(r.x); cx <= c1; cx++) {
+      for (let cy = r0; cy <= r1; cy++) {
+        const list = grid[cy * cols + cx];
+        if (!list) continue;
+        for (const o of list) {
           if (r.x < o.x + o.width && o.x < r.x + r.width && r.y < o.y + o.height && o.y < r.y + r.height) return false;
         }
       }
@@ -793,17 +820,50 @@ export function placeLabels(vis, laid, measure = estimateWidth, opts = {}) {
       add({ x: b.x, y: b.y + b.height - 2, width: b.width, height: 4 });
     } else add({ x: b.x - 2, y: b.y - 2, width: b.width + 4, height: b.height + 4 });
   }
+  // edges' segments; the branches of a fan-out share their trunk (ELK merges them): the
+  // segments on one line are merged where they overlap or touch (the same area, far fewer cells)
+  /** @type {Map<string, number[][]>} */
+  const lines = new Map();
   for (const pts of laid.paths.values()) {
     for (let i = 0; i + 1 < pts.length; i++) {
       const [x0, y0] = pts[i];
       const [x1, y1] = pts[i + 1];
-      add({
-        x: Math.min(x0, x1) - 1.5,
-        y: Math.min(y0, y1) - 1.5,
-        width: Math.abs(x1 - x0) + 3,
-        height: Math.abs(y1 - y0) + 3,
-      });
+      const k = x0 === x1 ? `v${x0}` : y0 === y1 ? `h${y0}` : "";
+      const span = x0 === x1 ? [Math.min(y0, y1), Math.max(y0, y1)] : [Math.min(x0, x1), Math.max(x0, x1)];
+      if (!k) {
+        add({
+          x: span[0] - 1.5,
+          y: Math.min(y0, y1) - 1.5,
+          width: span[1] - span[0] + 3,
+          height: Math.abs(y1 - y0) + 3,
+        });
+        continue;
+      }
+      const l = lines.get(k);
+      if (l) l.push(span);
+      else lines.set(k, [span]);
     }
+  }
+  for (const [k, spans] of lines) {
+    const at = Number(k.slice(1));
+    spans.sort((a, b) => a[0] - b[0]);
+    /** @param {number} a @param {number} b */
+    const put = (a, b) =>
+      add(
+        k[0] === "v"
+          ? { x: at - 1.5, y: a - 1.5, width: 3, height: b - a + 3 }
+          : { x: a - 1.5, y: at - 1.5, width: b - a + 3, height: 3 },
+      );
+    let [a, b] = spans[0];
+    for (let i = 1; i < spans.length; i++) {
+      const [c, d] = spans[i];
+      if (c <= b) b = Math.max(b, d);
+      else {
+        put(a, b);
+        [a, b] = [c, d];
+      }
+    }
+    put(a, b);
   }
   /** @type {Map<string, LabelSpot>} */
   const out = new Map();
