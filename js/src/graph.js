@@ -50,15 +50,18 @@ const FAR = 0.4; // zoom below which a big graph is drawn as a sketch, without t
 const viridis = colorTable();
 let uid = 0;
 
-/** @type {ReturnType<typeof elkLayout> | null} */
-let elkInstance = null;
-/** ELK, one per page, in a web worker: the page stays responsive while it lays out. */
+// ELK, one per page, in a web worker: the page stays responsive while it lays out.
+// JupyterLab evaluates a widget's module afresh for each view, so the worker lives on
+// the page's global object (one per bundle): a second graph finds ELK started and warm.
+const PAGE_KEY = Symbol.for(`nbviz.graph.elk.${elkWorkerCode.length}`);
+/** @type {any} */ (globalThis)[PAGE_KEY] ??= { elk: null, transposed: null, warmRuns: 0 };
+/** @type {{elk: ReturnType<typeof elkLayout> | null, transposed: Promise<boolean> | null, warmRuns: number}} */
+const page = /** @type {any} */ (globalThis)[PAGE_KEY];
+/** @returns {ReturnType<typeof elkLayout>} */
 function elk() {
-  if (!elkInstance) elkInstance = elkLayout(elkWorkerCode);
-  return elkInstance;
+  page.elk ??= elkLayout(elkWorkerCode);
+  return page.elk;
 }
-/** @type {Promise<boolean> | null} */
-let transposedProbe = null;
 /** Runs f in idle time (a timer where the page has no requestIdleCallback). */
 const idle =
   /** @type {any} */ (globalThis).requestIdleCallback || ((/** @type {(d?: any) => void} */ f) => setTimeout(f, 200));
@@ -66,15 +69,16 @@ const idle =
 const idleLeft = (deadline) => (deadline?.timeRemaining ? deadline.timeRemaining() : 50);
 // ELK is compiled Java: its first few layouts run cold and take 2-3x longer.
 // After the first paint, a few throwaway layouts in idle time (once per page)
-// make the first clicks as quick as the later ones.
+// make the first clicks as quick as the later ones. They are small (a user's layout
+// asked for meanwhile waits for the one in the worker) and stop when one is asked for.
 const WARM_RUNS = 4;
-let warmRuns = 0;
+const WARM_MAX = 150; // boxes in a warm-up layout, at most
 /** @param {() => any} makeGraph @param {() => boolean} stop */
 function warmUp(makeGraph, stop) {
   const next = () =>
     idle(() => {
-      if (warmRuns >= WARM_RUNS || stop()) return;
-      warmRuns++;
+      if (page.warmRuns >= WARM_RUNS || stop()) return;
+      page.warmRuns++;
       const g = makeGraph();
       if (!g) return;
       elk()
@@ -85,13 +89,11 @@ function warmUp(makeGraph, stop) {
 }
 /** Whether this ELK reads compound minimum sizes transposed (checked once). */
 function elkTransposed() {
-  if (!transposedProbe) {
-    transposedProbe = elk()
-      .layout(gv.probeGraph())
-      .then(gv.minimumIsTransposed)
-      .catch(() => false);
-  }
-  return /** @type {Promise<boolean>} */ (transposedProbe);
+  page.transposed ??= elk()
+    .layout(gv.probeGraph())
+    .then(gv.minimumIsTransposed)
+    .catch(() => false);
+  return /** @type {Promise<boolean>} */ (page.transposed);
 }
 
 /** @param {{ model: import("@anywidget/types").AnyModel<GraphState>, el: HTMLElement }} ctx */
@@ -355,7 +357,7 @@ function render({ model, el }) {
     if (firstLayout) {
       firstLayout = false;
       fit(true);
-      if (warmRuns < WARM_RUNS) warmUp(warmGraph, () => disposed);
+      if (page.warmRuns < WARM_RUNS) warmUp(warmGraph, () => disposed || layoutWanted);
       if (failure?.node && laid.boxes.has(failure.node)) reveal(failure.node);
     } else if (anchorAt) {
       const candidates = [anchorAt.id, ...(anchors || [])];
@@ -442,7 +444,8 @@ function render({ model, el }) {
     const next = effectiveExpanded();
     for (const v of vis?.nodes || []) if (v.kind === "module" && !v.open && gv.canExpand(idx, v.id)) next.add(v.id);
     let g = gv.visibleGraph(idx, next, effectiveFolded());
-    if (g.nodes.length > 400) g = gv.visibleGraph(idx, effectiveExpanded(), effectiveFolded());
+    if (g.nodes.length > WARM_MAX) g = gv.visibleGraph(idx, effectiveExpanded(), effectiveFolded());
+    if (g.nodes.length > WARM_MAX) return null;
     return gv.toElk(idx, g, { measure });
   }
 
