@@ -269,7 +269,13 @@ def memory(lab: Lab, cdp) -> tuple[float, int, int, int, int]:
     DOM nodes alive (attached or not), nodes in the document, JS event listeners, and the
     keydown events JupyterLab holds (Lumino's CommandRegistry keeps each keydown it saw,
     with its target, until a shortcut runs: a target in a replaced scene keeps that whole
-    detached scene alive)."""
+    detached scene alive). Read once the page is idle: the view lays out likely next
+    pictures in idle time, and what that allocates meanwhile is not what stays."""
+    for _ in range(3):  # three idle slots in a row, each given up to 2 s to come
+        lab.page.evaluate(
+            "() => new Promise((r) => requestIdleCallback(() => r(), {timeout: 2000}))"
+        )
+    lab.page.wait_for_timeout(300)
     cdp.send("HeapProfiler.collectGarbage")
     cdp.send("HeapProfiler.collectGarbage")
     heap = cdp.send("Runtime.getHeapUsage")["usedSize"] / 2**20
