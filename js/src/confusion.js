@@ -113,6 +113,7 @@ function render({ model, el }) {
   });
   const galleryHead = h("div", { class: "nbviz-confusion__gallery-head" }, [galleryLabel, closeGallery]);
   const gallery = h("div", { class: "nbviz-confusion__gallery" }, [galleryHead, galleryBody]);
+  gallery.hidden = true; // until a cell is chosen
 
   // Where the model looked in the chosen example: made once, filled in place, so a push
   // never replaces the layer slider under a dragging hand.
