@@ -5,6 +5,8 @@ before anything runs, and the model is left as found."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -271,23 +273,31 @@ def test_three_d_coords_are_the_first_three_components_aligned_in_3d():
 
 def test_large_frames_find_their_neighbours_in_the_background(monkeypatch):
     monkeypatch.setattr(projector_widget, "NEIGHBOURS_NOW", 10)  # N = 60 is "large"
+    # the search starts once the test watches the traits (a quick one could end before)
+    watching = threading.Event()
+    monkeypatch.setattr(projector_widget, "_yield_cpu", lambda: watching.wait(30))
     x, y = data()
     emb = nbviz.Embeddings(cnn(), x, y, neighbours=4)
-    sent = []
-    emb.observe(lambda change: sent.append(change["name"]), names=["coords", "neighbours"])
-    emb._searches.submit(lambda: None).result()  # the search queued before has ended
-    frame = emb.frames[0]
-    np.testing.assert_array_equal(frame.neighbours, neighbours(emb.embedded.vectors, k=4))
-    near = state(emb)["neighbours"][0]
-    assert (near >= 0).all()
-    assert sent == ["neighbours"]  # the search's push sends the neighbours, not the frames
-    assert "finding" not in emb.status
+    try:
+        sent = []
+        emb.observe(lambda change: sent.append(change["name"]), names=["coords", "neighbours"])
+        watching.set()
+        emb._searches.submit(lambda: None).result()  # the search queued before has ended
+        frame = emb.frames[0]
+        np.testing.assert_array_equal(frame.neighbours, neighbours(emb.embedded.vectors, k=4))
+        near = state(emb)["neighbours"][0]
+        assert (near >= 0).all()
+        assert sent == ["neighbours"]  # the search's push sends the neighbours, not the frames
+        assert "finding" not in emb.status
 
-    emb.update(label="next")  # a second frame: shown at once, its neighbours -1 until found
-    assert emb.frames[1].neighbours is None or (state(emb)["neighbours"][1] >= 0).all()
-    emb._searches.submit(lambda: None).result()
-    assert (state(emb)["neighbours"][1] >= 0).all()
-    emb.close()
+        emb.update(label="next")  # a second frame: shown at once, its neighbours -1 until found
+        assert emb.frames[1].neighbours is None or (state(emb)["neighbours"][1] >= 0).all()
+        emb._searches.submit(lambda: None).result()
+        assert (state(emb)["neighbours"][1] >= 0).all()
+    finally:
+        watching.set()
+        emb.close()
+        emb._searches.shutdown(wait=True)  # no search thread outlives the test
 
 
 def test_a_background_search_stops_when_the_widget_closes(monkeypatch):
