@@ -205,31 +205,36 @@ def fit_ms(lab: Lab) -> float:
 
 
 def long_frames(lab: Lab) -> dict[str, tuple[list[float], int]]:
-    """The longest gaps between animation frames while the mouse drags the graph, and
-    while Ctrl+wheel zooms out ten steps and back in: the five longest, and how many over 32 ms."""
-    svg = lab.page.locator(".nbviz-graph svg").first
-    box = svg.bounding_box()
-    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    """`pan_zoom_frames` on the graph's drawing."""
+    return pan_zoom_frames(lab.page, lab.page.locator(".nbviz-graph svg").first)
+
+
+def pan_zoom_frames(page, locator) -> dict[str, tuple[list[float], int]]:
+    """The longest gaps between animation frames while the mouse drags in the middle of
+    `locator` (90 moves), and while Ctrl+wheel zooms out ten steps and back in: the five
+    longest, and how many over 32 ms."""
+    box = locator.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + min(box["height"], VIEWPORT["height"]) / 2
     start = """() => { window.__gaps = []; window.__counting = true; let last = performance.now();
         const tick = (t) => { if (!window.__counting) return; window.__gaps.push(t - last); last = t;
           requestAnimationFrame(tick); };
         requestAnimationFrame(tick); }"""
     stop = "() => { window.__counting = false; return window.__gaps.slice(1); }"
     out = {}
-    lab.page.evaluate(start)
-    lab.page.mouse.move(x, y)
-    lab.page.mouse.down()
+    page.evaluate(start)
+    page.mouse.move(x, y)
+    page.mouse.down()
     for i in range(90):
-        lab.page.mouse.move(x + 150 * ((i % 30) / 30 - 0.5), y + 60 * ((i % 20) / 20 - 0.5))
-    lab.page.mouse.up()
-    gaps = lab.page.evaluate(stop)
+        page.mouse.move(x + 150 * ((i % 30) / 30 - 0.5), y + 60 * ((i % 20) / 20 - 0.5))
+    page.mouse.up()
+    gaps = page.evaluate(stop)
     out["pan"] = (sorted(gaps, reverse=True)[:5], sum(g > 32 for g in gaps))
-    lab.page.evaluate(start)
-    lab.page.keyboard.down("Control")
+    page.evaluate(start)
+    page.keyboard.down("Control")
     for i in range(20):
-        lab.page.mouse.wheel(0, 100 if i < 10 else -100)
-    lab.page.keyboard.up("Control")
-    gaps = lab.page.evaluate(stop)
+        page.mouse.wheel(0, 100 if i < 10 else -100)
+    page.keyboard.up("Control")
+    gaps = page.evaluate(stop)
     out["zoom"] = (sorted(gaps, reverse=True)[:5], sum(g > 32 for g in gaps))
     return out
 

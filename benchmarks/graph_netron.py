@@ -63,7 +63,7 @@ from pathlib import Path
 import torch
 from playwright.sync_api import sync_playwright
 
-from benchmarks.graph_browser import click_to_paint
+from benchmarks.graph_browser import click_to_paint, pan_zoom_frames
 from tests.browser.lab import CHROMIUM_ARGS, VIEWPORT, Lab, LabServer, find_chromium
 
 RUNS = 3
@@ -294,36 +294,6 @@ def nbviz_run(lab: Lab, at_once: bool) -> dict:
 
 
 # --- both ----------------------------------------------------------------------------------
-
-
-def pan_zoom_frames(page, locator) -> dict[str, tuple[list[float], int]]:
-    """The longest gaps between animation frames while the mouse drags in the middle of
-    `locator` (90 moves), and while Ctrl+wheel zooms out ten steps and back in: the five
-    longest, and how many over 32 ms (the motions of graph_browser.long_frames)."""
-    box = locator.bounding_box()
-    x, y = box["x"] + box["width"] / 2, box["y"] + min(box["height"], VIEWPORT["height"]) / 2
-    start = """() => { window.__gaps = []; window.__counting = true; let last = performance.now();
-        const tick = (t) => { if (!window.__counting) return; window.__gaps.push(t - last); last = t;
-          requestAnimationFrame(tick); };
-        requestAnimationFrame(tick); }"""
-    stop = "() => { window.__counting = false; return window.__gaps.slice(1); }"
-    out = {}
-    page.evaluate(start)
-    page.mouse.move(x, y)
-    page.mouse.down()
-    for i in range(90):
-        page.mouse.move(x + 150 * ((i % 30) / 30 - 0.5), y + 60 * ((i % 20) / 20 - 0.5))
-    page.mouse.up()
-    gaps = page.evaluate(stop)
-    out["pan"] = (sorted(gaps, reverse=True)[:5], sum(g > 32 for g in gaps))
-    page.evaluate(start)
-    page.keyboard.down("Control")
-    for i in range(20):
-        page.mouse.wheel(0, 100 if i < 10 else -100)
-    page.keyboard.up("Control")
-    gaps = page.evaluate(stop)
-    out["zoom"] = (sorted(gaps, reverse=True)[:5], sum(g > 32 for g in gaps))
-    return out
 
 
 def bench_model(browser, server, tmp: Path, name: str, spec) -> dict:
