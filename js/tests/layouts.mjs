@@ -37,15 +37,27 @@ export function purity(layout, labels, k = 10, dims = 2) {
   const n = labels.length;
   let same = 0;
   for (let i = 0; i < n; i++) {
-    const d = [];
-    for (let j = 0; j < n; j++) {
-      if (j === i) continue;
-      let s = 0;
-      for (let t = 0; t < dims; t++) s += (layout[dims * i + t] - layout[dims * j + t]) ** 2;
-      d.push([s, j]);
-    }
-    d.sort((a, b) => a[0] - b[0]);
+    const d = ranked(layout, n, dims, i);
     for (let t = 0; t < k; t++) if (labels[d[t][1]] === labels[i]) same++;
   }
   return same / (n * k);
+}
+
+/**
+ * Every other point as [squared distance, index], nearest first. Brute force: the
+ * reference the tests check neighbour searches and layouts against.
+ * @param {ArrayLike<number>} points n points of `dims` coordinates, row by row
+ * @param {number} n @param {number} dims @param {number} i
+ * @returns {[number, number][]}
+ */
+export function ranked(points, n, dims, i) {
+  /** @type {[number, number][]} */
+  const d = [];
+  for (let j = 0; j < n; j++) {
+    if (j === i) continue;
+    let s = 0;
+    for (let t = 0; t < dims; t++) s += (points[dims * i + t] - points[dims * j + t]) ** 2;
+    d.push([s, j]);
+  }
+  return d.sort((a, b) => a[0] - b[0]);
 }

@@ -9,7 +9,7 @@ import {
   STEPS,
   THETA,
 } from "../src/lib/tsne.js";
-import { clusters, gauss, purity } from "./layouts.mjs";
+import { clusters, gauss, purity, ranked } from "./layouts.mjs";
 
 /** A small random start, (n, dims). */
 function start(n, dims, seed = 5, spread = 1e-4) {
@@ -72,14 +72,7 @@ test("nearestNeighbours: the exact k nearest, nearest first, duplicates included
   const k = 12;
   const { index, dist2 } = nearestNeighbours(v, n, d, k);
   for (let i = 0; i < n; i++) {
-    const all = [];
-    for (let j = 0; j < n; j++) {
-      if (j === i) continue;
-      let s = 0;
-      for (let t = 0; t < d; t++) s += (v[i * d + t] - v[j * d + t]) ** 2;
-      all.push(s);
-    }
-    all.sort((a, b) => a - b);
+    const all = ranked(v, n, d, i).map(([s]) => s);
     for (let m = 0; m < k; m++) {
       assert.ok(Math.abs(dist2[i * k + m] - all[m]) < 1e-9, `item ${i}, neighbour ${m}`);
       const j = index[i * k + m];

@@ -240,26 +240,16 @@ export function blockGraph(index, vis, m, measure, transposed = false) {
   };
   const children = /** @type {ElkNode[]} */ (g.children);
   const gEdges = /** @type {any[]} */ (g.edges);
-  m.inTargets.forEach((target, i) => {
-    const pid = `${PORT}in:${i}`;
-    children.push({
-      id: pid,
-      width: 1,
-      height: 1,
-      layoutOptions: { "elk.layered.layering.layerConstraint": "FIRST_SEPARATE" },
-    });
-    gEdges.push({ id: `${PORT}e:in:${i}`, sources: [pid], targets: [target] });
-  });
-  m.outSources.forEach((source, i) => {
-    const pid = `${PORT}out:${i}`;
-    children.push({
-      id: pid,
-      width: 1,
-      height: 1,
-      layoutOptions: { "elk.layered.layering.layerConstraint": "LAST_SEPARATE" },
-    });
-    gEdges.push({ id: `${PORT}e:out:${i}`, sources: [source], targets: [pid] });
-  });
+  /** A point-sized port node in the first (in) or last (out) layer, and its edge to `inner`. */
+  const port = (/** @type {"in" | "out"} */ side, /** @type {number} */ i, /** @type {string} */ inner) => {
+    const pid = `${PORT}${side}:${i}`;
+    const layer = side === "in" ? "FIRST_SEPARATE" : "LAST_SEPARATE";
+    children.push({ id: pid, width: 1, height: 1, layoutOptions: { "elk.layered.layering.layerConstraint": layer } });
+    const [source, target] = side === "in" ? [pid, inner] : [inner, pid];
+    gEdges.push({ id: `${PORT}e:${side}:${i}`, sources: [source], targets: [target] });
+  };
+  for (const [i, target] of m.inTargets.entries()) port("in", i, target);
+  for (const [i, source] of m.outSources.entries()) port("out", i, source);
   return g;
 }
 
@@ -302,10 +292,14 @@ function blockKey(m, transposed) {
   return `${transposed}\n${m.signature}`;
 }
 
-/** @param {LayoutCache} cache @param {string} key @param {BlockLaid} rel */
-function keepBlock(cache, key, rel) {
-  if (cache.blocks.size >= CACHE_MAX) cache.blocks.clear();
-  cache.blocks.set(key, rel);
+/**
+ * `map.set(key, value)`, the map emptied first when it holds `max` entries (a view's
+ * pictures rarely get there: no eviction order is worth keeping).
+ * @template V @param {Map<string, V>} map @param {number} max @param {string} key @param {V} value
+ */
+function keep(map, max, key, value) {
+  if (map.size >= max) map.clear();
+  map.set(key, value);
 }
 
 /**
@@ -386,7 +380,7 @@ function pictureAfter(index, template, x, opts) {
  * @param {LayoutCache} cache @param {NextPicture} picture @param {ElkNode} laid ELK's answer for picture.graph
  */
 export function keepPicture(cache, picture, laid) {
-  keepBlock(cache, picture.key, relativeLaid(readLayout(laid), picture.member));
+  keep(cache.blocks, CACHE_MAX, picture.key, relativeLaid(readLayout(laid), picture.member));
 }
 
 /**
@@ -416,7 +410,7 @@ export async function layoutVisible(layout, index, vis, opts = {}) {
     else {
       const g = blockGraph(index, vis, b.template, measure ?? estimateWidth, transposed);
       rel = relativeLaid(readLayout(await layout(g)), b.template);
-      if (cache) keepBlock(cache, key, rel);
+      if (cache) keep(cache.blocks, CACHE_MAX, key, rel);
     }
     // a container is never narrower than its header (ELK's minimum size is not read on a root)
     const v = /** @type {VisNode} */ (vis.byId.get(b.template.id));
@@ -446,10 +440,7 @@ export async function layoutVisible(layout, index, vis, opts = {}) {
   if (!outer) {
     outer = readLayout(await layout(plan.outer));
     how = "elk";
-    if (cache) {
-      if (cache.outers.size >= OUTERS_MAX) cache.outers.clear();
-      cache.outers.set(full, { laid: outer, edges });
-    }
+    if (cache) keep(cache.outers, OUTERS_MAX, full, { laid: outer, edges });
   }
   if (cache) cache.last = { structure, sizes, laid: outer, edges };
   return { ...assemble(plan, outer, laids), blocks: plan.blocks.length, reused, outer: how };

@@ -38,6 +38,7 @@ export function lazyScene(plan, onDrawn = () => undefined) {
   /** @type {Entry[][]} in the DOM, per layer, by order */
   const inDom = layers.map(() => []);
   let drawn = 0;
+  let attached = 0; // entries in the DOM (counted as they go: read on every pan frame)
 
   /** @param {Entry[]} list @param {number} order */
   const position = (list, order) => {
@@ -63,6 +64,7 @@ export function lazyScene(plan, onDrawn = () => undefined) {
     layers[e.item.layer].insertBefore(e.el, list[at]?.el ?? null);
     list.splice(at, 0, e);
     e.attached = true;
+    attached++;
   };
   /** @param {Entry} e */
   const detach = (e) => {
@@ -71,6 +73,7 @@ export function lazyScene(plan, onDrawn = () => undefined) {
     list.splice(position(list, e.item.order), 1);
     e.el.remove();
     e.attached = false;
+    attached--;
   };
 
   return {
@@ -119,9 +122,7 @@ export function lazyScene(plan, onDrawn = () => undefined) {
     },
     /** Items not in the DOM now. */
     get detached() {
-      let n = 0;
-      for (const e of entries) if (!e.attached) n++;
-      return n;
+      return entries.length - attached;
     },
   };
 }

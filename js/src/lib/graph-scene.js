@@ -120,22 +120,18 @@ export function planScene({ index, vis, laid, measure, markerId, errorNode }) {
  * The whole scene, every item drawn: its four layers (see planScene) and the <g> of
  * every visible box by id.
  * @param {SceneInput} input
- * @returns {{layers: SVGElement[], groups: Map<string, SVGGElement>,
- *   placed: {item: SVGElement, bounds: Bounds}[]}} placed: every box, edge and label with its extent
+ * @returns {{layers: SVGElement[], groups: Map<string, SVGGElement>}}
  */
 export function drawScene(input) {
   const { layers, items } = planScene(input);
   /** @type {Map<string, SVGGElement>} */
   const groups = new Map();
-  /** @type {{item: SVGElement, bounds: Bounds}[]} */
-  const placed = [];
   for (const it of items) {
     const el = it.make();
     layers[it.layer].appendChild(el);
     if (it.id != null) groups.set(it.id, /** @type {SVGGElement} */ (el));
-    placed.push({ item: el, bounds: it.bounds });
   }
-  return { layers, groups, placed };
+  return { layers, groups };
 }
 
 /**
